@@ -1,0 +1,157 @@
+//! Frame headers (RFC 23 §"Framing").
+//!
+//! ```text
+//! frame        = short-frame / long-frame
+//! short-frame  = flags(1) size(1) body
+//! long-frame   = flags(1) size(8, network order) body
+//! flags        = bit 0 MORE, bit 1 LONG, bit 2 COMMAND, bits 3-7 reserved
+//! ```
+//!
+//! Reserved bits are sent as zero and ignored on receive: libzmq's
+//! `v2_decoder_t::flags_ready` masks them off, and so do we.
+
+use nom::IResult;
+use nom::number::streaming::{be_u64, u8 as byte};
+
+/// Flag bit: more frames follow in this message.
+pub const FLAG_MORE: u8 = 0x01;
+/// Flag bit: the size is 8 bytes.
+pub const FLAG_LONG: u8 = 0x02;
+/// Flag bit: the frame is a command.
+pub const FLAG_COMMAND: u8 = 0x04;
+
+/// Largest header (flags plus an 8-byte size).
+pub const MAX_HEADER_LEN: usize = 9;
+
+/// A parsed frame header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameHeader {
+    /// MORE flag.
+    pub more: bool,
+    /// COMMAND flag.
+    pub command: bool,
+    /// Body length in bytes.
+    pub size: u64,
+}
+
+impl FrameHeader {
+    /// Parses a header. `Err(Incomplete)` means more bytes are needed; there
+    /// is no other failure, since every flags value is accepted.
+    pub fn parse(input: &[u8]) -> IResult<&[u8], (FrameHeader, usize)> {
+        let (rest, flags) = byte(input)?;
+        let (rest, size) = if flags & FLAG_LONG != 0 {
+            be_u64(rest)?
+        } else {
+            let (rest, s) = byte(rest)?;
+            (rest, u64::from(s))
+        };
+        let header = FrameHeader {
+            more: flags & FLAG_MORE != 0,
+            command: flags & FLAG_COMMAND != 0,
+            size,
+        };
+        let consumed = input.len() - rest.len();
+        Ok((rest, (header, consumed)))
+    }
+
+    /// Bytes this header takes on the wire. Sizes above 255 use the long form.
+    pub fn len(&self) -> usize {
+        if self.size > 255 { 9 } else { 2 }
+    }
+
+    /// Headers are never empty; provided for clippy's `len_without_is_empty`.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// Writes the header into `out`, returning the bytes written.
+    pub fn emit(&self, out: &mut [u8; MAX_HEADER_LEN]) -> usize {
+        let mut flags = 0;
+        if self.more {
+            flags |= FLAG_MORE;
+        }
+        if self.command {
+            flags |= FLAG_COMMAND;
+        }
+        if self.size > 255 {
+            out[0] = flags | FLAG_LONG;
+            out[1..9].copy_from_slice(&self.size.to_be_bytes());
+            9
+        } else {
+            out[0] = flags;
+            out[1] = self.size as u8;
+            2
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_and_long() {
+        let (_, (h, n)) = FrameHeader::parse(&[0x01, 0x05, b'x']).unwrap();
+        assert_eq!(
+            h,
+            FrameHeader {
+                more: true,
+                command: false,
+                size: 5
+            }
+        );
+        assert_eq!(n, 2);
+        let bytes = [0x06, 0, 0, 0, 0, 0, 0, 1, 0];
+        let (_, (h, n)) = FrameHeader::parse(&bytes).unwrap();
+        assert_eq!(
+            h,
+            FrameHeader {
+                more: false,
+                command: true,
+                size: 256
+            }
+        );
+        assert_eq!(n, 9);
+        let mut out = [0; 9];
+        assert_eq!(h.emit(&mut out), 9);
+        assert_eq!(out, bytes);
+    }
+
+    #[test]
+    fn reserved_bits_are_ignored() {
+        let (_, (h, _)) = FrameHeader::parse(&[0xF9, 0x00]).unwrap();
+        assert_eq!(
+            h,
+            FrameHeader {
+                more: true,
+                command: false,
+                size: 0
+            }
+        );
+    }
+
+    #[test]
+    fn prefixes_are_incomplete() {
+        let bytes = [0x02, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF];
+        for cut in 0..bytes.len() {
+            assert!(matches!(
+                FrameHeader::parse(&bytes[..cut]),
+                Err(nom::Err::Incomplete(_))
+            ));
+        }
+        let (_, (h, _)) = FrameHeader::parse(&bytes).unwrap();
+        assert_eq!(h.size, u64::MAX);
+    }
+
+    #[test]
+    fn short_form_for_small_sizes() {
+        let mut out = [0; 9];
+        let h = FrameHeader {
+            more: false,
+            command: false,
+            size: 255,
+        };
+        assert_eq!(h.emit(&mut out), 2);
+        assert_eq!(&out[..2], &[0x00, 0xFF]);
+    }
+}
