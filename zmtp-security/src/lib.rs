@@ -1,1 +1,39 @@
-//! stub
+//! # zmtp-security: the ZMTP security mechanisms
+//!
+//! - [`zmtp_core::Null`] (re-exported as [`Null`]): no security; the
+//!   Authenticator may still judge the peer by address.
+//! - [`PlainClient`] / [`PlainServer`] (RFC 24): username and password in
+//!   clear.
+//! - [`CurveClient`] / [`CurveServer`] (RFC 25/26): X25519 and
+//!   XSalsa20-Poly1305, byte-compatible with libzmq 4.3.
+//! - Keys: [`PublicKey`], [`SecretKey`], [`KeyPair`], Z85 ([`z85`], RFC 32),
+//!   and zcert certificate files.
+//! - [`Authenticator`]: the in-process equivalent of ZAP (RFC 27), with
+//!   built-in policies.
+//!
+//! Each mechanism is a sans-IO state machine behind zmtp-core's
+//! [`zmtp_core::Mechanism`] trait; the engine runs it inside the connection's
+//! own task.
+
+pub mod auth;
+pub mod curve;
+mod error;
+pub mod keys;
+pub mod plain;
+mod rng;
+#[cfg(test)]
+mod testing;
+pub mod z85;
+
+#[cfg(feature = "fuzzing")]
+pub use rng::reset_deterministic;
+
+pub use auth::{
+    AddressFilter, AllowAll, AuthRequest, Authenticator, FnAuthenticator, PlainCredentials,
+    PublicKeyAllowList, VerdictFuture,
+};
+pub use curve::{CurveClient, CurveServer};
+pub use error::KeyError;
+pub use keys::{KeyPair, PublicKey, SecretKey, load_public_certificate, load_secret_key};
+pub use plain::{PlainClient, PlainServer};
+pub use zmtp_core::{AuthVerdict, Credentials, Null};
