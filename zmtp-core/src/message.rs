@@ -96,6 +96,11 @@ impl Message {
         self.properties.as_deref()
     }
 
+    /// The sending peer's properties, shared.
+    pub fn properties_arc(&self) -> Option<&Arc<Metadata>> {
+        self.properties.as_ref()
+    }
+
     /// One property of the sending peer, by name in any case.
     pub fn property(&self, name: &str) -> Option<&Bytes> {
         self.properties.as_ref()?.get(name)

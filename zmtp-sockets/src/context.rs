@@ -1,0 +1,195 @@
+//! The context: I/O threads running the connection tasks.
+//!
+//! Like libzmq's `zmq_ctx_new`, a context owns I/O threads (one by default,
+//! named `zmtp-io-N` as libzmq names its `ZMQbg/IO/N`). Each runs an
+//! `async-executor` on the `async-io` reactor. Sockets spawn one task per
+//! peer connection, listener and connecter onto them, round-robin.
+//!
+//! Shutdown works like `zmq_ctx_term`: [`Context::term`] (or dropping the
+//! last handle of the context and of its sockets) closes every socket,
+//! waits until every task has flushed its queue or hit its linger, and then
+//! stops the I/O threads.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::thread::JoinHandle;
+
+use async_executor::Executor;
+use event_listener::{Event, Listener};
+
+use crate::error::Result;
+use crate::socket::{Socket, SocketShared};
+use zmtp_core::SocketType;
+
+/// A ZeroMQ context. Cheap to clone; all clones share the I/O threads.
+#[derive(Clone)]
+pub struct Context {
+    pub(crate) inner: Arc<ContextInner>,
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("io_threads", &self.io_threads())
+            .finish()
+    }
+}
+
+pub(crate) struct ContextInner {
+    pub(crate) spawner: Spawner,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    /// Closed to stop the I/O threads.
+    stop: async_channel::Sender<()>,
+    sockets: Mutex<Vec<Weak<SocketShared>>>,
+}
+
+/// Spawns tasks onto the I/O threads. Tasks hold this, never the context,
+/// so that the context can be dropped while they linger.
+#[derive(Clone)]
+pub(crate) struct Spawner {
+    executors: Arc<[Arc<Executor<'static>>]>,
+    next: Arc<AtomicUsize>,
+    tasks: Arc<TaskCount>,
+}
+
+/// Counts live tasks so that termination can wait for them.
+#[derive(Default)]
+pub(crate) struct TaskCount {
+    live: AtomicUsize,
+    idle: Event,
+}
+
+pub(crate) struct TaskGuard(Arc<TaskCount>);
+
+impl Drop for TaskGuard {
+    fn drop(&mut self) {
+        if self.0.live.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.idle.notify(usize::MAX);
+        }
+    }
+}
+
+impl TaskCount {
+    fn wait_idle(&self) {
+        loop {
+            if self.live.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            let listener = self.idle.listen();
+            if self.live.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            listener.wait();
+        }
+    }
+}
+
+impl Context {
+    /// A context with one I/O thread.
+    pub fn new() -> Context {
+        Context::with_io_threads(1)
+    }
+
+    /// A context with `n` I/O threads (at least one).
+    pub fn with_io_threads(n: usize) -> Context {
+        let n = n.max(1);
+        let (stop, stop_rx) = async_channel::bounded::<()>(1);
+        let mut executors = Vec::with_capacity(n);
+        let mut threads = Vec::with_capacity(n);
+        for i in 0..n {
+            let ex = Arc::new(Executor::new());
+            let (ex2, stop_rx) = (ex.clone(), stop_rx.clone());
+            let handle = std::thread::Builder::new()
+                .name(format!("zmtp-io-{i}"))
+                .spawn(move || {
+                    // Returns when `stop` is closed.
+                    async_io::block_on(ex2.run(async move {
+                        let _ = stop_rx.recv().await;
+                    }));
+                })
+                .unwrap_or_else(|e| panic!("cannot start I/O thread: {e}"));
+            executors.push(ex);
+            threads.push(handle);
+        }
+        Context {
+            inner: Arc::new(ContextInner {
+                spawner: Spawner {
+                    executors: executors.into(),
+                    next: Arc::new(AtomicUsize::new(0)),
+                    tasks: Arc::new(TaskCount::default()),
+                },
+                threads: Mutex::new(threads),
+                stop,
+                sockets: Mutex::new(Vec::new()),
+            }),
+        }
+    }
+
+    /// Number of I/O threads.
+    pub fn io_threads(&self) -> usize {
+        self.inner.spawner.executors.len()
+    }
+
+    /// A new socket of the given type.
+    pub fn socket(&self, socket_type: SocketType) -> Result<Socket> {
+        let s = Socket::new(self.clone(), socket_type)?;
+        let mut list = self.inner.sockets.lock().unwrap_or_else(|e| e.into_inner());
+        list.retain(|w| w.strong_count() > 0);
+        list.push(Arc::downgrade(s.shared()));
+        Ok(s)
+    }
+
+    /// Closes every socket of this context (their pending and future calls
+    /// fail with [`crate::Error::Closed`]), waits until each connection has
+    /// sent its queue or hit its linger, and stops the I/O threads.
+    pub fn term(self) {
+        self.inner.shutdown();
+    }
+}
+
+impl Default for Context {
+    fn default() -> Context {
+        Context::new()
+    }
+}
+
+impl Spawner {
+    pub(crate) fn spawn(&self, fut: impl Future<Output = ()> + Send + 'static) {
+        self.tasks.live.fetch_add(1, Ordering::AcqRel);
+        let guard = TaskGuard(self.tasks.clone());
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.executors.len();
+        self.executors[i]
+            .spawn(async move {
+                let _guard = guard;
+                fut.await;
+            })
+            .detach();
+    }
+}
+
+impl ContextInner {
+    fn shutdown(&self) {
+        let sockets: Vec<_> = {
+            let list = self.sockets.lock().unwrap_or_else(|e| e.into_inner());
+            list.iter().filter_map(Weak::upgrade).collect()
+        };
+        for s in sockets {
+            s.close();
+        }
+        self.spawner.tasks.wait_idle();
+        self.stop.close();
+        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
+        for t in threads {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for ContextInner {
+    fn drop(&mut self) {
+        // The last handle (context or socket) is gone: wait for lingering
+        // connections, then stop the threads.
+        self.shutdown();
+    }
+}

@@ -1,0 +1,691 @@
+//! The tasks: one per listener, one per connect endpoint, and one per peer
+//! connection. A connection task owns its stream and its sans-IO
+//! [`zmtp_core::Connection`]; it alone encodes, encrypts, decrypts and
+//! parses, on the I/O thread.
+//!
+//! Each turn of a connection task:
+//! 1. decodes events from what it has read, delivering whole messages to the
+//!    socket's queue (stopping when the queue is full: back-pressure);
+//! 2. drains every message queued for this peer into the connection (up to a
+//!    bound), so that one write carries them all;
+//! 3. writes what it can without blocking, with vectored writes;
+//! 4. waits for whichever comes first: input, room to write, a queued
+//!    message, room in the socket's queue, a timer, or a stop.
+
+use std::io::{self, IoSlice};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_channel::{Receiver, TryRecvError, TrySendError};
+use async_io::Timer;
+use futures_lite::future::{or, pending};
+use zmtp_core::{
+    AuthVerdict, Config, Connection, Error as CoreError, Event, Mechanism, MechanismName,
+    TimeoutKind,
+};
+use zmtp_security::{AuthRequest, CurveClient, CurveServer, Null, PlainClient, PlainServer};
+
+use crate::endpoint::Endpoint;
+use crate::monitor::{HandshakeFailure, MonitorEvent};
+use crate::options::{Options, Security};
+use crate::socket::{Inbound, Out, SocketShared};
+use crate::transport::{Listener, Stream};
+
+/// Most bytes a task queues for writing before it stops taking messages.
+const OUTPUT_BOUND: usize = 1 << 20;
+/// Reads smaller than this go through a scratch buffer.
+const SCRATCH: usize = 64 * 1024;
+
+/// A task's hold on its peer's queue.
+pub(crate) enum PipeSlot {
+    /// An accepted peer (or `immediate`): the queue is made when the
+    /// handshake succeeds, never before.
+    OnHandshake,
+    /// A connect endpoint's queue, which outlives each connection.
+    Persistent(u64, Receiver<Out>),
+    /// A queue made by this connection.
+    Attached(u64, Receiver<Out>),
+}
+
+impl PipeSlot {
+    fn get(&self) -> Option<(u64, &Receiver<Out>)> {
+        match self {
+            PipeSlot::OnHandshake => None,
+            PipeSlot::Persistent(id, rx) | PipeSlot::Attached(id, rx) => Some((*id, rx)),
+        }
+    }
+}
+
+/// How a connection ended.
+enum End {
+    /// The handshake failed.
+    Handshake(HandshakeFailure),
+    /// An established connection ended.
+    Lost(Option<String>),
+    /// Stopped by the socket (unbind, disconnect, close).
+    Stopped,
+}
+
+fn mechanism(opts: &Options) -> Result<Box<dyn Mechanism>, CoreError> {
+    Ok(match &opts.security {
+        Security::Null => Box::new(Null::with_authentication(opts.authenticator.is_some())),
+        Security::PlainClient { username, password } => {
+            Box::new(PlainClient::new(username, password)?)
+        }
+        Security::PlainServer => Box::new(PlainServer::new()),
+        Security::CurveClient { keys, server } => Box::new(CurveClient::new(keys.clone(), *server)),
+        Security::CurveServer { keys } => Box::new(CurveServer::new(keys.clone())),
+    })
+}
+
+fn config(shared: &SocketShared, opts: &Options, peer: &str) -> Config {
+    let mut c = Config::new(shared.socket_type);
+    c.routing_id = opts.routing_id.clone();
+    c.properties = opts.properties.clone();
+    c.max_msg_size = opts.max_msg_size;
+    c.handshake_ivl = opts.handshake_ivl;
+    c.heartbeat_ivl = opts.heartbeat_ivl;
+    c.heartbeat_timeout = opts.heartbeat_timeout;
+    c.heartbeat_ttl = opts.heartbeat_ttl;
+    c.peer_address = Some(bytes::Bytes::copy_from_slice(peer.as_bytes()));
+    c
+}
+
+/// Asks the Authenticator, or applies libzmq's behaviour without a ZAP
+/// handler: CURVE accepts any client key; PLAIN refuses (libzmq's PLAIN
+/// server fails the handshake without a handler, sending no ERROR: status
+/// 300 is the silent close).
+async fn verdict(
+    opts: &Options,
+    req: zmtp_core::AuthRequest,
+    peer: &str,
+    ip: Option<IpAddr>,
+) -> AuthVerdict {
+    match &opts.authenticator {
+        Some(a) => {
+            let request = AuthRequest {
+                domain: opts.zap_domain.clone(),
+                address: peer.to_owned(),
+                ip,
+                mechanism: req.mechanism,
+                credentials: req.credentials,
+            };
+            a.authenticate(&request).await
+        }
+        None if req.mechanism == MechanismName::PLAIN => AuthVerdict::Deny { status: 300 },
+        None => AuthVerdict::allow(),
+    }
+}
+
+/// Accepts connections until stopped.
+pub(crate) async fn listen(
+    shared: Arc<SocketShared>,
+    listener: Listener,
+    endpoint: String,
+    stop: Receiver<()>,
+) {
+    loop {
+        let accepted = or(async { Some(listener.accept().await) }, async {
+            let _ = stop.recv().await;
+            None
+        })
+        .await;
+        match accepted {
+            None => break,
+            Some(Ok((stream, peer, ip))) => {
+                shared.emit(MonitorEvent::Accepted {
+                    endpoint: endpoint.clone(),
+                    peer: peer.clone(),
+                });
+                let (s, ep, stop) = (shared.clone(), endpoint.clone(), stop.clone());
+                shared.spawner.spawn(async move {
+                    let mut slot = PipeSlot::OnHandshake;
+                    let end = session(&s, stream, &ep, &peer, ip, &mut slot, &stop).await;
+                    report(&s, &ep, &peer, end);
+                    if let PipeSlot::Attached(id, _) = slot {
+                        s.detach_pipe(id);
+                    }
+                });
+            }
+            Some(Err(_)) => {
+                // Out of descriptors or similar: back off instead of spinning.
+                let _ = or(
+                    async {
+                        Timer::after(Duration::from_millis(100)).await;
+                    },
+                    async {
+                        let _ = stop.recv().await;
+                    },
+                )
+                .await;
+            }
+        }
+    }
+    shared.emit(MonitorEvent::Closed { endpoint });
+}
+
+/// Connects, runs the connection, and reconnects, until stopped.
+pub(crate) async fn connect(
+    shared: Arc<SocketShared>,
+    ep: Endpoint,
+    endpoint: String,
+    pipe: Option<(u64, Receiver<Out>)>,
+    stop: Receiver<()>,
+) {
+    let base = shared.options().reconnect_ivl;
+    let mut ivl = base;
+    let mut slot = match pipe {
+        Some((id, rx)) => PipeSlot::Persistent(id, rx),
+        None => PipeSlot::OnHandshake,
+    };
+    loop {
+        if done_connecting(&shared, &stop, &slot) {
+            break;
+        }
+        let attempt = or(async { Some(Stream::connect(&ep).await) }, async {
+            wait_stop_or_linger(&shared, &stop).await;
+            None
+        })
+        .await;
+        if let Some(Ok((stream, peer))) = attempt {
+            shared.emit(MonitorEvent::Connected {
+                endpoint: endpoint.clone(),
+                peer: peer.clone(),
+            });
+            let end = session(&shared, stream, &endpoint, &peer, None, &mut slot, &stop).await;
+            if matches!(end, End::Lost(_)) {
+                // It worked: start backing off afresh.
+                ivl = base;
+            }
+            report(&shared, &endpoint, &peer, end);
+            match std::mem::replace(&mut slot, PipeSlot::OnHandshake) {
+                PipeSlot::Attached(id, _) => shared.detach_pipe(id),
+                PipeSlot::Persistent(id, rx) => {
+                    // The next peer sends its own subscriptions.
+                    shared.clear_peer_subscriptions(id);
+                    slot = PipeSlot::Persistent(id, rx);
+                }
+                PipeSlot::OnHandshake => {}
+            }
+        }
+        if done_connecting(&shared, &stop, &slot) {
+            break;
+        }
+        shared.emit(MonitorEvent::ConnectRetried {
+            endpoint: endpoint.clone(),
+            interval: ivl,
+        });
+        let _ = or(
+            async {
+                Timer::after(ivl).await;
+            },
+            wait_stop_or_linger(&shared, &stop),
+        )
+        .await;
+        if let Some(max) = shared.options().reconnect_ivl_max {
+            if max > base {
+                ivl = (ivl * 2).min(max);
+            }
+        }
+    }
+    if let PipeSlot::Persistent(id, _) | PipeSlot::Attached(id, _) = slot {
+        shared.detach_pipe(id);
+    }
+    shared.emit(MonitorEvent::Closed { endpoint });
+}
+
+/// A connecter stops when its endpoint was disconnected, or when the socket
+/// is closed and its queue is empty or its linger has passed.
+fn done_connecting(shared: &SocketShared, stop: &Receiver<()>, slot: &PipeSlot) -> bool {
+    if !stop.is_closed() {
+        return false;
+    }
+    if !shared.is_closed() {
+        return true;
+    }
+    let queue_empty = slot.get().is_none_or(|(_, rx)| rx.is_empty());
+    queue_empty
+        || shared
+            .linger_deadline()
+            .is_some_and(|d| Instant::now() >= d)
+}
+
+async fn wait_stop_or_linger(shared: &SocketShared, stop: &Receiver<()>) {
+    if !stop.is_closed() {
+        let _ = stop.recv().await;
+    }
+    if shared.is_closed() {
+        match shared.linger_deadline() {
+            Some(d) => {
+                Timer::at(d).await;
+            }
+            None => pending::<()>().await,
+        }
+    }
+}
+
+fn report(shared: &SocketShared, endpoint: &str, peer: &str, end: End) {
+    let (endpoint, peer) = (endpoint.to_owned(), peer.to_owned());
+    match end {
+        End::Handshake(reason) => shared.emit(MonitorEvent::HandshakeFailed {
+            endpoint,
+            peer,
+            reason,
+        }),
+        End::Lost(reason) => shared.emit(MonitorEvent::Disconnected {
+            endpoint,
+            peer,
+            reason,
+        }),
+        End::Stopped => {}
+    }
+}
+
+enum Wake {
+    Readable,
+    Writable,
+    Out(Option<Out>),
+    Room,
+    Timer,
+    Stop,
+}
+
+/// Runs one connection to its end.
+async fn session(
+    shared: &Arc<SocketShared>,
+    stream: Stream,
+    endpoint: &str,
+    peer: &str,
+    ip: Option<IpAddr>,
+    slot: &mut PipeSlot,
+    stop: &Receiver<()>,
+) -> End {
+    let opts = shared.options();
+    let mech = match mechanism(&opts) {
+        Ok(m) => m,
+        Err(e) => return End::Handshake(HandshakeFailure::Protocol(e.to_string())),
+    };
+    let mut conn = Connection::new(config(shared, &opts, peer), mech, Instant::now());
+    let end = drive(
+        shared, &stream, &mut conn, &opts, endpoint, peer, ip, slot, stop,
+    )
+    .await;
+    if !matches!(end, End::Stopped) || conn.has_output() {
+        // Best effort: the output may hold an ERROR for the peer.
+        let _ = write_some(&stream, &mut conn);
+    }
+    stream.shutdown();
+    end
+}
+
+fn fail(established: bool, e: CoreError) -> End {
+    if established {
+        End::Lost(Some(e.to_string()))
+    } else {
+        End::Handshake(HandshakeFailure::from_core(&e))
+    }
+}
+
+fn io_end(established: bool, e: io::Error) -> End {
+    if established {
+        End::Lost(Some(e.to_string()))
+    } else {
+        End::Handshake(HandshakeFailure::NoDetail(e.to_string()))
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn drive(
+    shared: &Arc<SocketShared>,
+    stream: &Stream,
+    conn: &mut Connection,
+    opts: &Options,
+    endpoint: &str,
+    peer: &str,
+    ip: Option<IpAddr>,
+    slot: &mut PipeSlot,
+    stop: &Receiver<()>,
+) -> End {
+    let (inbound, _) = shared.inbound().clone();
+    let mut scratch = vec![0u8; SCRATCH];
+    let mut pending_in: Option<Inbound> = None;
+    let mut room_listener = None;
+    let mut eof = false;
+    let mut closing = false;
+    let mut stop_seen = stop.is_closed();
+    // Whether the handshake succeeded (the connection forgets it once an
+    // error closes it).
+    let mut established = false;
+    loop {
+        let now = Instant::now();
+        if conn.poll_timeout().is_some_and(|t| t <= now) {
+            if let Err(e) = conn.handle_timeout(now) {
+                return fail(established, e);
+            }
+        }
+
+        // 1. Deliver.
+        if let Some(item) = pending_in.take() {
+            let l = shared.inbound_room.listen();
+            match inbound.try_send(item) {
+                Ok(()) => {
+                    shared.readable.notify(usize::MAX);
+                }
+                Err(TrySendError::Full(item)) => {
+                    pending_in = Some(item);
+                    room_listener = Some(l);
+                }
+                Err(TrySendError::Closed(_)) => {}
+            }
+        }
+        let mut delivered = false;
+        while pending_in.is_none() {
+            let ev = match conn.poll_event(now) {
+                Ok(Some(ev)) => ev,
+                Ok(None) => break,
+                Err(e) => return fail(established, e),
+            };
+            match ev {
+                Event::Authenticate(req) => {
+                    let deadline = conn.poll_timeout();
+                    let v = or(async { Some(verdict(opts, req, peer, ip).await) }, async {
+                        match deadline {
+                            Some(d) => {
+                                Timer::at(d).await;
+                            }
+                            None => pending::<()>().await,
+                        }
+                        None
+                    })
+                    .await;
+                    let Some(v) = v else {
+                        return fail(established, CoreError::Timeout(TimeoutKind::Handshake));
+                    };
+                    if let Err(e) = conn.authenticated(v, Instant::now()) {
+                        return fail(established, e);
+                    }
+                }
+                Event::HandshakeSucceeded(_) => {
+                    established = true;
+                    shared.emit(MonitorEvent::HandshakeSucceeded {
+                        endpoint: endpoint.to_owned(),
+                        peer: peer.to_owned(),
+                    });
+                    match slot {
+                        PipeSlot::OnHandshake => {
+                            let (id, rx) = shared.attach_pipe();
+                            *slot = PipeSlot::Attached(id, rx);
+                        }
+                        PipeSlot::Persistent(..)
+                            if shared.socket_type == zmtp_core::SocketType::Sub =>
+                        {
+                            for p in shared.own_subscriptions() {
+                                if let Err(e) = conn.subscribe(&p) {
+                                    return fail(established, e);
+                                }
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                Event::Message(msg) => {
+                    let Some((pipe, _)) = slot.get() else {
+                        continue;
+                    };
+                    match inbound.try_send(Inbound { pipe, msg }) {
+                        Ok(()) => delivered = true,
+                        Err(TrySendError::Full(item)) => {
+                            room_listener = Some(shared.inbound_room.listen());
+                            // Room may have appeared between the two calls.
+                            match inbound.try_send(item) {
+                                Ok(()) => {
+                                    delivered = true;
+                                    room_listener = None;
+                                }
+                                Err(TrySendError::Full(item)) => pending_in = Some(item),
+                                Err(TrySendError::Closed(_)) => room_listener = None,
+                            }
+                        }
+                        // The socket is closed: nobody will read it.
+                        Err(TrySendError::Closed(_)) => {}
+                    }
+                }
+                Event::Subscribe(topic) => {
+                    if let Some((pipe, _)) = slot.get() {
+                        if shared.peer_subscribe(pipe, topic).is_err() {
+                            return End::Lost(Some("subscription limit exceeded".into()));
+                        }
+                    }
+                }
+                Event::Cancel(topic) => {
+                    if let Some((pipe, _)) = slot.get() {
+                        shared.peer_cancel(pipe, &topic);
+                    }
+                }
+            }
+        }
+        if delivered {
+            shared.readable.notify(usize::MAX);
+        }
+        if eof && pending_in.is_none() {
+            return if established {
+                End::Lost(None)
+            } else {
+                End::Handshake(HandshakeFailure::NoDetail(
+                    "connection closed by peer".into(),
+                ))
+            };
+        }
+
+        // 2. Take queued messages.
+        let mut took = false;
+        if conn.is_ready() && !closing {
+            if let Some((_, rx)) = slot.get() {
+                loop {
+                    if conn.output().map(|o| o.len()).unwrap_or(0) >= OUTPUT_BOUND {
+                        break;
+                    }
+                    match rx.try_recv() {
+                        Ok(out) => {
+                            took = true;
+                            if let Err(e) = queue(conn, out) {
+                                return fail(established, e);
+                            }
+                        }
+                        Err(TryRecvError::Empty) => break,
+                        Err(TryRecvError::Closed) => {
+                            closing = true;
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        if took {
+            shared.room.notify(usize::MAX);
+        }
+
+        // 3. Write.
+        if let Err(e) = write_some(stream, conn) {
+            return io_end(established, e);
+        }
+        if closing && !conn.has_output() {
+            return End::Stopped;
+        }
+        let linger = if shared.is_closed() {
+            shared.linger_deadline()
+        } else {
+            None
+        };
+        if linger.is_some_and(|d| Instant::now() >= d) {
+            return End::Stopped;
+        }
+        // Unbind or disconnect ends the connection now; closing the socket
+        // lets a connection with a queue finish its handshake and flush it
+        // within the linger.
+        if stop_seen && (!shared.is_closed() || slot.get().is_none()) {
+            return End::Stopped;
+        }
+
+        // 4. Wait.
+        let want_read = !eof && pending_in.is_none();
+        let want_write = conn.has_output();
+        let want_out = conn.is_ready()
+            && !closing
+            && conn.output().map(|o| o.len()).unwrap_or(0) < OUTPUT_BOUND
+            && slot.get().is_some();
+        let timer = [conn.poll_timeout(), linger].into_iter().flatten().min();
+        let rx = slot.get().map(|(_, rx)| rx.clone());
+        let room = room_listener.take();
+        let wake = or(
+            async {
+                if want_read {
+                    let _ = stream.readable().await;
+                    Wake::Readable
+                } else {
+                    pending().await
+                }
+            },
+            or(
+                async {
+                    if want_write {
+                        let _ = stream.writable().await;
+                        Wake::Writable
+                    } else {
+                        pending().await
+                    }
+                },
+                or(
+                    async {
+                        match (&rx, want_out) {
+                            (Some(rx), true) => Wake::Out(rx.recv().await.ok()),
+                            _ => pending().await,
+                        }
+                    },
+                    or(
+                        async {
+                            match room {
+                                Some(l) => {
+                                    l.await;
+                                    Wake::Room
+                                }
+                                None => pending().await,
+                            }
+                        },
+                        or(
+                            async {
+                                match timer {
+                                    Some(t) => {
+                                        Timer::at(t).await;
+                                        Wake::Timer
+                                    }
+                                    None => pending().await,
+                                }
+                            },
+                            async {
+                                if stop_seen {
+                                    pending().await
+                                } else {
+                                    let _ = stop.recv().await;
+                                    Wake::Stop
+                                }
+                            },
+                        ),
+                    ),
+                ),
+            ),
+        )
+        .await;
+        match wake {
+            Wake::Readable => match read_some(stream, conn, &mut scratch) {
+                Ok(true) => eof = true,
+                Ok(false) => {}
+                Err(e) => return io_end(established, e),
+            },
+            Wake::Out(Some(out)) => {
+                shared.room.notify(usize::MAX);
+                if let Err(e) = queue(conn, out) {
+                    return fail(established, e);
+                }
+            }
+            Wake::Out(None) => closing = true,
+            Wake::Stop => stop_seen = true,
+            Wake::Writable | Wake::Room | Wake::Timer => {}
+        }
+    }
+}
+
+fn queue(conn: &mut Connection, out: Out) -> Result<(), CoreError> {
+    match out {
+        Out::Msg(m) => conn.send(&m),
+        Out::Subscribe(t) => conn.subscribe(&t),
+        Out::Cancel(t) => conn.cancel(&t),
+    }
+}
+
+/// Reads once without blocking. Returns true at end of stream.
+fn read_some(stream: &Stream, conn: &mut Connection, scratch: &mut [u8]) -> io::Result<bool> {
+    let hint = conn.reserve_hint();
+    let n = if hint <= scratch.len() {
+        match stream.try_read(scratch) {
+            Ok(n) => {
+                conn.recv_buffer().extend_from_slice(&scratch[..n]);
+                n
+            }
+            Err(e)
+                if e.kind() == io::ErrorKind::WouldBlock
+                    || e.kind() == io::ErrorKind::Interrupted =>
+            {
+                return Ok(false);
+            }
+            Err(e) => return Err(e),
+        }
+    } else {
+        // A large frame is arriving: read straight into the buffer, grown
+        // by at most what has arrived (the decoder's hint).
+        let buf = conn.recv_buffer();
+        let len = buf.len();
+        buf.resize(len + hint, 0);
+        let r = stream.try_read(&mut buf[len..]);
+        let n = *r.as_ref().unwrap_or(&0);
+        buf.truncate(len + n);
+        match r {
+            Ok(n) => n,
+            Err(e)
+                if e.kind() == io::ErrorKind::WouldBlock
+                    || e.kind() == io::ErrorKind::Interrupted =>
+            {
+                return Ok(false);
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    if n == 0 {
+        return Ok(true);
+    }
+    conn.input_arrived(Instant::now());
+    Ok(false)
+}
+
+/// Writes as much as the socket takes without blocking.
+fn write_some(stream: &Stream, conn: &mut Connection) -> io::Result<()> {
+    loop {
+        let enc = conn.output().map_err(|e| io::Error::other(e.to_string()))?;
+        if enc.is_empty() {
+            return Ok(());
+        }
+        let written = {
+            let mut slices = [IoSlice::new(&[]); 64];
+            let n = enc.io_slices(&mut slices);
+            stream.try_write_vectored(&slices[..n])
+        };
+        match written {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(w) => enc.advance(w),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}

@@ -1,0 +1,159 @@
+//! Endpoint strings: `tcp://host:port` and `ipc:///path`.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+
+use crate::error::{Error, Result};
+
+/// A parsed endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    /// `tcp://host:port`. `host` is kept as written for connects (resolved
+    /// at each attempt) and resolved at once for binds.
+    Tcp {
+        /// Host name or address as written (`*` for every interface).
+        host: String,
+        /// Port; 0 (or `*`) lets the system pick one when binding.
+        port: u16,
+    },
+    /// `ipc:///path` (Unix domain socket).
+    Ipc(PathBuf),
+}
+
+impl Endpoint {
+    /// Parses an endpoint string.
+    pub fn parse(s: &str) -> Result<Endpoint> {
+        let bad = || Error::Endpoint(s.to_owned());
+        let (scheme, rest) = s.split_once("://").ok_or_else(bad)?;
+        match scheme {
+            "tcp" => {
+                let (host, port) = rest.rsplit_once(':').ok_or_else(bad)?;
+                let port = if port == "*" {
+                    0
+                } else {
+                    port.parse().map_err(|_| bad())?
+                };
+                let host = host.trim_start_matches('[').trim_end_matches(']');
+                if host.is_empty() {
+                    return Err(bad());
+                }
+                Ok(Endpoint::Tcp {
+                    host: host.to_owned(),
+                    port,
+                })
+            }
+            "ipc" => {
+                if rest.is_empty() {
+                    return Err(bad());
+                }
+                Ok(Endpoint::Ipc(PathBuf::from(rest)))
+            }
+            _ => Err(bad()),
+        }
+    }
+
+    /// Socket addresses for a bind: `*` means every IPv4 interface (as in
+    /// libzmq without `ZMQ_IPV6`).
+    pub(crate) fn bind_addrs(&self) -> Result<Vec<SocketAddr>> {
+        match self {
+            Endpoint::Tcp { host, port } if host == "*" => Ok(vec![SocketAddr::new(
+                IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                *port,
+            )]),
+            Endpoint::Tcp { host, port } => resolve(host, *port),
+            Endpoint::Ipc(_) => Ok(Vec::new()),
+        }
+    }
+
+    /// Socket addresses for a connect, resolved at each attempt.
+    pub(crate) fn connect_addrs(&self) -> Result<Vec<SocketAddr>> {
+        match self {
+            Endpoint::Tcp { host, port } if host == "*" => Ok(vec![SocketAddr::new(
+                IpAddr::V6(Ipv6Addr::LOCALHOST),
+                *port,
+            )]),
+            Endpoint::Tcp { host, port } => resolve(host, *port),
+            Endpoint::Ipc(_) => Ok(Vec::new()),
+        }
+    }
+}
+
+fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>> {
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, port)]);
+    }
+    let addrs: Vec<SocketAddr> = (host, port).to_socket_addrs()?.collect();
+    if addrs.is_empty() {
+        return Err(Error::Endpoint(format!("tcp://{host}:{port}")));
+    }
+    Ok(addrs)
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Endpoint::Tcp { host, port } if host.contains(':') => {
+                write!(f, "tcp://[{host}]:{port}")
+            }
+            Endpoint::Tcp { host, port } => write!(f, "tcp://{host}:{port}"),
+            Endpoint::Ipc(p) => write!(f, "ipc://{}", p.display()),
+        }
+    }
+}
+
+/// The endpoint string for a bound address, as libzmq reports it.
+pub(crate) fn tcp_endpoint(addr: SocketAddr) -> String {
+    match addr {
+        SocketAddr::V4(a) => format!("tcp://{}:{}", a.ip(), a.port()),
+        SocketAddr::V6(a) => format!("tcp://[{}]:{}", a.ip(), a.port()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses() {
+        assert_eq!(
+            Endpoint::parse("tcp://127.0.0.1:5555").unwrap(),
+            Endpoint::Tcp {
+                host: "127.0.0.1".into(),
+                port: 5555
+            }
+        );
+        assert_eq!(
+            Endpoint::parse("tcp://*:*").unwrap(),
+            Endpoint::Tcp {
+                host: "*".into(),
+                port: 0
+            }
+        );
+        assert_eq!(
+            Endpoint::parse("tcp://[::1]:7").unwrap(),
+            Endpoint::Tcp {
+                host: "::1".into(),
+                port: 7
+            }
+        );
+        assert_eq!(
+            Endpoint::parse("tcp://[::1]:7").unwrap().to_string(),
+            "tcp://[::1]:7"
+        );
+        assert_eq!(
+            Endpoint::parse("ipc:///tmp/x.sock").unwrap(),
+            Endpoint::Ipc("/tmp/x.sock".into())
+        );
+        for bad in [
+            "tcp://host",
+            "tcp://:5",
+            "udp://a:1",
+            "tcp://a:99999",
+            "ipc://",
+            "nothing",
+        ] {
+            assert!(Endpoint::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! Socket options. Defaults are libzmq's documented ones.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use zmtp_core::Metadata;
+use zmtp_security::{Authenticator, KeyPair, PublicKey};
+
+/// The security mechanism and its role.
+#[derive(Clone, Default)]
+#[non_exhaustive]
+pub enum Security {
+    /// No security (the default). An Authenticator, if set, still judges
+    /// peers by address.
+    #[default]
+    Null,
+    /// PLAIN client with these credentials.
+    PlainClient {
+        /// Username (at most 255 bytes).
+        username: Bytes,
+        /// Password (at most 255 bytes).
+        password: Bytes,
+    },
+    /// PLAIN server. Without an Authenticator every client is refused, as
+    /// libzmq's PLAIN server refuses without a ZAP handler.
+    PlainServer,
+    /// CURVE client: its long-term key pair and the server's public key.
+    CurveClient {
+        /// Our long-term key pair.
+        keys: KeyPair,
+        /// The server's public key.
+        server: PublicKey,
+    },
+    /// CURVE server with its long-term key pair. Without an Authenticator
+    /// any client key is accepted (the client must still know ours).
+    CurveServer {
+        /// The server's key pair.
+        keys: KeyPair,
+    },
+}
+
+impl fmt::Debug for Security {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Security::Null => f.write_str("Null"),
+            Security::PlainClient { username, .. } => f
+                .debug_struct("PlainClient")
+                .field("username", username)
+                .field("password", &"<redacted>")
+                .finish(),
+            Security::PlainServer => f.write_str("PlainServer"),
+            Security::CurveClient { keys, server } => f
+                .debug_struct("CurveClient")
+                .field("public", &keys.public)
+                .field("server", server)
+                .finish(),
+            Security::CurveServer { keys } => f
+                .debug_struct("CurveServer")
+                .field("public", &keys.public)
+                .finish(),
+        }
+    }
+}
+
+/// Options of one socket.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct Options {
+    /// Outgoing queue bound per peer, in messages (`ZMQ_SNDHWM`, 1000).
+    /// 0 means unlimited.
+    pub sndhwm: usize,
+    /// Incoming queue bound, in messages (`ZMQ_RCVHWM`, 1000). 0 means
+    /// unlimited.
+    pub rcvhwm: usize,
+    /// How long a closed socket keeps trying to send queued messages
+    /// (`ZMQ_LINGER`; `None` is infinite, the default).
+    pub linger: Option<Duration>,
+    /// Send timeout (`ZMQ_SNDTIMEO`; `None` waits forever).
+    pub sndtimeo: Option<Duration>,
+    /// Receive timeout (`ZMQ_RCVTIMEO`; `None` waits forever).
+    pub rcvtimeo: Option<Duration>,
+    /// Queue messages only to completed connections (`ZMQ_IMMEDIATE`, off).
+    pub immediate: bool,
+    /// Reconnect interval (`ZMQ_RECONNECT_IVL`, 100 ms).
+    pub reconnect_ivl: Duration,
+    /// Upper bound of exponential reconnect back-off
+    /// (`ZMQ_RECONNECT_IVL_MAX`; `None`: no back-off).
+    pub reconnect_ivl_max: Option<Duration>,
+    /// Handshake deadline (`ZMQ_HANDSHAKE_IVL`, 30 s; `None`: none).
+    pub handshake_ivl: Option<Duration>,
+    /// PING interval (`ZMQ_HEARTBEAT_IVL`, off).
+    pub heartbeat_ivl: Option<Duration>,
+    /// Heartbeat timeout (`ZMQ_HEARTBEAT_TIMEOUT`, defaults to the interval).
+    pub heartbeat_timeout: Option<Duration>,
+    /// TTL announced to peers (`ZMQ_HEARTBEAT_TTL`).
+    pub heartbeat_ttl: Option<Duration>,
+    /// Largest frame accepted (`ZMQ_MAXMSGSIZE`; `None`: unlimited).
+    pub max_msg_size: Option<u64>,
+    /// Routing id sent as `Identity` (`ZMQ_ROUTING_ID`).
+    pub routing_id: Bytes,
+    /// Application metadata (`ZMQ_METADATA`, `X-` properties).
+    pub properties: Metadata,
+    /// Security mechanism and role.
+    pub security: Security,
+    /// Authenticator for the server role (and NULL address checks).
+    pub authenticator: Option<Arc<dyn Authenticator>>,
+    /// ZAP domain given to the Authenticator (`ZMQ_ZAP_DOMAIN`).
+    pub zap_domain: String,
+    /// REQ: allow a new request before the reply (`ZMQ_REQ_RELAXED`).
+    pub req_relaxed: bool,
+    /// REQ: match replies to requests by id (`ZMQ_REQ_CORRELATE`).
+    pub req_correlate: bool,
+    /// PUB: most subscriptions kept per peer; a peer that sends more is
+    /// disconnected. Bounds the memory a subscriber can make us hold.
+    pub max_subscriptions: usize,
+    /// PUB: most bytes of subscription prefixes kept per peer.
+    pub max_subscription_bytes: usize,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            sndhwm: 1000,
+            rcvhwm: 1000,
+            linger: None,
+            sndtimeo: None,
+            rcvtimeo: None,
+            immediate: false,
+            reconnect_ivl: Duration::from_millis(100),
+            reconnect_ivl_max: None,
+            handshake_ivl: Some(Duration::from_secs(30)),
+            heartbeat_ivl: None,
+            heartbeat_timeout: None,
+            heartbeat_ttl: None,
+            max_msg_size: None,
+            routing_id: Bytes::new(),
+            properties: Metadata::new(),
+            security: Security::Null,
+            authenticator: None,
+            zap_domain: String::new(),
+            req_relaxed: false,
+            req_correlate: false,
+            max_subscriptions: 100_000,
+            max_subscription_bytes: 64 << 20,
+        }
+    }
+}
+
+impl fmt::Debug for Options {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Options")
+            .field("sndhwm", &self.sndhwm)
+            .field("rcvhwm", &self.rcvhwm)
+            .field("linger", &self.linger)
+            .field("security", &self.security)
+            .field("authenticator", &self.authenticator.is_some())
+            .finish_non_exhaustive()
+    }
+}

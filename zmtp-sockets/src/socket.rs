@@ -1,0 +1,759 @@
+//! The socket: the application's side. `send` routes a whole message onto a
+//! peer's bounded queue and returns; `recv` takes a whole message that a
+//! connection task has already decoded (and decrypted). Nothing here
+//! encodes, encrypts, decrypts or parses.
+//!
+//! Per type (RFC 28, 29, 30; libzmq where they are silent):
+//! - REQ: strict send/recv alternation, empty delimiter, round-robin,
+//!   replies accepted only from the peer asked (relaxed and correlate as in
+//!   libzmq);
+//! - REP: keeps each request's envelope and restores it on the reply;
+//!   fair-queues requests;
+//! - PUB: filters by prefix per peer, never blocks, drops for full peers;
+//! - SUB: counted subscriptions sent to every peer (and again after a
+//!   reconnect), and filters again on receive;
+//! - PUSH: round-robin to peers with room, waits (or times out) otherwise;
+//! - PULL: fair-queues.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+use async_channel::{Receiver, Sender, TryRecvError, TrySendError};
+use bytes::Bytes;
+use event_listener::Event;
+use zmtp_core::{Message, SocketType};
+
+use crate::context::{Context, Spawner};
+use crate::endpoint::Endpoint;
+use crate::error::{Error, Result};
+use crate::monitor::{Monitor, MonitorEvent};
+use crate::options::{Options, Security};
+use crate::routing::{OverLimit, OwnSubscriptions, PeerSubscriptions};
+
+/// What a socket gives a connection task to send.
+#[derive(Debug)]
+pub(crate) enum Out {
+    Msg(Message),
+    Subscribe(Bytes),
+    Cancel(Bytes),
+}
+
+/// A message from a peer, tagged with the pipe it came through.
+#[derive(Debug)]
+pub(crate) struct Inbound {
+    pub(crate) pipe: u64,
+    pub(crate) msg: Message,
+}
+
+struct Pipe {
+    id: u64,
+    tx: Sender<Out>,
+    subs: PeerSubscriptions,
+}
+
+struct EndpointHandle {
+    /// Dropping it stops the listener or connecter and its connections.
+    _stop: Sender<()>,
+    /// The persistent pipe of a connect endpoint.
+    pipe: Option<u64>,
+}
+
+#[derive(Default)]
+struct State {
+    pipes: Vec<Pipe>,
+    rr: usize,
+    endpoints: HashMap<String, EndpointHandle>,
+    own_subs: OwnSubscriptions,
+    /// REQ: the pipe a reply is expected from.
+    req_awaiting: Option<u64>,
+    req_id: u32,
+    /// REP: the pipe and envelope of the request being answered.
+    rep_pending: Option<(u64, Vec<Bytes>)>,
+}
+
+/// State shared between a socket and its tasks.
+pub(crate) struct SocketShared {
+    pub(crate) socket_type: SocketType,
+    options: Mutex<Options>,
+    pub(crate) spawner: Spawner,
+    inbound: OnceLock<(Sender<Inbound>, Receiver<Inbound>)>,
+    state: Mutex<State>,
+    /// A pipe gained room or appeared.
+    pub(crate) room: Event,
+    /// The inbound queue gained room.
+    pub(crate) inbound_room: Event,
+    /// The inbound queue gained messages.
+    pub(crate) readable: Event,
+    closed: AtomicBool,
+    closed_at: OnceLock<Instant>,
+    pub(crate) close_event: Event,
+    monitor: Mutex<Option<Sender<MonitorEvent>>>,
+    next_pipe: AtomicU64,
+}
+
+impl SocketShared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn options(&self) -> Options {
+        self.options
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub(crate) fn inbound(&self) -> &(Sender<Inbound>, Receiver<Inbound>) {
+        self.inbound.get_or_init(|| {
+            let hwm = self
+                .options
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .rcvhwm;
+            if hwm == 0 {
+                async_channel::unbounded()
+            } else {
+                async_channel::bounded(hwm)
+            }
+        })
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// When the socket was closed plus its linger: the instant queued
+    /// messages are given up.
+    pub(crate) fn linger_deadline(&self) -> Option<Instant> {
+        let closed = *self.closed_at.get()?;
+        let linger = self
+            .options
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .linger;
+        Some(
+            linger.map_or(closed + Duration::from_secs(u32::MAX as u64), |l| {
+                closed + l
+            }),
+        )
+    }
+
+    pub(crate) fn emit(&self, ev: MonitorEvent) {
+        if let Some(tx) = &*self.monitor.lock().unwrap_or_else(|e| e.into_inner()) {
+            let _ = tx.try_send(ev);
+        }
+    }
+
+    /// A new pipe, attached to the routing table.
+    pub(crate) fn attach_pipe(&self) -> (u64, Receiver<Out>) {
+        let hwm = self
+            .options
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .sndhwm;
+        // SUB sends only subscriptions: never bound them by the HWM.
+        let (tx, rx) = if hwm == 0 || self.socket_type == SocketType::Sub {
+            async_channel::unbounded()
+        } else {
+            async_channel::bounded(hwm)
+        };
+        let id = self.next_pipe.fetch_add(1, Ordering::Relaxed);
+        {
+            let mut st = self.lock();
+            if self.socket_type == SocketType::Sub {
+                for p in st.own_subs.prefixes() {
+                    let _ = tx.try_send(Out::Subscribe(p.clone()));
+                }
+            }
+            st.pipes.push(Pipe {
+                id,
+                tx,
+                subs: PeerSubscriptions::default(),
+            });
+        }
+        self.room.notify(usize::MAX);
+        (id, rx)
+    }
+
+    pub(crate) fn detach_pipe(&self, id: u64) {
+        let mut st = self.lock();
+        st.pipes.retain(|p| p.id != id);
+    }
+
+    /// The prefixes a new session on a persistent pipe must (re)send.
+    pub(crate) fn own_subscriptions(&self) -> Vec<Bytes> {
+        self.lock().own_subs.prefixes().cloned().collect()
+    }
+
+    pub(crate) fn peer_subscribe(&self, pipe: u64, prefix: Bytes) -> Result<(), OverLimit> {
+        let (max, max_bytes) = {
+            let o = self.options.lock().unwrap_or_else(|e| e.into_inner());
+            (o.max_subscriptions, o.max_subscription_bytes)
+        };
+        let mut st = self.lock();
+        match st.pipes.iter_mut().find(|p| p.id == pipe) {
+            Some(p) => p.subs.subscribe(prefix, max, max_bytes),
+            None => Ok(()),
+        }
+    }
+
+    pub(crate) fn peer_cancel(&self, pipe: u64, prefix: &[u8]) {
+        if let Some(p) = self.lock().pipes.iter_mut().find(|p| p.id == pipe) {
+            p.subs.cancel(prefix);
+        }
+    }
+
+    pub(crate) fn clear_peer_subscriptions(&self, pipe: u64) {
+        if let Some(p) = self.lock().pipes.iter_mut().find(|p| p.id == pipe) {
+            p.subs.clear();
+        }
+    }
+
+    /// Closes the socket: pending and future calls fail with `Closed`;
+    /// every pipe's queue is closed so its task sends what is queued (within
+    /// the linger) and ends; listeners stop.
+    pub(crate) fn close(&self) {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let _ = self.closed_at.set(Instant::now());
+        let endpoints = {
+            let mut st = self.lock();
+            st.pipes.clear();
+            std::mem::take(&mut st.endpoints)
+        };
+        // Connecters see the socket closed (linger), listeners stop.
+        drop(endpoints);
+        if let Some((tx, _)) = self.inbound.get() {
+            tx.close();
+        }
+        self.close_event.notify(usize::MAX);
+        self.room.notify(usize::MAX);
+        self.readable.notify(usize::MAX);
+        self.inbound_room.notify(usize::MAX);
+    }
+}
+
+/// A ZeroMQ socket. Methods take `&self`; a socket can be shared between
+/// tasks or threads. Dropping it closes it; queued messages are still sent
+/// for the linger period by the I/O threads.
+pub struct Socket {
+    shared: Arc<SocketShared>,
+    _ctx: Context,
+}
+
+impl std::fmt::Debug for Socket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Socket")
+            .field("type", &self.shared.socket_type)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Socket {
+    fn drop(&mut self) {
+        self.shared.close();
+    }
+}
+
+/// How a send is routed.
+enum Route {
+    /// Round-robin to a pipe with room; the chosen pipe id is returned.
+    RoundRobin,
+    /// To every pipe whose subscriptions match; never waits.
+    Fanout,
+    /// To one pipe; dropped if it is full or gone.
+    To(u64),
+}
+
+impl Socket {
+    pub(crate) fn new(ctx: Context, socket_type: SocketType) -> Result<Socket> {
+        let shared = Arc::new(SocketShared {
+            socket_type,
+            options: Mutex::new(Options::default()),
+            spawner: ctx.inner.spawner.clone(),
+            inbound: OnceLock::new(),
+            state: Mutex::new(State::default()),
+            room: Event::new(),
+            inbound_room: Event::new(),
+            readable: Event::new(),
+            closed: AtomicBool::new(false),
+            closed_at: OnceLock::new(),
+            close_event: Event::new(),
+            monitor: Mutex::new(None),
+            next_pipe: AtomicU64::new(1),
+        });
+        Ok(Socket { shared, _ctx: ctx })
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<SocketShared> {
+        &self.shared
+    }
+
+    /// The socket type.
+    pub fn socket_type(&self) -> SocketType {
+        self.shared.socket_type
+    }
+
+    /// Changes options. Most take effect for connections made afterwards;
+    /// `rcvhwm` only before the first bind, connect or receive.
+    pub fn configure(&self, f: impl FnOnce(&mut Options)) -> Result<()> {
+        let mut o = self
+            .shared
+            .options
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let mut new = o.clone();
+        f(&mut new);
+        if let Security::PlainClient { username, password } = &new.security {
+            if username.len() > 255 || password.len() > 255 {
+                return Err(Error::InvalidOption(
+                    "PLAIN credentials are at most 255 bytes",
+                ));
+            }
+        }
+        if !new.routing_id.is_empty() && new.routing_id.len() > 255 {
+            return Err(Error::InvalidOption("routing id is at most 255 bytes"));
+        }
+        if new.routing_id.first() == Some(&0) {
+            return Err(Error::InvalidOption(
+                "routing id must not start with a zero byte",
+            ));
+        }
+        *o = new;
+        Ok(())
+    }
+
+    /// A copy of the current options.
+    pub fn options(&self) -> Options {
+        self.shared.options()
+    }
+
+    /// A stream of monitor events from now on.
+    pub fn monitor(&self) -> Monitor {
+        let (tx, rx) = async_channel::bounded(10_000);
+        *self
+            .shared
+            .monitor
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(tx);
+        Monitor { rx }
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.shared.is_closed() {
+            Err(Error::Closed)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Binds to an endpoint and returns it as bound (`tcp://127.0.0.1:0`
+    /// comes back with the real port).
+    pub fn bind(&self, endpoint: &str) -> Result<String> {
+        self.check_open()?;
+        let ep = Endpoint::parse(endpoint)?;
+        let _ = self.shared.inbound();
+        let (listener, bound) = match crate::transport::Listener::bind(&ep) {
+            Ok(l) => l,
+            Err(e) => {
+                self.shared.emit(MonitorEvent::BindFailed {
+                    endpoint: endpoint.to_owned(),
+                    reason: e.to_string(),
+                });
+                return Err(e);
+            }
+        };
+        let (stop, stop_rx) = async_channel::bounded::<()>(1);
+        self.shared.lock().endpoints.insert(
+            bound.clone(),
+            EndpointHandle {
+                _stop: stop,
+                pipe: None,
+            },
+        );
+        self.shared.emit(MonitorEvent::Listening {
+            endpoint: bound.clone(),
+        });
+        let shared = self.shared.clone();
+        let ep_name = bound.clone();
+        self.shared
+            .spawner
+            .spawn(crate::driver::listen(shared, listener, ep_name, stop_rx));
+        Ok(bound)
+    }
+
+    /// Connects to an endpoint, now or whenever the peer appears, and keeps
+    /// reconnecting. Unless `immediate` is set, the endpoint's queue exists
+    /// at once, so messages wait for the peer (as in libzmq).
+    pub fn connect(&self, endpoint: &str) -> Result<()> {
+        self.check_open()?;
+        let ep = Endpoint::parse(endpoint)?;
+        let _ = self.shared.inbound();
+        let immediate = self.shared.options().immediate;
+        let pipe = if immediate {
+            None
+        } else {
+            Some(self.shared.attach_pipe())
+        };
+        let (stop, stop_rx) = async_channel::bounded::<()>(1);
+        self.shared.lock().endpoints.insert(
+            endpoint.to_owned(),
+            EndpointHandle {
+                _stop: stop,
+                pipe: pipe.as_ref().map(|(id, _)| *id),
+            },
+        );
+        let shared = self.shared.clone();
+        self.shared.spawner.spawn(crate::driver::connect(
+            shared,
+            ep,
+            endpoint.to_owned(),
+            pipe,
+            stop_rx,
+        ));
+        Ok(())
+    }
+
+    /// Stops connecting to an endpoint and drops its connection and queue.
+    pub fn disconnect(&self, endpoint: &str) -> Result<()> {
+        let handle = self.shared.lock().endpoints.remove(endpoint);
+        let handle = handle.ok_or_else(|| Error::NotFound(endpoint.to_owned()))?;
+        if let Some(id) = handle.pipe {
+            self.shared.detach_pipe(id);
+        }
+        Ok(())
+    }
+
+    /// Stops listening on a bound endpoint (as returned by
+    /// [`Socket::bind`]) and closes the connections accepted through it.
+    pub fn unbind(&self, endpoint: &str) -> Result<()> {
+        let handle = self.shared.lock().endpoints.remove(endpoint);
+        handle
+            .map(|_| ())
+            .ok_or_else(|| Error::NotFound(endpoint.to_owned()))
+    }
+
+    /// Subscribes to a prefix (SUB). Counted: subscribe twice, unsubscribe
+    /// twice.
+    pub fn subscribe(&self, prefix: impl AsRef<[u8]>) -> Result<()> {
+        self.subscription(true, prefix.as_ref())
+    }
+
+    /// Removes one count of a subscription (SUB).
+    pub fn unsubscribe(&self, prefix: impl AsRef<[u8]>) -> Result<()> {
+        self.subscription(false, prefix.as_ref())
+    }
+
+    fn subscription(&self, add: bool, prefix: &[u8]) -> Result<()> {
+        self.check_open()?;
+        if self.shared.socket_type != SocketType::Sub {
+            return Err(Error::NotSupported("subscribe on a non-SUB socket"));
+        }
+        let prefix = Bytes::copy_from_slice(prefix);
+        let st = &mut *self.shared.lock();
+        let changed = if add {
+            st.own_subs.add(prefix.clone())
+        } else {
+            st.own_subs.remove(&prefix)
+        };
+        if changed {
+            for p in &st.pipes {
+                let out = if add {
+                    Out::Subscribe(prefix.clone())
+                } else {
+                    Out::Cancel(prefix.clone())
+                };
+                let _ = p.tx.try_send(out);
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends a message. Returns once the message is queued for a peer (or,
+    /// for PUB, for every matching peer with room). Waits while no peer has
+    /// room (PUSH, REQ), up to the send timeout. Dropping the future leaves
+    /// the message either wholly queued or not queued at all.
+    pub async fn send(&self, msg: impl Into<Message>) -> Result<()> {
+        let msg = msg.into();
+        let deadline = self.shared.options().sndtimeo.map(|t| Instant::now() + t);
+        let mut msg = Some(self.prepare_send(msg)?);
+        loop {
+            let listener = self.shared.room.listen();
+            self.check_open()?;
+            match self.try_route(msg.take().ok_or(Error::Closed)?) {
+                Ok(()) => return Ok(()),
+                Err(back) => msg = Some(back),
+            }
+            match deadline {
+                Some(d) => {
+                    let timed_out = futures_lite::future::or(
+                        async {
+                            listener.await;
+                            false
+                        },
+                        async {
+                            async_io::Timer::at(d).await;
+                            true
+                        },
+                    )
+                    .await;
+                    if timed_out {
+                        return Err(Error::WouldBlock);
+                    }
+                }
+                None => listener.await,
+            }
+        }
+    }
+
+    /// Sends without waiting: [`Error::WouldBlock`] when no peer has room.
+    pub fn try_send(&self, msg: impl Into<Message>) -> Result<()> {
+        self.check_open()?;
+        let msg = self.prepare_send(msg.into())?;
+        self.try_route(msg).map_err(|_| Error::WouldBlock)
+    }
+
+    /// Blocking [`Socket::send`], for plain threads.
+    pub fn send_blocking(&self, msg: impl Into<Message>) -> Result<()> {
+        futures_lite::future::block_on(self.send(msg))
+    }
+
+    /// Checks the socket's state machine and builds the wire message (REQ
+    /// adds its delimiter, REP its envelope).
+    fn prepare_send(&self, mut msg: Message) -> Result<Message> {
+        if msg.is_empty() {
+            msg.push(Bytes::new());
+        }
+        match self.shared.socket_type {
+            SocketType::Sub | SocketType::Pull => Err(Error::NotSupported("send")),
+            SocketType::Req => {
+                let o = self.shared.options();
+                let st = self.shared.lock();
+                if st.req_awaiting.is_some() && !o.req_relaxed {
+                    return Err(Error::State("REQ must receive the reply first"));
+                }
+                if o.req_correlate {
+                    msg.push_front(Bytes::new());
+                    msg.push_front(Bytes::copy_from_slice(
+                        &(st.req_id.wrapping_add(1)).to_be_bytes(),
+                    ));
+                } else {
+                    msg.push_front(Bytes::new());
+                }
+                Ok(msg)
+            }
+            SocketType::Rep => {
+                let st = self.shared.lock();
+                let Some((_, envelope)) = &st.rep_pending else {
+                    return Err(Error::State("REP must receive a request first"));
+                };
+                let mut frames = envelope.clone();
+                frames.extend(msg.into_frames());
+                Ok(Message::from(frames))
+            }
+            _ => Ok(msg),
+        }
+    }
+
+    /// Routes a prepared message; gives it back when it must wait.
+    fn try_route(&self, msg: Message) -> Result<(), Message> {
+        let route = match self.shared.socket_type {
+            SocketType::Pub | SocketType::XPub => Route::Fanout,
+            SocketType::Rep => match &self.shared.lock().rep_pending {
+                Some((pipe, _)) => Route::To(*pipe),
+                None => return Err(msg),
+            },
+            _ => Route::RoundRobin,
+        };
+        let st = &mut *self.shared.lock();
+        match route {
+            Route::Fanout => {
+                let topic = msg.get(0).map_or(&[][..], |f| &f[..]);
+                for p in &st.pipes {
+                    if p.subs.matches(topic) {
+                        // A full subscriber loses the message; others are
+                        // unaffected.
+                        let _ = p.tx.try_send(Out::Msg(msg.clone()));
+                    }
+                }
+                Ok(())
+            }
+            Route::To(id) => {
+                if let Some(p) = st.pipes.iter().find(|p| p.id == id) {
+                    let _ = p.tx.try_send(Out::Msg(msg));
+                }
+                st.rep_pending = None;
+                Ok(())
+            }
+            Route::RoundRobin => {
+                let n = st.pipes.len();
+                let mut msg = msg;
+                for i in 0..n {
+                    let idx = (st.rr + i) % n;
+                    match st.pipes[idx].tx.try_send(Out::Msg(msg)) {
+                        Ok(()) => {
+                            st.rr = (idx + 1) % n;
+                            if self.shared.socket_type == SocketType::Req {
+                                st.req_awaiting = Some(st.pipes[idx].id);
+                                st.req_id = st.req_id.wrapping_add(1);
+                            }
+                            return Ok(());
+                        }
+                        Err(
+                            TrySendError::Full(Out::Msg(m)) | TrySendError::Closed(Out::Msg(m)),
+                        ) => {
+                            msg = m;
+                        }
+                        Err(_) => return Ok(()),
+                    }
+                }
+                Err(msg)
+            }
+        }
+    }
+
+    /// Receives a message, waiting up to the receive timeout. Dropping the
+    /// future loses no message.
+    pub async fn recv(&self) -> Result<Message> {
+        self.check_recv()?;
+        let deadline = self.shared.options().rcvtimeo.map(|t| Instant::now() + t);
+        let rx = &self.shared.inbound().1;
+        loop {
+            let item = match deadline {
+                Some(d) => {
+                    futures_lite::future::or(
+                        async { rx.recv().await.map_err(|_| Error::Closed) },
+                        async {
+                            async_io::Timer::at(d).await;
+                            Err(Error::WouldBlock)
+                        },
+                    )
+                    .await?
+                }
+                None => rx.recv().await.map_err(|_| Error::Closed)?,
+            };
+            self.shared.inbound_room.notify(1);
+            if let Some(msg) = self.accept(item)? {
+                return Ok(msg);
+            }
+        }
+    }
+
+    /// Receives without waiting: [`Error::WouldBlock`] when nothing is
+    /// queued.
+    pub fn try_recv(&self) -> Result<Message> {
+        self.check_recv()?;
+        loop {
+            let item = match self.shared.inbound().1.try_recv() {
+                Ok(i) => i,
+                Err(TryRecvError::Empty) => return Err(Error::WouldBlock),
+                Err(TryRecvError::Closed) => return Err(Error::Closed),
+            };
+            self.shared.inbound_room.notify(1);
+            if let Some(msg) = self.accept(item)? {
+                return Ok(msg);
+            }
+        }
+    }
+
+    /// Blocking [`Socket::recv`], for plain threads.
+    pub fn recv_blocking(&self) -> Result<Message> {
+        futures_lite::future::block_on(self.recv())
+    }
+
+    fn check_recv(&self) -> Result<()> {
+        self.check_open()?;
+        match self.shared.socket_type {
+            SocketType::Pub | SocketType::Push => Err(Error::NotSupported("recv")),
+            SocketType::Req => {
+                if self.shared.lock().req_awaiting.is_none() {
+                    return Err(Error::State("REQ must send a request first"));
+                }
+                Ok(())
+            }
+            SocketType::Rep => {
+                if self.shared.lock().rep_pending.is_some() {
+                    return Err(Error::State("REP must send the reply first"));
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Applies the receiving side of the socket's pattern; `None` drops
+    /// the message.
+    fn accept(&self, item: Inbound) -> Result<Option<Message>> {
+        let Inbound { pipe, mut msg } = item;
+        match self.shared.socket_type {
+            SocketType::Sub => {
+                let st = self.shared.lock();
+                let topic = msg.get(0).map_or(&[][..], |f| &f[..]);
+                Ok(st.own_subs.matches(topic).then_some(msg))
+            }
+            SocketType::Req => {
+                let correlate = self.shared.options().req_correlate;
+                let mut st = self.shared.lock();
+                if st.req_awaiting != Some(pipe) {
+                    return Ok(None);
+                }
+                if correlate {
+                    let id = msg.pop_front();
+                    if id.as_deref() != Some(&st.req_id.to_be_bytes()[..]) {
+                        return Ok(None);
+                    }
+                }
+                // The reply must start with the empty delimiter.
+                if msg.get(0).is_none_or(|f| !f.is_empty()) {
+                    return Ok(None);
+                }
+                let _ = msg.pop_front();
+                st.req_awaiting = None;
+                Ok(Some(msg))
+            }
+            SocketType::Rep => {
+                let frames = msg.frames();
+                // The envelope runs up to and including the first empty
+                // frame; a request without one is dropped, as in libzmq.
+                let Some(split) = frames.iter().position(|f| f.is_empty()) else {
+                    return Ok(None);
+                };
+                let props = msg.properties_arc().cloned();
+                let mut frames = msg.into_frames();
+                let body = frames.split_off(split + 1);
+                self.shared.lock().rep_pending = Some((pipe, frames));
+                let mut out = Message::from(body);
+                if let Some(p) = props {
+                    out.set_properties(p);
+                }
+                Ok(Some(out))
+            }
+            _ => Ok(Some(msg)),
+        }
+    }
+
+    /// Whether a receive would not wait (for the poller).
+    pub(crate) fn readable_now(&self) -> bool {
+        !self.shared.inbound().1.is_empty() || self.shared.is_closed()
+    }
+
+    /// Whether a send would not wait (for the poller).
+    pub(crate) fn writable_now(&self) -> bool {
+        match self.shared.socket_type {
+            SocketType::Pub | SocketType::XPub => true,
+            SocketType::Sub | SocketType::Pull => false,
+            _ => {
+                self.shared.lock().pipes.iter().any(|p| !p.tx.is_full()) || self.shared.is_closed()
+            }
+        }
+    }
+
+    /// Closes the socket now; queued messages are still sent for the linger
+    /// period. The same as dropping it.
+    pub fn close(self) {
+        drop(self);
+    }
+}

@@ -1,0 +1,167 @@
+//! tcp and ipc streams and listeners on the `async-io` reactor.
+//!
+//! The connection task uses readiness (`readable`/`writable`) and
+//! non-blocking calls on the standard streams, so that one task can wait for
+//! input, output room, queued messages and timers at once.
+
+use std::io::{self, IoSlice, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+#[cfg(unix)]
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::PathBuf;
+
+use async_io::Async;
+
+use crate::endpoint::{Endpoint, tcp_endpoint};
+use crate::error::{Error, Result};
+
+/// A connected stream.
+pub(crate) enum Stream {
+    Tcp(Async<TcpStream>),
+    #[cfg(unix)]
+    Ipc(Async<UnixStream>),
+}
+
+impl Stream {
+    pub(crate) async fn readable(&self) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.readable().await,
+            #[cfg(unix)]
+            Stream::Ipc(s) => s.readable().await,
+        }
+    }
+
+    pub(crate) async fn writable(&self) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.writable().await,
+            #[cfg(unix)]
+            Stream::Ipc(s) => s.writable().await,
+        }
+    }
+
+    /// Non-blocking read.
+    pub(crate) fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.get_ref().read(buf),
+            #[cfg(unix)]
+            Stream::Ipc(s) => s.get_ref().read(buf),
+        }
+    }
+
+    /// Non-blocking vectored write.
+    pub(crate) fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.get_ref().write_vectored(bufs),
+            #[cfg(unix)]
+            Stream::Ipc(s) => s.get_ref().write_vectored(bufs),
+        }
+    }
+
+    pub(crate) fn shutdown(&self) {
+        let _ = match self {
+            Stream::Tcp(s) => s.get_ref().shutdown(Shutdown::Both),
+            #[cfg(unix)]
+            Stream::Ipc(s) => s.get_ref().shutdown(Shutdown::Both),
+        };
+    }
+
+    /// Connects to an endpoint (one attempt).
+    pub(crate) async fn connect(ep: &Endpoint) -> Result<(Stream, String)> {
+        match ep {
+            Endpoint::Tcp { .. } => {
+                let mut last = None;
+                for addr in ep.connect_addrs()? {
+                    match Async::<TcpStream>::connect(addr).await {
+                        Ok(s) => {
+                            let _ = s.get_ref().set_nodelay(true);
+                            let peer = s
+                                .get_ref()
+                                .peer_addr()
+                                .map(|a| a.to_string())
+                                .unwrap_or_default();
+                            return Ok((Stream::Tcp(s), peer));
+                        }
+                        Err(e) => last = Some(e),
+                    }
+                }
+                Err(Error::Io(
+                    last.unwrap_or_else(|| io::Error::other("no address")),
+                ))
+            }
+            #[cfg(unix)]
+            Endpoint::Ipc(path) => {
+                let s = Async::<UnixStream>::connect(path).await?;
+                Ok((Stream::Ipc(s), path.display().to_string()))
+            }
+            #[cfg(not(unix))]
+            Endpoint::Ipc(_) => Err(Error::Endpoint("ipc is not supported here".into())),
+        }
+    }
+}
+
+/// A bound listener.
+pub(crate) enum Listener {
+    Tcp(Async<TcpListener>),
+    #[cfg(unix)]
+    Ipc(Async<UnixListener>, PathBuf),
+}
+
+impl Listener {
+    /// Binds; returns the listener and the endpoint as bound (with the real
+    /// port for port 0).
+    pub(crate) fn bind(ep: &Endpoint) -> Result<(Listener, String)> {
+        match ep {
+            Endpoint::Tcp { .. } => {
+                let mut last = None;
+                for addr in ep.bind_addrs()? {
+                    match Async::<TcpListener>::bind(addr) {
+                        Ok(l) => {
+                            let local = l.get_ref().local_addr()?;
+                            return Ok((Listener::Tcp(l), tcp_endpoint(local)));
+                        }
+                        Err(e) => last = Some(e),
+                    }
+                }
+                Err(Error::Io(
+                    last.unwrap_or_else(|| io::Error::other("no address")),
+                ))
+            }
+            #[cfg(unix)]
+            Endpoint::Ipc(path) => {
+                // As libzmq does, take over a stale socket file.
+                if path.exists() && UnixStream::connect(path).is_err() {
+                    let _ = std::fs::remove_file(path);
+                }
+                let l = Async::<UnixListener>::bind(path)?;
+                Ok((Listener::Ipc(l, path.clone()), ep.to_string()))
+            }
+            #[cfg(not(unix))]
+            Endpoint::Ipc(_) => Err(Error::Endpoint("ipc is not supported here".into())),
+        }
+    }
+
+    /// Accepts one connection: the stream and the peer's address.
+    pub(crate) async fn accept(&self) -> io::Result<(Stream, String, Option<std::net::IpAddr>)> {
+        match self {
+            Listener::Tcp(l) => {
+                let (s, addr) = l.accept().await?;
+                let _ = s.get_ref().set_nodelay(true);
+                Ok((Stream::Tcp(s), addr.to_string(), Some(addr.ip())))
+            }
+            #[cfg(unix)]
+            Listener::Ipc(l, path) => {
+                let (s, _) = l.accept().await?;
+                Ok((Stream::Ipc(s), path.display().to_string(), None))
+            }
+        }
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        #[cfg(unix)]
+        if let Listener::Ipc(_, path) = self {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}

@@ -1,0 +1,131 @@
+//! Shared helpers for the socket tests.
+#![allow(dead_code, missing_docs, unreachable_pub, clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use zmtp_sockets::security::{KeyPair, PlainCredentials, PublicKeyAllowList};
+use zmtp_sockets::{Context, MonitorEvent, Security, Socket, SocketType};
+
+/// Generous: the machine may be loaded.
+pub const TIMEOUT: Duration = Duration::from_secs(20);
+
+#[derive(Clone, Copy, Debug)]
+pub enum Mech {
+    Null,
+    Plain,
+    Curve,
+}
+
+pub const MECHS: [Mech; 3] = [Mech::Null, Mech::Plain, Mech::Curve];
+
+#[derive(Clone, Copy, Debug)]
+pub enum Transport {
+    Tcp,
+    Ipc,
+}
+
+pub fn endpoint(t: Transport) -> String {
+    match t {
+        Transport::Tcp => "tcp://127.0.0.1:0".into(),
+        Transport::Ipc => {
+            static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+            let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let dir = std::env::temp_dir();
+            format!(
+                "ipc://{}/zmtp-test-{}-{n}.sock",
+                dir.display(),
+                std::process::id()
+            )
+        }
+    }
+}
+
+/// Configures `server` and `client` for a mechanism; the server side has an
+/// Authenticator that accepts the client's credentials.
+pub fn secure(server: &Socket, client: &Socket, m: Mech) {
+    match m {
+        Mech::Null => {}
+        Mech::Plain => {
+            let mut t = PlainCredentials::new();
+            t.insert("admin", "secret");
+            server
+                .configure(|o| {
+                    o.security = Security::PlainServer;
+                    o.authenticator = Some(Arc::new(t));
+                })
+                .unwrap();
+            client
+                .configure(|o| {
+                    o.security = Security::PlainClient {
+                        username: "admin".into(),
+                        password: "secret".into(),
+                    };
+                })
+                .unwrap();
+        }
+        Mech::Curve => {
+            let server_keys = KeyPair::generate();
+            let client_keys = KeyPair::generate();
+            let allow: PublicKeyAllowList = [client_keys.public].into_iter().collect();
+            let server_public = server_keys.public;
+            server
+                .configure(|o| {
+                    o.security = Security::CurveServer { keys: server_keys };
+                    o.authenticator = Some(Arc::new(allow));
+                })
+                .unwrap();
+            client
+                .configure(|o| {
+                    o.security = Security::CurveClient {
+                        keys: client_keys,
+                        server: server_public,
+                    }
+                })
+                .unwrap();
+        }
+    }
+}
+
+/// A bound socket and a connected one, handshake done on both sides.
+pub fn pair(
+    ctx: &Context,
+    bind: SocketType,
+    conn: SocketType,
+    m: Mech,
+    t: Transport,
+    server_binds: bool,
+) -> (Socket, Socket) {
+    let a = ctx.socket(bind).unwrap();
+    let b = ctx.socket(conn).unwrap();
+    for s in [&a, &b] {
+        s.configure(|o| {
+            o.rcvtimeo = Some(TIMEOUT);
+            o.sndtimeo = Some(TIMEOUT);
+            o.linger = Some(Duration::from_secs(1));
+        })
+        .unwrap();
+    }
+    if server_binds {
+        secure(&a, &b, m)
+    } else {
+        secure(&b, &a, m)
+    }
+    let ma = a.monitor();
+    let mb = b.monitor();
+    let ep = a.bind(&endpoint(t)).unwrap();
+    b.connect(&ep).unwrap();
+    for (mon, who) in [(&ma, "bind side"), (&mb, "connect side")] {
+        let ev = mon.wait_for_blocking(TIMEOUT, |e| {
+            matches!(
+                e,
+                MonitorEvent::HandshakeSucceeded { .. } | MonitorEvent::HandshakeFailed { .. }
+            )
+        });
+        assert!(
+            matches!(ev, Some(MonitorEvent::HandshakeSucceeded { .. })),
+            "{who}: {ev:?} ({bind:?}/{conn:?} {m:?} {t:?})"
+        );
+    }
+    (a, b)
+}

@@ -1,0 +1,530 @@
+//! Every pattern over tcp and ipc with NULL, PLAIN and CURVE, between our
+//! own sockets.
+
+mod common;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::*;
+use zmtp_sockets::{Context, Error, Message, MonitorEvent, SocketType};
+
+fn transports() -> [Transport; 2] {
+    [Transport::Tcp, Transport::Ipc]
+}
+
+#[test]
+fn push_pull_every_mechanism_and_transport() {
+    let ctx = Context::new();
+    for m in MECHS {
+        for t in transports() {
+            for server_binds in [true, false] {
+                let (pull, push) =
+                    pair(&ctx, SocketType::Pull, SocketType::Push, m, t, server_binds);
+                for i in 0..100u32 {
+                    push.send_blocking(Message::from(i.to_be_bytes().to_vec()))
+                        .unwrap();
+                }
+                for i in 0..100u32 {
+                    let msg = pull.recv_blocking().unwrap();
+                    assert_eq!(&msg.frames()[0][..], &i.to_be_bytes(), "{m:?} {t:?}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn req_rep_every_mechanism_and_transport() {
+    let ctx = Context::new();
+    for m in MECHS {
+        for t in transports() {
+            let (rep, req) = pair(&ctx, SocketType::Rep, SocketType::Req, m, t, true);
+            for i in 0..20u8 {
+                req.send_blocking(Message::from_frames([
+                    Bytes::from(vec![i]),
+                    Bytes::from_static(b"part"),
+                ]))
+                .unwrap();
+                let got = rep.recv_blocking().unwrap();
+                assert_eq!(
+                    got.frames(),
+                    &[Bytes::from(vec![i]), Bytes::from_static(b"part")]
+                );
+                rep.send_blocking(Message::from(vec![i, i])).unwrap();
+                assert_eq!(&req.recv_blocking().unwrap().frames()[0][..], &[i, i]);
+            }
+        }
+    }
+}
+
+#[test]
+fn pub_sub_every_mechanism_and_transport() {
+    let ctx = Context::new();
+    for m in MECHS {
+        for t in transports() {
+            let (publ, sub) = pair(&ctx, SocketType::Pub, SocketType::Sub, m, t, true);
+            sub.subscribe("weather").unwrap();
+            // Wait until the subscription is in effect: publish until one
+            // arrives.
+            let deadline = std::time::Instant::now() + TIMEOUT;
+            sub.configure(|o| o.rcvtimeo = Some(Duration::from_millis(50)))
+                .unwrap();
+            loop {
+                publ.send_blocking("weather sunny").unwrap();
+                if sub.recv_blocking().is_ok() {
+                    break;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "subscription never took effect"
+                );
+            }
+            sub.configure(|o| o.rcvtimeo = Some(TIMEOUT)).unwrap();
+            publ.send_blocking("sports none").unwrap();
+            publ.send_blocking("weather rain").unwrap();
+            // Drain duplicates of the probe, then the filtered stream.
+            loop {
+                let m = sub.recv_blocking().unwrap();
+                if m.frames()[0] != "weather sunny" {
+                    assert_eq!(m.frames()[0], "weather rain", "{m:?}");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn multipart_and_16_mib() {
+    let ctx = Context::new();
+    for m in [Mech::Null, Mech::Curve] {
+        let (pull, push) = pair(
+            &ctx,
+            SocketType::Pull,
+            SocketType::Push,
+            m,
+            Transport::Tcp,
+            true,
+        );
+        let big = Bytes::from(vec![0xA5u8; 16 << 20]);
+        let msg = Message::from_frames([Bytes::from_static(b"head"), Bytes::new(), big.clone()]);
+        push.send_blocking(msg.clone()).unwrap();
+        let got = pull.recv_blocking().unwrap();
+        assert_eq!(got.frames(), msg.frames());
+    }
+}
+
+#[test]
+fn req_strict_alternation_and_rep_state() {
+    let ctx = Context::new();
+    let (rep, req) = pair(
+        &ctx,
+        SocketType::Rep,
+        SocketType::Req,
+        Mech::Null,
+        Transport::Tcp,
+        true,
+    );
+    assert!(matches!(req.recv_blocking(), Err(Error::State(_))));
+    assert!(matches!(rep.send_blocking("x"), Err(Error::State(_))));
+    req.send_blocking("one").unwrap();
+    assert!(matches!(req.send_blocking("two"), Err(Error::State(_))));
+    let r = rep.recv_blocking().unwrap();
+    assert!(matches!(rep.recv_blocking(), Err(Error::State(_))));
+    rep.send_blocking(r).unwrap();
+    assert_eq!(req.recv_blocking().unwrap().frames()[0], "one");
+}
+
+#[test]
+fn req_round_robins_over_reps() {
+    let ctx = Context::new();
+    let req = ctx.socket(SocketType::Req).unwrap();
+    req.configure(|o| o.rcvtimeo = Some(TIMEOUT)).unwrap();
+    let mut reps = Vec::new();
+    for i in 0..3u8 {
+        let rep = ctx.socket(SocketType::Rep).unwrap();
+        rep.configure(|o| o.rcvtimeo = Some(TIMEOUT)).unwrap();
+        let ep = rep.bind("tcp://127.0.0.1:0").unwrap();
+        req.connect(&ep).unwrap();
+        reps.push((i, rep));
+    }
+    // Connected pipes exist at once, so round-robin covers all three.
+    for round in 0..2 {
+        for (i, rep) in &reps {
+            req.send_blocking(Message::from(vec![round])).unwrap();
+            let got = rep.recv_blocking().unwrap();
+            assert_eq!(&got.frames()[0][..], &[round]);
+            rep.send_blocking(Message::from(vec![*i])).unwrap();
+            assert_eq!(&req.recv_blocking().unwrap().frames()[0][..], &[*i]);
+        }
+    }
+}
+
+#[test]
+fn connect_before_bind_and_reconnect_after_restart() {
+    let ctx = Context::new();
+    // Find a free port, then release it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let ep = format!("tcp://127.0.0.1:{port}");
+    let push = ctx.socket(SocketType::Push).unwrap();
+    push.configure(|o| o.sndtimeo = Some(TIMEOUT)).unwrap();
+    push.connect(&ep).unwrap();
+    // Queued before the peer exists (ZMQ_IMMEDIATE off).
+    push.send_blocking("early").unwrap();
+    let pull = ctx.socket(SocketType::Pull).unwrap();
+    pull.configure(|o| o.rcvtimeo = Some(TIMEOUT)).unwrap();
+    pull.bind(&ep).unwrap();
+    assert_eq!(pull.recv_blocking().unwrap().frames()[0], "early");
+    let mon = push.monitor();
+    drop(pull);
+    mon.wait_for_blocking(TIMEOUT, |e| matches!(e, MonitorEvent::Disconnected { .. }))
+        .expect("disconnect seen");
+    let pull = ctx.socket(SocketType::Pull).unwrap();
+    pull.configure(|o| o.rcvtimeo = Some(TIMEOUT)).unwrap();
+    // The port may linger briefly in the kernel: retry the bind.
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    while pull.bind(&ep).is_err() {
+        assert!(std::time::Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    push.send_blocking("after restart").unwrap();
+    assert_eq!(pull.recv_blocking().unwrap().frames()[0], "after restart");
+}
+
+#[test]
+fn push_blocks_then_times_out_without_peers() {
+    let ctx = Context::new();
+    let push = ctx.socket(SocketType::Push).unwrap();
+    push.configure(|o| o.sndtimeo = Some(Duration::from_millis(100)))
+        .unwrap();
+    assert!(matches!(push.send_blocking("x"), Err(Error::WouldBlock)));
+    assert!(matches!(push.try_send("x"), Err(Error::WouldBlock)));
+}
+
+#[test]
+fn push_hwm_then_timeout() {
+    let ctx = Context::new();
+    let pull = ctx.socket(SocketType::Pull).unwrap();
+    pull.configure(|o| o.rcvhwm = 5).unwrap();
+    let ep = pull.bind("tcp://127.0.0.1:0").unwrap();
+    let push = ctx.socket(SocketType::Push).unwrap();
+    push.configure(|o| {
+        o.sndhwm = 5;
+        o.sndtimeo = Some(Duration::from_millis(200));
+    })
+    .unwrap();
+    push.connect(&ep).unwrap();
+    // Nobody receives: queues and socket buffers fill, then send times out.
+    let payload = Bytes::from(vec![0u8; 256 * 1024]);
+    let mut sent = 0;
+    loop {
+        match push.send_blocking(payload.clone()) {
+            Ok(()) => sent += 1,
+            Err(Error::WouldBlock) => break,
+            Err(e) => panic!("{e}"),
+        }
+        assert!(sent < 10_000, "send never blocked");
+    }
+    assert!(sent >= 5);
+    // Everything sent arrives once the receiver reads.
+    pull.configure(|o| o.rcvtimeo = Some(TIMEOUT)).unwrap();
+    for _ in 0..sent {
+        pull.recv_blocking().unwrap();
+    }
+}
+
+#[test]
+fn pub_drops_for_slow_subscriber_while_fast_one_keeps_up() {
+    let ctx = Context::new();
+    let publ = ctx.socket(SocketType::Pub).unwrap();
+    publ.configure(|o| o.sndhwm = 10).unwrap();
+    let ep = publ.bind("tcp://127.0.0.1:0").unwrap();
+    let mon = publ.monitor();
+    let fast = ctx.socket(SocketType::Sub).unwrap();
+    let slow = ctx.socket(SocketType::Sub).unwrap();
+    for s in [&fast, &slow] {
+        s.configure(|o| {
+            o.rcvhwm = 10;
+            o.rcvtimeo = Some(TIMEOUT);
+        })
+        .unwrap();
+        s.subscribe("").unwrap();
+        s.connect(&ep).unwrap();
+    }
+    for _ in 0..2 {
+        mon.wait_for_blocking(TIMEOUT, |e| {
+            matches!(e, MonitorEvent::HandshakeSucceeded { .. })
+        })
+        .unwrap();
+    }
+    // Wait until both subscriptions are in effect.
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    let probe = |s: &zmtp_sockets::Socket| {
+        s.configure(|o| o.rcvtimeo = Some(Duration::from_millis(20)))
+            .unwrap();
+        let ok = s.recv_blocking().is_ok();
+        s.configure(|o| o.rcvtimeo = Some(TIMEOUT)).unwrap();
+        ok
+    };
+    let (mut f, mut sl) = (false, false);
+    while !(f && sl) {
+        publ.send_blocking("probe").unwrap();
+        f |= probe(&fast);
+        sl |= probe(&slow);
+        assert!(std::time::Instant::now() < deadline);
+    }
+    while fast.try_recv().is_ok() {}
+    while slow.try_recv().is_ok() {}
+    // The fast subscriber reads each message as it comes; the slow one reads
+    // nothing. PUB never blocks.
+    let n = 20_000u32;
+    let payload = vec![7u8; 1000];
+    let mut got = 0;
+    for i in 0..n {
+        let mut m = i.to_be_bytes().to_vec();
+        m.extend_from_slice(&payload);
+        publ.send_blocking(m).unwrap();
+        while let Ok(msg) = fast.try_recv() {
+            assert_ne!(msg.frames()[0], "probe");
+            got += 1;
+        }
+    }
+    // "end" may itself be dropped while the fast queue is full: resend it
+    // until it arrives.
+    fast.configure(|o| o.rcvtimeo = Some(Duration::from_millis(50)))
+        .unwrap();
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    'outer: loop {
+        publ.send_blocking("end").unwrap();
+        while let Ok(msg) = fast.recv_blocking() {
+            if msg.frames()[0] == "end" {
+                break 'outer;
+            }
+            got += 1;
+        }
+        assert!(std::time::Instant::now() < deadline, "end never arrived");
+    }
+    let mut slow_got = 0;
+    while slow.try_recv().is_ok() {
+        slow_got += 1;
+    }
+    assert!(
+        slow_got < n as usize,
+        "the slow subscriber must have lost messages"
+    );
+    assert!(got > slow_got, "fast {got}, slow {slow_got}");
+}
+
+#[test]
+fn linger_delivers_after_drop() {
+    let ctx = Context::new();
+    let pull = ctx.socket(SocketType::Pull).unwrap();
+    pull.configure(|o| o.rcvtimeo = Some(TIMEOUT)).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let ep = format!("tcp://127.0.0.1:{port}");
+    let push = ctx.socket(SocketType::Push).unwrap();
+    push.configure(|o| o.linger = Some(TIMEOUT)).unwrap();
+    push.connect(&ep).unwrap();
+    for i in 0..10u8 {
+        push.send_blocking(vec![i]).unwrap();
+    }
+    drop(push);
+    // The peer appears only after the socket was dropped.
+    pull.bind(&ep).unwrap();
+    for i in 0..10u8 {
+        assert_eq!(&pull.recv_blocking().unwrap().frames()[0][..], &[i]);
+    }
+}
+
+#[test]
+fn heartbeat_timeout_closes_a_silent_peer() {
+    let ctx = Context::new();
+    let pull = ctx.socket(SocketType::Pull).unwrap();
+    pull.configure(|o| {
+        o.heartbeat_ivl = Some(Duration::from_millis(100));
+        o.heartbeat_timeout = Some(Duration::from_millis(300));
+    })
+    .unwrap();
+    let mon = pull.monitor();
+    let ep = pull.bind("tcp://127.0.0.1:0").unwrap();
+    // A raw peer that completes the NULL handshake, then never answers.
+    let mut raw = std::net::TcpStream::connect(ep.trim_start_matches("tcp://")).unwrap();
+    use std::io::Write;
+    let mut greeting = vec![0xFF, 0, 0, 0, 0, 0, 0, 0, 0, 0x7F, 3, 1];
+    greeting.extend_from_slice(b"NULL");
+    greeting.resize(64, 0);
+    raw.write_all(&greeting).unwrap();
+    raw.write_all(b"\x04\x1a\x05READY\x0bSocket-Type\x00\x00\x00\x04PUSH")
+        .unwrap();
+    mon.wait_for_blocking(TIMEOUT, |e| {
+        matches!(e, MonitorEvent::HandshakeSucceeded { .. })
+    })
+    .expect("handshake");
+    let ev = mon.wait_for_blocking(TIMEOUT, |e| matches!(e, MonitorEvent::Disconnected { .. }));
+    let Some(MonitorEvent::Disconnected {
+        reason: Some(reason),
+        ..
+    }) = ev
+    else {
+        panic!("{ev:?}")
+    };
+    assert!(reason.contains("heartbeat"), "{reason}");
+}
+
+#[test]
+fn wrong_curve_key_delivers_nothing_and_reports() {
+    let ctx = Context::new();
+    let pull = ctx.socket(SocketType::Pull).unwrap();
+    let push = ctx.socket(SocketType::Push).unwrap();
+    let server = zmtp_sockets::security::KeyPair::generate();
+    pull.configure(|o| {
+        o.security = zmtp_sockets::Security::CurveServer { keys: server };
+        o.rcvtimeo = Some(Duration::from_millis(300));
+    })
+    .unwrap();
+    push.configure(|o| {
+        o.linger = Some(Duration::ZERO);
+        o.security = zmtp_sockets::Security::CurveClient {
+            keys: zmtp_sockets::security::KeyPair::generate(),
+            server: zmtp_sockets::security::KeyPair::generate().public,
+        }
+    })
+    .unwrap();
+    let mon = pull.monitor();
+    let ep = pull.bind("tcp://127.0.0.1:0").unwrap();
+    push.connect(&ep).unwrap();
+    push.send_blocking("secret").unwrap();
+    let ev = mon.wait_for_blocking(TIMEOUT, |e| {
+        matches!(e, MonitorEvent::HandshakeFailed { .. })
+    });
+    assert!(ev.is_some());
+    assert!(matches!(pull.recv_blocking(), Err(Error::WouldBlock)));
+}
+
+#[test]
+fn plain_denied_reports_auth_status_on_both_sides() {
+    let ctx = Context::new();
+    let pull = ctx.socket(SocketType::Pull).unwrap();
+    let push = ctx.socket(SocketType::Push).unwrap();
+    let mut t = zmtp_sockets::security::PlainCredentials::new();
+    t.insert("admin", "secret");
+    pull.configure(|o| {
+        o.security = zmtp_sockets::Security::PlainServer;
+        o.authenticator = Some(std::sync::Arc::new(t));
+        o.rcvtimeo = Some(Duration::from_millis(300));
+    })
+    .unwrap();
+    push.configure(|o| {
+        o.linger = Some(Duration::ZERO);
+        o.security = zmtp_sockets::Security::PlainClient {
+            username: "admin".into(),
+            password: "nope".into(),
+        }
+    })
+    .unwrap();
+    let (ms, mc) = (pull.monitor(), push.monitor());
+    let ep = pull.bind("tcp://127.0.0.1:0").unwrap();
+    push.connect(&ep).unwrap();
+    push.send_blocking("x").unwrap();
+    for mon in [&ms, &mc] {
+        let ev = mon.wait_for_blocking(TIMEOUT, |e| {
+            matches!(e, MonitorEvent::HandshakeFailed { .. })
+        });
+        let Some(MonitorEvent::HandshakeFailed { reason, .. }) = ev else {
+            panic!()
+        };
+        assert_eq!(reason, zmtp_sockets::HandshakeFailure::Auth { status: 400 });
+    }
+    // The client retries, as libzmq does.
+    mc.wait_for_blocking(TIMEOUT, |e| {
+        matches!(e, MonitorEvent::ConnectRetried { .. })
+    })
+    .unwrap();
+    assert!(matches!(pull.recv_blocking(), Err(Error::WouldBlock)));
+}
+
+#[test]
+fn metadata_reaches_messages() {
+    let ctx = Context::new();
+    let (pull, push) = pair(
+        &ctx,
+        SocketType::Pull,
+        SocketType::Push,
+        Mech::Plain,
+        Transport::Tcp,
+        true,
+    );
+    push.send_blocking("x").unwrap();
+    let m = pull.recv_blocking().unwrap();
+    assert_eq!(m.user_id().unwrap(), "admin");
+    assert_eq!(m.socket_type().unwrap(), "PUSH");
+    assert!(m.peer_address().unwrap().starts_with(b"127.0.0.1:"));
+}
+
+#[test]
+fn poller_waits_on_several_sockets() {
+    let ctx = Context::new();
+    let (pull_a, push_a) = pair(
+        &ctx,
+        SocketType::Pull,
+        SocketType::Push,
+        Mech::Null,
+        Transport::Tcp,
+        true,
+    );
+    let (pull_b, push_b) = pair(
+        &ctx,
+        SocketType::Pull,
+        SocketType::Push,
+        Mech::Null,
+        Transport::Ipc,
+        true,
+    );
+    let mut p = zmtp_sockets::Poller::new();
+    p.add(&pull_a, zmtp_sockets::Interest::Readable);
+    p.add(&pull_b, zmtp_sockets::Interest::Readable);
+    assert!(p.wait_blocking(Some(Duration::from_millis(50))).is_empty());
+    push_b.send_blocking("b").unwrap();
+    let ready = p.wait_blocking(Some(TIMEOUT));
+    assert_eq!(ready.iter().map(|r| r.index).collect::<Vec<_>>(), vec![1]);
+    assert_eq!(pull_b.try_recv().unwrap().frames()[0], "b");
+    push_a.send_blocking("a").unwrap();
+    let ready = p.wait_blocking(Some(TIMEOUT));
+    assert_eq!(ready[0].index, 0);
+    let mut w = zmtp_sockets::Poller::new();
+    w.add(&push_a, zmtp_sockets::Interest::Writable);
+    assert!(w.wait_blocking(Some(TIMEOUT))[0].writable);
+}
+
+#[test]
+fn context_term_waits_for_linger_and_closes_sockets() {
+    let ctx = Context::new();
+    let (pull, push) = pair(
+        &ctx,
+        SocketType::Pull,
+        SocketType::Push,
+        Mech::Null,
+        Transport::Tcp,
+        true,
+    );
+    for i in 0..50u8 {
+        push.send_blocking(vec![i]).unwrap();
+    }
+    drop(push);
+    for i in 0..50u8 {
+        assert_eq!(&pull.recv_blocking().unwrap().frames()[0][..], &[i]);
+    }
+    let ctx2 = ctx.clone();
+    let t = std::thread::spawn(move || ctx2.term());
+    t.join().unwrap();
+    assert!(matches!(pull.recv_blocking(), Err(Error::Closed)));
+}
