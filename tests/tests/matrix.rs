@@ -1,0 +1,1102 @@
+//! The interop matrix: every pattern × mechanism × who binds × who is the
+//! security server × transport × which side zmtp plays, each cell its own
+//! test against real libzmq. Generated list; the exchange is in `src/lib.rs`.
+
+use zmtp_interop::{Mech, Pattern, Role, Setup, Transport, exchange};
+
+macro_rules! cell {
+    ($name:ident, $p:ident, $m:ident, $binds:expr, $server:expr, $t:ident, $role:ident) => {
+        #[test]
+        fn $name() {
+            exchange(&Setup {
+                pattern: Pattern::$p,
+                mech: Mech::$m,
+                zmtp_binds: $binds,
+                zmtp_is_server: $server,
+                transport: Transport::$t,
+                zmtp_role: Role::$role,
+            });
+        }
+    };
+}
+
+cell!(
+    reqrep_null_zmtp_binds_tcp_zmtp_req,
+    ReqRep,
+    Null,
+    true,
+    false,
+    Tcp,
+    First
+);
+cell!(
+    reqrep_null_zmtp_binds_tcp_zmtp_rep,
+    ReqRep,
+    Null,
+    true,
+    false,
+    Tcp,
+    Second
+);
+cell!(
+    reqrep_null_zmtp_binds_ipc_zmtp_req,
+    ReqRep,
+    Null,
+    true,
+    false,
+    Ipc,
+    First
+);
+cell!(
+    reqrep_null_zmtp_binds_ipc_zmtp_rep,
+    ReqRep,
+    Null,
+    true,
+    false,
+    Ipc,
+    Second
+);
+cell!(
+    reqrep_null_libzmq_binds_tcp_zmtp_req,
+    ReqRep,
+    Null,
+    false,
+    false,
+    Tcp,
+    First
+);
+cell!(
+    reqrep_null_libzmq_binds_tcp_zmtp_rep,
+    ReqRep,
+    Null,
+    false,
+    false,
+    Tcp,
+    Second
+);
+cell!(
+    reqrep_null_libzmq_binds_ipc_zmtp_req,
+    ReqRep,
+    Null,
+    false,
+    false,
+    Ipc,
+    First
+);
+cell!(
+    reqrep_null_libzmq_binds_ipc_zmtp_rep,
+    ReqRep,
+    Null,
+    false,
+    false,
+    Ipc,
+    Second
+);
+cell!(
+    reqrep_plain_zmtp_binds_zmtp_server_tcp_zmtp_req,
+    ReqRep,
+    Plain,
+    true,
+    true,
+    Tcp,
+    First
+);
+cell!(
+    reqrep_plain_zmtp_binds_zmtp_server_tcp_zmtp_rep,
+    ReqRep,
+    Plain,
+    true,
+    true,
+    Tcp,
+    Second
+);
+cell!(
+    reqrep_plain_zmtp_binds_zmtp_server_ipc_zmtp_req,
+    ReqRep,
+    Plain,
+    true,
+    true,
+    Ipc,
+    First
+);
+cell!(
+    reqrep_plain_zmtp_binds_zmtp_server_ipc_zmtp_rep,
+    ReqRep,
+    Plain,
+    true,
+    true,
+    Ipc,
+    Second
+);
+cell!(
+    reqrep_plain_zmtp_binds_libzmq_server_tcp_zmtp_req,
+    ReqRep,
+    Plain,
+    true,
+    false,
+    Tcp,
+    First
+);
+cell!(
+    reqrep_plain_zmtp_binds_libzmq_server_tcp_zmtp_rep,
+    ReqRep,
+    Plain,
+    true,
+    false,
+    Tcp,
+    Second
+);
+cell!(
+    reqrep_plain_zmtp_binds_libzmq_server_ipc_zmtp_req,
+    ReqRep,
+    Plain,
+    true,
+    false,
+    Ipc,
+    First
+);
+cell!(
+    reqrep_plain_zmtp_binds_libzmq_server_ipc_zmtp_rep,
+    ReqRep,
+    Plain,
+    true,
+    false,
+    Ipc,
+    Second
+);
+cell!(
+    reqrep_plain_libzmq_binds_zmtp_server_tcp_zmtp_req,
+    ReqRep,
+    Plain,
+    false,
+    true,
+    Tcp,
+    First
+);
+cell!(
+    reqrep_plain_libzmq_binds_zmtp_server_tcp_zmtp_rep,
+    ReqRep,
+    Plain,
+    false,
+    true,
+    Tcp,
+    Second
+);
+cell!(
+    reqrep_plain_libzmq_binds_zmtp_server_ipc_zmtp_req,
+    ReqRep,
+    Plain,
+    false,
+    true,
+    Ipc,
+    First
+);
+cell!(
+    reqrep_plain_libzmq_binds_zmtp_server_ipc_zmtp_rep,
+    ReqRep,
+    Plain,
+    false,
+    true,
+    Ipc,
+    Second
+);
+cell!(
+    reqrep_plain_libzmq_binds_libzmq_server_tcp_zmtp_req,
+    ReqRep,
+    Plain,
+    false,
+    false,
+    Tcp,
+    First
+);
+cell!(
+    reqrep_plain_libzmq_binds_libzmq_server_tcp_zmtp_rep,
+    ReqRep,
+    Plain,
+    false,
+    false,
+    Tcp,
+    Second
+);
+cell!(
+    reqrep_plain_libzmq_binds_libzmq_server_ipc_zmtp_req,
+    ReqRep,
+    Plain,
+    false,
+    false,
+    Ipc,
+    First
+);
+cell!(
+    reqrep_plain_libzmq_binds_libzmq_server_ipc_zmtp_rep,
+    ReqRep,
+    Plain,
+    false,
+    false,
+    Ipc,
+    Second
+);
+cell!(
+    reqrep_curve_zmtp_binds_zmtp_server_tcp_zmtp_req,
+    ReqRep,
+    Curve,
+    true,
+    true,
+    Tcp,
+    First
+);
+cell!(
+    reqrep_curve_zmtp_binds_zmtp_server_tcp_zmtp_rep,
+    ReqRep,
+    Curve,
+    true,
+    true,
+    Tcp,
+    Second
+);
+cell!(
+    reqrep_curve_zmtp_binds_zmtp_server_ipc_zmtp_req,
+    ReqRep,
+    Curve,
+    true,
+    true,
+    Ipc,
+    First
+);
+cell!(
+    reqrep_curve_zmtp_binds_zmtp_server_ipc_zmtp_rep,
+    ReqRep,
+    Curve,
+    true,
+    true,
+    Ipc,
+    Second
+);
+cell!(
+    reqrep_curve_zmtp_binds_libzmq_server_tcp_zmtp_req,
+    ReqRep,
+    Curve,
+    true,
+    false,
+    Tcp,
+    First
+);
+cell!(
+    reqrep_curve_zmtp_binds_libzmq_server_tcp_zmtp_rep,
+    ReqRep,
+    Curve,
+    true,
+    false,
+    Tcp,
+    Second
+);
+cell!(
+    reqrep_curve_zmtp_binds_libzmq_server_ipc_zmtp_req,
+    ReqRep,
+    Curve,
+    true,
+    false,
+    Ipc,
+    First
+);
+cell!(
+    reqrep_curve_zmtp_binds_libzmq_server_ipc_zmtp_rep,
+    ReqRep,
+    Curve,
+    true,
+    false,
+    Ipc,
+    Second
+);
+cell!(
+    reqrep_curve_libzmq_binds_zmtp_server_tcp_zmtp_req,
+    ReqRep,
+    Curve,
+    false,
+    true,
+    Tcp,
+    First
+);
+cell!(
+    reqrep_curve_libzmq_binds_zmtp_server_tcp_zmtp_rep,
+    ReqRep,
+    Curve,
+    false,
+    true,
+    Tcp,
+    Second
+);
+cell!(
+    reqrep_curve_libzmq_binds_zmtp_server_ipc_zmtp_req,
+    ReqRep,
+    Curve,
+    false,
+    true,
+    Ipc,
+    First
+);
+cell!(
+    reqrep_curve_libzmq_binds_zmtp_server_ipc_zmtp_rep,
+    ReqRep,
+    Curve,
+    false,
+    true,
+    Ipc,
+    Second
+);
+cell!(
+    reqrep_curve_libzmq_binds_libzmq_server_tcp_zmtp_req,
+    ReqRep,
+    Curve,
+    false,
+    false,
+    Tcp,
+    First
+);
+cell!(
+    reqrep_curve_libzmq_binds_libzmq_server_tcp_zmtp_rep,
+    ReqRep,
+    Curve,
+    false,
+    false,
+    Tcp,
+    Second
+);
+cell!(
+    reqrep_curve_libzmq_binds_libzmq_server_ipc_zmtp_req,
+    ReqRep,
+    Curve,
+    false,
+    false,
+    Ipc,
+    First
+);
+cell!(
+    reqrep_curve_libzmq_binds_libzmq_server_ipc_zmtp_rep,
+    ReqRep,
+    Curve,
+    false,
+    false,
+    Ipc,
+    Second
+);
+cell!(
+    pubsub_null_zmtp_binds_tcp_zmtp_pub,
+    PubSub,
+    Null,
+    true,
+    false,
+    Tcp,
+    First
+);
+cell!(
+    pubsub_null_zmtp_binds_tcp_zmtp_sub,
+    PubSub,
+    Null,
+    true,
+    false,
+    Tcp,
+    Second
+);
+cell!(
+    pubsub_null_zmtp_binds_ipc_zmtp_pub,
+    PubSub,
+    Null,
+    true,
+    false,
+    Ipc,
+    First
+);
+cell!(
+    pubsub_null_zmtp_binds_ipc_zmtp_sub,
+    PubSub,
+    Null,
+    true,
+    false,
+    Ipc,
+    Second
+);
+cell!(
+    pubsub_null_libzmq_binds_tcp_zmtp_pub,
+    PubSub,
+    Null,
+    false,
+    false,
+    Tcp,
+    First
+);
+cell!(
+    pubsub_null_libzmq_binds_tcp_zmtp_sub,
+    PubSub,
+    Null,
+    false,
+    false,
+    Tcp,
+    Second
+);
+cell!(
+    pubsub_null_libzmq_binds_ipc_zmtp_pub,
+    PubSub,
+    Null,
+    false,
+    false,
+    Ipc,
+    First
+);
+cell!(
+    pubsub_null_libzmq_binds_ipc_zmtp_sub,
+    PubSub,
+    Null,
+    false,
+    false,
+    Ipc,
+    Second
+);
+cell!(
+    pubsub_plain_zmtp_binds_zmtp_server_tcp_zmtp_pub,
+    PubSub,
+    Plain,
+    true,
+    true,
+    Tcp,
+    First
+);
+cell!(
+    pubsub_plain_zmtp_binds_zmtp_server_tcp_zmtp_sub,
+    PubSub,
+    Plain,
+    true,
+    true,
+    Tcp,
+    Second
+);
+cell!(
+    pubsub_plain_zmtp_binds_zmtp_server_ipc_zmtp_pub,
+    PubSub,
+    Plain,
+    true,
+    true,
+    Ipc,
+    First
+);
+cell!(
+    pubsub_plain_zmtp_binds_zmtp_server_ipc_zmtp_sub,
+    PubSub,
+    Plain,
+    true,
+    true,
+    Ipc,
+    Second
+);
+cell!(
+    pubsub_plain_zmtp_binds_libzmq_server_tcp_zmtp_pub,
+    PubSub,
+    Plain,
+    true,
+    false,
+    Tcp,
+    First
+);
+cell!(
+    pubsub_plain_zmtp_binds_libzmq_server_tcp_zmtp_sub,
+    PubSub,
+    Plain,
+    true,
+    false,
+    Tcp,
+    Second
+);
+cell!(
+    pubsub_plain_zmtp_binds_libzmq_server_ipc_zmtp_pub,
+    PubSub,
+    Plain,
+    true,
+    false,
+    Ipc,
+    First
+);
+cell!(
+    pubsub_plain_zmtp_binds_libzmq_server_ipc_zmtp_sub,
+    PubSub,
+    Plain,
+    true,
+    false,
+    Ipc,
+    Second
+);
+cell!(
+    pubsub_plain_libzmq_binds_zmtp_server_tcp_zmtp_pub,
+    PubSub,
+    Plain,
+    false,
+    true,
+    Tcp,
+    First
+);
+cell!(
+    pubsub_plain_libzmq_binds_zmtp_server_tcp_zmtp_sub,
+    PubSub,
+    Plain,
+    false,
+    true,
+    Tcp,
+    Second
+);
+cell!(
+    pubsub_plain_libzmq_binds_zmtp_server_ipc_zmtp_pub,
+    PubSub,
+    Plain,
+    false,
+    true,
+    Ipc,
+    First
+);
+cell!(
+    pubsub_plain_libzmq_binds_zmtp_server_ipc_zmtp_sub,
+    PubSub,
+    Plain,
+    false,
+    true,
+    Ipc,
+    Second
+);
+cell!(
+    pubsub_plain_libzmq_binds_libzmq_server_tcp_zmtp_pub,
+    PubSub,
+    Plain,
+    false,
+    false,
+    Tcp,
+    First
+);
+cell!(
+    pubsub_plain_libzmq_binds_libzmq_server_tcp_zmtp_sub,
+    PubSub,
+    Plain,
+    false,
+    false,
+    Tcp,
+    Second
+);
+cell!(
+    pubsub_plain_libzmq_binds_libzmq_server_ipc_zmtp_pub,
+    PubSub,
+    Plain,
+    false,
+    false,
+    Ipc,
+    First
+);
+cell!(
+    pubsub_plain_libzmq_binds_libzmq_server_ipc_zmtp_sub,
+    PubSub,
+    Plain,
+    false,
+    false,
+    Ipc,
+    Second
+);
+cell!(
+    pubsub_curve_zmtp_binds_zmtp_server_tcp_zmtp_pub,
+    PubSub,
+    Curve,
+    true,
+    true,
+    Tcp,
+    First
+);
+cell!(
+    pubsub_curve_zmtp_binds_zmtp_server_tcp_zmtp_sub,
+    PubSub,
+    Curve,
+    true,
+    true,
+    Tcp,
+    Second
+);
+cell!(
+    pubsub_curve_zmtp_binds_zmtp_server_ipc_zmtp_pub,
+    PubSub,
+    Curve,
+    true,
+    true,
+    Ipc,
+    First
+);
+cell!(
+    pubsub_curve_zmtp_binds_zmtp_server_ipc_zmtp_sub,
+    PubSub,
+    Curve,
+    true,
+    true,
+    Ipc,
+    Second
+);
+cell!(
+    pubsub_curve_zmtp_binds_libzmq_server_tcp_zmtp_pub,
+    PubSub,
+    Curve,
+    true,
+    false,
+    Tcp,
+    First
+);
+cell!(
+    pubsub_curve_zmtp_binds_libzmq_server_tcp_zmtp_sub,
+    PubSub,
+    Curve,
+    true,
+    false,
+    Tcp,
+    Second
+);
+cell!(
+    pubsub_curve_zmtp_binds_libzmq_server_ipc_zmtp_pub,
+    PubSub,
+    Curve,
+    true,
+    false,
+    Ipc,
+    First
+);
+cell!(
+    pubsub_curve_zmtp_binds_libzmq_server_ipc_zmtp_sub,
+    PubSub,
+    Curve,
+    true,
+    false,
+    Ipc,
+    Second
+);
+cell!(
+    pubsub_curve_libzmq_binds_zmtp_server_tcp_zmtp_pub,
+    PubSub,
+    Curve,
+    false,
+    true,
+    Tcp,
+    First
+);
+cell!(
+    pubsub_curve_libzmq_binds_zmtp_server_tcp_zmtp_sub,
+    PubSub,
+    Curve,
+    false,
+    true,
+    Tcp,
+    Second
+);
+cell!(
+    pubsub_curve_libzmq_binds_zmtp_server_ipc_zmtp_pub,
+    PubSub,
+    Curve,
+    false,
+    true,
+    Ipc,
+    First
+);
+cell!(
+    pubsub_curve_libzmq_binds_zmtp_server_ipc_zmtp_sub,
+    PubSub,
+    Curve,
+    false,
+    true,
+    Ipc,
+    Second
+);
+cell!(
+    pubsub_curve_libzmq_binds_libzmq_server_tcp_zmtp_pub,
+    PubSub,
+    Curve,
+    false,
+    false,
+    Tcp,
+    First
+);
+cell!(
+    pubsub_curve_libzmq_binds_libzmq_server_tcp_zmtp_sub,
+    PubSub,
+    Curve,
+    false,
+    false,
+    Tcp,
+    Second
+);
+cell!(
+    pubsub_curve_libzmq_binds_libzmq_server_ipc_zmtp_pub,
+    PubSub,
+    Curve,
+    false,
+    false,
+    Ipc,
+    First
+);
+cell!(
+    pubsub_curve_libzmq_binds_libzmq_server_ipc_zmtp_sub,
+    PubSub,
+    Curve,
+    false,
+    false,
+    Ipc,
+    Second
+);
+cell!(
+    pushpull_null_zmtp_binds_tcp_zmtp_push,
+    PushPull,
+    Null,
+    true,
+    false,
+    Tcp,
+    First
+);
+cell!(
+    pushpull_null_zmtp_binds_tcp_zmtp_pull,
+    PushPull,
+    Null,
+    true,
+    false,
+    Tcp,
+    Second
+);
+cell!(
+    pushpull_null_zmtp_binds_ipc_zmtp_push,
+    PushPull,
+    Null,
+    true,
+    false,
+    Ipc,
+    First
+);
+cell!(
+    pushpull_null_zmtp_binds_ipc_zmtp_pull,
+    PushPull,
+    Null,
+    true,
+    false,
+    Ipc,
+    Second
+);
+cell!(
+    pushpull_null_libzmq_binds_tcp_zmtp_push,
+    PushPull,
+    Null,
+    false,
+    false,
+    Tcp,
+    First
+);
+cell!(
+    pushpull_null_libzmq_binds_tcp_zmtp_pull,
+    PushPull,
+    Null,
+    false,
+    false,
+    Tcp,
+    Second
+);
+cell!(
+    pushpull_null_libzmq_binds_ipc_zmtp_push,
+    PushPull,
+    Null,
+    false,
+    false,
+    Ipc,
+    First
+);
+cell!(
+    pushpull_null_libzmq_binds_ipc_zmtp_pull,
+    PushPull,
+    Null,
+    false,
+    false,
+    Ipc,
+    Second
+);
+cell!(
+    pushpull_plain_zmtp_binds_zmtp_server_tcp_zmtp_push,
+    PushPull,
+    Plain,
+    true,
+    true,
+    Tcp,
+    First
+);
+cell!(
+    pushpull_plain_zmtp_binds_zmtp_server_tcp_zmtp_pull,
+    PushPull,
+    Plain,
+    true,
+    true,
+    Tcp,
+    Second
+);
+cell!(
+    pushpull_plain_zmtp_binds_zmtp_server_ipc_zmtp_push,
+    PushPull,
+    Plain,
+    true,
+    true,
+    Ipc,
+    First
+);
+cell!(
+    pushpull_plain_zmtp_binds_zmtp_server_ipc_zmtp_pull,
+    PushPull,
+    Plain,
+    true,
+    true,
+    Ipc,
+    Second
+);
+cell!(
+    pushpull_plain_zmtp_binds_libzmq_server_tcp_zmtp_push,
+    PushPull,
+    Plain,
+    true,
+    false,
+    Tcp,
+    First
+);
+cell!(
+    pushpull_plain_zmtp_binds_libzmq_server_tcp_zmtp_pull,
+    PushPull,
+    Plain,
+    true,
+    false,
+    Tcp,
+    Second
+);
+cell!(
+    pushpull_plain_zmtp_binds_libzmq_server_ipc_zmtp_push,
+    PushPull,
+    Plain,
+    true,
+    false,
+    Ipc,
+    First
+);
+cell!(
+    pushpull_plain_zmtp_binds_libzmq_server_ipc_zmtp_pull,
+    PushPull,
+    Plain,
+    true,
+    false,
+    Ipc,
+    Second
+);
+cell!(
+    pushpull_plain_libzmq_binds_zmtp_server_tcp_zmtp_push,
+    PushPull,
+    Plain,
+    false,
+    true,
+    Tcp,
+    First
+);
+cell!(
+    pushpull_plain_libzmq_binds_zmtp_server_tcp_zmtp_pull,
+    PushPull,
+    Plain,
+    false,
+    true,
+    Tcp,
+    Second
+);
+cell!(
+    pushpull_plain_libzmq_binds_zmtp_server_ipc_zmtp_push,
+    PushPull,
+    Plain,
+    false,
+    true,
+    Ipc,
+    First
+);
+cell!(
+    pushpull_plain_libzmq_binds_zmtp_server_ipc_zmtp_pull,
+    PushPull,
+    Plain,
+    false,
+    true,
+    Ipc,
+    Second
+);
+cell!(
+    pushpull_plain_libzmq_binds_libzmq_server_tcp_zmtp_push,
+    PushPull,
+    Plain,
+    false,
+    false,
+    Tcp,
+    First
+);
+cell!(
+    pushpull_plain_libzmq_binds_libzmq_server_tcp_zmtp_pull,
+    PushPull,
+    Plain,
+    false,
+    false,
+    Tcp,
+    Second
+);
+cell!(
+    pushpull_plain_libzmq_binds_libzmq_server_ipc_zmtp_push,
+    PushPull,
+    Plain,
+    false,
+    false,
+    Ipc,
+    First
+);
+cell!(
+    pushpull_plain_libzmq_binds_libzmq_server_ipc_zmtp_pull,
+    PushPull,
+    Plain,
+    false,
+    false,
+    Ipc,
+    Second
+);
+cell!(
+    pushpull_curve_zmtp_binds_zmtp_server_tcp_zmtp_push,
+    PushPull,
+    Curve,
+    true,
+    true,
+    Tcp,
+    First
+);
+cell!(
+    pushpull_curve_zmtp_binds_zmtp_server_tcp_zmtp_pull,
+    PushPull,
+    Curve,
+    true,
+    true,
+    Tcp,
+    Second
+);
+cell!(
+    pushpull_curve_zmtp_binds_zmtp_server_ipc_zmtp_push,
+    PushPull,
+    Curve,
+    true,
+    true,
+    Ipc,
+    First
+);
+cell!(
+    pushpull_curve_zmtp_binds_zmtp_server_ipc_zmtp_pull,
+    PushPull,
+    Curve,
+    true,
+    true,
+    Ipc,
+    Second
+);
+cell!(
+    pushpull_curve_zmtp_binds_libzmq_server_tcp_zmtp_push,
+    PushPull,
+    Curve,
+    true,
+    false,
+    Tcp,
+    First
+);
+cell!(
+    pushpull_curve_zmtp_binds_libzmq_server_tcp_zmtp_pull,
+    PushPull,
+    Curve,
+    true,
+    false,
+    Tcp,
+    Second
+);
+cell!(
+    pushpull_curve_zmtp_binds_libzmq_server_ipc_zmtp_push,
+    PushPull,
+    Curve,
+    true,
+    false,
+    Ipc,
+    First
+);
+cell!(
+    pushpull_curve_zmtp_binds_libzmq_server_ipc_zmtp_pull,
+    PushPull,
+    Curve,
+    true,
+    false,
+    Ipc,
+    Second
+);
+cell!(
+    pushpull_curve_libzmq_binds_zmtp_server_tcp_zmtp_push,
+    PushPull,
+    Curve,
+    false,
+    true,
+    Tcp,
+    First
+);
+cell!(
+    pushpull_curve_libzmq_binds_zmtp_server_tcp_zmtp_pull,
+    PushPull,
+    Curve,
+    false,
+    true,
+    Tcp,
+    Second
+);
+cell!(
+    pushpull_curve_libzmq_binds_zmtp_server_ipc_zmtp_push,
+    PushPull,
+    Curve,
+    false,
+    true,
+    Ipc,
+    First
+);
+cell!(
+    pushpull_curve_libzmq_binds_zmtp_server_ipc_zmtp_pull,
+    PushPull,
+    Curve,
+    false,
+    true,
+    Ipc,
+    Second
+);
+cell!(
+    pushpull_curve_libzmq_binds_libzmq_server_tcp_zmtp_push,
+    PushPull,
+    Curve,
+    false,
+    false,
+    Tcp,
+    First
+);
+cell!(
+    pushpull_curve_libzmq_binds_libzmq_server_tcp_zmtp_pull,
+    PushPull,
+    Curve,
+    false,
+    false,
+    Tcp,
+    Second
+);
+cell!(
+    pushpull_curve_libzmq_binds_libzmq_server_ipc_zmtp_push,
+    PushPull,
+    Curve,
+    false,
+    false,
+    Ipc,
+    First
+);
+cell!(
+    pushpull_curve_libzmq_binds_libzmq_server_ipc_zmtp_pull,
+    PushPull,
+    Curve,
+    false,
+    false,
+    Ipc,
+    Second
+);
