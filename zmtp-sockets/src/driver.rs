@@ -357,6 +357,8 @@ async fn drive(
     // Whether the handshake succeeded (the connection forgets it once an
     // error closes it).
     let mut established = false;
+    // Messages taken into the connection's output and not yet written.
+    let mut in_output: u64 = 0;
     loop {
         let now = Instant::now();
         if conn.poll_timeout().is_some_and(|t| t <= now) {
@@ -489,6 +491,7 @@ async fn drive(
                     match rx.try_recv() {
                         Ok(out) => {
                             took = true;
+                            in_output += u64::from(matches!(out, Out::Msg(_)));
                             if let Err(e) = queue(conn, out) {
                                 return fail(established, e);
                             }
@@ -509,6 +512,12 @@ async fn drive(
         // 3. Write.
         if let Err(e) = write_some(stream, conn) {
             return io_end(established, e);
+        }
+        if in_output > 0 && !conn.has_output() {
+            shared
+                .written
+                .fetch_add(in_output, std::sync::atomic::Ordering::Release);
+            in_output = 0;
         }
         if closing && !conn.has_output() {
             return End::Stopped;
@@ -605,6 +614,7 @@ async fn drive(
             },
             Wake::Out(Some(out)) => {
                 shared.room.notify(usize::MAX);
+                in_output += u64::from(matches!(out, Out::Msg(_)));
                 if let Err(e) = queue(conn, out) {
                     return fail(established, e);
                 }

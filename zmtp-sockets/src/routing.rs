@@ -62,7 +62,6 @@ impl PeerSubscriptions {
         *self = PeerSubscriptions::default();
     }
 
-    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.prefixes.len()
     }

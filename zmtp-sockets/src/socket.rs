@@ -91,6 +91,9 @@ pub(crate) struct SocketShared {
     pub(crate) close_event: Event,
     monitor: Mutex<Option<Sender<MonitorEvent>>>,
     next_pipe: AtomicU64,
+    /// Messages queued for a peer, and messages written to the kernel.
+    pub(crate) routed: AtomicU64,
+    pub(crate) written: AtomicU64,
 }
 
 impl SocketShared {
@@ -284,6 +287,8 @@ impl Socket {
             close_event: Event::new(),
             monitor: Mutex::new(None),
             next_pipe: AtomicU64::new(1),
+            routed: AtomicU64::new(0),
+            written: AtomicU64::new(0),
         });
         Ok(Socket { shared, _ctx: ctx })
     }
@@ -572,18 +577,22 @@ impl Socket {
         match route {
             Route::Fanout => {
                 let topic = msg.get(0).map_or(&[][..], |f| &f[..]);
+                let mut queued = 0;
                 for p in &st.pipes {
-                    if p.subs.matches(topic) {
-                        // A full subscriber loses the message; others are
-                        // unaffected.
-                        let _ = p.tx.try_send(Out::Msg(msg.clone()));
+                    // A full subscriber loses the message; others are
+                    // unaffected.
+                    if p.subs.matches(topic) && p.tx.try_send(Out::Msg(msg.clone())).is_ok() {
+                        queued += 1;
                     }
                 }
+                self.shared.routed.fetch_add(queued, Ordering::Relaxed);
                 Ok(())
             }
             Route::To(id) => {
                 if let Some(p) = st.pipes.iter().find(|p| p.id == id) {
-                    let _ = p.tx.try_send(Out::Msg(msg));
+                    if p.tx.try_send(Out::Msg(msg)).is_ok() {
+                        self.shared.routed.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
                 st.rep_pending = None;
                 Ok(())
@@ -595,6 +604,7 @@ impl Socket {
                     let idx = (st.rr + i) % n;
                     match st.pipes[idx].tx.try_send(Out::Msg(msg)) {
                         Ok(()) => {
+                            self.shared.routed.fetch_add(1, Ordering::Relaxed);
                             st.rr = (idx + 1) % n;
                             if self.shared.socket_type == SocketType::Req {
                                 st.req_awaiting = Some(st.pipes[idx].id);
@@ -749,6 +759,31 @@ impl Socket {
                 self.shared.lock().pipes.iter().any(|p| !p.tx.is_full()) || self.shared.is_closed()
             }
         }
+    }
+
+    /// Messages queued by `send` that are not yet written to the kernel
+    /// (or were lost with their connection).
+    pub fn unsent(&self) -> u64 {
+        let routed = self.shared.routed.load(Ordering::Acquire);
+        routed.saturating_sub(self.shared.written.load(Ordering::Acquire))
+    }
+
+    /// Waits up to `timeout` until every queued message is written; returns
+    /// how many are still unsent.
+    pub fn flush_blocking(&self, timeout: Duration) -> u64 {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let n = self.unsent();
+            if n == 0 || Instant::now() >= deadline {
+                return n;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// PUB: how many subscriptions (peer, prefix) are in effect.
+    pub fn subscription_count(&self) -> usize {
+        self.shared.lock().pipes.iter().map(|p| p.subs.len()).sum()
     }
 
     /// Closes the socket now; queued messages are still sent for the linger

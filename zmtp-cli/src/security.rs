@@ -1,0 +1,180 @@
+//! Security options shared by the socket commands and the benchmark.
+
+use std::sync::Arc;
+
+use zmtp_sockets::security::{
+    KeyPair, PlainCredentials, PublicKey, PublicKeyAllowList, SecretKey, load_secret_key,
+};
+use zmtp_sockets::{Options, Security};
+
+/// Security options. The role is independent of bind and connect.
+#[derive(clap::Args, Debug, Default, Clone)]
+pub(crate) struct SecurityArgs {
+    /// Act as PLAIN server, accepting exactly --plain-user/--plain-password.
+    #[arg(long)]
+    plain_server: bool,
+    /// PLAIN username.
+    #[arg(long, value_name = "U")]
+    plain_user: Option<String>,
+    /// PLAIN password (visible to local users: prefer the file or
+    /// ZMTP_PLAIN_PASSWORD).
+    #[arg(long, value_name = "P")]
+    plain_password: Option<String>,
+    /// File holding the PLAIN password.
+    #[arg(long, value_name = "FILE")]
+    plain_password_file: Option<std::path::PathBuf>,
+    /// Act as CURVE server.
+    #[arg(long)]
+    curve_server: bool,
+    /// CURVE secret key in Z85 (visible to local users: prefer the file or
+    /// ZMTP_CURVE_SECRET).
+    #[arg(long, value_name = "Z85")]
+    curve_secret: Option<String>,
+    /// zcert file or file holding the Z85 CURVE secret key.
+    #[arg(long, value_name = "FILE")]
+    curve_secret_file: Option<std::path::PathBuf>,
+    /// CURVE server: accept only this client public key (repeatable).
+    #[arg(long, value_name = "Z85")]
+    curve_allow: Vec<String>,
+    /// CURVE client: the server's public key.
+    #[arg(long, value_name = "Z85")]
+    curve_serverkey: Option<String>,
+    /// Act as NOISE server.
+    #[arg(long)]
+    noise_server: bool,
+    /// NOISE pattern: xx, ik or nk.
+    #[arg(long, value_name = "PATTERN")]
+    noise: Option<String>,
+    /// NOISE static secret key in Z85.
+    #[arg(long, value_name = "Z85")]
+    noise_secret: Option<String>,
+    /// File holding the NOISE static secret key.
+    #[arg(long, value_name = "FILE")]
+    noise_secret_file: Option<std::path::PathBuf>,
+    /// NOISE server: accept only this client static key (repeatable).
+    #[arg(long, value_name = "Z85")]
+    noise_allow: Vec<String>,
+    /// NOISE client: the server's static public key.
+    #[arg(long, value_name = "Z85")]
+    noise_serverkey: Option<String>,
+}
+
+fn bad(msg: impl std::fmt::Display) -> ! {
+    crate::die(2, msg)
+}
+
+fn warn_cmdline(flag: &str, file_flag: &str, env: &str) {
+    eprintln!(
+        "warning: {flag} on the command line is visible to other local users; use {file_flag} or {env}"
+    );
+}
+
+/// A secret from the command line (with a warning), a file, or the
+/// environment, in that order.
+fn secret_text(
+    arg: &Option<String>,
+    flag: &str,
+    file: &Option<std::path::PathBuf>,
+    file_flag: &str,
+    env: &str,
+) -> Option<String> {
+    if let Some(v) = arg {
+        warn_cmdline(flag, file_flag, env);
+        return Some(v.clone());
+    }
+    if let Some(path) = file {
+        return Some(
+            std::fs::read_to_string(path)
+                .unwrap_or_else(|e| bad(format_args!("{}: {e}", path.display())))
+                .trim_end_matches(['\n', '\r'])
+                .to_owned(),
+        );
+    }
+    std::env::var(env).ok()
+}
+
+fn curve_secret(a: &SecurityArgs) -> Option<SecretKey> {
+    if a.curve_secret.is_none() && a.curve_secret_file.is_some() {
+        let path = a.curve_secret_file.as_ref()?;
+        return Some(
+            load_secret_key(path).unwrap_or_else(|e| bad(format_args!("{}: {e}", path.display()))),
+        );
+    }
+    let text = secret_text(
+        &a.curve_secret,
+        "--curve-secret",
+        &None,
+        "--curve-secret-file",
+        "ZMTP_CURVE_SECRET",
+    )?;
+    Some(
+        SecretKey::from_z85(text.trim())
+            .unwrap_or_else(|e| bad(format_args!("CURVE secret key: {e}"))),
+    )
+}
+
+fn public(text: &str, what: &str) -> PublicKey {
+    PublicKey::from_z85(text.trim()).unwrap_or_else(|e| bad(format_args!("{what}: {e}")))
+}
+
+impl SecurityArgs {
+    /// Applies these options to a socket's options; exits 2 on bad input.
+    pub(crate) fn apply(&self, o: &mut Options) {
+        if self.noise.is_some() || self.noise_server {
+            bad("the NOISE mechanism is not available in this build yet");
+        }
+        let _ = (
+            &self.noise_secret,
+            &self.noise_secret_file,
+            &self.noise_allow,
+            &self.noise_serverkey,
+        );
+        let plain_password = || {
+            secret_text(
+                &self.plain_password,
+                "--plain-password",
+                &self.plain_password_file,
+                "--plain-password-file",
+                "ZMTP_PLAIN_PASSWORD",
+            )
+        };
+        if self.plain_server {
+            let user = self
+                .plain_user
+                .clone()
+                .unwrap_or_else(|| bad("--plain-server needs --plain-user"));
+            let pass = plain_password().unwrap_or_else(|| bad("--plain-server needs a password"));
+            let mut t = PlainCredentials::new();
+            t.insert(user, pass);
+            o.security = Security::PlainServer;
+            o.authenticator = Some(Arc::new(t));
+        } else if self.curve_server {
+            let secret =
+                curve_secret(self).unwrap_or_else(|| bad("--curve-server needs a secret key"));
+            o.security = Security::CurveServer {
+                keys: KeyPair::from_secret(secret),
+            };
+            if !self.curve_allow.is_empty() {
+                let list: PublicKeyAllowList = self
+                    .curve_allow
+                    .iter()
+                    .map(|k| public(k, "--curve-allow"))
+                    .collect();
+                o.authenticator = Some(Arc::new(list));
+            }
+        } else if let Some(server) = &self.curve_serverkey {
+            let server = public(server, "--curve-serverkey");
+            let keys = curve_secret(self).map_or_else(KeyPair::generate, KeyPair::from_secret);
+            o.security = Security::CurveClient { keys, server };
+        } else if let Some(user) = &self.plain_user {
+            let pass = plain_password().unwrap_or_default();
+            if user.len() > 255 || pass.len() > 255 {
+                bad("PLAIN username and password are at most 255 bytes");
+            }
+            o.security = Security::PlainClient {
+                username: user.clone().into(),
+                password: pass.into(),
+            };
+        }
+    }
+}
