@@ -320,7 +320,7 @@ mod async_channel_lite {
     }
 
     pub(crate) enum Line {
-        Line(Vec<u8>),
+        Text(Vec<u8>),
         End,
         Timeout,
     }
@@ -328,9 +328,9 @@ mod async_channel_lite {
     impl Receiver {
         pub(crate) fn next(&self, timeout: Option<Duration>) -> Line {
             match timeout {
-                None => self.0.recv().map_or(Line::End, Line::Line),
+                None => self.0.recv().map_or(Line::End, Line::Text),
                 Some(t) => match self.0.recv_timeout(t) {
-                    Ok(l) => Line::Line(l),
+                    Ok(l) => Line::Text(l),
                     Err(mpsc::RecvTimeoutError::Timeout) => Line::Timeout,
                     Err(mpsc::RecvTimeoutError::Disconnected) => Line::End,
                 },
@@ -349,7 +349,7 @@ fn send_loop(run: &Run, socket: &Socket, linger: Duration) -> i32 {
             break;
         }
         match lines.next(run.remaining()) {
-            Line::Line(l) => {
+            Line::Text(l) => {
                 let msg = run.parse_line(l);
                 let t = run.remaining();
                 let _ = socket.configure(|o| o.sndtimeo = t);
@@ -381,7 +381,7 @@ fn req_loop(run: &Run, socket: &Socket) -> i32 {
             return 0;
         }
         let line = match lines.next(run.remaining()) {
-            Line::Line(l) => l,
+            Line::Text(l) => l,
             Line::End => return 0,
             Line::Timeout => return run.timed_out(),
         };
@@ -422,7 +422,7 @@ fn rep_loop(run: &Run, socket: &Socket, echo: bool) -> i32 {
         let reply = match &lines {
             None => request,
             Some(lines) => match lines.next(run.remaining()) {
-                Line::Line(l) => run.parse_line(l),
+                Line::Text(l) => run.parse_line(l),
                 Line::End => return 0,
                 Line::Timeout => return run.timed_out(),
             },
