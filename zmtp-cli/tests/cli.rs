@@ -1,0 +1,503 @@
+//! Runs the built `zmtp` binary as scripts would.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Child, Command, Output, Stdio};
+
+fn zmtp() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_zmtp"))
+}
+
+/// Starts a binding command and returns it with its bound endpoint.
+fn start_bound(args: &[&str]) -> (Child, String) {
+    let mut child = zmtp()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert!(err.read_line(&mut line).unwrap() > 0, "no listening line");
+        if let Some(ep) = line.trim().strip_prefix("listening ") {
+            let ep = ep.to_owned();
+            // Keep draining stderr so the child never blocks on it.
+            std::thread::spawn(move || {
+                let mut sink = String::new();
+                let _ = err.read_to_string(&mut sink);
+            });
+            return (child, ep);
+        }
+    }
+}
+
+fn send_lines(args: &[&str], input: &[u8]) -> Output {
+    let mut child = zmtp()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn finish(child: Child) -> Output {
+    child.wait_with_output().unwrap()
+}
+
+fn keygen() -> (String, String) {
+    let out = zmtp().arg("keygen").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut lines = text.lines();
+    let public = lines
+        .next()
+        .unwrap()
+        .strip_prefix("public: ")
+        .unwrap()
+        .to_owned();
+    let secret = lines
+        .next()
+        .unwrap()
+        .strip_prefix("secret: ")
+        .unwrap()
+        .to_owned();
+    assert_eq!((public.len(), secret.len()), (40, 40));
+    (public, secret)
+}
+
+#[test]
+fn keygen_formats() {
+    let (p, s) = keygen();
+    assert_ne!(p, s);
+    let out = zmtp().args(["keygen", "--json"]).output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.starts_with("{\"public\": \"") && text.trim_end().ends_with("\"}"),
+        "{text}"
+    );
+    let dir = std::env::temp_dir().join(format!("zmtp-cli-keygen-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("server.key");
+    let out = zmtp()
+        .args(["keygen", "--out", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success() && out.stdout.is_empty());
+    let secret = std::fs::read_to_string(&path).unwrap();
+    assert!(secret.contains("secret-key = \""));
+    assert!(
+        std::fs::read_to_string(dir.join("server.key.pub"))
+            .unwrap()
+            .contains("public-key")
+    );
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn push_pull(server_args: &[&str], client_args: &[&str], env: &[(&str, &str)]) {
+    let mut args = vec![
+        "pull",
+        "--bind",
+        "tcp://127.0.0.1:0",
+        "--count",
+        "3",
+        "--timeout-ms",
+        "20000",
+    ];
+    args.extend_from_slice(server_args);
+    let (pull, ep) = start_bound(&args);
+    let mut cargs = vec!["push", "--connect", ep.as_str(), "--timeout-ms", "20000"];
+    cargs.extend_from_slice(client_args);
+    let mut cmd = zmtp();
+    cmd.args(&cargs)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut push = cmd.spawn().unwrap();
+    push.stdin
+        .take()
+        .unwrap()
+        .write_all(b"one\ntwo\tparts\nthree")
+        .unwrap();
+    let push_out = push.wait_with_output().unwrap();
+    assert_eq!(
+        push_out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&push_out.stderr)
+    );
+    let out = finish(pull);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        "one\ntwo\tparts\nthree\n"
+    );
+}
+
+#[test]
+fn push_pull_null() {
+    push_pull(&[], &[], &[]);
+}
+
+#[test]
+fn push_pull_plain_with_password_from_env_and_file() {
+    let dir = std::env::temp_dir().join(format!("zmtp-cli-pw-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pw = dir.join("pw");
+    std::fs::write(&pw, "hunter2\n").unwrap();
+    push_pull(
+        &[
+            "--plain-server",
+            "--plain-user",
+            "alice",
+            "--plain-password-file",
+            pw.to_str().unwrap(),
+        ],
+        &["--plain-user", "alice"],
+        &[("ZMTP_PLAIN_PASSWORD", "hunter2")],
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn push_pull_curve_with_allow_list_and_secret_files() {
+    let (server_pub, server_sec) = keygen();
+    let (client_pub, client_sec) = keygen();
+    let dir = std::env::temp_dir().join(format!("zmtp-cli-curve-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sfile = dir.join("server.secret");
+    std::fs::write(&sfile, &server_sec).unwrap();
+    push_pull(
+        &[
+            "--curve-server",
+            "--curve-secret-file",
+            sfile.to_str().unwrap(),
+            "--curve-allow",
+            &client_pub,
+        ],
+        &["--curve-serverkey", &server_pub],
+        &[("ZMTP_CURVE_SECRET", &client_sec)],
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn secret_on_command_line_warns() {
+    let (server_pub, _) = keygen();
+    let (_, client_sec) = keygen();
+    let out = zmtp()
+        .args([
+            "push",
+            "--connect",
+            "tcp://127.0.0.1:1",
+            "--curve-serverkey",
+            &server_pub,
+        ])
+        .args([
+            "--curve-secret",
+            &client_sec,
+            "--timeout-ms",
+            "100",
+            "--linger-ms",
+            "0",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("warning: --curve-secret"), "{err}");
+    assert!(!err.contains(&client_sec));
+}
+
+#[test]
+fn curve_denied_client_is_reported_and_server_keeps_serving() {
+    let (server_pub, server_sec) = keygen();
+    let (allowed_pub, allowed_sec) = keygen();
+    let (pull, ep) = start_bound(&[
+        "pull",
+        "--bind",
+        "tcp://127.0.0.1:0",
+        "--count",
+        "1",
+        "--timeout-ms",
+        "20000",
+        "--curve-server",
+        "--curve-secret",
+        &server_sec,
+        "--curve-allow",
+        &allowed_pub,
+    ]);
+    // An unlisted client: its messages never arrive; it keeps retrying.
+    let denied = send_lines(
+        &[
+            "push",
+            "--connect",
+            &ep,
+            "--curve-serverkey",
+            &server_pub,
+            "--timeout-ms",
+            "1500",
+            "--linger-ms",
+            "1000",
+        ],
+        b"intruder\n",
+    );
+    assert_eq!(
+        denied.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&denied.stderr)
+    );
+    let err = String::from_utf8_lossy(&denied.stderr);
+    assert!(
+        err.contains("event=handshake-failed")
+            && err.contains("reason=authentication")
+            && err.contains("status=400"),
+        "{err}"
+    );
+    assert!(err.contains("unsent: 1"), "{err}");
+    // Without a client secret a fresh key is used, which is not listed.
+    let fresh = send_lines(
+        &[
+            "push",
+            "--connect",
+            &ep,
+            "--curve-serverkey",
+            &server_pub,
+            "--timeout-ms",
+            "20000",
+            "--linger-ms",
+            "500",
+        ],
+        b"friend\n",
+    );
+    assert_eq!(fresh.status.code(), Some(4));
+    // The listed key, from the environment, gets through.
+    let mut cmd = zmtp();
+    cmd.args([
+        "push",
+        "--connect",
+        &ep,
+        "--curve-serverkey",
+        &server_pub,
+        "--timeout-ms",
+        "20000",
+    ])
+    .env("ZMTP_CURVE_SECRET", &allowed_sec)
+    .stdin(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    child.stdin.take().unwrap().write_all(b"friend\n").unwrap();
+    assert!(child.wait().unwrap().success());
+    let out = finish(pull);
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), "friend\n");
+}
+
+#[test]
+fn req_rep_echo_and_hex() {
+    let (rep, ep) = start_bound(&[
+        "rep",
+        "--bind",
+        "tcp://127.0.0.1:0",
+        "--echo",
+        "--timeout-ms",
+        "20000",
+        "--count",
+        "2",
+    ]);
+    let out = send_lines(
+        &["req", "--connect", &ep, "--hex", "--timeout-ms", "20000"],
+        b"00ff\t6869\nabcd\n",
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), "00ff\t6869\nabcd\n");
+    assert_eq!(finish(rep).status.code(), Some(0));
+}
+
+#[test]
+fn rep_answers_from_stdin_and_exits_at_its_end() {
+    let mut rep = zmtp()
+        .args([
+            "rep",
+            "--bind",
+            "tcp://127.0.0.1:0",
+            "--timeout-ms",
+            "20000",
+            "--sep",
+            ",",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(rep.stderr.take().unwrap());
+    let mut line = String::new();
+    err.read_line(&mut line).unwrap();
+    let ep = line.trim().strip_prefix("listening ").unwrap().to_owned();
+    rep.stdin.take().unwrap().write_all(b"a,b\n").unwrap();
+    let out = send_lines(
+        &[
+            "req",
+            "--connect",
+            &ep,
+            "--sep",
+            ",",
+            "--timeout-ms",
+            "20000",
+            "--count",
+            "1",
+        ],
+        b"q\n",
+    );
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), "a,b\n");
+    assert_eq!(finish(rep).status.code(), Some(0));
+}
+
+#[test]
+fn pub_waits_for_subscribers() {
+    let (sub, ep) = start_bound(&[
+        "sub",
+        "--bind",
+        "tcp://127.0.0.1:0",
+        "--subscribe",
+        "A",
+        "--count",
+        "2",
+        "--timeout-ms",
+        "20000",
+    ]);
+    let out = send_lines(
+        &[
+            "pub",
+            "--connect",
+            &ep,
+            "--wait-subscribers",
+            "1",
+            "--timeout-ms",
+            "20000",
+        ],
+        b"A1\nB2\nA3\n",
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = finish(sub);
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), "A1\nA3\n");
+}
+
+#[test]
+fn exit_codes() {
+    // Timeout without --count: 0. With --count not reached: 3.
+    let out = zmtp()
+        .args(["pull", "--bind", "tcp://127.0.0.1:0", "--timeout-ms", "200"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let out = zmtp()
+        .args([
+            "pull",
+            "--bind",
+            "tcp://127.0.0.1:0",
+            "--timeout-ms",
+            "200",
+            "--count",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    // Nobody to send to: unsent at linger expiry: 4.
+    let out = send_lines(
+        &[
+            "push",
+            "--connect",
+            "tcp://127.0.0.1:9",
+            "--linger-ms",
+            "200",
+        ],
+        b"x\ny\n",
+    );
+    assert_eq!(out.status.code(), Some(4));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unsent: 2"));
+    // Bad arguments and keys: 2 with "error:".
+    for args in [
+        &["pull"][..],
+        &["pull", "--bind", "nonsense"],
+        &[
+            "push",
+            "--connect",
+            "tcp://127.0.0.1:5",
+            "--curve-serverkey",
+            "tooshort",
+        ],
+        &["frobnicate"],
+    ] {
+        let out = zmtp().args(args).stdin(Stdio::null()).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).starts_with("error:"),
+            "{args:?}"
+        );
+    }
+    // A bind that fails: 1.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let ep = format!("tcp://127.0.0.1:{}", taken.local_addr().unwrap().port());
+    let out = zmtp()
+        .args(["pull", "--bind", &ep, "--timeout-ms", "100"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn keygen_keys_work_with_libzmq() {
+    let (server_pub, server_sec) = keygen();
+    let zctx = zmq::Context::new();
+    let pull = zctx.socket(zmq::PULL).unwrap();
+    pull.set_curve_server(true).unwrap();
+    pull.set_curve_secretkey(server_sec.as_bytes()).unwrap();
+    pull.set_rcvtimeo(20_000).unwrap();
+    pull.set_linger(0).unwrap();
+    pull.bind("tcp://127.0.0.1:*").unwrap();
+    let ep = pull.get_last_endpoint().unwrap().unwrap();
+    let out = send_lines(
+        &[
+            "push",
+            "--connect",
+            &ep,
+            "--curve-serverkey",
+            &server_pub,
+            "--timeout-ms",
+            "20000",
+        ],
+        b"to libzmq\n",
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(pull.recv_bytes(0).unwrap(), b"to libzmq");
+}
