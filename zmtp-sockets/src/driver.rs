@@ -76,6 +76,7 @@ fn mechanism(opts: &Options) -> Result<Box<dyn Mechanism>, CoreError> {
         Security::PlainServer => Box::new(PlainServer::new()),
         Security::CurveClient { keys, server } => Box::new(CurveClient::new(keys.clone(), *server)),
         Security::CurveServer { keys } => Box::new(CurveServer::new(keys.clone())),
+        Security::Custom(factory) => factory(),
     })
 }
 

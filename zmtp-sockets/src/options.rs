@@ -39,7 +39,13 @@ pub enum Security {
         /// The server's key pair.
         keys: KeyPair,
     },
+    /// A mechanism of your own: the factory makes one per connection. The
+    /// engine runs it, like the built-in ones, inside the connection's task.
+    Custom(MechanismFactory),
 }
+
+/// Makes a fresh mechanism for each connection.
+pub type MechanismFactory = Arc<dyn Fn() -> Box<dyn zmtp_core::Mechanism> + Send + Sync>;
 
 impl fmt::Debug for Security {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -60,6 +66,7 @@ impl fmt::Debug for Security {
                 .debug_struct("CurveServer")
                 .field("public", &keys.public)
                 .finish(),
+            Security::Custom(_) => f.write_str("Custom"),
         }
     }
 }
