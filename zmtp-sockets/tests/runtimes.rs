@@ -85,7 +85,7 @@ fn record(seen: &Seen) {
         .name()
         .unwrap_or("<unnamed>")
         .to_owned();
-    seen.lock().unwrap().push(name);
+    seen.lock().expect("not poisoned").push(name);
 }
 
 impl FrameCipher for XorCipher {
