@@ -26,6 +26,9 @@ mod testing;
 pub mod z85;
 
 #[cfg(feature = "fuzzing")]
+pub mod fuzz;
+
+#[cfg(feature = "fuzzing")]
 pub use rng::reset_deterministic;
 
 pub use auth::{

@@ -1,0 +1,203 @@
+//! Fuzz target bodies (feature `fuzzing`, never in a normal build). The thin
+//! files in `fuzz/fuzz_targets/` call these, and `tests/fuzz_corpus.rs`
+//! replays every file of `fuzz/corpus/` through them on stable.
+//!
+//! Handshake targets feed a connection in the chunks libzmq's fuzzers use
+//! (greeting 64, HELLO 202, INITIATE 301, then the rest). Keys and nonces
+//! come from the deterministic generator, reset per input, and each target
+//! draws them in the same order as the recording in [`seeds`], so a recorded
+//! handshake replays as valid and mutations reach the deep states.
+
+use std::time::Instant;
+
+use zmtp_core::{AuthVerdict, Config, Connection, Event, Mechanism, SocketType};
+
+use crate::keys::{KeyPair, SecretKey};
+use crate::{CurveClient, CurveServer, PlainClient, PlainServer};
+
+const SPLITS: [usize; 3] = [64, 64 + 202, 64 + 202 + 301];
+
+/// Whether `data` takes the target's connection through the handshake: the
+/// recorded seeds must, or the fuzzer would never get past the first
+/// message.
+pub fn handshake_completes(target: &str, data: &[u8]) -> bool {
+    let mut c = match target {
+        "plain_server" => conn(SocketType::Pull, PlainServer::new()),
+        "plain_client" => match PlainClient::new("admin", "secret") {
+            Ok(m) => conn(SocketType::Push, m),
+            Err(_) => return false,
+        },
+        "curve_server" => {
+            let (server, _client) = curve_keys();
+            let _client_transient = SecretKey::generate();
+            conn(SocketType::Pull, CurveServer::new(server))
+        }
+        "curve_client" => {
+            let (server, client) = curve_keys();
+            conn(SocketType::Push, CurveClient::new(client, server.public))
+        }
+        _ => return false,
+    };
+    feed(&mut c, data, true);
+    c.is_ready()
+}
+
+/// Feeds `data` in libzmq's chunks; answers the Authenticator with `allow`.
+/// Returns everything the connection wrote.
+fn feed(conn: &mut Connection, data: &[u8], allow: bool) -> Vec<u8> {
+    let now = Instant::now();
+    let mut written = Vec::new();
+    let mut start = 0;
+    let bounds = SPLITS
+        .iter()
+        .copied()
+        .filter(|&s| s < data.len())
+        .chain(std::iter::once(data.len()));
+    for end in bounds {
+        conn.recv_buffer().extend_from_slice(&data[start..end]);
+        start = end;
+        loop {
+            match conn.poll_event(now) {
+                Ok(Some(Event::Authenticate(_))) => {
+                    let v = if allow {
+                        AuthVerdict::allow()
+                    } else {
+                        AuthVerdict::Deny { status: 400 }
+                    };
+                    if conn.authenticated(v, now).is_err() {
+                        return written;
+                    }
+                }
+                Ok(Some(Event::Message(m))) => {
+                    // Reaching here means the handshake completed.
+                    assert!(conn.is_ready(), "message before the handshake: {m:?}");
+                }
+                Ok(Some(_)) => {}
+                Ok(None) => break,
+                Err(_) => return written,
+            }
+        }
+        if let Ok(out) = conn.output() {
+            while !out.is_empty() {
+                let c = out.first_chunk().to_vec();
+                out.advance(c.len());
+                written.extend_from_slice(&c);
+            }
+        }
+    }
+    written
+}
+
+fn conn(t: SocketType, m: impl Mechanism + 'static) -> Connection {
+    Connection::new(Config::new(t), Box::new(m), Instant::now())
+}
+
+/// The keys every CURVE target and recording draws first, in this order.
+fn curve_keys() -> (KeyPair, KeyPair) {
+    crate::rng::reset_deterministic();
+    (KeyPair::generate(), KeyPair::generate())
+}
+
+/// Z85 decoding: whatever decodes re-encodes to the same text.
+pub fn z85(data: &[u8]) {
+    if let Ok(text) = std::str::from_utf8(data) {
+        if let Ok(bytes) = crate::z85::decode(text) {
+            assert_eq!(crate::z85::encode(&bytes).ok().as_deref(), Some(text));
+        }
+    }
+}
+
+/// A PLAIN server fed a client's bytes.
+pub fn plain_server(data: &[u8]) {
+    let mut c = conn(SocketType::Pull, PlainServer::new());
+    feed(&mut c, data, true);
+}
+
+/// A PLAIN client fed a server's bytes.
+pub fn plain_client(data: &[u8]) {
+    let Ok(m) = PlainClient::new("admin", "secret") else {
+        return;
+    };
+    let mut c = conn(SocketType::Push, m);
+    feed(&mut c, data, true);
+}
+
+/// A CURVE server fed a client's bytes.
+pub fn curve_server(data: &[u8]) {
+    let (server, _client) = curve_keys();
+    // The recorded client drew its transient key here.
+    let _client_transient = SecretKey::generate();
+    let mut c = conn(SocketType::Pull, CurveServer::new(server));
+    feed(&mut c, data, true);
+}
+
+/// A CURVE client fed a server's bytes.
+pub fn curve_client(data: &[u8]) {
+    let (server, client) = curve_keys();
+    let mut c = conn(SocketType::Push, CurveClient::new(client, server.public));
+    feed(&mut c, data, true);
+}
+
+/// Seeds: recorded valid handshakes, each followed by a few messages, as
+/// `(target, bytes)`. The bytes one side sent are the other side's input.
+pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
+    let mut out = Vec::new();
+    // PLAIN.
+    let (to_server, to_client) = record(
+        conn(
+            SocketType::Push,
+            PlainClient::new("admin", "secret").unwrap_or_else(|_| unreachable!()),
+        ),
+        conn(SocketType::Pull, PlainServer::new()),
+    );
+    out.push(("plain_server", to_server));
+    out.push(("plain_client", to_client));
+    // CURVE: the same draws as the targets make.
+    let (server, client) = curve_keys();
+    let (to_server, to_client) = record(
+        conn(SocketType::Push, CurveClient::new(client, server.public)),
+        conn(SocketType::Pull, CurveServer::new(server)),
+    );
+    out.push(("curve_server", to_server));
+    out.push(("curve_client", to_client));
+    out.push(("z85", b"HelloWorld".to_vec()));
+    out.push(("z85", b"rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7".to_vec()));
+    out
+}
+
+/// Runs a client and a server to the end of the handshake plus two
+/// messages; returns the bytes each sent.
+fn record(mut client: Connection, mut server: Connection) -> (Vec<u8>, Vec<u8>) {
+    let now = Instant::now();
+    let (mut to_server, mut to_client) = (Vec::new(), Vec::new());
+    let mut sent = false;
+    for _ in 0..10 {
+        pass(&mut client, &mut server, &mut to_server, now);
+        pass(&mut server, &mut client, &mut to_client, now);
+        if client.is_ready() && server.is_ready() && !sent {
+            for m in ["first", "second"] {
+                let _ = client.send(&zmtp_core::Message::from(m));
+                let _ = server.send(&zmtp_core::Message::from(m));
+            }
+            sent = true;
+        }
+    }
+    (to_server, to_client)
+}
+
+/// Moves what `from` wrote to `to` (logging it) and lets `to` process it.
+fn pass(from: &mut Connection, to: &mut Connection, log: &mut Vec<u8>, now: Instant) {
+    if let Ok(out) = from.output() {
+        while !out.is_empty() {
+            let c = out.first_chunk().to_vec();
+            out.advance(c.len());
+            log.extend_from_slice(&c);
+            to.recv_buffer().extend_from_slice(&c);
+        }
+    }
+    while let Ok(Some(ev)) = to.poll_event(now) {
+        if let Event::Authenticate(_) = ev {
+            let _ = to.authenticated(AuthVerdict::allow(), now);
+        }
+    }
+}

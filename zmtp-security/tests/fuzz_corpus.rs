@@ -1,0 +1,112 @@
+//! Replays every file of `fuzz/corpus/<target>/` through its target body, so
+//! that the stable test command covers every fuzz target without
+//! cargo-fuzz. Build with `--features fuzzing`.
+#![cfg(feature = "fuzzing")]
+#![allow(missing_docs, clippy::unwrap_used)]
+
+use std::path::PathBuf;
+
+fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../fuzz/corpus")
+        .join(target);
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "empty corpus {}", dir.display());
+    files
+        .into_iter()
+        .map(|p| (p.clone(), std::fs::read(&p).unwrap()))
+        .collect()
+}
+
+fn replay(target: &str, body: fn(&[u8])) {
+    let files = corpus(target);
+    for (path, data) in &files {
+        let r = std::panic::catch_unwind(|| body(data));
+        assert!(r.is_ok(), "{target}: {} panicked", path.display());
+    }
+    eprintln!("{target}: {} inputs replayed", files.len());
+}
+
+#[test]
+fn frame_decoder() {
+    replay("frame_decoder", zmtp_core::fuzz::frame_decoder);
+}
+
+#[test]
+fn greeting() {
+    replay("greeting", zmtp_core::fuzz::greeting);
+}
+
+#[test]
+fn command() {
+    replay("command", zmtp_core::fuzz::command);
+}
+
+#[test]
+fn connection() {
+    replay("connection", zmtp_core::fuzz::connection);
+}
+
+#[test]
+fn z85() {
+    replay("z85", zmtp_security::fuzz::z85);
+}
+
+#[test]
+fn plain_server() {
+    replay("plain_server", zmtp_security::fuzz::plain_server);
+}
+
+#[test]
+fn plain_client() {
+    replay("plain_client", zmtp_security::fuzz::plain_client);
+}
+
+#[test]
+fn curve_server() {
+    replay("curve_server", zmtp_security::fuzz::curve_server);
+}
+
+#[test]
+fn curve_client() {
+    replay("curve_client", zmtp_security::fuzz::curve_client);
+}
+
+/// The recorded handshakes are deep seeds: replayed, they complete the
+/// handshake, and so do the committed copies.
+#[test]
+fn seeds_are_valid_handshakes() {
+    for (target, data) in zmtp_security::fuzz::seeds() {
+        if target == "z85" {
+            continue;
+        }
+        assert!(
+            zmtp_security::fuzz::handshake_completes(target, &data),
+            "{target}"
+        );
+        let committed = corpus(target);
+        assert!(
+            committed
+                .iter()
+                .any(|(_, d)| zmtp_security::fuzz::handshake_completes(target, d)),
+            "no committed {target} seed completes the handshake"
+        );
+    }
+}
+
+/// Writes the seed corpora (run once, by hand:
+/// `cargo test -p zmtp-security --features fuzzing --test fuzz_corpus -- --ignored`).
+#[test]
+#[ignore]
+fn write_seeds() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus");
+    for (n, (target, data)) in zmtp_security::fuzz::seeds().into_iter().enumerate() {
+        let dir = root.join(target);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("seed-{n}")), &data).unwrap();
+    }
+}
