@@ -38,7 +38,11 @@ fn thread_cpu_ns() -> u64 {
 
 fn endpoint(t: &str) -> String {
     match t {
-        "ipc" => format!("ipc://{}/zmtp-compare-{}.sock", std::env::temp_dir().display(), std::process::id()),
+        "ipc" => format!(
+            "ipc://{}/zmtp-compare-{}.sock",
+            std::env::temp_dir().display(),
+            std::process::id()
+        ),
         _ => "tcp://127.0.0.1:*".to_owned(),
     }
 }
@@ -169,12 +173,30 @@ fn field(json: &str, key: &str) -> f64 {
 /// zmtp, through its CLI.
 fn zmtp(exe: &str, w: Work) -> Figures {
     let out = Command::new(exe)
-        .args(["bench", "--json", "--pattern", w.pattern, "--mechanism", w.mechanism])
-        .args(["--size", &w.size.to_string(), "--count", &w.count.to_string(), "--transport", w.transport])
+        .args([
+            "bench",
+            "--json",
+            "--pattern",
+            w.pattern,
+            "--mechanism",
+            w.mechanism,
+        ])
+        .args([
+            "--size",
+            &w.size.to_string(),
+            "--count",
+            &w.count.to_string(),
+            "--transport",
+            w.transport,
+        ])
         .output()
         .expect("run zmtp bench");
     let json = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "zmtp bench failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "zmtp bench failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     Figures {
         msgs_per_sec: field(&json, "msgs_per_sec"),
         mb_per_sec: field(&json, "mb_per_sec"),
@@ -190,10 +212,19 @@ fn median(mut v: Vec<f64>) -> (f64, f64, f64) {
 }
 
 fn main() {
-    let runs: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(3);
+    let runs: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(3);
     let exe = std::env::var("ZMTP_BIN").unwrap_or_else(|_| "target/release/zmtp".to_owned());
     let (a, b, c) = zmq::version();
-    let w = |pattern, mechanism, size, count, transport| Work { pattern, mechanism, size, count, transport };
+    let w = |pattern, mechanism, size, count, transport| Work {
+        pattern,
+        mechanism,
+        size,
+        count,
+        transport,
+    };
     let works = [
         w("push-pull", "null", 16, 2_000_000, "tcp"),
         w("push-pull", "null", 256, 1_000_000, "tcp"),
@@ -218,7 +249,10 @@ fn main() {
             z.push(zmtp(&exe, work));
             std::thread::sleep(Duration::from_millis(100));
         }
-        let name = format!("{} {} {} {} B", work.pattern, work.mechanism, work.transport, work.size);
+        let name = format!(
+            "{} {} {} {} B",
+            work.pattern, work.mechanism, work.transport, work.size
+        );
         let cpu_l = median(l.iter().map(|f| f.send_cpu_ns).collect()).0;
         let cpu_z = median(z.iter().map(|f| f.send_cpu_ns).collect()).0;
         if work.pattern == "req-rep" {

@@ -108,6 +108,22 @@ impl SocketShared {
             .clone()
     }
 
+    fn with_options<R>(&self, f: impl FnOnce(&Options) -> R) -> R {
+        f(&self.options.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    fn sndtimeo(&self) -> Option<Duration> {
+        self.with_options(|o| o.sndtimeo)
+    }
+
+    fn rcvtimeo(&self) -> Option<Duration> {
+        self.with_options(|o| o.rcvtimeo)
+    }
+
+    fn flag(&self, f: impl FnOnce(&Options) -> bool) -> bool {
+        self.with_options(f)
+    }
+
     pub(crate) fn inbound(&self) -> &(Sender<Inbound>, Receiver<Inbound>) {
         self.inbound.get_or_init(|| {
             let hwm = self
@@ -482,9 +498,19 @@ impl Socket {
     /// room (PUSH, REQ), up to the send timeout. Dropping the future leaves
     /// the message either wholly queued or not queued at all.
     pub async fn send(&self, msg: impl Into<Message>) -> Result<()> {
-        let msg = msg.into();
-        let deadline = self.shared.options().sndtimeo.map(|t| Instant::now() + t);
-        let mut msg = Some(self.prepare_send(msg)?);
+        self.check_open()?;
+        let msg = self.prepare_send(msg.into())?;
+        // Fast path: a peer has room.
+        match self.try_route(msg) {
+            Ok(()) => Ok(()),
+            Err(back) => self.send_prepared(back).await,
+        }
+    }
+
+    /// Waits for room for a prepared message.
+    async fn send_prepared(&self, msg: Message) -> Result<()> {
+        let mut msg = Some(msg);
+        let deadline = self.shared.sndtimeo().map(|t| Instant::now() + t);
         loop {
             let listener = self.shared.room.listen();
             self.check_open()?;
@@ -523,7 +549,13 @@ impl Socket {
 
     /// Blocking [`Socket::send`], for plain threads.
     pub fn send_blocking(&self, msg: impl Into<Message>) -> Result<()> {
-        futures_lite::future::block_on(self.send(msg))
+        self.check_open()?;
+        let msg = self.prepare_send(msg.into())?;
+        // Only park the thread when no peer has room.
+        match self.try_route(msg) {
+            Ok(()) => Ok(()),
+            Err(back) => futures_lite::future::block_on(self.send_prepared(back)),
+        }
     }
 
     /// Checks the socket's state machine and builds the wire message (REQ
@@ -535,12 +567,13 @@ impl Socket {
         match self.shared.socket_type {
             SocketType::Sub | SocketType::Pull => Err(Error::NotSupported("send")),
             SocketType::Req => {
-                let o = self.shared.options();
+                let relaxed = self.shared.flag(|o| o.req_relaxed);
+                let correlate = self.shared.flag(|o| o.req_correlate);
                 let st = self.shared.lock();
-                if st.req_awaiting.is_some() && !o.req_relaxed {
+                if st.req_awaiting.is_some() && !relaxed {
                     return Err(Error::State("REQ must receive the reply first"));
                 }
-                if o.req_correlate {
+                if correlate {
                     msg.push_front(Bytes::new());
                     msg.push_front(Bytes::copy_from_slice(
                         &(st.req_id.wrapping_add(1)).to_be_bytes(),
@@ -629,21 +662,30 @@ impl Socket {
     /// future loses no message.
     pub async fn recv(&self) -> Result<Message> {
         self.check_recv()?;
-        let deadline = self.shared.options().rcvtimeo.map(|t| Instant::now() + t);
         let rx = &self.shared.inbound().1;
+        let mut deadline = None;
         loop {
-            let item = match deadline {
-                Some(d) => {
-                    futures_lite::future::or(
-                        async { rx.recv().await.map_err(|_| Error::Closed) },
-                        async {
-                            async_io::Timer::at(d).await;
-                            Err(Error::WouldBlock)
-                        },
-                    )
-                    .await?
+            // Fast path: a message is waiting.
+            let item = match rx.try_recv() {
+                Ok(item) => item,
+                Err(TryRecvError::Closed) => return Err(Error::Closed),
+                Err(TryRecvError::Empty) => {
+                    let timeout = self.shared.rcvtimeo();
+                    let d = *deadline.get_or_insert_with(|| timeout.map(|t| Instant::now() + t));
+                    match d {
+                        Some(d) => {
+                            futures_lite::future::or(
+                                async { rx.recv().await.map_err(|_| Error::Closed) },
+                                async {
+                                    async_io::Timer::at(d).await;
+                                    Err(Error::WouldBlock)
+                                },
+                            )
+                            .await?
+                        }
+                        None => rx.recv().await.map_err(|_| Error::Closed)?,
+                    }
                 }
-                None => rx.recv().await.map_err(|_| Error::Closed)?,
             };
             self.shared.inbound_room.notify(1);
             if let Some(msg) = self.accept(item)? {
@@ -671,7 +713,11 @@ impl Socket {
 
     /// Blocking [`Socket::recv`], for plain threads.
     pub fn recv_blocking(&self) -> Result<Message> {
-        futures_lite::future::block_on(self.recv())
+        // Only park the thread when nothing is queued.
+        match self.try_recv() {
+            Err(Error::WouldBlock) => futures_lite::future::block_on(self.recv()),
+            other => other,
+        }
     }
 
     fn check_recv(&self) -> Result<()> {
@@ -705,7 +751,7 @@ impl Socket {
                 Ok(st.own_subs.matches(topic).then_some(msg))
             }
             SocketType::Req => {
-                let correlate = self.shared.options().req_correlate;
+                let correlate = self.shared.flag(|o| o.req_correlate);
                 let mut st = self.shared.lock();
                 if st.req_awaiting != Some(pipe) {
                     return Ok(None);
