@@ -1,0 +1,78 @@
+//! A connect/disconnect storm of 10,000 connections, alone in its own test
+//! process so that descriptor counts are this test's own.
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use zmtp_sockets::{Context, SocketType};
+
+const TIMEOUT: Duration = Duration::from_secs(20);
+
+fn greeting() -> Vec<u8> {
+    let mut g = vec![0xFF, 0, 0, 0, 0, 0, 0, 0, 0, 0x7F, 3, 1];
+    g.extend_from_slice(b"NULL");
+    g.resize(64, 0);
+    g
+}
+
+const READY_PUSH: &[u8] = b"\x04\x1a\x05READY\x0bSocket-Type\x00\x00\x00\x04PUSH";
+
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+#[test]
+fn connect_disconnect_storm_leaks_nothing() {
+    let ctx = Context::new();
+    let pull = ctx.socket(SocketType::Pull).unwrap();
+    pull.configure(|o| o.rcvtimeo = Some(TIMEOUT)).unwrap();
+    let ep = pull.bind("tcp://127.0.0.1:0").unwrap();
+    let mon = pull.monitor();
+    let storm = |n: usize| {
+        for i in 0..n {
+            let mut raw = TcpStream::connect(ep.trim_start_matches("tcp://")).unwrap();
+            if i % 2 == 0 {
+                let _ = raw.write_all(&greeting());
+                let _ = raw.write_all(READY_PUSH);
+            }
+        }
+    };
+    // Warm up, then measure.
+    storm(200);
+    let settle = |target: usize| {
+        let deadline = Instant::now() + TIMEOUT;
+        while open_fds() > target && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    // The baseline: after the warm-up's connections are gone.
+    std::thread::sleep(Duration::from_millis(500));
+    let fds = open_fds();
+    storm(5_000);
+    settle(fds);
+    let rss1 = rss_kib();
+    storm(5_000);
+    settle(fds);
+    assert_eq!(open_fds(), fds, "descriptors back to their starting count");
+    let rss2 = rss_kib();
+    assert!(
+        rss2 <= rss1 + 8 * 1024,
+        "second storm grew RSS from {rss1} to {rss2} KiB"
+    );
+    // Still serving.
+    let push = ctx.socket(SocketType::Push).unwrap();
+    push.connect(&ep).unwrap();
+    push.send_blocking("alive").unwrap();
+    assert_eq!(pull.recv_blocking().unwrap().frames()[0], "alive");
+    drop(mon);
+}
