@@ -2,6 +2,7 @@
 //! after libzmq's CVE history. For every case the server survives, a
 //! well-behaved peer on the same socket keeps working, nothing from an
 //! unauthenticated peer is delivered, and memory stays bounded.
+#![allow(clippy::unwrap_used)] // helpers outside #[test] functions
 
 mod common;
 

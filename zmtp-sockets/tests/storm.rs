@@ -1,5 +1,6 @@
 //! A connect/disconnect storm of 10,000 connections, alone in its own test
 //! process so that descriptor counts are this test's own.
+#![allow(clippy::unwrap_used)] // helpers outside #[test] functions
 
 use std::io::Write;
 use std::net::TcpStream;
