@@ -324,6 +324,9 @@ impl Connection {
                     if body.starts_with(b"\x05ERROR") {
                         return Err(error_command(&body));
                     }
+                    if let Some(status) = libzmq_plain_error(&body) {
+                        return Err(Error::Peer(PeerError::AuthFailed { status }));
+                    }
                     let Some(mech) = self.mechanism.as_mut() else {
                         return Err(Error::Usage(UsageError::Closed));
                     };
@@ -699,6 +702,18 @@ impl Connection {
         }
         Ok(())
     }
+}
+
+/// libzmq's PLAIN server (4.3.4 and 4.3.5) sends its ERROR as a 9-byte
+/// body `5E "RROR" 03 "400"` instead of `05 "ERROR" 03 "400"` (see
+/// [`crate::mechanism::deny_libzmq_plain`]). Only that exact shape with a ZAP
+/// status is taken as an authentication failure.
+fn libzmq_plain_error(body: &[u8]) -> Option<u16> {
+    if body.len() != 9 || body[0] != 0x5E || &body[1..5] != b"RROR" || body[5] != 3 {
+        return None;
+    }
+    let status: u16 = std::str::from_utf8(&body[6..]).ok()?.parse().ok()?;
+    matches!(status, 300 | 400 | 500).then_some(status)
 }
 
 /// Interprets an ERROR command received from the peer: a ZAP status code

@@ -271,6 +271,23 @@ pub fn deny(status: u16, out: &mut Vec<Bytes>) -> Error {
     Error::Peer(PeerError::AuthFailed { status })
 }
 
+/// [`deny`] in the form libzmq's PLAIN mechanism uses on the wire.
+///
+/// libzmq 4.3 (4.3.4 and 4.3.5 both, observed on the wire) writes its PLAIN
+/// ERROR prefix as a C literal in which `\x05E` is read as one hex escape:
+/// the command body is `5E "RROR" 03 status`, 9 bytes, and libzmq's PLAIN
+/// client only recognises that form. A standard ERROR makes it report an
+/// unexpected command instead of the authentication failure, so our PLAIN
+/// server speaks libzmq's form; our clients accept both.
+pub fn deny_libzmq_plain(status: u16, out: &mut Vec<Bytes>) -> Error {
+    if status != 300 {
+        let mut body = b"\x5eRROR\x03".to_vec();
+        body.extend_from_slice(status.to_string().as_bytes());
+        out.push(body.into());
+    }
+    Error::Peer(PeerError::AuthFailed { status })
+}
+
 /// Adds the Authenticator's outcome to the peer's metadata as local
 /// properties. Shared by the mechanisms.
 pub fn merge_auth(peer: &mut Metadata, user_id: Bytes, properties: Metadata) {

@@ -13,7 +13,7 @@ use std::fmt;
 use bytes::Bytes;
 use zeroize::Zeroizing;
 use zmtp_core::error::PeerError;
-use zmtp_core::mechanism::{deny, merge_auth};
+use zmtp_core::mechanism::{deny_libzmq_plain, merge_auth};
 use zmtp_core::wire::RawCommand;
 use zmtp_core::{
     AuthRequest, AuthVerdict, Credentials, Error, HandshakeContext, Mechanism, MechanismName,
@@ -223,7 +223,8 @@ impl Mechanism for PlainServer {
                 self.state = ServerState::ExpectInitiate;
                 Ok(Step::Continue)
             }
-            AuthVerdict::Deny { status } => Err(deny(status, out)),
+            // libzmq's PLAIN clients only understand libzmq's ERROR form.
+            AuthVerdict::Deny { status } => Err(deny_libzmq_plain(status, out)),
         }
     }
 

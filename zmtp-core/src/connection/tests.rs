@@ -399,3 +399,21 @@ fn null_with_authenticator() {
     };
     assert_eq!(m.user_id().unwrap(), &b"bob"[..]);
 }
+
+#[test]
+fn libzmq_plain_error_form_is_an_auth_failure() {
+    // The exact bytes libzmq 4.3.4's PLAIN server sent on refusing a client.
+    let mut c = conn(SocketType::Pull);
+    feed(&mut c, &greeting(1, "NULL")).unwrap();
+    let err = feed(&mut c, b"\x04\x09\x5eRROR\x03400").unwrap_err();
+    assert_eq!(err.auth_status(), Some(400));
+    // Any other mangling is still malformed.
+    let mut c = conn(SocketType::Pull);
+    feed(&mut c, &greeting(1, "NULL")).unwrap();
+    assert_eq!(
+        feed(&mut c, b"\x04\x09\x5eRROR\x03401")
+            .unwrap_err()
+            .auth_status(),
+        None
+    );
+}
