@@ -485,32 +485,40 @@ impl Connection {
                 limit: self.config.max_frames as u64,
             }));
         }
+        if !more && self.partial.is_empty() {
+            // The common case: a single-frame message, no allocation.
+            return Ok(self.deliver(Message::from(body.freeze())));
+        }
         self.partial.push(body.freeze());
         if more {
             return Ok(None);
         }
         let frames = std::mem::take(&mut self.partial);
+        Ok(self.deliver(Message::from(frames)))
+    }
+
+    /// Hands a whole message up, or turns it into a subscription on a
+    /// publisher.
+    fn deliver(&mut self, mut msg: Message) -> Option<Event> {
         if self.config.socket_type.is_publisher() {
             // Subscriptions as data messages (ZMTP 3.0, and XSUB): a first
             // byte of 1 subscribes and 0 cancels; libzmq's XPUB takes them
             // from any peer. Anything else is dropped by PUB.
-            if frames.len() == 1 {
-                let f = &frames[0];
+            if let [f] = msg.frames() {
                 match f.first() {
-                    Some(1) => return Ok(Some(Event::Subscribe(f.slice(1..)))),
-                    Some(0) => return Ok(Some(Event::Cancel(f.slice(1..)))),
+                    Some(1) => return Some(Event::Subscribe(f.slice(1..))),
+                    Some(0) => return Some(Event::Cancel(f.slice(1..))),
                     _ => {}
                 }
             }
             if self.config.socket_type == SocketType::Pub {
-                return Ok(None);
+                return None;
             }
         }
-        let mut msg = Message::from(frames);
         if let Some(p) = &self.peer {
             msg.set_properties(p.clone());
         }
-        Ok(Some(Event::Message(msg)))
+        Some(Event::Message(msg))
     }
 
     fn on_command(&mut self, body: Bytes, now: Instant) -> Result<Option<Event>> {

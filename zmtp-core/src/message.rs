@@ -15,8 +15,48 @@ use crate::wire::{Metadata, PEER_ADDRESS, SOCKET_TYPE, USER_ID};
 /// Authenticator) and `Peer-Address`.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Message {
-    frames: Vec<Bytes>,
+    frames: Frames,
     properties: Option<Arc<Metadata>>,
+}
+
+/// The frames; a single frame (the common case) needs no allocation.
+#[derive(Clone, PartialEq, Eq)]
+enum Frames {
+    One(Bytes),
+    Many(Vec<Bytes>),
+}
+
+impl Default for Frames {
+    fn default() -> Frames {
+        Frames::Many(Vec::new())
+    }
+}
+
+impl Frames {
+    fn as_slice(&self) -> &[Bytes] {
+        match self {
+            Frames::One(b) => std::slice::from_ref(b),
+            Frames::Many(v) => v,
+        }
+    }
+
+    fn as_vec(&mut self) -> &mut Vec<Bytes> {
+        if let Frames::One(b) = self {
+            let b = std::mem::take(b);
+            *self = Frames::Many(vec![b]);
+        }
+        match self {
+            Frames::Many(v) => v,
+            Frames::One(_) => unreachable!("converted above"),
+        }
+    }
+
+    fn into_vec(self) -> Vec<Bytes> {
+        match self {
+            Frames::One(b) => vec![b],
+            Frames::Many(v) => v,
+        }
+    }
 }
 
 impl Message {
@@ -31,64 +71,69 @@ impl Message {
         I: IntoIterator<Item = B>,
         B: Into<Bytes>,
     {
-        Message {
-            frames: frames.into_iter().map(Into::into).collect(),
-            properties: None,
-        }
+        Message::from(frames.into_iter().map(Into::into).collect::<Vec<Bytes>>())
     }
 
     /// Appends a frame.
     pub fn push(&mut self, frame: impl Into<Bytes>) {
-        self.frames.push(frame.into());
+        let frame = frame.into();
+        match &mut self.frames {
+            Frames::Many(v) if v.is_empty() => self.frames = Frames::One(frame),
+            f => f.as_vec().push(frame),
+        }
     }
 
     /// Inserts a frame at the front (used for envelopes).
     pub fn push_front(&mut self, frame: impl Into<Bytes>) {
-        self.frames.insert(0, frame.into());
+        self.frames.as_vec().insert(0, frame.into());
     }
 
     /// Removes and returns the first frame.
     pub fn pop_front(&mut self) -> Option<Bytes> {
-        if self.frames.is_empty() {
-            None
-        } else {
-            Some(self.frames.remove(0))
+        match &mut self.frames {
+            Frames::One(b) => {
+                let b = std::mem::take(b);
+                self.frames = Frames::Many(Vec::new());
+                Some(b)
+            }
+            Frames::Many(v) if v.is_empty() => None,
+            Frames::Many(v) => Some(v.remove(0)),
         }
     }
 
     /// The frames.
     pub fn frames(&self) -> &[Bytes] {
-        &self.frames
+        self.frames.as_slice()
     }
 
     /// The frames, mutably.
     pub fn frames_mut(&mut self) -> &mut Vec<Bytes> {
-        &mut self.frames
+        self.frames.as_vec()
     }
 
     /// Takes the frames out.
     pub fn into_frames(self) -> Vec<Bytes> {
-        self.frames
+        self.frames.into_vec()
     }
 
     /// Number of frames.
     pub fn len(&self) -> usize {
-        self.frames.len()
+        self.frames().len()
     }
 
     /// Whether the message has no frames.
     pub fn is_empty(&self) -> bool {
-        self.frames.is_empty()
+        self.frames().is_empty()
     }
 
     /// Total payload bytes over all frames.
     pub fn byte_len(&self) -> usize {
-        self.frames.iter().map(Bytes::len).sum()
+        self.frames().iter().map(Bytes::len).sum()
     }
 
     /// The frame at `i`.
     pub fn get(&self, i: usize) -> Option<&Bytes> {
-        self.frames.get(i)
+        self.frames().get(i)
     }
 
     /// The sending peer's properties, for a received message.
@@ -129,14 +174,14 @@ impl Message {
 
 impl std::fmt::Debug for Message {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list().entries(self.frames.iter()).finish()
+        f.debug_list().entries(self.frames().iter()).finish()
     }
 }
 
 impl From<Bytes> for Message {
     fn from(b: Bytes) -> Message {
         Message {
-            frames: vec![b],
+            frames: Frames::One(b),
             properties: None,
         }
     }
@@ -161,10 +206,46 @@ impl From<&[u8]> for Message {
 }
 
 impl From<Vec<Bytes>> for Message {
-    fn from(frames: Vec<Bytes>) -> Message {
+    fn from(mut frames: Vec<Bytes>) -> Message {
+        let frames = match frames.pop() {
+            Some(only) if frames.is_empty() => Frames::One(only),
+            Some(last) => {
+                frames.push(last);
+                Frames::Many(frames)
+            }
+            None => Frames::Many(frames),
+        };
         Message {
             frames,
             properties: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn single_and_multi_frame_forms_behave_alike() {
+        let mut m = Message::from("a");
+        assert_eq!(m.len(), 1);
+        m.push_front(Bytes::new());
+        assert_eq!(m.frames(), &[Bytes::new(), Bytes::from_static(b"a")]);
+        assert_eq!(m.pop_front(), Some(Bytes::new()));
+        assert_eq!(m.pop_front(), Some(Bytes::from_static(b"a")));
+        assert_eq!(m.pop_front(), None);
+        assert!(m.is_empty());
+        m.push("x");
+        m.push("y");
+        assert_eq!(m.byte_len(), 2);
+        assert_eq!(
+            Message::from(vec![Bytes::from_static(b"z")]),
+            Message::from("z")
+        );
+        assert_eq!(
+            Message::from("q").into_frames(),
+            vec![Bytes::from_static(b"q")]
+        );
     }
 }
