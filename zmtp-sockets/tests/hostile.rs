@@ -510,3 +510,19 @@ fn subscription_floods_are_bounded() {
     assert!(grown < 64 * 1024, "RSS grew by {grown} KiB");
     drop(raw);
 }
+
+#[test]
+fn a_peer_cannot_forge_its_user_id() {
+    // Found by the `command` fuzz target: User-Id is a local property; one
+    // sent in READY must not reach received messages.
+    let s = server(|_| {}, None);
+    let mut raw = TcpStream::connect(addr(&s.ep)).unwrap();
+    raw.write_all(&greeting("NULL", 3, 1)).unwrap();
+    let body = b"\x05READY\x0bSocket-Type\x00\x00\x00\x04PUSH\x07User-Id\x00\x00\x00\x04root";
+    raw.write_all(&[0x04, body.len() as u8]).unwrap();
+    raw.write_all(body).unwrap();
+    raw.write_all(b"\x00\x05forge").unwrap();
+    let m = s.pull.recv_blocking().unwrap();
+    assert_eq!(m.frames()[0], "forge");
+    assert_eq!(m.user_id(), None);
+}

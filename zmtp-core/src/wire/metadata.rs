@@ -139,8 +139,14 @@ impl Metadata {
             if !valid_name(name) {
                 return Err(malformed("metadata name"));
             }
-            props.push((canonical(name), body.slice_ref(value)));
             input = rest;
+            // Local properties never travel on the wire: a peer that sends
+            // them is trying to forge its User-Id or address, so they are
+            // dropped (found by the `command` fuzz target).
+            if is_local(name) {
+                continue;
+            }
+            props.push((canonical(name), body.slice_ref(value)));
         }
         Ok(Metadata { props })
     }
@@ -209,6 +215,17 @@ mod tests {
         let mut wire = Vec::new();
         m.emit(&mut wire);
         assert!(wire.is_empty());
+    }
+
+    #[test]
+    fn local_properties_from_the_wire_are_dropped() {
+        // A peer must not forge its User-Id or Peer-Address in READY.
+        let wire = Bytes::from_static(
+            b"\x0bSocket-Type\x00\x00\x00\x03PUB\x07useR-iD\x00\x00\x00\x04root\x0cPeer-Address\x00\x00\x00\x01x",
+        );
+        let m = Metadata::parse(&wire).unwrap();
+        assert_eq!(m.len(), 1);
+        assert!(m.get(USER_ID).is_none() && m.get(PEER_ADDRESS).is_none());
     }
 
     #[test]
