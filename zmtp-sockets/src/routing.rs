@@ -53,6 +53,11 @@ impl PeerSubscriptions {
     }
 
     pub(crate) fn matches(&self, topic: &[u8]) -> bool {
+        // "Everything" (the empty prefix) is the common subscription: answer
+        // it without hashing.
+        if self.lengths.contains_key(&0) {
+            return true;
+        }
         self.lengths
             .range(..=topic.len())
             .any(|(&len, _)| self.prefixes.contains(&topic[..len]))
@@ -109,6 +114,9 @@ impl OwnSubscriptions {
     }
 
     pub(crate) fn matches(&self, topic: &[u8]) -> bool {
+        if self.lengths.contains_key(&0) {
+            return true;
+        }
         self.lengths
             .range(..=topic.len())
             .any(|(&len, _)| self.counts.contains_key(&topic[..len]))
