@@ -19,6 +19,7 @@ pub mod auth;
 pub mod curve;
 mod error;
 pub mod keys;
+pub mod noise;
 pub mod plain;
 mod rng;
 #[cfg(test)]
@@ -38,5 +39,6 @@ pub use auth::{
 pub use curve::{CurveClient, CurveServer};
 pub use error::KeyError;
 pub use keys::{KeyPair, PublicKey, SecretKey, load_public_certificate, load_secret_key};
+pub use noise::{NoiseClient, NoiseServer, Pattern as NoisePattern};
 pub use plain::{PlainClient, PlainServer};
 pub use zmtp_core::{AuthVerdict, Credentials, Null};
