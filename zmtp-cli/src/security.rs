@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use zmtp_sockets::security::{
-    KeyPair, PlainCredentials, PublicKey, PublicKeyAllowList, SecretKey, load_secret_key,
+    KeyPair, NoisePattern, PlainCredentials, PublicKey, PublicKeyAllowList, SecretKey,
+    load_secret_key,
 };
 use zmtp_sockets::{Options, Security};
 
@@ -93,6 +94,26 @@ fn secret_text(
     std::env::var(env).ok()
 }
 
+fn noise_secret(a: &SecurityArgs) -> Option<SecretKey> {
+    if a.noise_secret.is_none() && a.noise_secret_file.is_some() {
+        let path = a.noise_secret_file.as_ref()?;
+        return Some(
+            load_secret_key(path).unwrap_or_else(|e| bad(format_args!("{}: {e}", path.display()))),
+        );
+    }
+    let text = secret_text(
+        &a.noise_secret,
+        "--noise-secret",
+        &None,
+        "--noise-secret-file",
+        "ZMTP_NOISE_SECRET",
+    )?;
+    Some(
+        SecretKey::from_z85(text.trim())
+            .unwrap_or_else(|e| bad(format_args!("NOISE secret key: {e}"))),
+    )
+}
+
 fn curve_secret(a: &SecurityArgs) -> Option<SecretKey> {
     if a.curve_secret.is_none() && a.curve_secret_file.is_some() {
         let path = a.curve_secret_file.as_ref()?;
@@ -118,17 +139,51 @@ fn public(text: &str, what: &str) -> PublicKey {
 }
 
 impl SecurityArgs {
+    fn apply_noise(&self, o: &mut Options) {
+        let pattern: NoisePattern = self
+            .noise
+            .as_deref()
+            .unwrap_or_else(|| bad("--noise-server needs --noise xx|ik|nk"))
+            .parse()
+            .unwrap_or_else(|e: String| bad(e));
+        if self.noise_server {
+            let secret =
+                noise_secret(self).unwrap_or_else(|| bad("--noise-server needs a secret key"));
+            o.security = Security::NoiseServer {
+                pattern,
+                keys: KeyPair::from_secret(secret),
+            };
+            if !self.noise_allow.is_empty() {
+                let list: PublicKeyAllowList = self
+                    .noise_allow
+                    .iter()
+                    .map(|k| public(k, "--noise-allow"))
+                    .collect();
+                o.authenticator = Some(Arc::new(list));
+            }
+        } else {
+            let server = self
+                .noise_serverkey
+                .as_deref()
+                .map(|k| public(k, "--noise-serverkey"));
+            if pattern.needs_server_key() && server.is_none() {
+                bad(format_args!("--noise {pattern} needs --noise-serverkey"));
+            }
+            let keys = noise_secret(self).map(KeyPair::from_secret);
+            o.security = Security::NoiseClient {
+                pattern,
+                keys,
+                server,
+            };
+        }
+    }
+
     /// Applies these options to a socket's options; exits 2 on bad input.
     pub(crate) fn apply(&self, o: &mut Options) {
         if self.noise.is_some() || self.noise_server {
-            bad("the NOISE mechanism is not available in this build yet");
+            self.apply_noise(o);
+            return;
         }
-        let _ = (
-            &self.noise_secret,
-            &self.noise_secret_file,
-            &self.noise_allow,
-            &self.noise_serverkey,
-        );
         let plain_password = || {
             secret_text(
                 &self.plain_password,

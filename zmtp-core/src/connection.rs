@@ -643,6 +643,12 @@ impl Connection {
         !self.tx.is_empty() || !self.plain_tx.is_empty()
     }
 
+    /// Bytes waiting to be written (plaintext not yet sealed counts as its
+    /// own length). Unlike [`Connection::output`], this seals nothing.
+    pub fn output_len(&self) -> usize {
+        self.tx.len() + self.plain_tx.len()
+    }
+
     /// The bytes to write. Stream ciphers seal everything queued so far into
     /// records here, when the writer runs, and wait for nothing more.
     pub fn output(&mut self) -> Result<&mut Encoder> {

@@ -24,7 +24,9 @@ use zmtp_core::{
     AuthVerdict, Config, Connection, Error as CoreError, Event, Mechanism, MechanismName,
     TimeoutKind,
 };
-use zmtp_security::{AuthRequest, CurveClient, CurveServer, Null, PlainClient, PlainServer};
+use zmtp_security::{
+    AuthRequest, CurveClient, CurveServer, NoiseClient, NoiseServer, Null, PlainClient, PlainServer,
+};
 
 use crate::endpoint::Endpoint;
 use crate::monitor::{HandshakeFailure, MonitorEvent};
@@ -76,6 +78,14 @@ fn mechanism(opts: &Options) -> Result<Box<dyn Mechanism>, CoreError> {
         Security::PlainServer => Box::new(PlainServer::new()),
         Security::CurveClient { keys, server } => Box::new(CurveClient::new(keys.clone(), *server)),
         Security::CurveServer { keys } => Box::new(CurveServer::new(keys.clone())),
+        Security::NoiseClient {
+            pattern,
+            keys,
+            server,
+        } => Box::new(NoiseClient::new(*pattern, keys.clone(), *server)?),
+        Security::NoiseServer { pattern, keys } => {
+            Box::new(NoiseServer::new(*pattern, keys.clone()))
+        }
         Security::Custom(factory) => factory(),
     })
 }
@@ -486,7 +496,9 @@ async fn drive(
         if conn.is_ready() && !closing {
             if let Some((_, rx)) = slot.get() {
                 loop {
-                    if conn.output().map(|o| o.len()).unwrap_or(0) >= OUTPUT_BOUND {
+                    // `output_len`, not `output`: sealing happens once, when
+                    // the writer runs, so records hold everything queued.
+                    if conn.output_len() >= OUTPUT_BOUND {
                         break;
                     }
                     match rx.try_recv() {
@@ -541,10 +553,8 @@ async fn drive(
         // 4. Wait.
         let want_read = !eof && pending_in.is_none();
         let want_write = conn.has_output();
-        let want_out = conn.is_ready()
-            && !closing
-            && conn.output().map(|o| o.len()).unwrap_or(0) < OUTPUT_BOUND
-            && slot.get().is_some();
+        let want_out =
+            conn.is_ready() && !closing && conn.output_len() < OUTPUT_BOUND && slot.get().is_some();
         let timer = [conn.poll_timeout(), linger].into_iter().flatten().min();
         let rx = slot.get().map(|(_, rx)| rx.clone());
         let room = room_listener.take();

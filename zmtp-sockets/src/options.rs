@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use zmtp_core::Metadata;
-use zmtp_security::{Authenticator, KeyPair, PublicKey};
+use zmtp_security::{Authenticator, KeyPair, NoisePattern, PublicKey};
 
 /// The security mechanism and its role.
 #[derive(Clone, Default)]
@@ -39,6 +39,25 @@ pub enum Security {
         /// The server's key pair.
         keys: KeyPair,
     },
+    /// NOISE client (`docs/noise-mechanism.md`). XX and IK use `keys` as the
+    /// static key pair (`None`: a fresh one); IK and NK need `server`; for
+    /// XX it is an optional pin.
+    NoiseClient {
+        /// The pattern (mechanism NOISE-XX, NOISE-IK or NOISE-NK).
+        pattern: NoisePattern,
+        /// Our static key pair.
+        keys: Option<KeyPair>,
+        /// The server's static public key.
+        server: Option<PublicKey>,
+    },
+    /// NOISE server with its static key pair. Without an Authenticator any
+    /// client is accepted.
+    NoiseServer {
+        /// The pattern.
+        pattern: NoisePattern,
+        /// The server's static key pair.
+        keys: KeyPair,
+    },
     /// A mechanism of your own: the factory makes one per connection. The
     /// engine runs it, like the built-in ones, inside the connection's task.
     Custom(MechanismFactory),
@@ -64,6 +83,21 @@ impl fmt::Debug for Security {
                 .finish(),
             Security::CurveServer { keys } => f
                 .debug_struct("CurveServer")
+                .field("public", &keys.public)
+                .finish(),
+            Security::NoiseClient {
+                pattern,
+                keys,
+                server,
+            } => f
+                .debug_struct("NoiseClient")
+                .field("pattern", pattern)
+                .field("public", &keys.as_ref().map(|k| k.public))
+                .field("server", server)
+                .finish(),
+            Security::NoiseServer { pattern, keys } => f
+                .debug_struct("NoiseServer")
+                .field("pattern", pattern)
                 .field("public", &keys.public)
                 .finish(),
             Security::Custom(_) => f.write_str("Custom"),

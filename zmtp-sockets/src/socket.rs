@@ -338,6 +338,18 @@ impl Socket {
         if !new.routing_id.is_empty() && new.routing_id.len() > 255 {
             return Err(Error::InvalidOption("routing id is at most 255 bytes"));
         }
+        if let Security::NoiseClient {
+            pattern,
+            server: None,
+            ..
+        } = &new.security
+        {
+            if pattern.needs_server_key() {
+                return Err(Error::InvalidOption(
+                    "NOISE-IK and NOISE-NK clients need the server's key",
+                ));
+            }
+        }
         if new.routing_id.first() == Some(&0) {
             return Err(Error::InvalidOption(
                 "routing id must not start with a zero byte",

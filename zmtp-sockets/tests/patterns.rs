@@ -98,7 +98,11 @@ fn pub_sub_every_mechanism_and_transport() {
 #[test]
 fn multipart_and_16_mib() {
     let ctx = Context::new();
-    for m in [Mech::Null, Mech::Curve] {
+    for m in [
+        Mech::Null,
+        Mech::Curve,
+        Mech::Noise(zmtp_sockets::security::NoisePattern::XX),
+    ] {
         let (pull, push) = pair(
             &ctx,
             SocketType::Pull,

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use zmtp_sockets::security::{KeyPair, PlainCredentials, PublicKeyAllowList};
+use zmtp_sockets::security::{KeyPair, NoisePattern, PlainCredentials, PublicKeyAllowList};
 use zmtp_sockets::{Context, MonitorEvent, Security, Socket, SocketType};
 
 /// Generous: the machine may be loaded.
@@ -15,9 +15,17 @@ pub enum Mech {
     Null,
     Plain,
     Curve,
+    Noise(NoisePattern),
 }
 
-pub const MECHS: [Mech; 3] = [Mech::Null, Mech::Plain, Mech::Curve];
+pub const MECHS: [Mech; 6] = [
+    Mech::Null,
+    Mech::Plain,
+    Mech::Curve,
+    Mech::Noise(NoisePattern::XX),
+    Mech::Noise(NoisePattern::IK),
+    Mech::Noise(NoisePattern::NK),
+];
 
 #[derive(Clone, Copy, Debug)]
 pub enum Transport {
@@ -80,6 +88,35 @@ pub fn secure(server: &Socket, client: &Socket, m: Mech) {
                     o.security = Security::CurveClient {
                         keys: client_keys,
                         server: server_public,
+                    }
+                })
+                .unwrap();
+        }
+        Mech::Noise(pattern) => {
+            let server_keys = KeyPair::generate();
+            let client_keys = KeyPair::generate();
+            let server_public = server_keys.public;
+            // NK clients are anonymous: no allow list for them.
+            if pattern != NoisePattern::NK {
+                let allow: PublicKeyAllowList = [client_keys.public].into_iter().collect();
+                server
+                    .configure(|o| o.authenticator = Some(Arc::new(allow)))
+                    .unwrap();
+            }
+            server
+                .configure(|o| {
+                    o.security = Security::NoiseServer {
+                        pattern,
+                        keys: server_keys,
+                    }
+                })
+                .unwrap();
+            client
+                .configure(|o| {
+                    o.security = Security::NoiseClient {
+                        pattern,
+                        keys: Some(client_keys),
+                        server: Some(server_public),
                     }
                 })
                 .unwrap();
