@@ -13,7 +13,8 @@ use std::time::Instant;
 use zmtp_core::{AuthVerdict, Config, Connection, Event, Mechanism, SocketType};
 
 use crate::keys::{KeyPair, SecretKey};
-use crate::{CurveClient, CurveServer, PlainClient, PlainServer};
+use crate::noise::Pattern;
+use crate::{CurveClient, CurveServer, NoiseClient, NoiseServer, PlainClient, PlainServer};
 
 const SPLITS: [usize; 3] = [64, 64 + 202, 64 + 202 + 301];
 
@@ -36,7 +37,14 @@ pub fn handshake_completes(target: &str, data: &[u8]) -> bool {
             let (server, client) = curve_keys();
             conn(SocketType::Push, CurveClient::new(client, server.public))
         }
-        _ => return false,
+        t => match noise_target(t) {
+            Some((pattern, true)) => noise_server_conn(pattern),
+            Some((pattern, false)) => match noise_client_conn(pattern) {
+                Some(c) => c,
+                None => return false,
+            },
+            None => return false,
+        },
     };
     feed(&mut c, data, true);
     c.is_ready()
@@ -138,6 +146,41 @@ pub fn curve_client(data: &[u8]) {
     feed(&mut c, data, true);
 }
 
+fn noise_target(t: &str) -> Option<(Pattern, bool)> {
+    let (pattern, role) = t.strip_prefix("noise_")?.split_once('_')?;
+    Some((pattern.parse().ok()?, role == "server"))
+}
+
+/// A NOISE server as the recording made it: keys drawn first; snow draws an
+/// ephemeral when it writes the `e` token, and the client wrote its own
+/// first.
+fn noise_server_conn(pattern: Pattern) -> Connection {
+    let (server, _client) = curve_keys();
+    let _client_ephemeral = SecretKey::generate();
+    conn(SocketType::Pull, NoiseServer::new(pattern, server))
+}
+
+/// A NOISE client as the recording made it: its ephemeral is the first draw
+/// after the keys.
+fn noise_client_conn(pattern: Pattern) -> Option<Connection> {
+    let (server, client) = curve_keys();
+    let m = NoiseClient::new(pattern, Some(client), Some(server.public)).ok()?;
+    Some(conn(SocketType::Push, m))
+}
+
+/// A NOISE server of `pattern` fed a client's bytes.
+pub fn noise_server(pattern: Pattern, data: &[u8]) {
+    let mut c = noise_server_conn(pattern);
+    feed(&mut c, data, true);
+}
+
+/// A NOISE client of `pattern` fed a server's bytes.
+pub fn noise_client(pattern: Pattern, data: &[u8]) {
+    if let Some(mut c) = noise_client_conn(pattern) {
+        feed(&mut c, data, true);
+    }
+}
+
 /// Seeds: recorded valid handshakes, each followed by a few messages, as
 /// `(target, bytes)`. The bytes one side sent are the other side's input.
 pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
@@ -160,6 +203,22 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
     );
     out.push(("curve_server", to_server));
     out.push(("curve_client", to_client));
+    for (pattern, server_target, client_target) in [
+        (Pattern::XX, "noise_xx_server", "noise_xx_client"),
+        (Pattern::IK, "noise_ik_server", "noise_ik_client"),
+        (Pattern::NK, "noise_nk_server", "noise_nk_client"),
+    ] {
+        let (server, client) = curve_keys();
+        let Ok(m) = NoiseClient::new(pattern, Some(client), Some(server.public)) else {
+            continue;
+        };
+        let (to_server, to_client) = record(
+            conn(SocketType::Push, m),
+            conn(SocketType::Pull, NoiseServer::new(pattern, server)),
+        );
+        out.push((server_target, to_server));
+        out.push((client_target, to_client));
+    }
     out.push(("z85", b"HelloWorld".to_vec()));
     out.push(("z85", b"rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7".to_vec()));
     out

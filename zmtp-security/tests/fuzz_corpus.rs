@@ -76,6 +76,26 @@ fn curve_client() {
     replay("curve_client", zmtp_security::fuzz::curve_client);
 }
 
+use zmtp_security::NoisePattern;
+
+macro_rules! noise_targets {
+    ($($name:ident, $target:literal, $f:ident, $p:ident;)*) => {$(
+        #[test]
+        fn $name() {
+            replay($target, |d| zmtp_security::fuzz::$f(NoisePattern::$p, d));
+        }
+    )*};
+}
+
+noise_targets! {
+    noise_xx_server, "noise_xx_server", noise_server, XX;
+    noise_xx_client, "noise_xx_client", noise_client, XX;
+    noise_ik_server, "noise_ik_server", noise_server, IK;
+    noise_ik_client, "noise_ik_client", noise_client, IK;
+    noise_nk_server, "noise_nk_server", noise_server, NK;
+    noise_nk_client, "noise_nk_client", noise_client, NK;
+}
+
 /// The recorded handshakes are deep seeds: replayed, they complete the
 /// handshake, and so do the committed copies.
 #[test]
