@@ -503,3 +503,43 @@ fn keygen_keys_work_with_libzmq() {
     );
     assert_eq!(pull.recv_bytes(0).unwrap(), b"to libzmq");
 }
+
+#[test]
+fn push_pull_noise_every_pattern() {
+    let (server_pub, server_sec) = keygen();
+    let (client_pub, client_sec) = keygen();
+    // XX with an allow list and the client's secret from the environment.
+    push_pull(
+        &[
+            "--noise-server",
+            "--noise",
+            "xx",
+            "--noise-secret",
+            &server_sec,
+            "--noise-allow",
+            &client_pub,
+        ],
+        &["--noise", "xx", "--noise-serverkey", &server_pub],
+        &[("ZMTP_NOISE_SECRET", &client_sec)],
+    );
+    // IK and NK need the server's key.
+    for pattern in ["ik", "nk"] {
+        push_pull(
+            &[
+                "--noise-server",
+                "--noise",
+                pattern,
+                "--noise-secret",
+                &server_sec,
+            ],
+            &["--noise", pattern, "--noise-serverkey", &server_pub],
+            &[],
+        );
+        let out = zmtp()
+            .args(["push", "--connect", "tcp://127.0.0.1:5", "--noise", pattern])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{pattern} without a server key");
+    }
+}
