@@ -173,6 +173,8 @@ pub(crate) async fn listen(
             }
         }
     }
+    // Closed means closed: the port is released before the event.
+    drop(listener);
     shared.emit(MonitorEvent::Closed { endpoint });
 }
 

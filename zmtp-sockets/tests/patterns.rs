@@ -532,3 +532,119 @@ fn context_term_waits_for_linger_and_closes_sockets() {
     t.join().unwrap();
     assert!(matches!(pull.recv_blocking(), Err(Error::Closed)));
 }
+
+#[test]
+fn disconnect_and_unbind() {
+    let ctx = Context::new();
+    let pull = ctx.socket(SocketType::Pull).unwrap();
+    pull.configure(|o| o.rcvtimeo = Some(TIMEOUT)).unwrap();
+    let ep = pull.bind("tcp://127.0.0.1:0").unwrap();
+    let push = ctx.socket(SocketType::Push).unwrap();
+    push.configure(|o| o.sndtimeo = Some(Duration::from_millis(200)))
+        .unwrap();
+    let mon = pull.monitor();
+    push.connect(&ep).unwrap();
+    push.send_blocking("before").unwrap();
+    assert_eq!(pull.recv_blocking().unwrap().frames()[0], "before");
+    push.disconnect(&ep).unwrap();
+    assert!(matches!(push.disconnect(&ep), Err(Error::NotFound(_))));
+    mon.wait_for_blocking(TIMEOUT, |e| matches!(e, MonitorEvent::Disconnected { .. }))
+        .expect("peer gone");
+    // No peer left: PUSH waits, then times out.
+    assert!(matches!(
+        push.send_blocking("after"),
+        Err(Error::WouldBlock)
+    ));
+    // Unbind: new connections are refused at the TCP level.
+    pull.unbind(&ep).unwrap();
+    mon.wait_for_blocking(TIMEOUT, |e| matches!(e, MonitorEvent::Closed { .. }))
+        .expect("listener closed");
+    assert!(std::net::TcpStream::connect(ep.trim_start_matches("tcp://")).is_err());
+}
+
+#[test]
+fn immediate_queues_only_for_completed_connections() {
+    let ctx = Context::new();
+    let push = ctx.socket(SocketType::Push).unwrap();
+    push.configure(|o| {
+        o.immediate = true;
+        o.sndtimeo = Some(Duration::from_millis(100));
+    })
+    .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    push.connect(&format!("tcp://127.0.0.1:{port}")).unwrap();
+    // No completed connection: nothing to queue on.
+    assert!(matches!(push.send_blocking("x"), Err(Error::WouldBlock)));
+}
+
+#[test]
+fn req_relaxed_and_correlate() {
+    let ctx = Context::new();
+    let rep = ctx.socket(SocketType::Rep).unwrap();
+    rep.configure(|o| o.rcvtimeo = Some(TIMEOUT)).unwrap();
+    let ep = rep.bind("tcp://127.0.0.1:0").unwrap();
+    let req = ctx.socket(SocketType::Req).unwrap();
+    req.configure(|o| {
+        o.req_relaxed = true;
+        o.req_correlate = true;
+        o.rcvtimeo = Some(TIMEOUT);
+    })
+    .unwrap();
+    req.connect(&ep).unwrap();
+    req.send_blocking("first").unwrap();
+    // Relaxed: a new request without waiting for the first reply.
+    req.send_blocking("second").unwrap();
+    let first = rep.recv_blocking().unwrap();
+    assert_eq!(first.frames()[0], "first");
+    rep.send_blocking("reply to first").unwrap();
+    let second = rep.recv_blocking().unwrap();
+    assert_eq!(second.frames()[0], "second");
+    rep.send_blocking("reply to second").unwrap();
+    // Correlate: the stale reply to "first" is dropped.
+    assert_eq!(req.recv_blocking().unwrap().frames()[0], "reply to second");
+}
+
+#[test]
+fn ipv6_loopback() {
+    let ctx = Context::new();
+    let pull = ctx.socket(SocketType::Pull).unwrap();
+    pull.configure(|o| o.rcvtimeo = Some(TIMEOUT)).unwrap();
+    // Some sandboxes have no IPv6 loopback; then there is nothing to test.
+    let Ok(ep) = pull.bind("tcp://[::1]:0") else {
+        assert!(
+            std::net::TcpListener::bind("[::1]:0").is_err(),
+            "our bind failed where std's works"
+        );
+        return;
+    };
+    assert!(ep.starts_with("tcp://[::1]:"));
+    let push = ctx.socket(SocketType::Push).unwrap();
+    push.connect(&ep).unwrap();
+    push.send_blocking("v6").unwrap();
+    assert_eq!(pull.recv_blocking().unwrap().frames()[0], "v6");
+}
+
+#[test]
+fn a_dropped_recv_future_loses_no_message() {
+    let ctx = Context::new();
+    let (pull, push) = pair(
+        &ctx,
+        SocketType::Pull,
+        SocketType::Push,
+        Mech::Null,
+        Transport::Tcp,
+        true,
+    );
+    // Poll recv once with nothing there, drop it, then send.
+    futures_lite::future::block_on(async {
+        let mut fut = std::pin::pin!(pull.recv());
+        let polled = futures_lite::future::poll_once(&mut fut).await;
+        assert!(polled.is_none());
+    });
+    push.send_blocking("kept").unwrap();
+    assert_eq!(pull.recv_blocking().unwrap().frames()[0], "kept");
+}
