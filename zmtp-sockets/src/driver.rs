@@ -17,7 +17,9 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_channel::{Receiver, TryRecvError, TrySendError};
+use std::collections::VecDeque;
+
+use async_channel::{Receiver, TryRecvError};
 use async_io::Timer;
 use futures_lite::future::{or, pending};
 use zmtp_core::{
@@ -36,6 +38,8 @@ use crate::transport::{Listener, Stream};
 
 /// Most bytes a task queues for writing before it stops taking messages.
 const OUTPUT_BOUND: usize = 1 << 20;
+/// Most messages decoded before they are handed to the socket.
+const BATCH: usize = 1024;
 /// Reads smaller than this go through a scratch buffer.
 const SCRATCH: usize = 64 * 1024;
 
@@ -360,9 +364,10 @@ async fn drive(
     slot: &mut PipeSlot,
     stop: &Receiver<()>,
 ) -> End {
-    let (inbound, _) = shared.inbound().clone();
+    let inbox = shared.inbox();
+    // Messages decoded this turn, handed to the inbox in one batch.
+    let mut batch: VecDeque<Inbound> = VecDeque::new();
     let mut scratch = vec![0u8; SCRATCH];
-    let mut pending_in: Option<Inbound> = None;
     let mut room_listener = None;
     let mut eof = false;
     let mut closing = false;
@@ -380,25 +385,23 @@ async fn drive(
             }
         }
 
-        // 1. Deliver.
-        if let Some(item) = pending_in.take() {
-            let l = shared.inbound_room.listen();
-            match inbound.try_send(item) {
-                Ok(()) => {
-                    shared.readable.notify(usize::MAX);
-                }
-                Err(TrySendError::Full(item)) => {
-                    pending_in = Some(item);
-                    room_listener = Some(l);
-                }
-                Err(TrySendError::Closed(_)) => {}
+        // 1. Deliver: first what did not fit last time.
+        if !batch.is_empty() {
+            let l = inbox.listen_room();
+            if let Ok(false) = inbox.push(&mut batch) {
+                room_listener = Some(l);
             }
         }
-        let mut delivered = false;
-        while pending_in.is_none() {
+        // Whether every buffered event was taken; if not, the next turn must
+        // not wait for the socket, which may stay quiet.
+        let mut drained = false;
+        while batch.is_empty() || (batch.len() < BATCH && room_listener.is_none()) {
             let ev = match conn.poll_event(now) {
                 Ok(Some(ev)) => ev,
-                Ok(None) => break,
+                Ok(None) => {
+                    drained = true;
+                    break;
+                }
                 Err(e) => return fail(established, e),
             };
             match ev {
@@ -448,23 +451,7 @@ async fn drive(
                     let Some((pipe, _)) = slot.get() else {
                         continue;
                     };
-                    match inbound.try_send(Inbound { pipe, msg }) {
-                        Ok(()) => delivered = true,
-                        Err(TrySendError::Full(item)) => {
-                            room_listener = Some(shared.inbound_room.listen());
-                            // Room may have appeared between the two calls.
-                            match inbound.try_send(item) {
-                                Ok(()) => {
-                                    delivered = true;
-                                    room_listener = None;
-                                }
-                                Err(TrySendError::Full(item)) => pending_in = Some(item),
-                                Err(TrySendError::Closed(_)) => room_listener = None,
-                            }
-                        }
-                        // The socket is closed: nobody will read it.
-                        Err(TrySendError::Closed(_)) => {}
-                    }
+                    batch.push_back(Inbound { pipe, msg });
                 }
                 Event::Subscribe(topic) => {
                     if let Some((pipe, _)) = slot.get() {
@@ -480,10 +467,14 @@ async fn drive(
                 }
             }
         }
-        if delivered {
-            shared.readable.notify(usize::MAX);
+        if !batch.is_empty() && room_listener.is_none() {
+            let l = inbox.listen_room();
+            // A closed inbox (the socket is gone) drops the batch.
+            if let Ok(false) = inbox.push(&mut batch) {
+                room_listener = Some(l);
+            }
         }
-        if eof && pending_in.is_none() {
+        if eof && batch.is_empty() {
             return if established {
                 End::Lost(None)
             } else {
@@ -552,8 +543,12 @@ async fn drive(
             return End::Stopped;
         }
 
-        // 4. Wait.
-        let want_read = !eof && pending_in.is_none();
+        // 4. Wait, unless decoded events are still buffered and there is
+        // room for them.
+        if !drained && room_listener.is_none() {
+            continue;
+        }
+        let want_read = !eof && batch.is_empty();
         let want_write = conn.has_output();
         let want_out =
             conn.is_ready() && !closing && conn.output_len() < OUTPUT_BOUND && slot.get().is_some();

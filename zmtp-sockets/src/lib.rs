@@ -40,6 +40,7 @@ mod context;
 mod driver;
 mod endpoint;
 mod error;
+mod inbox;
 mod monitor;
 mod options;
 mod poller;

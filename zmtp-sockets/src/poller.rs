@@ -74,7 +74,12 @@ impl<'a> Poller<'a> {
             let mut listeners: Vec<_> = self
                 .items
                 .iter()
-                .flat_map(|(s, _)| [s.shared().readable.listen(), s.shared().room.listen()])
+                .flat_map(|(s, _)| {
+                    [
+                        s.shared().inbox().readable.listen(),
+                        s.shared().room.listen(),
+                    ]
+                })
                 .collect();
             let ready = self.ready_now();
             if !ready.is_empty() {

@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
-use async_channel::{Receiver, Sender, TryRecvError, TrySendError};
+use async_channel::{Receiver, Sender, TrySendError};
 use bytes::Bytes;
 use event_listener::Event;
 use zmtp_core::{Message, SocketType};
@@ -28,6 +28,7 @@ use zmtp_core::{Message, SocketType};
 use crate::context::{Context, Spawner};
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
+use crate::inbox::Inbox;
 use crate::monitor::{Monitor, MonitorEvent};
 use crate::options::{Options, Security};
 use crate::routing::{OverLimit, OwnSubscriptions, PeerSubscriptions};
@@ -78,14 +79,10 @@ pub(crate) struct SocketShared {
     pub(crate) socket_type: SocketType,
     options: Mutex<Options>,
     pub(crate) spawner: Spawner,
-    inbound: OnceLock<(Sender<Inbound>, Receiver<Inbound>)>,
+    inbox: OnceLock<Inbox>,
     state: Mutex<State>,
     /// A pipe gained room or appeared.
     pub(crate) room: Event,
-    /// The inbound queue gained room.
-    pub(crate) inbound_room: Event,
-    /// The inbound queue gained messages.
-    pub(crate) readable: Event,
     closed: AtomicBool,
     closed_at: OnceLock<Instant>,
     pub(crate) close_event: Event,
@@ -124,19 +121,9 @@ impl SocketShared {
         self.with_options(f)
     }
 
-    pub(crate) fn inbound(&self) -> &(Sender<Inbound>, Receiver<Inbound>) {
-        self.inbound.get_or_init(|| {
-            let hwm = self
-                .options
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .rcvhwm;
-            if hwm == 0 {
-                async_channel::unbounded()
-            } else {
-                async_channel::bounded(hwm)
-            }
-        })
+    pub(crate) fn inbox(&self) -> &Inbox {
+        self.inbox
+            .get_or_init(|| Inbox::new(self.with_options(|o| o.rcvhwm)))
     }
 
     pub(crate) fn is_closed(&self) -> bool {
@@ -245,13 +232,9 @@ impl SocketShared {
         };
         // Connecters see the socket closed (linger), listeners stop.
         drop(endpoints);
-        if let Some((tx, _)) = self.inbound.get() {
-            tx.close();
-        }
+        self.inbox().close();
         self.close_event.notify(usize::MAX);
         self.room.notify(usize::MAX);
-        self.readable.notify(usize::MAX);
-        self.inbound_room.notify(usize::MAX);
     }
 }
 
@@ -293,11 +276,9 @@ impl Socket {
             socket_type,
             options: Mutex::new(Options::default()),
             spawner: ctx.inner.spawner.clone(),
-            inbound: OnceLock::new(),
+            inbox: OnceLock::new(),
             state: Mutex::new(State::default()),
             room: Event::new(),
-            inbound_room: Event::new(),
-            readable: Event::new(),
             closed: AtomicBool::new(false),
             closed_at: OnceLock::new(),
             close_event: Event::new(),
@@ -388,7 +369,7 @@ impl Socket {
     pub fn bind(&self, endpoint: &str) -> Result<String> {
         self.check_open()?;
         let ep = Endpoint::parse(endpoint)?;
-        let _ = self.shared.inbound();
+        let _ = self.shared.inbox();
         let (listener, bound) = match crate::transport::Listener::bind(&ep) {
             Ok(l) => l,
             Err(e) => {
@@ -424,7 +405,7 @@ impl Socket {
     pub fn connect(&self, endpoint: &str) -> Result<()> {
         self.check_open()?;
         let ep = Endpoint::parse(endpoint)?;
-        let _ = self.shared.inbound();
+        let _ = self.shared.inbox();
         let immediate = self.shared.options().immediate;
         let pipe = if immediate {
             None
@@ -674,20 +655,19 @@ impl Socket {
     /// future loses no message.
     pub async fn recv(&self) -> Result<Message> {
         self.check_recv()?;
-        let rx = &self.shared.inbound().1;
+        let inbox = self.shared.inbox();
         let mut deadline = None;
         loop {
             // Fast path: a message is waiting.
-            let item = match rx.try_recv() {
-                Ok(item) => item,
-                Err(TryRecvError::Closed) => return Err(Error::Closed),
-                Err(TryRecvError::Empty) => {
+            let item = match inbox.try_pop().map_err(|_| Error::Closed)? {
+                Some(item) => item,
+                None => {
                     let timeout = self.shared.rcvtimeo();
                     let d = *deadline.get_or_insert_with(|| timeout.map(|t| Instant::now() + t));
                     match d {
                         Some(d) => {
                             futures_lite::future::or(
-                                async { rx.recv().await.map_err(|_| Error::Closed) },
+                                async { inbox.pop().await.map_err(|_| Error::Closed) },
                                 async {
                                     async_io::Timer::at(d).await;
                                     Err(Error::WouldBlock)
@@ -695,11 +675,10 @@ impl Socket {
                             )
                             .await?
                         }
-                        None => rx.recv().await.map_err(|_| Error::Closed)?,
+                        None => inbox.pop().await.map_err(|_| Error::Closed)?,
                     }
                 }
             };
-            self.shared.inbound_room.notify(1);
             if let Some(msg) = self.accept(item)? {
                 return Ok(msg);
             }
@@ -711,12 +690,11 @@ impl Socket {
     pub fn try_recv(&self) -> Result<Message> {
         self.check_recv()?;
         loop {
-            let item = match self.shared.inbound().1.try_recv() {
-                Ok(i) => i,
-                Err(TryRecvError::Empty) => return Err(Error::WouldBlock),
-                Err(TryRecvError::Closed) => return Err(Error::Closed),
+            let item = match self.shared.inbox().try_pop() {
+                Ok(Some(i)) => i,
+                Ok(None) => return Err(Error::WouldBlock),
+                Err(_) => return Err(Error::Closed),
             };
-            self.shared.inbound_room.notify(1);
             if let Some(msg) = self.accept(item)? {
                 return Ok(msg);
             }
@@ -805,7 +783,7 @@ impl Socket {
 
     /// Whether a receive would not wait (for the poller).
     pub(crate) fn readable_now(&self) -> bool {
-        !self.shared.inbound().1.is_empty() || self.shared.is_closed()
+        !self.shared.inbox().is_empty() || self.shared.is_closed()
     }
 
     /// Whether a send would not wait (for the poller).

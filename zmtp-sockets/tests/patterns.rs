@@ -648,3 +648,30 @@ fn a_dropped_recv_future_loses_no_message() {
     push.send_blocking("kept").unwrap();
     assert_eq!(pull.recv_blocking().unwrap().frames()[0], "kept");
 }
+
+#[test]
+fn a_burst_larger_than_one_batch_is_delivered_whole() {
+    // Regression: the connection task hands messages over in batches; the
+    // rest of a burst that arrived in one read must not wait for more input.
+    // A raw peer writes 5,000 messages at once, then stays quiet.
+    use std::io::Write;
+    let ctx = Context::new();
+    let pull = ctx.socket(SocketType::Pull).unwrap();
+    pull.configure(|o| o.rcvtimeo = Some(TIMEOUT)).unwrap();
+    let ep = pull.bind("tcp://127.0.0.1:0").unwrap();
+    let mut raw = std::net::TcpStream::connect(ep.trim_start_matches("tcp://")).unwrap();
+    let mut bytes = vec![0xFF, 0, 0, 0, 0, 0, 0, 0, 0, 0x7F, 3, 1];
+    bytes.extend_from_slice(b"NULL");
+    bytes.resize(64, 0);
+    bytes.extend_from_slice(b"\x04\x1a\x05READY\x0bSocket-Type\x00\x00\x00\x04PUSH");
+    let n = 5_000u32;
+    for i in 0..n {
+        bytes.extend_from_slice(&[0x00, 4]);
+        bytes.extend_from_slice(&i.to_be_bytes());
+    }
+    raw.write_all(&bytes).unwrap();
+    for i in 0..n {
+        let msg = pull.recv_blocking().unwrap();
+        assert_eq!(&msg.frames()[0][..], &i.to_be_bytes());
+    }
+}
