@@ -40,8 +40,10 @@ use crate::transport::{Listener, Stream};
 const OUTPUT_BOUND: usize = 1 << 20;
 /// Most messages decoded before they are handed to the socket.
 const BATCH: usize = 1024;
-/// Reads smaller than this go through a scratch buffer.
+/// Size of the scratch buffer for reads.
 const SCRATCH: usize = 64 * 1024;
+/// A frame still missing this much is read straight into the buffer.
+const LARGE_READ: usize = 16 * 1024;
 
 /// A task's hold on its peer's queue.
 pub(crate) enum PipeSlot {
@@ -645,7 +647,9 @@ fn queue(conn: &mut Connection, out: Out) -> Result<(), CoreError> {
 /// Reads once without blocking. Returns true at end of stream.
 fn read_some(stream: &Stream, conn: &mut Connection, scratch: &mut [u8]) -> io::Result<bool> {
     let hint = conn.reserve_hint();
-    let n = if hint <= scratch.len() {
+    // Small or unknown amounts go through the scratch buffer (only what
+    // arrived is copied); the rest of a large frame is read in place.
+    let n = if hint < LARGE_READ || hint == zmtp_core::codec::READ_CHUNK {
         match stream.try_read(scratch) {
             Ok(n) => {
                 conn.recv_buffer().extend_from_slice(&scratch[..n]);
