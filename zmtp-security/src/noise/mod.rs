@@ -9,7 +9,7 @@
 //!   client; the client's in its last handshake message.
 //! - Then the ZMTP frame stream is carried in records of at most 65535
 //!   bytes of Noise message, each sealing everything queued when the writer
-//!   ran ([`record`]), with a rekey every [`REKEY_INTERVAL`] records.
+//!   ran, with a rekey every [`REKEY_INTERVAL`] records.
 
 mod handshake;
 mod record;
