@@ -75,7 +75,8 @@ fn libzmq(w: Work) -> Figures {
             s.set_rcvhwm(0).expect("opt");
         }
     }
-    if w.mechanism == "curve" {
+    // libzmq has no NOISE: its CURVE is the reference for NOISE rows.
+    if w.mechanism == "curve" || w.mechanism.starts_with("noise") {
         curve(&receiver, &sender);
     }
     if w.pattern == "pub-sub" {
@@ -238,6 +239,8 @@ fn main() {
         w("push-pull", "null", 4096, 300_000, "ipc"),
         w("push-pull", "curve", 16, 1_000_000, "tcp"),
         w("push-pull", "curve", 65536, 20_000, "tcp"),
+        w("push-pull", "noise-xx", 16, 2_000_000, "tcp"),
+        w("push-pull", "noise-xx", 65536, 20_000, "tcp"),
         w("pub-sub", "null", 16, 1_000_000, "tcp"),
         w("req-rep", "null", 16, 20_000, "tcp"),
         w("req-rep", "null", 4096, 20_000, "tcp"),
