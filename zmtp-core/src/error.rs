@@ -158,10 +158,17 @@ pub enum UsageError {
 /// Shorthand for results in this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-pub(crate) fn malformed(what: &'static str) -> Error {
+/// A [`PeerError::Malformed`] error.
+pub fn malformed(what: &'static str) -> Error {
     Error::Peer(PeerError::Malformed(what))
 }
 
-pub(crate) fn protocol(what: &'static str) -> Error {
+/// A [`PeerError::Protocol`] error.
+pub fn protocol(what: &'static str) -> Error {
     Error::Peer(PeerError::Protocol(what))
+}
+
+/// A [`PeerError::Cryptographic`] error.
+pub fn cryptographic(what: &'static str) -> Error {
+    Error::Peer(PeerError::Cryptographic(what))
 }

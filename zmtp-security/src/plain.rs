@@ -12,21 +12,13 @@ use std::fmt;
 
 use bytes::Bytes;
 use zeroize::Zeroizing;
-use zmtp_core::error::PeerError;
+use zmtp_core::error::{malformed, protocol};
 use zmtp_core::mechanism::{deny_libzmq_plain, merge_auth};
 use zmtp_core::wire::RawCommand;
 use zmtp_core::{
     AuthRequest, AuthVerdict, Credentials, Error, HandshakeContext, Mechanism, MechanismName,
     Metadata, Result, Step, Traffic,
 };
-
-fn protocol(what: &'static str) -> Error {
-    Error::Peer(PeerError::Protocol(what))
-}
-
-fn malformed(what: &'static str) -> Error {
-    Error::Peer(PeerError::Malformed(what))
-}
 
 /// The PLAIN client.
 pub struct PlainClient {

@@ -15,7 +15,8 @@
 use bytes::{Buf, BytesMut};
 use zmtp_core::{Error, FrameCipher, Result};
 
-use super::crypto::{BoxKey, TAG_LEN, crypto_err, nonce};
+use super::crypto::{BoxKey, TAG_LEN, nonce};
+use zmtp_core::error::cryptographic as crypto_err;
 
 const MESSAGE: &[u8; 8] = b"\x07MESSAGE";
 /// Command name, short nonce, tag and the flags byte.

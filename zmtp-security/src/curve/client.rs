@@ -14,9 +14,10 @@ use zmtp_core::wire::RawCommand;
 use zmtp_core::{Metadata, Result};
 
 use super::cipher::{Authenticated, CurveCipher};
-use super::crypto::{BoxKey, crypto_err, nonce};
-use super::{malformed, protocol};
+use super::crypto::{BoxKey, nonce};
 use crate::keys::{KeyPair, PublicKey};
+use zmtp_core::error::cryptographic as crypto_err;
+use zmtp_core::error::{malformed, protocol};
 
 /// Waiting for WELCOME, after HELLO.
 pub(super) struct ExpectWelcome {

@@ -26,7 +26,7 @@ use salsa20::cipher::{KeyIvInit, StreamCipher};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 use zmtp_core::Error;
-use zmtp_core::error::PeerError;
+use zmtp_core::error::cryptographic as crypto_err;
 
 use crate::keys::{PublicKey, SecretKey};
 
@@ -54,10 +54,6 @@ fn mac(otk: &[u8; 32], data: &[u8]) -> [u8; TAG_LEN] {
 
 /// Bytes a box adds.
 pub(crate) const TAG_LEN: usize = 16;
-
-pub(crate) fn crypto_err(what: &'static str) -> Error {
-    Error::Peer(PeerError::Cryptographic(what))
-}
 
 /// A precomputed box key (libsodium's `beforenm`), or a secretbox key.
 pub(crate) struct BoxKey(Zeroizing<[u8; 32]>);

@@ -26,21 +26,13 @@ mod server;
 use std::fmt;
 
 use bytes::Bytes;
-use zmtp_core::error::PeerError;
+use zmtp_core::error::protocol;
 use zmtp_core::{
-    AuthVerdict, Error, HandshakeContext, Mechanism, MechanismName, Metadata, Result, Step, Traffic,
+    AuthVerdict, HandshakeContext, Mechanism, MechanismName, Metadata, Result, Step, Traffic,
 };
 
 use crate::keys::{KeyPair, PublicKey};
 use cipher::CurveCipher;
-
-fn protocol(what: &'static str) -> Error {
-    Error::Peer(PeerError::Protocol(what))
-}
-
-fn malformed(what: &'static str) -> Error {
-    Error::Peer(PeerError::Malformed(what))
-}
 
 /// The CURVE client: it must know the server's public key.
 pub struct CurveClient {
@@ -233,10 +225,10 @@ impl zmtp_core::FrameCipher for Refuse {
         0
     }
     fn seal(&mut self, _: bool, _: bool, _: &[u8], _: &mut bytes::BytesMut) -> Result<()> {
-        Err(crypto::crypto_err("handshake not complete"))
+        Err(zmtp_core::error::cryptographic("handshake not complete"))
     }
     fn open(&mut self, _: bytes::BytesMut) -> Result<(bool, bool, bytes::BytesMut)> {
-        Err(crypto::crypto_err("handshake not complete"))
+        Err(zmtp_core::error::cryptographic("handshake not complete"))
     }
 }
 

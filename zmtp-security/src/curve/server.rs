@@ -17,9 +17,10 @@ use zmtp_core::wire::RawCommand;
 use zmtp_core::{AuthRequest, AuthVerdict, Credentials, MechanismName, Metadata, Result};
 
 use super::cipher::{Authenticated, CurveCipher};
-use super::crypto::{BoxKey, crypto_err, nonce};
-use super::{malformed, protocol};
+use super::crypto::{BoxKey, nonce};
 use crate::keys::{KeyPair, PublicKey};
+use zmtp_core::error::cryptographic as crypto_err;
+use zmtp_core::error::{malformed, protocol};
 
 /// Waiting for INITIATE, after WELCOME.
 pub(super) struct ExpectInitiate {

@@ -22,7 +22,7 @@ use snow::resolvers::{CryptoResolver, DefaultResolver};
 use snow::{HandshakeState, TransportState};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
-use zmtp_core::error::PeerError;
+use zmtp_core::error::{cryptographic as crypto, protocol};
 use zmtp_core::mechanism::{deny, merge_auth};
 use zmtp_core::wire::RawCommand;
 use zmtp_core::{
@@ -33,14 +33,6 @@ use zmtp_core::{
 use super::record::{MAX_RECORD, Records};
 use super::{PROLOGUE_LABEL, Pattern};
 use crate::keys::{KeyPair, PublicKey};
-
-fn protocol(what: &'static str) -> Error {
-    Error::Peer(PeerError::Protocol(what))
-}
-
-fn crypto(what: &'static str) -> Error {
-    Error::Peer(PeerError::Cryptographic(what))
-}
 
 fn usage(what: &'static str) -> Error {
     Error::Usage(zmtp_core::UsageError::InvalidArgument(what))

@@ -16,7 +16,7 @@
 
 use bytes::{Buf, BytesMut};
 use snow::TransportState;
-use zmtp_core::error::PeerError;
+use zmtp_core::error::{PeerError, cryptographic as crypto};
 use zmtp_core::{Error, Result, StreamCipher};
 
 /// Largest Noise message (the Noise specification's limit).
@@ -27,10 +27,6 @@ pub const MAX_PLAINTEXT: usize = MAX_RECORD - TAG;
 pub const REKEY_INTERVAL: u64 = 1000;
 
 const TAG: usize = 16;
-
-fn crypto(what: &'static str) -> Error {
-    Error::Peer(PeerError::Cryptographic(what))
-}
 
 /// The record cipher of an established NOISE connection.
 pub(crate) struct Records {
