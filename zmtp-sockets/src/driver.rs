@@ -40,8 +40,14 @@ use crate::transport::{Listener, Stream};
 const OUTPUT_BOUND: usize = 1 << 20;
 /// Most messages decoded before they are handed to the socket.
 const BATCH: usize = 1024;
-/// Size of the scratch buffer for reads.
-const SCRATCH: usize = 64 * 1024;
+/// Size of the scratch buffer for reads: large reads mean fewer system
+/// calls (64 KiB -> 256 KiB took 4 KiB messages from ~1.5 to 2-3.5 GB/s).
+/// One buffer per I/O thread, not per connection.
+const SCRATCH: usize = 256 * 1024;
+
+thread_local! {
+    static SCRATCH_BUF: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; SCRATCH]);
+}
 /// A frame still missing this much is read straight into the buffer.
 const LARGE_READ: usize = 16 * 1024;
 
@@ -369,7 +375,6 @@ async fn drive(
     let inbox = shared.inbox();
     // Messages decoded this turn, handed to the inbox in one batch.
     let mut batch: VecDeque<Inbound> = VecDeque::new();
-    let mut scratch = vec![0u8; SCRATCH];
     let mut room_listener = None;
     let mut eof = false;
     let mut closing = false;
@@ -617,11 +622,13 @@ async fn drive(
         )
         .await;
         match wake {
-            Wake::Readable => match read_some(stream, conn, &mut scratch) {
-                Ok(true) => eof = true,
-                Ok(false) => {}
-                Err(e) => return io_end(established, e),
-            },
+            Wake::Readable => {
+                match SCRATCH_BUF.with(|b| read_some(stream, conn, &mut b.borrow_mut())) {
+                    Ok(true) => eof = true,
+                    Ok(false) => {}
+                    Err(e) => return io_end(established, e),
+                }
+            }
             Wake::Out(Some(out)) => {
                 shared.room.notify(usize::MAX);
                 in_output += u64::from(matches!(out, Out::Msg(_)));
