@@ -4,6 +4,10 @@
 //!
 //! `cargo build --release -p zmtp-cli -p zmtp-bench && target/release/zmtp-compare [RUNS]`
 //!
+//! With `ZMTP_RUST_PEERS=bench/peers/target/release/rust-peers` (built with
+//! `cargo build --release --manifest-path bench/peers/Cargo.toml`) it prints
+//! the PUSH/PULL table against the Rust stacks instead.
+//!
 //! Both sides use the same topology: one context per side, one I/O thread
 //! each, both ends in one process, throughput timed at the receiver from the
 //! first message to the last.
@@ -210,6 +214,70 @@ fn zmtp(exe: &str, w: Work) -> Figures {
     }
 }
 
+/// A Rust peer through `bench/peers` (`rust-peers <impl> <size> <count>`).
+fn rust_peer(exe: &str, imp: &str, w: Work) -> Figures {
+    let out = Command::new(exe)
+        .args([imp, &w.size.to_string(), &w.count.to_string()])
+        .output()
+        .expect("run rust-peers");
+    let json = String::from_utf8_lossy(&out.stdout);
+    Figures {
+        msgs_per_sec: field(&json, "msgs_per_sec"),
+        mb_per_sec: field(&json, "mb_per_sec"),
+        ..Figures::default()
+    }
+}
+
+/// PUSH/PULL NULL over tcp: libzmq, zmtp and the Rust stacks, interleaved.
+fn rust_table(exe: &str, peers: &str, runs: usize) {
+    let sizes = [
+        (16usize, 1_000_000u64),
+        (256, 1_000_000),
+        (4096, 200_000),
+        (65536, 20_000),
+        (1 << 20, 2_000),
+    ];
+    let imps = ["zeromq", "rzmq", "omq"];
+    println!(
+        "\nPUSH/PULL NULL tcp, {runs} interleaved runs, median; ratio to libzmq in the same run.\n"
+    );
+    println!("| size | libzmq | zmtp | zmq.rs (zeromq 0.4) | rzmq 0.5 | OMQ (omq-tokio 0.33) |");
+    println!("|---|---|---|---|---|---|");
+    for (size, count) in sizes {
+        let w = Work {
+            pattern: "push-pull",
+            mechanism: "null",
+            size,
+            count,
+            transport: "tcp",
+        };
+        let mut cols: Vec<Vec<f64>> = vec![Vec::new(); 2 + imps.len()];
+        let big = size >= 4096;
+        let pick = |f: &Figures| if big { f.mb_per_sec } else { f.msgs_per_sec };
+        for _ in 0..runs {
+            cols[0].push(pick(&libzmq(w)));
+            cols[1].push(pick(&zmtp(exe, w)));
+            for (i, imp) in imps.iter().enumerate() {
+                cols[2 + i].push(pick(&rust_peer(peers, imp, w)));
+            }
+        }
+        let meds: Vec<f64> = cols.into_iter().map(|c| median(c).0).collect();
+        let unit = if big { "MB/s" } else { "msg/s" };
+        let cells: Vec<String> = meds
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                if i == 0 {
+                    format!("{m:.0} {unit}")
+                } else {
+                    format!("{m:.0} ({:.2}×)", m / meds[0])
+                }
+            })
+            .collect();
+        println!("| {size} B | {} |", cells.join(" | "));
+    }
+}
+
 fn median(mut v: Vec<f64>) -> (f64, f64, f64) {
     v.sort_by(|a, b| a.total_cmp(b));
     (v[v.len() / 2], v[0], v[v.len() - 1])
@@ -245,6 +313,10 @@ fn main() {
         w("req-rep", "null", 16, 20_000, "tcp"),
         w("req-rep", "null", 4096, 20_000, "tcp"),
     ];
+    if let Ok(peers) = std::env::var("ZMTP_RUST_PEERS") {
+        rust_table(&exe, &peers, runs);
+        return;
+    }
     println!("libzmq {a}.{b}.{c} vs zmtp, {runs} interleaved runs each, median (min–max).\n");
     println!("| workload | libzmq | zmtp | ratio | send CPU ns/msg libzmq / zmtp |");
     println!("|---|---|---|---|---|");
