@@ -526,3 +526,110 @@ fn a_peer_cannot_forge_its_user_id() {
     assert_eq!(m.frames()[0], "forge");
     assert_eq!(m.user_id(), None);
 }
+
+/// A CURVE client handshake driven by hand up to its INITIATE, which is
+/// returned unsent so that a test can send a tampered one.
+fn curve_initiate(ep: &str, server: zmtp_sockets::security::PublicKey) -> (TcpStream, Vec<u8>) {
+    let mut stream = TcpStream::connect(addr(ep)).unwrap();
+    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let mech: Box<dyn Mechanism> = Box::new(CurveClient::new(KeyPair::generate(), server));
+    let mut conn = Connection::new(
+        Config::new(zmtp_sockets::core::SocketType::Push),
+        mech,
+        Instant::now(),
+    );
+    let drain = |conn: &mut Connection| {
+        let enc = conn.output().unwrap();
+        let mut out = Vec::new();
+        while !enc.is_empty() {
+            let c = enc.first_chunk().to_vec();
+            enc.advance(c.len());
+            out.extend_from_slice(&c);
+        }
+        out
+    };
+    // The greeting goes out as it is; HELLO follows the server's greeting.
+    let greeting = drain(&mut conn);
+    stream.write_all(&greeting).unwrap();
+    loop {
+        let mut buf = [0u8; 4096];
+        let n = stream.read(&mut buf).unwrap();
+        assert!(n > 0, "server closed before WELCOME");
+        conn.recv_buffer().extend_from_slice(&buf[..n]);
+        while conn.poll_event(Instant::now()).unwrap().is_some() {}
+        let out = drain(&mut conn);
+        let header = if out.first().is_some_and(|f| f & 0x02 != 0) {
+            9
+        } else {
+            2
+        };
+        if out.len() > header && out[header..].starts_with(b"\x08INITIATE") {
+            // The INITIATE frame, unsent.
+            return (stream, out);
+        }
+        // Anything else (HELLO) goes out.
+        stream.write_all(&out).unwrap();
+    }
+}
+
+fn reframe_command(body: &[u8]) -> Vec<u8> {
+    let mut f = if body.len() > 255 {
+        vec![0x06]
+    } else {
+        vec![0x04]
+    };
+    if body.len() > 255 {
+        f.extend_from_slice(&(body.len() as u64).to_be_bytes());
+    } else {
+        f.push(body.len() as u8);
+    }
+    f.extend_from_slice(body);
+    f
+}
+
+#[test]
+fn curve_initiate_sizes_and_zero_keys_over_sockets() {
+    let keys = KeyPair::generate();
+    let public = keys.public;
+    let k = keys.clone();
+    let s = server(
+        move |o| o.security = Security::CurveServer { keys: k.clone() },
+        Some(Security::CurveClient {
+            keys: KeyPair::generate(),
+            server: public,
+        }),
+    );
+    // The genuine INITIATE body, then cut to 256 and 257 bytes, and grown
+    // to a huge one (CVE-2019-13132's shape: oversized metadata).
+    let (mut genuine, frame) = curve_initiate(&s.ep, public);
+    // Sent unchanged, it is answered with READY: the cases below fail for
+    // what was changed, not for how they were sent.
+    genuine.write_all(&frame).unwrap();
+    let mut buf = [0u8; 512];
+    let n = genuine.read(&mut buf).unwrap();
+    assert!(n > 8 && buf[2..8] == *b"\x05READY", "READY expected");
+    let header = if frame[0] & 0x02 != 0 { 9 } else { 2 };
+    let body = frame[header..].to_vec();
+    assert!(body.starts_with(b"\x08INITIATE"));
+    for (what, tampered) in [
+        ("INITIATE of 256 bytes", body[..256].to_vec()),
+        ("INITIATE of 257 bytes", body[..257].to_vec()),
+        ("huge INITIATE", {
+            let mut b = body.clone();
+            b.resize(200_000, 0x41);
+            b
+        }),
+    ] {
+        let (mut stream, _) = curve_initiate(&s.ep, public);
+        let _ = stream.write_all(&reframe_command(&tampered));
+        assert!(closed_by_server(&mut stream), "{what}");
+    }
+    // A HELLO whose client transient key is all zeros.
+    let mut raw = TcpStream::connect(addr(&s.ep)).unwrap();
+    raw.write_all(&greeting("CURVE", 3, 1)).unwrap();
+    let mut hello = b"\x05HELLO\x01\x00".to_vec();
+    hello.resize(200, 0);
+    raw.write_all(&reframe_command(&hello)).unwrap();
+    assert!(closed_by_server(&mut raw), "all-zero client key");
+    s.still_serves("after tampered INITIATEs and zero keys");
+}
