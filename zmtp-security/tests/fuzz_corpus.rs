@@ -118,6 +118,29 @@ fn seeds_are_valid_handshakes() {
     }
 }
 
+/// The seeds recorded from a real libzmq client
+/// (`fuzz/record_libzmq_seeds.py`) replay as complete handshakes too.
+#[test]
+fn libzmq_seeds_are_valid_handshakes() {
+    let mut found = 0;
+    for target in ["curve_server", "plain_server"] {
+        for (path, data) in corpus(target) {
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if name.starts_with("libzmq-") {
+                found += 1;
+                assert!(
+                    zmtp_security::fuzz::handshake_completes(target, &data),
+                    "{target}/{name}"
+                );
+            }
+        }
+    }
+    assert_eq!(
+        found, 2,
+        "libzmq-recorded seeds for curve_server and plain_server"
+    );
+}
+
 /// Writes the seed corpora (run once, by hand:
 /// `cargo test -p zmtp-security --features fuzzing --test fuzz_corpus -- --ignored`).
 #[test]

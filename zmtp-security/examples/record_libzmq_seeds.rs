@@ -1,0 +1,75 @@
+//! Records fuzz seeds from a real libzmq client (one-off, by hand; needs the
+//! `fuzzing` feature for the deterministic keys the fuzz targets use):
+//!
+//! ```sh
+//! cargo run -p zmtp-security --features fuzzing --example record_libzmq_seeds -- curve_server OUT
+//! ```
+//!
+//! It serves one connection on 127.0.0.1 with the same keys, drawn in the
+//! same order, as the fuzz target, prints `port <p> server-public <z85>` and
+//! writes every byte the client sent to OUT. A libzmq client (pyzmq, see
+//! `fuzz/record_libzmq_seeds.py`) connects, handshakes and sends messages;
+//! replayed through the target, the recording reaches the traffic state.
+
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+use zmtp_core::{AuthVerdict, Config, Connection, Event, Mechanism, SocketType};
+use zmtp_security::{CurveServer, KeyPair, PlainServer, SecretKey};
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let (target, out) = (args[1].as_str(), &args[2]);
+    zmtp_security::reset_deterministic();
+    let mech: Box<dyn Mechanism> = match target {
+        "curve_server" => {
+            // As `zmtp_security::fuzz::curve_server` draws them.
+            let server = KeyPair::generate();
+            let _client = KeyPair::generate();
+            let _client_transient = SecretKey::generate();
+            println!("server-public {}", server.public);
+            Box::new(CurveServer::new(server))
+        }
+        "plain_server" => Box::new(PlainServer::new()),
+        t => panic!("unknown target {t}"),
+    };
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    println!("port {}", listener.local_addr().expect("addr").port());
+    std::io::stdout().flush().expect("flush");
+    let (mut s, _) = listener.accept().expect("accept");
+    s.set_read_timeout(Some(Duration::from_secs(2)))
+        .expect("timeout");
+    let mut conn = Connection::new(Config::new(SocketType::Pull), mech, Instant::now());
+    let mut recorded = Vec::new();
+    let mut messages = 0;
+    while messages < 2 {
+        let enc = conn.output().expect("output");
+        while !enc.is_empty() {
+            let c = enc.first_chunk().to_vec();
+            enc.advance(c.len());
+            s.write_all(&c).expect("write");
+        }
+        let mut buf = [0u8; 4096];
+        let n = match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        recorded.extend_from_slice(&buf[..n]);
+        conn.recv_buffer().extend_from_slice(&buf[..n]);
+        while let Some(ev) = conn.poll_event(Instant::now()).expect("valid handshake") {
+            match ev {
+                Event::Authenticate(_) => conn
+                    .authenticated(AuthVerdict::allow(), Instant::now())
+                    .expect("verdict"),
+                Event::Message(_) => messages += 1,
+                _ => {}
+            }
+        }
+    }
+    assert!(
+        conn.is_ready(),
+        "the libzmq client did not complete the handshake"
+    );
+    std::fs::write(out, &recorded).expect("write seed");
+    println!("recorded {} bytes, {messages} messages", recorded.len());
+}
