@@ -15,12 +15,20 @@ use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 use zmtp_core::{AuthVerdict, Config, Connection, Event, Mechanism, SocketType};
-use zmtp_security::{CurveServer, KeyPair, PlainServer, SecretKey};
+use zmtp_security::{CurveClient, CurveServer, KeyPair, PlainClient, PlainServer, SecretKey};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let (target, out) = (args[1].as_str(), &args[2]);
     zmtp_security::reset_deterministic();
+    if target == "print_server_secret" {
+        // The first key the CURVE targets draw: the server's.
+        println!("{}", KeyPair::generate().secret.to_z85().as_str());
+        return;
+    }
+    if target.ends_with("_client") {
+        return client(target, out, args[3].parse().expect("port"));
+    }
     let mech: Box<dyn Mechanism> = match target {
         "curve_server" => {
             // As `zmtp_security::fuzz::curve_server` draws them.
@@ -72,4 +80,49 @@ fn main() {
     );
     std::fs::write(out, &recorded).expect("write seed");
     println!("recorded {} bytes, {messages} messages", recorded.len());
+}
+
+/// Client targets: connect to a libzmq server on `port` and record what it
+/// sent, with the keys the fuzz target draws.
+fn client(target: &str, out: &str, port: u16) {
+    let mech: Box<dyn Mechanism> = match target {
+        "curve_client" => {
+            let server = KeyPair::generate();
+            let client = KeyPair::generate();
+            Box::new(CurveClient::new(client, server.public))
+        }
+        "plain_client" => Box::new(PlainClient::new("admin", "secret").expect("credentials")),
+        t => panic!("unknown target {t}"),
+    };
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(2)))
+        .expect("timeout");
+    let mut conn = Connection::new(Config::new(SocketType::Push), mech, Instant::now());
+    let mut recorded = Vec::new();
+    while !conn.is_ready() {
+        let enc = conn.output().expect("output");
+        while !enc.is_empty() {
+            let c = enc.first_chunk().to_vec();
+            enc.advance(c.len());
+            s.write_all(&c).expect("write");
+        }
+        let mut buf = [0u8; 4096];
+        let n = match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        recorded.extend_from_slice(&buf[..n]);
+        conn.recv_buffer().extend_from_slice(&buf[..n]);
+        while conn
+            .poll_event(Instant::now())
+            .expect("valid handshake")
+            .is_some()
+        {}
+    }
+    assert!(
+        conn.is_ready(),
+        "the libzmq server did not complete the handshake"
+    );
+    std::fs::write(out, &recorded).expect("write seed");
+    println!("recorded {} bytes", recorded.len());
 }

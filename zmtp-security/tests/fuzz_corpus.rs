@@ -118,12 +118,18 @@ fn seeds_are_valid_handshakes() {
     }
 }
 
-/// The seeds recorded from a real libzmq client
-/// (`fuzz/record_libzmq_seeds.py`) replay as complete handshakes too.
+/// The seeds recorded from a real libzmq peer (`fuzz/record_libzmq_seeds.py`:
+/// a libzmq client for the server targets, a libzmq server for the client
+/// targets) replay as complete handshakes too.
 #[test]
 fn libzmq_seeds_are_valid_handshakes() {
     let mut found = 0;
-    for target in ["curve_server", "plain_server"] {
+    for target in [
+        "curve_server",
+        "plain_server",
+        "curve_client",
+        "plain_client",
+    ] {
         for (path, data) in corpus(target) {
             let name = path.file_name().unwrap().to_string_lossy().into_owned();
             if name.starts_with("libzmq-") {
