@@ -142,8 +142,8 @@ fn libzmq_seeds_are_valid_handshakes() {
         }
     }
     assert_eq!(
-        found, 2,
-        "libzmq-recorded seeds for curve_server and plain_server"
+        found, 4,
+        "libzmq-recorded seeds for the PLAIN and CURVE targets"
     );
 }
 
