@@ -166,6 +166,10 @@ fn malformed_traffic_disconnects_only_that_peer() {
         ("PING shorter than its fields", b"\x04\x05\x04PING"),
         ("ERROR reason past its body", b"\x04\x08\x05ERROR\x09a"),
         ("READY after the handshake", b"\x04\x06\x05READY"),
+        (
+            "a command where a message part must be",
+            b"\x01\x01a\x04\x05\x04PONG",
+        ),
     ];
     for (what, bytes) in cases {
         let mut raw = TcpStream::connect(addr(&s.ep)).unwrap();

@@ -1,4 +1,4 @@
-//! A connect/disconnect storm of 10,000 connections, alone in its own test
+//! Two connect/disconnect storms of 10,000 connections each, alone in its own test
 //! process so that descriptor counts are this test's own.
 #![allow(clippy::unwrap_used)] // helpers outside #[test] functions
 
@@ -59,10 +59,10 @@ fn connect_disconnect_storm_leaks_nothing() {
     // The baseline: after the warm-up's connections are gone.
     std::thread::sleep(Duration::from_millis(500));
     let fds = open_fds();
-    storm(5_000);
+    storm(10_000);
     settle(fds);
     let rss1 = rss_kib();
-    storm(5_000);
+    storm(10_000);
     settle(fds);
     assert_eq!(open_fds(), fds, "descriptors back to their starting count");
     let rss2 = rss_kib();
