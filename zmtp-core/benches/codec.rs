@@ -16,13 +16,7 @@ fn wire(size: usize) -> Vec<u8> {
     for _ in 0..BATCH {
         enc.frame(false, false, &body);
     }
-    let mut out = Vec::new();
-    while !enc.is_empty() {
-        let c = enc.first_chunk().to_vec();
-        enc.advance(c.len());
-        out.extend_from_slice(&c);
-    }
-    out
+    enc.take_all()
 }
 
 fn decode(c: &mut Criterion) {

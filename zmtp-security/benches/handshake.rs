@@ -15,11 +15,7 @@ use zmtp_security::{
 
 fn pass(from: &mut Connection, to: &mut Connection, now: Instant) {
     if let Ok(out) = from.output() {
-        while !out.is_empty() {
-            let c = out.first_chunk().to_vec();
-            out.advance(c.len());
-            to.recv_buffer().extend_from_slice(&c);
-        }
+        to.recv_buffer().extend_from_slice(&out.take_all());
     }
     while let Ok(Some(ev)) = to.poll_event(now) {
         if let Event::Authenticate(_) = ev {

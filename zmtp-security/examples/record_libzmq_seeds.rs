@@ -51,12 +51,8 @@ fn main() {
     let mut recorded = Vec::new();
     let mut messages = 0;
     while messages < 2 {
-        let enc = conn.output().expect("output");
-        while !enc.is_empty() {
-            let c = enc.first_chunk().to_vec();
-            enc.advance(c.len());
-            s.write_all(&c).expect("write");
-        }
+        s.write_all(&conn.output().expect("output").take_all())
+            .expect("write");
         let mut buf = [0u8; 4096];
         let n = match s.read(&mut buf) {
             Ok(0) | Err(_) => break,
@@ -100,12 +96,8 @@ fn client(target: &str, out: &str, port: u16) {
     let mut conn = Connection::new(Config::new(SocketType::Push), mech, Instant::now());
     let mut recorded = Vec::new();
     while !conn.is_ready() {
-        let enc = conn.output().expect("output");
-        while !enc.is_empty() {
-            let c = enc.first_chunk().to_vec();
-            enc.advance(c.len());
-            s.write_all(&c).expect("write");
-        }
+        s.write_all(&conn.output().expect("output").take_all())
+            .expect("write");
         let mut buf = [0u8; 4096];
         let n = match s.read(&mut buf) {
             Ok(0) | Err(_) => break,

@@ -86,11 +86,7 @@ fn feed(conn: &mut Connection, data: &[u8], allow: bool) -> Vec<u8> {
             }
         }
         if let Ok(out) = conn.output() {
-            while !out.is_empty() {
-                let c = out.first_chunk().to_vec();
-                out.advance(c.len());
-                written.extend_from_slice(&c);
-            }
+            written.extend_from_slice(&out.take_all());
         }
     }
     written
@@ -247,12 +243,9 @@ fn record(mut client: Connection, mut server: Connection) -> (Vec<u8>, Vec<u8>) 
 /// Moves what `from` wrote to `to` (logging it) and lets `to` process it.
 fn pass(from: &mut Connection, to: &mut Connection, log: &mut Vec<u8>, now: Instant) {
     if let Ok(out) = from.output() {
-        while !out.is_empty() {
-            let c = out.first_chunk().to_vec();
-            out.advance(c.len());
-            log.extend_from_slice(&c);
-            to.recv_buffer().extend_from_slice(&c);
-        }
+        let c = out.take_all();
+        log.extend_from_slice(&c);
+        to.recv_buffer().extend_from_slice(&c);
     }
     while let Ok(Some(ev)) = to.poll_event(now) {
         if let Event::Authenticate(_) = ev {

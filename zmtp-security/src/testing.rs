@@ -36,13 +36,7 @@ impl Side {
         let Ok(enc) = self.conn.output() else {
             return Vec::new();
         };
-        let mut out = Vec::new();
-        while !enc.is_empty() {
-            let c = enc.first_chunk().to_vec();
-            enc.advance(c.len());
-            out.extend_from_slice(&c);
-        }
-        out
+        enc.take_all()
     }
 
     fn feed(&mut self, bytes: &[u8]) {

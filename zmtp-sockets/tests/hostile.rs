@@ -300,12 +300,8 @@ impl RawCurve {
     }
 
     fn flush(&mut self) {
-        let enc = self.conn.output().unwrap();
-        while !enc.is_empty() {
-            let c = enc.first_chunk().to_vec();
-            enc.advance(c.len());
-            self.stream.write_all(&c).unwrap();
-        }
+        let bytes = self.conn.output().unwrap().take_all();
+        self.stream.write_all(&bytes).unwrap();
     }
 
     /// The wire bytes of one sealed message.
@@ -313,14 +309,7 @@ impl RawCurve {
         self.conn
             .send(&Message::from(body.as_bytes().to_vec()))
             .unwrap();
-        let enc = self.conn.output().unwrap();
-        let mut out = Vec::new();
-        while !enc.is_empty() {
-            let c = enc.first_chunk().to_vec();
-            enc.advance(c.len());
-            out.extend_from_slice(&c);
-        }
-        out
+        self.conn.output().unwrap().take_all()
     }
 }
 
@@ -542,16 +531,7 @@ fn curve_initiate(ep: &str, server: zmtp_sockets::security::PublicKey) -> (TcpSt
         mech,
         Instant::now(),
     );
-    let drain = |conn: &mut Connection| {
-        let enc = conn.output().unwrap();
-        let mut out = Vec::new();
-        while !enc.is_empty() {
-            let c = enc.first_chunk().to_vec();
-            enc.advance(c.len());
-            out.extend_from_slice(&c);
-        }
-        out
-    };
+    let drain = |conn: &mut Connection| conn.output().unwrap().take_all();
     // The greeting goes out as it is; HELLO follows the server's greeting.
     let greeting = drain(&mut conn);
     stream.write_all(&greeting).unwrap();

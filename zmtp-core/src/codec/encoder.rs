@@ -140,6 +140,20 @@ impl Encoder {
         self.chunks.front().map_or(&self.batch[..], |c| &c[..])
     }
 
+    /// Takes every queued byte as one buffer (a copy): for tests, mock peers
+    /// and tools that write with plain `std::io`. The engine writes with
+    /// [`Encoder::io_slices`] instead.
+    pub fn take_all(&mut self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.len);
+        for chunk in &self.chunks {
+            out.extend_from_slice(chunk);
+        }
+        out.extend_from_slice(&self.batch);
+        let n = self.len;
+        self.advance(n);
+        out
+    }
+
     /// Drops `n` bytes that were written.
     pub fn advance(&mut self, mut n: usize) {
         assert!(n <= self.len, "advance past the queued bytes");
@@ -206,6 +220,19 @@ mod tests {
         expect.extend_from_slice(&[0x00, 1, b'c']);
         assert_eq!(enc.len(), expect.len());
         assert_eq!(drain(&mut enc, 5), expect);
+    }
+
+    #[test]
+    fn take_all_equals_draining_by_writes() {
+        let mk = || {
+            let mut e = Encoder::new();
+            e.frame(true, false, &Bytes::from(vec![1u8; ZERO_COPY_THRESHOLD]));
+            e.frame(false, false, &Bytes::from_static(b"tail"));
+            e
+        };
+        let (mut a, mut b) = (mk(), mk());
+        assert_eq!(a.take_all(), drain(&mut b, 100));
+        assert!(a.is_empty());
     }
 
     #[test]

@@ -15,14 +15,7 @@ fn conn(t: SocketType) -> Connection {
 }
 
 fn take_output(c: &mut Connection) -> Vec<u8> {
-    let enc = c.output().unwrap();
-    let mut out = Vec::new();
-    while !enc.is_empty() {
-        let chunk = enc.first_chunk().to_vec();
-        enc.advance(chunk.len());
-        out.extend_from_slice(&chunk);
-    }
-    out
+    c.output().unwrap().take_all()
 }
 
 fn feed(c: &mut Connection, bytes: &[u8]) -> Result<Vec<Event>> {
