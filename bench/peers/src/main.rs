@@ -28,69 +28,47 @@ fn main() {
             let mut first = None;
             let mut last = Instant::now();
             let mut got = 0u64;
+            // The same timed receive loop for every stack.
+            macro_rules! receive {
+                ($s:ident) => {
+                    for n in 0..count {
+                        // A peer that loses messages would hang the run:
+                        // give up after 10 s of silence and report.
+                        match tokio::time::timeout(std::time::Duration::from_secs(10), $s.recv()).await {
+                            Ok(Ok(_)) => got += 1,
+                            _ => {
+                                eprintln!("only {n} of {count} messages arrived");
+                                break;
+                            }
+                        }
+                        if n == 0 || n + 1 == count || n % 4096 == 0 {
+                            last = Instant::now();
+                            first.get_or_insert(last);
+                        }
+                    }
+                };
+            }
             match imp2.as_str() {
                 "zeromq" => {
                     use zeromq::{Socket, SocketRecv};
                     let mut s = zeromq::PullSocket::new();
                     s.bind(&ep2).await.unwrap();
                     ready_tx.send(()).unwrap();
-                    for n in 0..count {
-                        // A peer that loses messages would hang the run:
-                        // give up after 10 s of silence and report.
-                        match tokio::time::timeout(std::time::Duration::from_secs(10), s.recv()).await {
-                            Ok(Ok(_)) => got += 1,
-                            _ => {
-                                eprintln!("only {n} of {count} messages arrived");
-                                break;
-                            }
-                        }
-                        if n == 0 || n + 1 == count || n % 4096 == 0 {
-                            last = Instant::now();
-                            first.get_or_insert(last);
-                        }
-                    }
+                    receive!(s);
                 }
                 "rzmq" => {
                     let ctx = rzmq::Context::new().unwrap();
                     let s = ctx.socket(rzmq::SocketType::Pull).unwrap();
                     s.bind(&ep2).await.unwrap();
                     ready_tx.send(()).unwrap();
-                    for n in 0..count {
-                        // A peer that loses messages would hang the run:
-                        // give up after 10 s of silence and report.
-                        match tokio::time::timeout(std::time::Duration::from_secs(10), s.recv()).await {
-                            Ok(Ok(_)) => got += 1,
-                            _ => {
-                                eprintln!("only {n} of {count} messages arrived");
-                                break;
-                            }
-                        }
-                        if n == 0 || n + 1 == count || n % 4096 == 0 {
-                            last = Instant::now();
-                            first.get_or_insert(last);
-                        }
-                    }
+                    receive!(s);
                 }
                 _ => {
                     let ctx = omq_tokio::Context::new();
                     let s = ctx.socket(omq_tokio::SocketType::Pull, omq_tokio::Options::default());
                     s.bind(ep2.as_str()).await.unwrap();
                     ready_tx.send(()).unwrap();
-                    for n in 0..count {
-                        // A peer that loses messages would hang the run:
-                        // give up after 10 s of silence and report.
-                        match tokio::time::timeout(std::time::Duration::from_secs(10), s.recv()).await {
-                            Ok(Ok(_)) => got += 1,
-                            _ => {
-                                eprintln!("only {n} of {count} messages arrived");
-                                break;
-                            }
-                        }
-                        if n == 0 || n + 1 == count || n % 4096 == 0 {
-                            last = Instant::now();
-                            first.get_or_insert(last);
-                        }
-                    }
+                    receive!(s);
                 }
             }
             (first.unwrap_or(last), last, got)
