@@ -591,15 +591,16 @@ impl Socket {
 
     /// Routes a prepared message; gives it back when it must wait.
     fn try_route(&self, msg: Message) -> Result<(), Message> {
+        // One lock for choosing the route and using it.
+        let st = &mut *self.shared.lock();
         let route = match self.shared.socket_type {
             SocketType::Pub | SocketType::XPub => Route::Fanout,
-            SocketType::Rep => match &self.shared.lock().rep_pending {
+            SocketType::Rep => match &st.rep_pending {
                 Some((pipe, _)) => Route::To(*pipe),
                 None => return Err(msg),
             },
             _ => Route::RoundRobin,
         };
-        let st = &mut *self.shared.lock();
         match route {
             Route::Fanout => {
                 let topic = msg.get(0).map_or(&[][..], |f| &f[..]);
