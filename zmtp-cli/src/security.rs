@@ -15,11 +15,11 @@ pub(crate) struct SecurityArgs {
     #[arg(long)]
     plain_server: bool,
     /// PLAIN username.
-    #[arg(long, value_name = "U")]
+    #[arg(long, value_name = "U", allow_hyphen_values = true)]
     plain_user: Option<String>,
     /// PLAIN password (visible to local users: prefer the file or
     /// ZMTP_PLAIN_PASSWORD).
-    #[arg(long, value_name = "P")]
+    #[arg(long, value_name = "P", allow_hyphen_values = true)]
     plain_password: Option<String>,
     /// File holding the PLAIN password.
     #[arg(long, value_name = "FILE")]
@@ -29,16 +29,16 @@ pub(crate) struct SecurityArgs {
     curve_server: bool,
     /// CURVE secret key in Z85 (visible to local users: prefer the file or
     /// ZMTP_CURVE_SECRET).
-    #[arg(long, value_name = "Z85")]
+    #[arg(long, value_name = "Z85", allow_hyphen_values = true)]
     curve_secret: Option<String>,
     /// zcert file or file holding the Z85 CURVE secret key.
     #[arg(long, value_name = "FILE")]
     curve_secret_file: Option<std::path::PathBuf>,
     /// CURVE server: accept only this client public key (repeatable).
-    #[arg(long, value_name = "Z85")]
+    #[arg(long, value_name = "Z85", allow_hyphen_values = true)]
     curve_allow: Vec<String>,
     /// CURVE client: the server's public key.
-    #[arg(long, value_name = "Z85")]
+    #[arg(long, value_name = "Z85", allow_hyphen_values = true)]
     curve_serverkey: Option<String>,
     /// Act as NOISE server.
     #[arg(long)]
@@ -47,16 +47,16 @@ pub(crate) struct SecurityArgs {
     #[arg(long, value_name = "PATTERN")]
     noise: Option<String>,
     /// NOISE static secret key in Z85.
-    #[arg(long, value_name = "Z85")]
+    #[arg(long, value_name = "Z85", allow_hyphen_values = true)]
     noise_secret: Option<String>,
     /// File holding the NOISE static secret key.
     #[arg(long, value_name = "FILE")]
     noise_secret_file: Option<std::path::PathBuf>,
     /// NOISE server: accept only this client static key (repeatable).
-    #[arg(long, value_name = "Z85")]
+    #[arg(long, value_name = "Z85", allow_hyphen_values = true)]
     noise_allow: Vec<String>,
     /// NOISE client: the server's static public key.
-    #[arg(long, value_name = "Z85")]
+    #[arg(long, value_name = "Z85", allow_hyphen_values = true)]
     noise_serverkey: Option<String>,
 }
 

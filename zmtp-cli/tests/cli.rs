@@ -21,9 +21,14 @@ fn start_bound(args: &[&str]) -> (Child, String) {
         .unwrap();
     let mut err = BufReader::new(child.stderr.take().unwrap());
     let mut line = String::new();
+    let mut seen = String::new();
     loop {
         line.clear();
-        assert!(err.read_line(&mut line).unwrap() > 0, "no listening line");
+        if err.read_line(&mut line).unwrap() == 0 {
+            let status = child.wait().unwrap();
+            panic!("{args:?} exited ({status}) without a listening line; stderr:\n{seen}");
+        }
+        seen.push_str(&line);
         if let Some(ep) = line.trim().strip_prefix("listening ") {
             let ep = ep.to_owned();
             // Keep draining stderr so the child never blocks on it.
@@ -542,4 +547,63 @@ fn push_pull_noise_every_pattern() {
             .unwrap();
         assert_eq!(out.status.code(), Some(2), "{pattern} without a server key");
     }
+}
+
+/// Z85 has '-' in its alphabet, so one key in 85 starts with it; such a key
+/// (and a password starting with '-') is a value, never a flag.
+#[test]
+fn values_starting_with_a_hyphen_are_values() {
+    let key = format!("-{}", "0".repeat(39));
+    for (flag, server) in [
+        ("--curve-secret", "--curve-server"),
+        ("--noise-secret", "--noise-server"),
+    ] {
+        let mut args = vec!["pull", "--bind", "tcp://127.0.0.1:0", server, flag, &key];
+        if server == "--noise-server" {
+            args.extend(["--noise", "xx", "--noise-allow", &key]);
+        } else {
+            args.extend(["--curve-allow", &key]);
+        }
+        let (mut child, ep) = start_bound(&args);
+        assert!(ep.starts_with("tcp://127.0.0.1:"), "{ep}");
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    let (pull, ep) = start_bound(&[
+        "pull",
+        "--bind",
+        "tcp://127.0.0.1:0",
+        "--plain-server",
+        "--plain-user",
+        "-u",
+        "--plain-password",
+        "-p",
+        "--count",
+        "1",
+        "--timeout-ms",
+        "20000",
+    ]);
+    let out = send_lines(
+        &[
+            "push",
+            "--connect",
+            &ep,
+            "--plain-user",
+            "-u",
+            "--plain-password",
+            "-p",
+            "--timeout-ms",
+            "20000",
+        ],
+        b"hyphens\n",
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = finish(pull);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hyphens\n");
 }
