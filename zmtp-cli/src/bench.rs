@@ -11,9 +11,15 @@ use zmtp_sockets::{Context, MonitorEvent, Security, Socket, SocketType};
 /// Options of `zmtp bench`.
 #[derive(clap::Args, Debug, Clone)]
 pub(crate) struct Args {
-    /// push-pull, req-rep or pub-sub.
+    /// push-pull, req-rep or pub-sub; handshake (sequential connections:
+    /// connect, one message, close; --count connections); idle (RSS with
+    /// --count connected idle PUSH sockets); slow-sub (peak RSS while a
+    /// publisher sends --count messages to a subscriber reading one per ms).
     #[arg(long, default_value = "push-pull")]
     pattern: String,
+    /// pub-sub: the number of subscribers (on the receiving context).
+    #[arg(long, default_value_t = 1)]
+    subscribers: usize,
     /// null, plain, curve, noise-xx, noise-ik or noise-nk.
     #[arg(long, default_value = "null")]
     mechanism: String,
@@ -51,6 +57,8 @@ pub(crate) struct Report {
     send_cpu_ns_per_msg: f64,
     p50_us: Option<f64>,
     p99_us: Option<f64>,
+    /// Pattern-specific figures, appended to the output as they are.
+    extra: Vec<(&'static str, f64)>,
 }
 
 impl Report {
@@ -69,6 +77,9 @@ impl Report {
         );
         if let (Some(p50), Some(p99)) = (self.p50_us, self.p99_us) {
             s.push_str(&format!(", \"p50_us\": {p50:.2}, \"p99_us\": {p99:.2}"));
+        }
+        for (k, v) in &self.extra {
+            s.push_str(&format!(", \"{k}\": {v}"));
         }
         s.push('}');
         s
@@ -89,6 +100,9 @@ impl Report {
         if let (Some(p50), Some(p99)) = (self.p50_us, self.p99_us) {
             s.push_str(&format!(", round trip p50 {p50:.1} us, p99 {p99:.1} us"));
         }
+        for (k, v) in &self.extra {
+            s.push_str(&format!(", {k} {v:.1}"));
+        }
         s
     }
 }
@@ -105,9 +119,11 @@ fn bad(msg: impl std::fmt::Display) -> ! {
     crate::die(2, msg)
 }
 
-fn secure(server: &Socket, client: &Socket, mechanism: &str) {
+/// Configures the server side of `mechanism` and returns what a client
+/// needs: the server's public key.
+fn secure_server(server: &Socket, mechanism: &str) -> Option<zmtp_sockets::security::PublicKey> {
     match mechanism {
-        "null" => {}
+        "null" => None,
         "plain" => {
             let mut t = PlainCredentials::new();
             t.insert("bench", "bench");
@@ -115,6 +131,40 @@ fn secure(server: &Socket, client: &Socket, mechanism: &str) {
                 o.security = Security::PlainServer;
                 o.authenticator = Some(Arc::new(t));
             });
+            None
+        }
+        "curve" => {
+            let keys = KeyPair::generate();
+            let public = keys.public;
+            let _ = server.configure(|o| o.security = Security::CurveServer { keys });
+            Some(public)
+        }
+        m if m.starts_with("noise-") => {
+            let keys = KeyPair::generate();
+            let public = keys.public;
+            let pattern = noise_pattern(m);
+            let _ = server.configure(|o| o.security = Security::NoiseServer { pattern, keys });
+            Some(public)
+        }
+        m => bad(format_args!("unknown mechanism {m}")),
+    }
+}
+
+fn noise_pattern(m: &str) -> zmtp_sockets::security::NoisePattern {
+    m.trim_start_matches("noise-")
+        .parse()
+        .unwrap_or_else(|e: String| bad(e))
+}
+
+/// Configures the client side of `mechanism` against a server set up by
+/// [`secure_server`].
+fn secure_client(
+    client: &Socket,
+    mechanism: &str,
+    server: Option<zmtp_sockets::security::PublicKey>,
+) {
+    match (mechanism, server) {
+        ("plain", _) => {
             let _ = client.configure(|o| {
                 o.security = Security::PlainClient {
                     username: "bench".into(),
@@ -122,34 +172,25 @@ fn secure(server: &Socket, client: &Socket, mechanism: &str) {
                 }
             });
         }
-        "curve" => {
-            let keys = KeyPair::generate();
-            let public = keys.public;
-            let _ = server.configure(|o| o.security = Security::CurveServer { keys });
+        ("curve", Some(server)) => {
             let _ = client.configure(|o| {
                 o.security = Security::CurveClient {
                     keys: KeyPair::generate(),
-                    server: public,
+                    server,
                 }
             });
         }
-        m if m.starts_with("noise-") => {
-            let pattern: zmtp_sockets::security::NoisePattern = m
-                .trim_start_matches("noise-")
-                .parse()
-                .unwrap_or_else(|e: String| bad(e));
-            let keys = KeyPair::generate();
-            let public = keys.public;
-            let _ = server.configure(|o| o.security = Security::NoiseServer { pattern, keys });
+        (m, server) if m.starts_with("noise-") => {
+            let pattern = noise_pattern(m);
             let _ = client.configure(|o| {
                 o.security = Security::NoiseClient {
                     pattern,
                     keys: None,
-                    server: Some(public),
+                    server,
                 }
             });
         }
-        m => bad(format_args!("unknown mechanism {m}")),
+        _ => {}
     }
 }
 
@@ -165,11 +206,290 @@ fn endpoint(transport: &str) -> String {
     }
 }
 
+/// A field of /proc/self/status in KiB (VmRSS, VmHWM).
+fn status_kib(key: &str) -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(key))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0.0)
+}
+
+fn socket(ctx: &Context, ty: SocketType) -> Socket {
+    let s = ctx.socket(ty).unwrap_or_else(|e| crate::die(1, e));
+    let _ = s.configure(|o| o.linger = Some(Duration::ZERO));
+    s
+}
+
+/// A report with only pattern-specific figures.
+fn extra_report(a: &Args, extra: Vec<(&'static str, f64)>) -> Report {
+    Report {
+        pattern: a.pattern.clone(),
+        mechanism: a.mechanism.clone(),
+        transport: a.transport.clone(),
+        size: a.size,
+        count: a.count,
+        seconds: 0.0,
+        msgs_per_sec: 0.0,
+        mb_per_sec: 0.0,
+        send_cpu_ns_per_msg: 0.0,
+        p50_us: None,
+        p99_us: None,
+        extra,
+    }
+}
+
+/// Sequential connections, each with its own PUSH socket: connect, one
+/// message received by the server, close. The message proves the handshake.
+fn handshakes(a: &Args) -> Report {
+    let (sctx, cctx) = (
+        Context::with_io_threads(a.io_threads),
+        Context::with_io_threads(a.io_threads),
+    );
+    let pull = socket(&sctx, SocketType::Pull);
+    let _ = pull.configure(|o| o.rcvtimeo = Some(Duration::from_secs(10)));
+    let ep = endpoint(&a.transport);
+    let server = secure_server(&pull, &a.mechanism);
+    let ep = pull.bind(&ep).unwrap_or_else(|e| crate::die(1, e));
+    let hello = Bytes::from_static(b"hello");
+    let t0 = Instant::now();
+    let mut done = 0u64;
+    while done < a.count {
+        let push = socket(&cctx, SocketType::Push);
+        secure_client(&push, &a.mechanism, server);
+        push.connect(&ep).unwrap_or_else(|e| crate::die(1, e));
+        push.send_blocking(hello.clone())
+            .unwrap_or_else(|e| crate::die(1, e));
+        if pull.recv_blocking().is_err() {
+            eprintln!("zmtp bench: connection {done} never delivered");
+            break;
+        }
+        push.close();
+        done += 1;
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    extra_report(
+        a,
+        vec![
+            ("received", done as f64),
+            ("handshakes_per_sec", done as f64 / secs),
+        ],
+    )
+}
+
+/// RSS of this process with --count connected, idle PUSH sockets (both ends
+/// in the process).
+fn idle(a: &Args) -> Report {
+    let base = status_kib("VmRSS:");
+    let (sctx, cctx) = (
+        Context::with_io_threads(a.io_threads),
+        Context::with_io_threads(a.io_threads),
+    );
+    let pull = socket(&sctx, SocketType::Pull);
+    let _ = pull.configure(|o| o.rcvtimeo = Some(Duration::from_secs(10)));
+    let server = secure_server(&pull, &a.mechanism);
+    let ep = pull
+        .bind(&endpoint(&a.transport))
+        .unwrap_or_else(|e| crate::die(1, e));
+    let hello = Bytes::from_static(b"hello");
+    let mut clients = Vec::new();
+    for _ in 0..a.count {
+        let push = socket(&cctx, SocketType::Push);
+        secure_client(&push, &a.mechanism, server);
+        push.connect(&ep).unwrap_or_else(|e| crate::die(1, e));
+        push.send_blocking(hello.clone())
+            .unwrap_or_else(|e| crate::die(1, e));
+        clients.push(push);
+    }
+    let mut n = 0u64;
+    while n < a.count && pull.recv_blocking().is_ok() {
+        n += 1;
+    }
+    let rss = status_kib("VmRSS:");
+    extra_report(
+        a,
+        vec![
+            ("received", n as f64),
+            ("base_rss_kib", base),
+            ("rss_kib", rss),
+        ],
+    )
+}
+
+/// Peak RSS while a publisher sends --count messages as fast as it can to
+/// one subscriber that reads one message per millisecond.
+fn slow_subscriber(a: &Args) -> Report {
+    let base = status_kib("VmRSS:");
+    let (pctx, sctx) = (
+        Context::with_io_threads(a.io_threads),
+        Context::with_io_threads(a.io_threads),
+    );
+    let publisher = socket(&pctx, SocketType::Pub);
+    let sub = socket(&sctx, SocketType::Sub);
+    let server = secure_server(&publisher, &a.mechanism);
+    secure_client(&sub, &a.mechanism, server);
+    let _ = sub.subscribe("");
+    let ep = publisher
+        .bind(&endpoint(&a.transport))
+        .unwrap_or_else(|e| crate::die(1, e));
+    sub.connect(&ep).unwrap_or_else(|e| crate::die(1, e));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while publisher.subscription_count() == 0 {
+        if Instant::now() > deadline {
+            crate::die(1, "subscription never arrived");
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let reader = std::thread::spawn(move || {
+        let _ = sub.configure(|o| o.rcvtimeo = Some(Duration::from_millis(100)));
+        let mut read = 0u64;
+        while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
+            if sub.recv_blocking().is_ok() {
+                read += 1;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        read
+    });
+    let payload = Bytes::from(vec![0x5Au8; a.size]);
+    let t0 = Instant::now();
+    for _ in 0..a.count {
+        publisher
+            .send_blocking(payload.clone())
+            .unwrap_or_else(|e| crate::die(1, e));
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    // Let queued data settle into buffers before reading the peak.
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let peak = status_kib("VmHWM:");
+    let rss = status_kib("VmRSS:");
+    let read = reader.join().unwrap_or(0);
+    extra_report(
+        a,
+        vec![
+            ("base_rss_kib", base),
+            ("peak_rss_kib", peak),
+            ("rss_kib", rss),
+            ("publish_seconds", secs),
+            ("read", read as f64),
+        ],
+    )
+}
+
+/// Receives `count` messages (or until 10 s of silence) and returns the
+/// clock at the first and the last, and how many arrived.
+fn timed_receive(receiver: &Socket, count: u64) -> (Instant, Instant, u64) {
+    let _ = receiver.configure(|o| o.rcvtimeo = Some(Duration::from_secs(10)));
+    let mut first = None;
+    let mut last = Instant::now();
+    let mut n = 0u64;
+    while n < count && receiver.recv_blocking().is_ok() {
+        // The clock is read at the first and last message (and now and
+        // then, in case some never arrive), not per message: reading it
+        // costs as much as a small message.
+        if n == 0 || n + 1 == count || n % 4096 == 0 {
+            last = Instant::now();
+            first.get_or_insert(last);
+        }
+        n += 1;
+    }
+    (first.unwrap_or(last), last, n)
+}
+
+/// One publisher (binding) and --subscribers subscribers on the other
+/// context, unlimited queues; msg/s counts deliveries to all subscribers.
+fn pub_sub(a: &Args) -> Report {
+    let (pctx, sctx) = (
+        Context::with_io_threads(a.io_threads),
+        Context::with_io_threads(a.io_threads),
+    );
+    let unlimited = |s: &Socket| {
+        let _ = s.configure(|o| {
+            o.sndhwm = 0;
+            o.rcvhwm = 0;
+        });
+    };
+    let publisher = socket(&pctx, SocketType::Pub);
+    unlimited(&publisher);
+    let server = secure_server(&publisher, &a.mechanism);
+    let ep = publisher
+        .bind(&endpoint(&a.transport))
+        .unwrap_or_else(|e| crate::die(1, e));
+    let n = a.subscribers.max(1);
+    let subs: Vec<Socket> = (0..n)
+        .map(|_| {
+            let s = socket(&sctx, SocketType::Sub);
+            unlimited(&s);
+            secure_client(&s, &a.mechanism, server);
+            let _ = s.subscribe("");
+            s.connect(&ep).unwrap_or_else(|e| crate::die(1, e));
+            s
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while publisher.subscription_count() < n {
+        if Instant::now() > deadline {
+            crate::die(1, "subscriptions never arrived");
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let count = a.count;
+    let threads: Vec<_> = subs
+        .into_iter()
+        .map(|s| std::thread::spawn(move || timed_receive(&s, count)))
+        .collect();
+    let payload = Bytes::from(vec![0x5Au8; a.size]);
+    let cpu0 = thread_cpu_ns();
+    for _ in 0..count {
+        publisher
+            .send_blocking(payload.clone())
+            .unwrap_or_else(|e| crate::die(1, e));
+    }
+    let cpu = thread_cpu_ns().saturating_sub(cpu0);
+    let results: Vec<_> = threads
+        .into_iter()
+        .map(|t| t.join().unwrap_or_else(|_| crate::die(1, "receiver panicked")))
+        .collect();
+    let first = results.iter().map(|r| r.0).min().unwrap_or_else(Instant::now);
+    let last = results.iter().map(|r| r.1).max().unwrap_or(first);
+    let received: u64 = results.iter().map(|r| r.2).sum();
+    if received < count * n as u64 {
+        eprintln!(
+            "zmtp bench: only {received} of {} deliveries",
+            count * n as u64
+        );
+    }
+    let secs = (last - first).as_secs_f64().max(1e-9);
+    let timed = received.saturating_sub(n as u64) as f64;
+    Report {
+        seconds: secs,
+        msgs_per_sec: timed / secs,
+        mb_per_sec: timed * a.size as f64 / secs / 1e6,
+        send_cpu_ns_per_msg: cpu as f64 / count as f64,
+        ..extra_report(
+            a,
+            vec![("subscribers", n as f64), ("received", received as f64)],
+        )
+    }
+}
+
 /// Runs one benchmark.
 pub(crate) fn measure(a: &Args) -> Report {
+    match a.pattern.as_str() {
+        "pub-sub" => return pub_sub(a),
+        "handshake" => return handshakes(a),
+        "idle" => return idle(a),
+        "slow-sub" => return slow_subscriber(a),
+        _ => {}
+    }
     let (recv_type, send_type) = match a.pattern.as_str() {
         "push-pull" => (SocketType::Pull, SocketType::Push),
-        "pub-sub" => (SocketType::Sub, SocketType::Pub),
         "req-rep" => (SocketType::Rep, SocketType::Req),
         p => bad(format_args!("unknown pattern {p}")),
     };
@@ -185,20 +505,10 @@ pub(crate) fn measure(a: &Args) -> Report {
         .socket(send_type)
         .unwrap_or_else(|e| crate::die(1, e));
     for s in [&receiver, &sender] {
-        let _ = s.configure(|o| {
-            // Unlimited queues for throughput, as local_thr/remote_thr
-            // measure the transport, not drops.
-            if recv_type == SocketType::Sub {
-                o.sndhwm = 0;
-                o.rcvhwm = 0;
-            }
-            o.linger = Some(Duration::ZERO);
-        });
+        let _ = s.configure(|o| o.linger = Some(Duration::ZERO));
     }
-    secure(&receiver, &sender, &a.mechanism);
-    if recv_type == SocketType::Sub {
-        let _ = receiver.subscribe("");
-    }
+    let server = secure_server(&receiver, &a.mechanism);
+    secure_client(&sender, &a.mechanism, server);
     let mon = sender.monitor();
     let ep = receiver
         .bind(&endpoint(&a.transport))
@@ -212,15 +522,6 @@ pub(crate) fn measure(a: &Args) -> Report {
     });
     if !matches!(ok, Some(MonitorEvent::HandshakeSucceeded { .. })) {
         crate::die(1, format_args!("handshake failed: {ok:?}"));
-    }
-    if recv_type == SocketType::Sub {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while sender.subscription_count() == 0 {
-            if Instant::now() > deadline {
-                crate::die(1, "subscription never arrived");
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
     }
     let payload = Bytes::from(vec![0x5Au8; a.size]);
     let count = a.count;
@@ -264,31 +565,11 @@ pub(crate) fn measure(a: &Args) -> Report {
             send_cpu_ns_per_msg: cpu as f64 / count as f64,
             p50_us: Some(pct(0.50)),
             p99_us: Some(pct(0.99)),
+            extra: Vec::new(),
         };
     }
 
-    let recv_thread = std::thread::spawn(move || {
-        let _ = receiver.configure(|o| o.rcvtimeo = Some(Duration::from_secs(10)));
-        let mut first = None;
-        let mut last = Instant::now();
-        let mut n = 0u64;
-        while n < count {
-            match receiver.recv_blocking() {
-                Ok(_) => {
-                    // The clock is read at the first and last message (and
-                    // now and then, in case some never arrive), not per
-                    // message: reading it costs as much as a small message.
-                    if n == 0 || n + 1 == count || n % 4096 == 0 {
-                        last = Instant::now();
-                        first.get_or_insert(last);
-                    }
-                    n += 1;
-                }
-                Err(_) => break,
-            }
-        }
-        (first.unwrap_or(last), last, n)
-    });
+    let recv_thread = std::thread::spawn(move || timed_receive(&receiver, count));
     let cpu0 = thread_cpu_ns();
     for _ in 0..count {
         sender
@@ -316,6 +597,7 @@ pub(crate) fn measure(a: &Args) -> Report {
         send_cpu_ns_per_msg: cpu as f64 / count as f64,
         p50_us: None,
         p99_us: None,
+        extra: Vec::new(),
     }
 }
 

@@ -50,8 +50,27 @@ pub(crate) struct Inbound {
 
 struct Pipe {
     id: u64,
+    /// An unbounded channel holding at most `cap` messages (0: no limit).
+    /// A bounded channel would allocate all `cap` slots up front, 64 KiB
+    /// per idle peer at the default HWM; this one grows with its content.
+    /// Only the routing code sends, under the state lock, so the length
+    /// check and the send cannot race with another send.
     tx: Sender<Out>,
+    cap: usize,
     subs: PeerSubscriptions,
+}
+
+impl Pipe {
+    fn is_full(&self) -> bool {
+        self.cap != 0 && self.tx.len() >= self.cap
+    }
+
+    fn try_send(&self, out: Out) -> Result<(), TrySendError<Out>> {
+        if self.is_full() {
+            return Err(TrySendError::Full(out));
+        }
+        self.tx.try_send(out)
+    }
 }
 
 struct EndpointHandle {
@@ -160,11 +179,12 @@ impl SocketShared {
             .unwrap_or_else(|e| e.into_inner())
             .sndhwm;
         // SUB sends only subscriptions: never bound them by the HWM.
-        let (tx, rx) = if hwm == 0 || self.socket_type == SocketType::Sub {
-            async_channel::unbounded()
+        let cap = if self.socket_type == SocketType::Sub {
+            0
         } else {
-            async_channel::bounded(hwm)
+            hwm
         };
+        let (tx, rx) = async_channel::unbounded();
         let id = self.next_pipe.fetch_add(1, Ordering::Relaxed);
         {
             let mut st = self.lock();
@@ -176,6 +196,7 @@ impl SocketShared {
             st.pipes.push(Pipe {
                 id,
                 tx,
+                cap,
                 subs: PeerSubscriptions::default(),
             });
         }
@@ -608,7 +629,7 @@ impl Socket {
                 for p in &st.pipes {
                     // A full subscriber loses the message; others are
                     // unaffected.
-                    if p.subs.matches(topic) && p.tx.try_send(Out::Msg(msg.clone())).is_ok() {
+                    if p.subs.matches(topic) && p.try_send(Out::Msg(msg.clone())).is_ok() {
                         queued += 1;
                     }
                 }
@@ -617,7 +638,7 @@ impl Socket {
             }
             Route::To(id) => {
                 if let Some(p) = st.pipes.iter().find(|p| p.id == id) {
-                    if p.tx.try_send(Out::Msg(msg)).is_ok() {
+                    if p.try_send(Out::Msg(msg)).is_ok() {
                         self.shared.routed.fetch_add(1, Ordering::Relaxed);
                     }
                 }
@@ -629,7 +650,7 @@ impl Socket {
                 let mut msg = msg;
                 for i in 0..n {
                     let idx = (st.rr + i) % n;
-                    match st.pipes[idx].tx.try_send(Out::Msg(msg)) {
+                    match st.pipes[idx].try_send(Out::Msg(msg)) {
                         Ok(()) => {
                             self.shared.routed.fetch_add(1, Ordering::Relaxed);
                             st.rr = (idx + 1) % n;
@@ -793,7 +814,7 @@ impl Socket {
             SocketType::Pub | SocketType::XPub => true,
             SocketType::Sub | SocketType::Pull => false,
             _ => {
-                self.shared.lock().pipes.iter().any(|p| !p.tx.is_full()) || self.shared.is_closed()
+                self.shared.lock().pipes.iter().any(|p| !p.is_full()) || self.shared.is_closed()
             }
         }
     }
