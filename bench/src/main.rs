@@ -1,357 +1,906 @@
-//! `zmtp-compare`: runs the same workloads on libzmq (through the `zmq`
-//! crate, linked to the system libzmq) and on zmtp (`zmtp bench --json`),
-//! interleaved run by run, and prints the medians and ratios as Markdown.
+//! `zmtp-compare`: runs the same workloads on libzmq, on zmtp and on the
+//! Rust ZeroMQ stacks, interleaved run by run (A B C A B C …), and writes
+//! the tables into `BENCHMARKS.md` (between its generated-section markers)
+//! and the charts into `docs/bench/`.
 //!
-//! `cargo build --release -p zmtp-cli -p zmtp-bench && target/release/zmtp-compare [RUNS]`
+//! `bench/run` builds everything and runs it; by hand:
 //!
-//! With `ZMTP_RUST_PEERS=bench/peers/target/release/rust-peers` (built with
-//! `cargo build --release --manifest-path bench/peers/Cargo.toml`) it prints
-//! the PUSH/PULL table against the Rust stacks instead.
+//! ```text
+//! cargo build --release -p zmtp-cli -p zmtp-bench
+//! cargo build --release --manifest-path bench/peers/Cargo.toml
+//! target/release/zmtp-compare [--runs N] [--quick] [--no-write]
+//! ```
 //!
-//! Both sides use the same topology: one context per side, one I/O thread
-//! each, both ends in one process, throughput timed at the receiver from the
-//! first message to the last.
+//! Every measurement is a fresh process with two contexts (one per side),
+//! each with one I/O thread (libzmq, zmtp) or one runtime worker (the tokio
+//! stacks): libzmq through `zmtp-compare --libzmq …`, zmtp through `zmtp
+//! bench --json`, the others through `bench/peers` (`rust-peers`).
 
-use std::process::Command;
+mod libzmq;
+mod svg;
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-#[derive(Clone, Copy, Debug)]
+/// The implementations, in column order.
+const IMPLS: [(&str, &str); 5] = [
+    ("libzmq", "libzmq"),
+    ("zmtp", "zmtp"),
+    ("zeromq", "zmq.rs"),
+    ("rzmq", "rzmq"),
+    ("omq", "OMQ"),
+];
+
+type Fields = BTreeMap<String, f64>;
+
+/// Parses the flat `{"key": number, …}` line the drivers print.
+fn parse(line: &str) -> Fields {
+    let mut f = Fields::new();
+    for part in line.trim().trim_matches(['{', '}']).split(", \"") {
+        if let Some((k, v)) = part.split_once("\": ") {
+            if let Ok(v) = v.trim().parse::<f64>() {
+                f.insert(k.trim_matches('"').to_owned(), v);
+            }
+        }
+    }
+    f
+}
+
+#[derive(Clone, Debug)]
 struct Work {
     pattern: &'static str,
     mechanism: &'static str,
+    transport: &'static str,
     size: usize,
     count: u64,
-    transport: &'static str,
+    subscribers: usize,
 }
 
-#[derive(Clone, Copy, Debug, Default)]
-struct Figures {
-    msgs_per_sec: f64,
-    mb_per_sec: f64,
-    send_cpu_ns: f64,
-    p50_us: f64,
-    p99_us: f64,
+struct Tools {
+    zmtp: String,
+    peers: Option<String>,
+    me: String,
 }
 
-fn thread_cpu_ns() -> u64 {
-    std::fs::read_to_string("/proc/thread-self/schedstat")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
+/// Why a measurement has no figures.
+#[derive(Debug, PartialEq)]
+enum Miss {
+    /// The stack lacks the mechanism or transport.
+    Unsupported,
+    /// The run crashed, hung, or lost messages.
+    Failed,
 }
 
-fn endpoint(t: &str) -> String {
-    match t {
-        "ipc" => format!(
-            "ipc://{}/zmtp-compare-{}.sock",
-            std::env::temp_dir().display(),
-            std::process::id()
-        ),
-        _ => "tcp://127.0.0.1:*".to_owned(),
-    }
-}
-
-fn curve(server: &zmq::Socket, client: &zmq::Socket) {
-    let s = zmq::CurveKeyPair::new().expect("keys");
-    let c = zmq::CurveKeyPair::new().expect("keys");
-    server.set_curve_server(true).expect("opt");
-    server.set_curve_secretkey(&s.secret_key).expect("opt");
-    client.set_curve_serverkey(&s.public_key).expect("opt");
-    client.set_curve_publickey(&c.public_key).expect("opt");
-    client.set_curve_secretkey(&c.secret_key).expect("opt");
-}
-
-/// libzmq, in this process.
-fn libzmq(w: Work) -> Figures {
-    let rctx = zmq::Context::new();
-    let sctx = zmq::Context::new();
-    let (rt, st) = match w.pattern {
-        "req-rep" => (zmq::REP, zmq::REQ),
-        "pub-sub" => (zmq::SUB, zmq::PUB),
-        _ => (zmq::PULL, zmq::PUSH),
-    };
-    let receiver = rctx.socket(rt).expect("socket");
-    let sender = sctx.socket(st).expect("socket");
-    for s in [&receiver, &sender] {
-        s.set_linger(0).expect("opt");
-        if w.pattern == "pub-sub" {
-            s.set_sndhwm(0).expect("opt");
-            s.set_rcvhwm(0).expect("opt");
-        }
-    }
+/// Runs one measurement in a fresh process.
+fn measure(t: &Tools, imp: &str, w: &Work) -> Result<Fields, Miss> {
     // libzmq has no NOISE: its CURVE is the reference for NOISE rows.
-    if w.mechanism == "curve" || w.mechanism.starts_with("noise") {
-        curve(&receiver, &sender);
-    }
-    if w.pattern == "pub-sub" {
-        receiver.set_subscribe(b"").expect("opt");
-    }
-    receiver.bind(&endpoint(w.transport)).expect("bind");
-    let ep = receiver.get_last_endpoint().expect("ep").expect("utf8");
-    sender.connect(&ep).expect("connect");
-    let payload = vec![0x5Au8; w.size];
-    if w.pattern == "req-rep" {
-        let count = w.count;
-        let echo = std::thread::spawn(move || {
-            for _ in 0..count {
-                let m = receiver.recv_bytes(0).expect("recv");
-                receiver.send(m, 0).expect("send");
-            }
-        });
-        let mut rtts = Vec::with_capacity(w.count as usize);
-        let cpu0 = thread_cpu_ns();
-        let t0 = Instant::now();
-        for _ in 0..w.count {
-            let t = Instant::now();
-            sender.send(&payload[..], 0).expect("send");
-            sender.recv_bytes(0).expect("recv");
-            rtts.push(t.elapsed());
-        }
-        let secs = t0.elapsed().as_secs_f64();
-        let cpu = thread_cpu_ns() - cpu0;
-        echo.join().expect("echo");
-        rtts.sort();
-        let pct = |p: f64| rtts[((rtts.len() as f64 - 1.0) * p) as usize].as_secs_f64() * 1e6;
-        return Figures {
-            msgs_per_sec: w.count as f64 / secs,
-            mb_per_sec: w.count as f64 * w.size as f64 / secs / 1e6,
-            send_cpu_ns: cpu as f64 / w.count as f64,
-            p50_us: pct(0.5),
-            p99_us: pct(0.99),
-        };
-    }
-    if w.pattern == "pub-sub" {
-        // Wait until the subscription is in effect.
-        receiver.set_rcvtimeo(10).expect("opt");
-        loop {
-            sender.send("probe", 0).expect("send");
-            if receiver.recv_bytes(0).is_ok() {
-                break;
-            }
-        }
-        receiver.set_rcvtimeo(-1).expect("opt");
-        while receiver.recv_bytes(zmq::DONTWAIT).is_ok() {}
-    }
-    let count = w.count;
-    let recv = std::thread::spawn(move || {
-        receiver.set_rcvtimeo(10_000).expect("opt");
-        let mut first = None;
-        let mut last = Instant::now();
-        let mut n = 0;
-        while n < count {
-            if receiver.recv_bytes(0).is_err() {
-                break;
-            }
-            // As in `zmtp bench`: the clock at the first and last message.
-            if n == 0 || n + 1 == count || n % 4096 == 0 {
-                last = Instant::now();
-                first.get_or_insert(last);
-            }
-            n += 1;
-        }
-        (first.unwrap_or(last), last, n)
-    });
-    let cpu0 = thread_cpu_ns();
-    for _ in 0..w.count {
-        sender.send(&payload[..], 0).expect("send");
-    }
-    let cpu = thread_cpu_ns() - cpu0;
-    let (first, last, n) = recv.join().expect("receiver");
-    let secs = (last - first).as_secs_f64().max(1e-9);
-    let timed = n.saturating_sub(1) as f64;
-    Figures {
-        msgs_per_sec: timed / secs,
-        mb_per_sec: timed * w.size as f64 / secs / 1e6,
-        send_cpu_ns: cpu as f64 / w.count as f64,
-        ..Figures::default()
-    }
-}
-
-fn field(json: &str, key: &str) -> f64 {
-    let pat = format!("\"{key}\": ");
-    json.find(&pat)
-        .and_then(|i| {
-            let rest = &json[i + pat.len()..];
-            let end = rest.find([',', '}']).unwrap_or(rest.len());
-            rest[..end].trim().parse().ok()
-        })
-        .unwrap_or(0.0)
-}
-
-/// zmtp, through its CLI.
-fn zmtp(exe: &str, w: Work) -> Figures {
-    let out = Command::new(exe)
-        .args([
-            "bench",
-            "--json",
-            "--pattern",
-            w.pattern,
-            "--mechanism",
-            w.mechanism,
-        ])
-        .args([
-            "--size",
-            &w.size.to_string(),
-            "--count",
-            &w.count.to_string(),
-            "--transport",
-            w.transport,
-        ])
-        .output()
-        .expect("run zmtp bench");
-    let json = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "zmtp bench failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Figures {
-        msgs_per_sec: field(&json, "msgs_per_sec"),
-        mb_per_sec: field(&json, "mb_per_sec"),
-        send_cpu_ns: field(&json, "send_cpu_ns_per_msg"),
-        p50_us: field(&json, "p50_us"),
-        p99_us: field(&json, "p99_us"),
-    }
-}
-
-/// A Rust peer through `bench/peers` (`rust-peers <impl> <size> <count>`).
-fn rust_peer(exe: &str, imp: &str, w: Work) -> Figures {
-    let out = Command::new(exe)
-        .args([imp, &w.size.to_string(), &w.count.to_string()])
-        .output()
-        .expect("run rust-peers");
-    let json = String::from_utf8_lossy(&out.stdout);
-    Figures {
-        msgs_per_sec: field(&json, "msgs_per_sec"),
-        mb_per_sec: field(&json, "mb_per_sec"),
-        ..Figures::default()
-    }
-}
-
-/// PUSH/PULL NULL over tcp: libzmq, zmtp and the Rust stacks, interleaved.
-fn rust_table(exe: &str, peers: &str, runs: usize) {
-    let sizes = [
-        (16usize, 1_000_000u64),
-        (256, 1_000_000),
-        (4096, 200_000),
-        (65536, 20_000),
-        (1 << 20, 2_000),
+    let mech = if imp == "libzmq" && w.mechanism.starts_with("noise") {
+        "curve"
+    } else {
+        w.mechanism
+    };
+    let common = [
+        w.pattern.to_owned(),
+        mech.to_owned(),
+        w.transport.to_owned(),
+        w.size.to_string(),
+        w.count.to_string(),
+        w.subscribers.to_string(),
     ];
-    let imps = ["zeromq", "rzmq", "omq"];
-    println!(
-        "\nPUSH/PULL NULL tcp, {runs} interleaved runs, median; ratio to libzmq in the same run.\n"
+    let mut cmd = match imp {
+        "libzmq" => {
+            let mut c = Command::new(&t.me);
+            c.arg("--libzmq").args(&common);
+            c
+        }
+        "zmtp" => {
+            let mut c = Command::new(&t.zmtp);
+            c.args([
+                "bench",
+                "--json",
+                "--pattern",
+                w.pattern,
+                "--mechanism",
+                mech,
+            ])
+            .args(["--transport", w.transport, "--size", &common[3]])
+            .args(["--count", &common[4], "--subscribers", &common[5]]);
+            c
+        }
+        peer => {
+            let mut c = Command::new(t.peers.as_ref().ok_or(Miss::Unsupported)?);
+            c.arg(peer).args(&common);
+            c
+        }
+    };
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|_| Miss::Failed)?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                eprintln!("  {imp} {w:?}: no result within 60 s");
+                return Err(Miss::Failed);
+            }
+        }
+    }
+    let out = child.wait_with_output().map_err(|_| Miss::Failed)?;
+    let line = String::from_utf8_lossy(&out.stdout);
+    if line.contains("unsupported") {
+        return Err(Miss::Unsupported);
+    }
+    if !out.status.success() {
+        eprintln!("  {imp} {w:?}: failed ({})", out.status);
+        return Err(Miss::Failed);
+    }
+    let f = parse(&line);
+    // Throughput from a run that lost messages is no throughput.
+    let expected = match w.pattern {
+        "push-pull" => Some(w.count as f64),
+        "pub-sub" => Some((w.count * w.subscribers as u64) as f64),
+        "handshake" | "idle" => Some(w.count as f64),
+        _ => None,
+    };
+    if let (Some(e), Some(got)) = (expected, f.get("received")) {
+        if *got < e {
+            eprintln!("  {imp} {w:?}: {got} of {e} arrived");
+            return Err(Miss::Failed);
+        }
+    }
+    Ok(f)
+}
+
+/// Median, min and max.
+fn stats(mut v: Vec<f64>) -> Option<(f64, f64, f64)> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    Some((v[v.len() / 2], v[0], v[v.len() - 1]))
+}
+
+/// Every run of one workload: per implementation, the fields of each run.
+/// A stack whose run failed has a single entry with `failed` set.
+type Results = BTreeMap<&'static str, Vec<Fields>>;
+
+fn run_interleaved(t: &Tools, w: &Work, imps: &[&'static str], runs: usize) -> Results {
+    let mut r = Results::new();
+    let mut skip = Vec::new();
+    for _ in 0..runs {
+        for imp in imps {
+            if skip.contains(imp) {
+                continue;
+            }
+            match measure(t, imp, w) {
+                Ok(f) => r.entry(*imp).or_default().push(f),
+                Err(miss) => {
+                    // One failure is the stack's result for this workload.
+                    skip.push(*imp);
+                    if miss == Miss::Failed {
+                        let failed = Fields::from([("failed".to_owned(), 1.0)]);
+                        r.insert(*imp, vec![failed]);
+                    }
+                }
+            }
+        }
+    }
+    eprintln!(
+        "{} {} {} {} B ×{}: {}",
+        w.pattern,
+        w.mechanism,
+        w.transport,
+        w.size,
+        w.subscribers,
+        imps.iter()
+            .map(|i| format!("{i}={}", r.get(i).map_or(0, Vec::len)))
+            .collect::<Vec<_>>()
+            .join(" ")
     );
-    println!("| size | libzmq | zmtp | zmq.rs (zeromq 0.4) | rzmq 0.5 | OMQ (omq-tokio 0.33) |");
-    println!("|---|---|---|---|---|---|");
-    for (size, count) in sizes {
+    r
+}
+
+fn failed(r: &Results, imp: &str) -> bool {
+    r.get(imp)
+        .is_some_and(|v| v.iter().any(|f| f.contains_key("failed")))
+}
+
+fn field(r: &Results, imp: &str, key: &str) -> Option<(f64, f64, f64)> {
+    stats(
+        r.get(imp)?
+            .iter()
+            .filter_map(|f| f.get(key).copied())
+            .collect(),
+    )
+}
+
+fn size_name(s: usize) -> String {
+    match s {
+        s if s >= 1 << 20 => format!("{} MiB", s >> 20),
+        s if s >= 1024 => format!("{} KiB", s >> 10),
+        s => format!("{s} B"),
+    }
+}
+
+fn human(v: f64) -> String {
+    if v >= 1e6 {
+        format!("{:.2}M", v / 1e6)
+    } else if v >= 1e4 {
+        format!("{:.0}k", v / 1e3)
+    } else if v >= 100.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.1}")
+    }
+}
+
+/// A cell: median (min–max), and the ratio to `base` when given.
+fn cell(s: Option<(f64, f64, f64)>, base: Option<f64>) -> String {
+    match s {
+        None => "–".to_owned(),
+        Some((m, lo, hi)) => {
+            let mut c = format!("{} ({}–{})", human(m), human(lo), human(hi));
+            if let Some(b) = base.filter(|b| *b > 0.0) {
+                let _ = write!(c, " **{:.2}×**", m / b);
+            }
+            c
+        }
+    }
+}
+
+/// The cell of one implementation: "failed" when its run failed.
+fn cell_of(r: &Results, imp: &str, key: &str, base: Option<f64>) -> String {
+    if failed(r, imp) {
+        return "failed".to_owned();
+    }
+    cell(field(r, imp, key), base)
+}
+
+struct Report {
+    md: String,
+    charts: Vec<(String, String)>,
+    targets: Vec<(String, String, bool)>,
+}
+
+impl Report {
+    fn header(&mut self, cols: &[&str]) {
+        let _ = writeln!(self.md, "| {} |", cols.join(" | "));
+        let _ = writeln!(self.md, "|{}", "---|".repeat(cols.len()));
+    }
+
+    fn target(&mut self, what: &str, ratio: Option<f64>, goal: f64, higher_is_better: bool) {
+        let (shown, ok) = match ratio {
+            Some(r) => (
+                format!("{r:.2}×"),
+                if higher_is_better {
+                    r >= goal
+                } else {
+                    r <= goal
+                },
+            ),
+            None => ("not measured".to_owned(), false),
+        };
+        self.targets.push((what.to_owned(), shown, ok));
+    }
+}
+
+fn ratio(r: &Results, a: &str, b: &str, key: &str) -> Option<f64> {
+    Some(field(r, a, key)?.0 / field(r, b, key)?.0)
+}
+
+/// A throughput table by size for one mechanism and transport, plus its chart.
+fn throughput_table(
+    t: &Tools,
+    rep: &mut Report,
+    runs: usize,
+    mech: &'static str,
+    transport: &'static str,
+    sizes: &[(usize, u64)],
+) -> Vec<(usize, Results)> {
+    let imps: Vec<&'static str> = IMPLS.iter().map(|i| i.0).collect();
+    let mut all = Vec::new();
+    for &(size, count) in sizes {
         let w = Work {
             pattern: "push-pull",
-            mechanism: "null",
+            mechanism: mech,
+            transport,
             size,
             count,
-            transport: "tcp",
+            subscribers: 1,
         };
-        let mut cols: Vec<Vec<f64>> = vec![Vec::new(); 2 + imps.len()];
-        let big = size >= 4096;
-        let pick = |f: &Figures| if big { f.mb_per_sec } else { f.msgs_per_sec };
-        for _ in 0..runs {
-            cols[0].push(pick(&libzmq(w)));
-            cols[1].push(pick(&zmtp(exe, w)));
-            for (i, imp) in imps.iter().enumerate() {
-                cols[2 + i].push(pick(&rust_peer(peers, imp, w)));
-            }
-        }
-        let meds: Vec<f64> = cols.into_iter().map(|c| median(c).0).collect();
-        let unit = if big { "MB/s" } else { "msg/s" };
-        let cells: Vec<String> = meds
-            .iter()
-            .enumerate()
-            .map(|(i, m)| {
-                if i == 0 {
-                    format!("{m:.0} {unit}")
-                } else {
-                    format!("{m:.0} ({:.2}×)", m / meds[0])
-                }
-            })
-            .collect();
-        println!("| {size} B | {} |", cells.join(" | "));
+        all.push((size, run_interleaved(t, &w, &imps, runs)));
     }
-}
-
-fn median(mut v: Vec<f64>) -> (f64, f64, f64) {
-    v.sort_by(|a, b| a.total_cmp(b));
-    (v[v.len() / 2], v[0], v[v.len() - 1])
+    let title = match mech {
+        "null" => format!("PUSH/PULL NULL over {transport}"),
+        "curve" => format!("PUSH/PULL CURVE over {transport}"),
+        m => format!(
+            "PUSH/PULL {} over {transport} (the libzmq column is libzmq CURVE)",
+            m.to_uppercase()
+        ),
+    };
+    let _ = writeln!(
+        rep.md,
+        "\n### {title}\n\nmsg/s up to 256 B, MB/s from 4 KiB; median (min–max) of {runs} runs; **ratio** to libzmq in the same runs. –: the stack lacks the mechanism; failed: a run hung, crashed or lost messages (the stack's result for that row).\n"
+    );
+    let mut cols = vec!["size"];
+    cols.extend(IMPLS.iter().map(|i| i.1));
+    rep.header(&cols);
+    let mut series: Vec<(String, Vec<Option<f64>>)> =
+        IMPLS.iter().map(|i| (i.1.to_owned(), Vec::new())).collect();
+    for (size, r) in &all {
+        let key = if *size >= 4096 {
+            "mb_per_sec"
+        } else {
+            "msgs_per_sec"
+        };
+        let base = field(r, "libzmq", key).map(|s| s.0);
+        let mut row = vec![size_name(*size)];
+        for (i, (imp, _)) in IMPLS.iter().enumerate() {
+            let s = field(r, imp, key);
+            row.push(cell_of(r, imp, key, if i == 0 { None } else { base }));
+            series[i]
+                .1
+                .push(s.and_then(|s| Some(s.0 / base.filter(|b| *b > 0.0)?)));
+        }
+        let _ = writeln!(rep.md, "| {} |", row.join(" | "));
+    }
+    let name = format!("throughput-{mech}-{transport}.svg");
+    let _ = writeln!(rep.md, "\n![{title}](docs/bench/{name})");
+    rep.charts.push((
+        name,
+        svg::Chart {
+            title: format!("{title}: throughput relative to libzmq"),
+            y_label: "× libzmq (same run)".into(),
+            categories: all.iter().map(|(s, _)| size_name(*s)).collect(),
+            series,
+        }
+        .render(),
+    ));
+    all
 }
 
 fn main() {
-    let runs: usize = std::env::args()
-        .nth(1)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(3);
-    let exe = std::env::var("ZMTP_BIN").unwrap_or_else(|_| "target/release/zmtp".to_owned());
-    let (a, b, c) = zmq::version();
-    let w = |pattern, mechanism, size, count, transport| Work {
-        pattern,
-        mechanism,
-        size,
-        count,
-        transport,
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--libzmq") {
+        let a = |i: usize| args.get(i).cloned().unwrap_or_default();
+        let w = libzmq::Work {
+            pattern: a(2),
+            mechanism: a(3),
+            transport: a(4),
+            size: a(5).parse().unwrap_or(16),
+            count: a(6).parse().unwrap_or(1000),
+            subscribers: a(7).parse().unwrap_or(1),
+        };
+        let fields = libzmq::run(&w);
+        println!(
+            "{{\"impl\": \"libzmq\", \"pattern\": \"{}\", \"mechanism\": \"{}\", \"size\": {}, \"count\": {}, {fields}}}",
+            w.pattern, w.mechanism, w.size, w.count
+        );
+        std::process::exit(0);
+    }
+    let flag = |f: &str| args.iter().any(|a| a == f);
+    let quick = flag("--quick");
+    let runs: usize = args
+        .iter()
+        .position(|a| a == "--runs")
+        .and_then(|i| args.get(i + 1)?.parse().ok())
+        .unwrap_or(if quick { 1 } else { 3 });
+    let root = std::env::var("ZMTP_ROOT").unwrap_or_else(|_| ".".into());
+    let peers = std::env::var("ZMTP_RUST_PEERS")
+        .unwrap_or_else(|_| format!("{root}/bench/peers/target/release/rust-peers"));
+    let t = Tools {
+        zmtp: std::env::var("ZMTP_BIN").unwrap_or_else(|_| format!("{root}/target/release/zmtp")),
+        peers: std::path::Path::new(&peers).exists().then_some(peers),
+        me: std::env::current_exe()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| args[0].clone()),
     };
-    let works = [
-        w("push-pull", "null", 16, 2_000_000, "tcp"),
-        w("push-pull", "null", 256, 1_000_000, "tcp"),
-        w("push-pull", "null", 4096, 300_000, "tcp"),
-        w("push-pull", "null", 65536, 30_000, "tcp"),
-        w("push-pull", "null", 1 << 20, 2_000, "tcp"),
-        w("push-pull", "null", 16, 2_000_000, "ipc"),
-        w("push-pull", "null", 4096, 300_000, "ipc"),
-        w("push-pull", "curve", 16, 1_000_000, "tcp"),
-        w("push-pull", "curve", 65536, 20_000, "tcp"),
-        w("push-pull", "noise-xx", 16, 2_000_000, "tcp"),
-        w("push-pull", "noise-xx", 65536, 20_000, "tcp"),
-        w("pub-sub", "null", 16, 1_000_000, "tcp"),
-        w("req-rep", "null", 16, 20_000, "tcp"),
-        w("req-rep", "null", 4096, 20_000, "tcp"),
-    ];
-    if let Ok(peers) = std::env::var("ZMTP_RUST_PEERS") {
-        rust_table(&exe, &peers, runs);
+    if t.peers.is_none() {
+        eprintln!("rust-peers not built: the Rust stacks' columns stay empty");
+    }
+    // Scale counts down for --quick (a smoke run of the whole pipeline).
+    let n = |c: u64| if quick { (c / 20).max(50) } else { c };
+    let started = Instant::now();
+    let mut rep = Report {
+        md: String::new(),
+        charts: Vec::new(),
+        targets: Vec::new(),
+    };
+    machine(&mut rep, runs);
+
+    let sizes = |curve: bool| {
+        vec![
+            (16usize, n(if curve { 500_000 } else { 2_000_000 })),
+            (256, n(if curve { 300_000 } else { 1_000_000 })),
+            (4096, n(200_000)),
+            (65536, n(20_000)),
+            (1 << 20, n(if curve { 500 } else { 2_000 })),
+        ]
+    };
+    let _ = writeln!(rep.md, "\n## Throughput");
+    let null_tcp = throughput_table(&t, &mut rep, runs, "null", "tcp", &sizes(false));
+    throughput_table(&t, &mut rep, runs, "null", "ipc", &sizes(false));
+    let curve = throughput_table(&t, &mut rep, runs, "curve", "tcp", &sizes(true));
+    let noise = throughput_table(&t, &mut rep, runs, "noise-xx", "tcp", &sizes(true));
+
+    let at = |all: &Vec<(usize, Results)>, size: usize| {
+        all.iter()
+            .find(|(s, _)| *s == size)
+            .map(|(_, r)| r.clone())
+            .unwrap_or_default()
+    };
+    let (n16, n4k, n1m) = (
+        at(&null_tcp, 16),
+        at(&null_tcp, 4096),
+        at(&null_tcp, 1 << 20),
+    );
+    let (c16, c64k) = (at(&curve, 16), at(&curve, 65536));
+    let (x16, x64k) = (at(&noise, 16), at(&noise, 65536));
+    rep.target(
+        "NULL 16 B ≥ 1.2× libzmq",
+        ratio(&n16, "zmtp", "libzmq", "msgs_per_sec"),
+        1.2,
+        true,
+    );
+    rep.target(
+        "NULL 4 KiB ≥ 3.5× libzmq",
+        ratio(&n4k, "zmtp", "libzmq", "mb_per_sec"),
+        3.5,
+        true,
+    );
+    rep.target(
+        "NULL 1 MiB ≥ 1.5× libzmq",
+        ratio(&n1m, "zmtp", "libzmq", "mb_per_sec"),
+        1.5,
+        true,
+    );
+    rep.target(
+        "CURVE 16 B ≥ 1.0× libzmq CURVE",
+        ratio(&c16, "zmtp", "libzmq", "msgs_per_sec"),
+        1.0,
+        true,
+    );
+    rep.target(
+        "CURVE 64 KiB vs libzmq CURVE (the target is 0.9× our seal rate: see the analysis)",
+        ratio(&c64k, "zmtp", "libzmq", "mb_per_sec"),
+        0.0,
+        true,
+    );
+    rep.target(
+        "NOISE-XX 16 B ≥ 3× libzmq CURVE",
+        ratio(&x16, "zmtp", "libzmq", "msgs_per_sec"),
+        3.0,
+        true,
+    );
+    let noise_vs_null = field(&x16, "zmtp", "msgs_per_sec")
+        .zip(field(&n16, "zmtp", "msgs_per_sec"))
+        .map(|(a, b)| a.0 / b.0);
+    rep.target("NOISE-XX 16 B ≥ 0.7× our NULL", noise_vs_null, 0.7, true);
+    rep.target(
+        "NOISE-XX 64 KiB ≥ 2× libzmq CURVE",
+        ratio(&x64k, "zmtp", "libzmq", "mb_per_sec"),
+        2.0,
+        true,
+    );
+
+    send_cpu(&mut rep, &n16, &c16, &x16);
+    pub_sub(&t, &mut rep, runs, &n);
+    let rr = latency(&t, &mut rep, runs, &n);
+    rep.target(
+        "REQ/REP 16 B p50 round trip ≤ 1.0× libzmq's",
+        ratio(&rr, "zmtp", "libzmq", "p50_us"),
+        1.0,
+        false,
+    );
+    handshakes(&t, &mut rep, runs, quick);
+    memory(&t, &mut rep, runs, quick);
+
+    // Ahead of every Rust peer, workload by workload, from the tables above.
+    let mut behind = Vec::new();
+    for (label, all) in [
+        ("NULL tcp", &null_tcp),
+        ("CURVE", &curve),
+        ("NOISE-XX", &noise),
+    ] {
+        for (size, r) in all {
+            let key = if *size >= 4096 {
+                "mb_per_sec"
+            } else {
+                "msgs_per_sec"
+            };
+            let ours = field(r, "zmtp", key).map(|s| s.0).unwrap_or(0.0);
+            for (imp, name) in &IMPLS[2..] {
+                if let Some((theirs, _, _)) = field(r, imp, key) {
+                    if theirs > ours {
+                        behind.push(format!("{name} at {label} {}", size_name(*size)));
+                    }
+                }
+            }
+        }
+    }
+    rep.targets.push((
+        "Ahead of every Rust peer on PUSH/PULL throughput".into(),
+        if behind.is_empty() {
+            "yes".into()
+        } else {
+            format!("behind {}", behind.join(", "))
+        },
+        behind.is_empty(),
+    ));
+
+    let mut out = String::new();
+    let _ = writeln!(out, "\n## Targets\n");
+    let _ = writeln!(out, "| target | measured | met |\n|---|---|---|");
+    for (what, shown, ok) in &rep.targets {
+        let _ = writeln!(
+            out,
+            "| {what} | {shown} | {} |",
+            if *ok { "yes" } else { "**no**" }
+        );
+    }
+    let body = format!(
+        "{}{out}{}\n_Generated by `bench/run` in {:.0} s._\n",
+        rep.md.split("\n## Throughput").next().unwrap_or(""),
+        rep.md.find("\n## Throughput").map_or("", |i| &rep.md[i..]),
+        started.elapsed().as_secs_f64()
+    );
+    if flag("--no-write") {
+        print!("{body}");
         return;
     }
-    println!("libzmq {a}.{b}.{c} vs zmtp, {runs} interleaved runs each, median (min–max).\n");
-    println!("| workload | libzmq | zmtp | ratio | send CPU ns/msg libzmq / zmtp |");
-    println!("|---|---|---|---|---|");
-    for work in works {
-        let (mut l, mut z) = (Vec::new(), Vec::new());
-        for _ in 0..runs {
-            l.push(libzmq(work));
-            z.push(zmtp(&exe, work));
-            std::thread::sleep(Duration::from_millis(100));
+    write_outputs(&root, &body, &rep.charts);
+}
+
+/// Replaces the generated section of BENCHMARKS.md and writes the charts.
+fn write_outputs(root: &str, body: &str, charts: &[(String, String)]) {
+    const BEGIN: &str = "<!-- BEGIN GENERATED: bench/run rewrites this section -->";
+    const END: &str = "<!-- END GENERATED -->";
+    let path = format!("{root}/BENCHMARKS.md");
+    let old = std::fs::read_to_string(&path).unwrap_or_default();
+    let new = match (old.find(BEGIN), old.find(END)) {
+        (Some(b), Some(e)) if b < e => {
+            format!("{}{BEGIN}\n{body}\n{}", &old[..b], &old[e..])
         }
-        let name = format!(
-            "{} {} {} {} B",
-            work.pattern, work.mechanism, work.transport, work.size
+        _ => format!("# Benchmarks\n\n{BEGIN}\n{body}\n{END}\n"),
+    };
+    std::fs::write(&path, new).expect("write BENCHMARKS.md");
+    let dir = format!("{root}/docs/bench");
+    std::fs::create_dir_all(&dir).expect("docs/bench");
+    for (name, svg) in charts {
+        std::fs::write(format!("{dir}/{name}"), svg).expect("write chart");
+    }
+    eprintln!("wrote {path} and {} charts in {dir}", charts.len());
+}
+
+fn machine(rep: &mut Report, runs: usize) {
+    let cmd = |c: &str, a: &[&str]| {
+        Command::new(c)
+            .args(a)
+            .output()
+            .ok()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .unwrap_or_default()
+    };
+    let lscpu = cmd("lscpu", &[]);
+    let pick = |k: &str| {
+        lscpu
+            .lines()
+            .find(|l| l.starts_with(k))
+            .and_then(|l| l.split_once(':'))
+            .map(|(_, v)| v.trim().to_owned())
+            .unwrap_or_default()
+    };
+    let (a, b, c) = zmq::version();
+    let lock = std::fs::read_to_string("bench/peers/Cargo.lock").unwrap_or_default();
+    let version = |name: &str| {
+        lock.split("[[package]]")
+            .find(|p| p.contains(&format!("name = \"{name}\"\n")))
+            .and_then(|p| p.lines().find(|l| l.starts_with("version")))
+            .map(|l| {
+                l.trim_start_matches("version = ")
+                    .trim_matches('"')
+                    .to_owned()
+            })
+            .unwrap_or_else(|| "?".into())
+    };
+    let _ = writeln!(
+        rep.md,
+        "Machine: {} × {} ({} threads per core), {}; {}.\n",
+        pick("CPU(s)"),
+        pick("Model name"),
+        pick("Thread(s) per core"),
+        cmd("uname", &["-sr"]),
+        cmd("rustc", &["--version"])
+    );
+    let _ = writeln!(
+        rep.md,
+        "Versions: libzmq {a}.{b}.{c} (Debian, through the `zmq` crate), zmtp {}, zmq.rs (`zeromq`) {}, rzmq {}, OMQ (`omq-tokio`) {}.\n",
+        env!("CARGO_PKG_VERSION"),
+        version("zeromq"),
+        version("rzmq"),
+        version("omq-tokio")
+    );
+    let _ = writeln!(
+        rep.md,
+        "Method: every figure is from a fresh process holding both ends, each end with its own context and one I/O thread (one tokio worker for the tokio stacks), over loopback. Implementations are interleaved run by run (libzmq, zmtp, zmq.rs, rzmq, OMQ, libzmq, …), {runs} runs each; cells show the median (min–max) and, in bold, the ratio of medians to libzmq's in the same runs. Throughput is timed at the receiver from the first message to the last."
+    );
+}
+
+fn send_cpu(rep: &mut Report, n16: &Results, c16: &Results, x16: &Results) {
+    let _ = writeln!(
+        rep.md,
+        "\n## The application thread's CPU per `send`\n\nCPU time of the sending thread (from `/proc/thread-self/schedstat`) divided by the messages sent, PUSH/PULL 16 B over tcp, from the throughput runs above. The seed's first lesson: encryption belongs in the I/O thread, so CURVE and NOISE should cost the application what NULL does.\n"
+    );
+    let mut cols = vec!["mechanism"];
+    cols.extend(IMPLS.iter().map(|i| i.1));
+    rep.header(&cols);
+    let key = "send_cpu_ns_per_msg";
+    for (name, r) in [
+        ("NULL", n16),
+        ("CURVE", c16),
+        ("NOISE-XX (libzmq: CURVE)", x16),
+    ] {
+        let row: Vec<String> = IMPLS
+            .iter()
+            .map(|(imp, _)| field(r, imp, key).map_or("–".into(), |s| format!("{:.0} ns", s.0)))
+            .collect();
+        let _ = writeln!(rep.md, "| {name} | {} |", row.join(" | "));
+    }
+    let ours = |r: &Results| field(r, "zmtp", key).map(|s| s.0);
+    if let (Some(null), Some(curve), Some(noise)) = (ours(n16), ours(c16), ours(x16)) {
+        rep.target(
+            "Send CPU, CURVE within 10 % of NULL",
+            Some(curve / null),
+            1.1,
+            false,
         );
-        let cpu_l = median(l.iter().map(|f| f.send_cpu_ns).collect()).0;
-        let cpu_z = median(z.iter().map(|f| f.send_cpu_ns).collect()).0;
-        if work.pattern == "req-rep" {
-            let (lm, ll, lh) = median(l.iter().map(|f| f.p50_us).collect());
-            let (zm, zl, zh) = median(z.iter().map(|f| f.p50_us).collect());
-            let l99 = median(l.iter().map(|f| f.p99_us).collect()).0;
-            let z99 = median(z.iter().map(|f| f.p99_us).collect()).0;
-            println!(
-                "| {name} round trip p50 (p99) | {lm:.1} µs ({ll:.1}–{lh:.1}; p99 {l99:.1}) | {zm:.1} µs ({zl:.1}–{zh:.1}; p99 {z99:.1}) | {:.2}× (lower is better) | {cpu_l:.0} / {cpu_z:.0} |",
-                zm / lm
-            );
-        } else {
-            let big = work.size >= 4096;
-            let pick = |f: &Figures| if big { f.mb_per_sec } else { f.msgs_per_sec };
-            let unit = if big { "MB/s" } else { "msg/s" };
-            let (lm, ll, lh) = median(l.iter().map(pick).collect());
-            let (zm, zl, zh) = median(z.iter().map(pick).collect());
-            println!(
-                "| {name} | {lm:.0} {unit} ({ll:.0}–{lh:.0}) | {zm:.0} {unit} ({zl:.0}–{zh:.0}) | {:.2}× | {cpu_l:.0} / {cpu_z:.0} |",
-                zm / lm
-            );
+        rep.target(
+            "Send CPU, NOISE-XX within 10 % of NULL",
+            Some(noise / null),
+            1.1,
+            false,
+        );
+    }
+}
+
+fn pub_sub(t: &Tools, rep: &mut Report, runs: usize, n: &dyn Fn(u64) -> u64) {
+    let imps: Vec<&'static str> = IMPLS.iter().map(|i| i.0).collect();
+    let _ = writeln!(
+        rep.md,
+        "\n## PUB/SUB\n\nOne publisher, 1 or 8 subscribers on the other context, 16 B over tcp, unlimited high-water marks where the stack has them. Deliveries per second summed over subscribers; \"failed\": some subscriber missed messages (the stack dropped them, or hung).\n"
+    );
+    let mut cols = vec!["subscribers"];
+    cols.extend(IMPLS.iter().map(|i| i.1));
+    rep.header(&cols);
+    for subs in [1usize, 8] {
+        let w = Work {
+            pattern: "pub-sub",
+            mechanism: "null",
+            transport: "tcp",
+            size: 16,
+            count: n(if subs == 1 { 1_000_000 } else { 300_000 }),
+            subscribers: subs,
+        };
+        let r = run_interleaved(t, &w, &imps, runs);
+        let base = field(&r, "libzmq", "msgs_per_sec").map(|s| s.0);
+        let row: Vec<String> = IMPLS
+            .iter()
+            .enumerate()
+            .map(|(i, (imp, _))| cell_of(&r, imp, "msgs_per_sec", if i == 0 { None } else { base }))
+            .collect();
+        let _ = writeln!(rep.md, "| {subs} | {} |", row.join(" | "));
+    }
+}
+
+fn latency(t: &Tools, rep: &mut Report, runs: usize, n: &dyn Fn(u64) -> u64) -> Results {
+    let imps: Vec<&'static str> = IMPLS.iter().map(|i| i.0).collect();
+    let _ = writeln!(
+        rep.md,
+        "\n## REQ/REP round trip\n\nOne REQ and one REP over tcp; µs, lower is better; median of the runs' p50 (and p99), ratio to libzmq's.\n"
+    );
+    let mut cols = vec!["size"];
+    cols.extend(IMPLS.iter().map(|i| i.1));
+    rep.header(&cols);
+    let mut cats = Vec::new();
+    let mut series: Vec<(String, Vec<Option<f64>>)> =
+        IMPLS.iter().map(|i| (i.1.to_owned(), Vec::new())).collect();
+    let mut first = Results::new();
+    for size in [16usize, 4096] {
+        let w = Work {
+            pattern: "req-rep",
+            mechanism: "null",
+            transport: "tcp",
+            size,
+            count: n(10_000),
+            subscribers: 1,
+        };
+        let r = run_interleaved(t, &w, &imps, runs);
+        for key in ["p50_us", "p99_us"] {
+            let base = field(&r, "libzmq", key).map(|s| s.0);
+            let row: Vec<String> = IMPLS
+                .iter()
+                .enumerate()
+                .map(|(i, (imp, _))| cell_of(&r, imp, key, if i == 0 { None } else { base }))
+                .collect();
+            let label = format!("{} {}", size_name(size), &key[..3]);
+            let _ = writeln!(rep.md, "| {label} | {} |", row.join(" | "));
+            for (i, (imp, _)) in IMPLS.iter().enumerate() {
+                series[i].1.push(field(&r, imp, key).map(|s| s.0));
+            }
+            cats.push(label);
         }
+        if size == 16 {
+            first = r;
+        }
+    }
+    let _ = writeln!(rep.md, "\n![REQ/REP round trip](docs/bench/latency.svg)");
+    rep.charts.push((
+        "latency.svg".into(),
+        svg::Chart {
+            title: "REQ/REP round trip over tcp (lower is better)".into(),
+            y_label: "µs".into(),
+            categories: cats,
+            series,
+        }
+        .render(),
+    ));
+    first
+}
+
+fn handshakes(t: &Tools, rep: &mut Report, runs: usize, quick: bool) {
+    let imps: Vec<&'static str> = IMPLS.iter().map(|i| i.0).collect();
+    let _ = writeln!(
+        rep.md,
+        "\n## Handshakes per second\n\nSequential connections over tcp: a new PUSH socket connects, sends one message, the server receives it, the socket closes. Includes TCP connect and teardown.\n"
+    );
+    let mut cols = vec!["mechanism"];
+    cols.extend(IMPLS.iter().map(|i| i.1));
+    rep.header(&cols);
+    let mut series: Vec<(String, Vec<Option<f64>>)> =
+        IMPLS.iter().map(|i| (i.1.to_owned(), Vec::new())).collect();
+    let mechs = ["null", "plain", "curve", "noise-xx", "noise-ik", "noise-nk"];
+    for mech in mechs {
+        let w = Work {
+            pattern: "handshake",
+            mechanism: mech,
+            transport: "tcp",
+            size: 0,
+            count: if quick { 20 } else { 300 },
+            subscribers: 1,
+        };
+        // libzmq has no NOISE; `measure` would run its CURVE instead.
+        let these: Vec<&'static str> = imps
+            .iter()
+            .copied()
+            .filter(|i| !(mech.starts_with("noise") && *i == "libzmq"))
+            .collect();
+        let r = run_interleaved(t, &w, &these, runs);
+        let row: Vec<String> = IMPLS
+            .iter()
+            .map(|(imp, _)| cell_of(&r, imp, "handshakes_per_sec", None))
+            .collect();
+        let _ = writeln!(rep.md, "| {} | {} |", mech.to_uppercase(), row.join(" | "));
+        for (i, (imp, _)) in IMPLS.iter().enumerate() {
+            series[i]
+                .1
+                .push(field(&r, imp, "handshakes_per_sec").map(|s| s.0));
+        }
+    }
+    let _ = writeln!(
+        rep.md,
+        "\n![Handshakes per second](docs/bench/handshakes.svg)"
+    );
+    rep.charts.push((
+        "handshakes.svg".into(),
+        svg::Chart {
+            title: "Handshakes per second over tcp (higher is better)".into(),
+            y_label: "connections/s".into(),
+            categories: mechs.iter().map(|m| m.to_uppercase()).collect(),
+            series,
+        }
+        .render(),
+    ));
+}
+
+fn memory(t: &Tools, rep: &mut Report, runs: usize, quick: bool) {
+    let imps: Vec<&'static str> = IMPLS.iter().map(|i| i.0).collect();
+    let conns = if quick { 100 } else { 1000 };
+    let _ = writeln!(
+        rep.md,
+        "\n## Memory\n\nRSS growth of the process (both ends are in it) from before the sockets to: {conns} connected PUSH sockets, each idle after one message, into one PULL (idle); and the peak while a PUB sends 200,000 1 KiB messages as fast as it can to one SUB that reads one per millisecond, default high-water marks (slow subscriber). MiB, median of {runs} runs.\n"
+    );
+    let mut cols = vec!["workload"];
+    cols.extend(IMPLS.iter().map(|i| i.1));
+    rep.header(&cols);
+    let idle = Work {
+        pattern: "idle",
+        mechanism: "null",
+        transport: "tcp",
+        size: 0,
+        count: conns,
+        subscribers: 1,
+    };
+    let r = run_interleaved(t, &idle, &imps, runs);
+    let grow = |f: &Fields, key: &str| Some((f.get(key)? - f.get("base_rss_kib")?) / 1024.0);
+    let row: Vec<String> = IMPLS
+        .iter()
+        .map(|(imp, _)| {
+            if failed(&r, imp) {
+                return "failed".to_owned();
+            }
+            let v: Vec<f64> = r
+                .get(imp)
+                .map(|v| v.iter().filter_map(|f| grow(f, "rss_kib")).collect())
+                .unwrap_or_default();
+            stats(v).map_or("–".into(), |(m, _, _)| {
+                format!(
+                    "{m:.1} MiB ({:.1} KiB per connection)",
+                    m * 1024.0 / conns as f64
+                )
+            })
+        })
+        .collect();
+    let _ = writeln!(rep.md, "| {conns} idle connections | {} |", row.join(" | "));
+    let slow = Work {
+        pattern: "slow-sub",
+        mechanism: "null",
+        transport: "tcp",
+        size: 1024,
+        count: if quick { 20_000 } else { 200_000 },
+        subscribers: 1,
+    };
+    let r = run_interleaved(t, &slow, &imps, runs);
+    let row: Vec<String> = IMPLS
+        .iter()
+        .map(|(imp, _)| {
+            if failed(&r, imp) {
+                return "failed".to_owned();
+            }
+            let v: Vec<f64> = r
+                .get(imp)
+                .map(|v| v.iter().filter_map(|f| grow(f, "peak_rss_kib")).collect())
+                .unwrap_or_default();
+            stats(v).map_or("–".into(), |(m, _, _)| format!("{m:.1} MiB"))
+        })
+        .collect();
+    let _ = writeln!(rep.md, "| slow subscriber (peak) | {} |", row.join(" | "));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_driver_lines() {
+        let f = parse(
+            "{\"impl\": \"zmtp\", \"size\": 16, \"msgs_per_sec\": 5537038.7, \"p50_us\": 21.50}",
+        );
+        assert_eq!(f.get("size"), Some(&16.0));
+        assert_eq!(f.get("msgs_per_sec"), Some(&5537038.7));
+        assert_eq!(f.get("p50_us"), Some(&21.5));
+        assert!(!f.contains_key("impl"));
+    }
+
+    #[test]
+    fn stats_are_median_min_max() {
+        assert_eq!(stats(vec![3.0, 1.0, 2.0]), Some((2.0, 1.0, 3.0)));
+        assert_eq!(stats(vec![]), None);
+    }
+
+    #[test]
+    fn cells_show_ratio_to_base() {
+        assert_eq!(
+            cell(Some((2e6, 1e6, 3e6)), Some(1e6)),
+            "2.00M (1.00M–3.00M) **2.00×**"
+        );
+        assert_eq!(cell(None, Some(1.0)), "–");
     }
 }

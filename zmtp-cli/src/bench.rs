@@ -454,9 +454,16 @@ fn pub_sub(a: &Args) -> Report {
     let cpu = thread_cpu_ns().saturating_sub(cpu0);
     let results: Vec<_> = threads
         .into_iter()
-        .map(|t| t.join().unwrap_or_else(|_| crate::die(1, "receiver panicked")))
+        .map(|t| {
+            t.join()
+                .unwrap_or_else(|_| crate::die(1, "receiver panicked"))
+        })
         .collect();
-    let first = results.iter().map(|r| r.0).min().unwrap_or_else(Instant::now);
+    let first = results
+        .iter()
+        .map(|r| r.0)
+        .min()
+        .unwrap_or_else(Instant::now);
     let last = results.iter().map(|r| r.1).max().unwrap_or(first);
     let received: u64 = results.iter().map(|r| r.2).sum();
     if received < count * n as u64 {
@@ -597,7 +604,7 @@ pub(crate) fn measure(a: &Args) -> Report {
         send_cpu_ns_per_msg: cpu as f64 / count as f64,
         p50_us: None,
         p99_us: None,
-        extra: Vec::new(),
+        extra: vec![("received", received as f64)],
     }
 }
 

@@ -384,6 +384,14 @@ async fn drive(
     let mut established = false;
     // Messages taken into the connection's output and not yet written.
     let mut in_output: u64 = 0;
+    // Whether the last read filled all its room (see `ReadOutcome::More`).
+    let mut read_more = false;
+    // Senders waiting for room are woken when the queue is down to half the
+    // high-water mark, not at every message taken, as libzmq's low-water
+    // mark does: a full queue then costs one wake-up per half queue, not
+    // one per message.
+    let low_water = opts.sndhwm.div_ceil(2);
+    let room_for_senders = |rx: &Receiver<Out>| opts.sndhwm == 0 || rx.len() <= low_water;
     loop {
         let now = Instant::now();
         if conn.poll_timeout().is_some_and(|t| t <= now) {
@@ -518,7 +526,7 @@ async fn drive(
                 }
             }
         }
-        if took {
+        if took && slot.get().is_some_and(|(_, rx)| room_for_senders(rx)) {
             shared.room.notify(usize::MAX);
         }
 
@@ -562,75 +570,82 @@ async fn drive(
         let timer = [conn.poll_timeout(), linger].into_iter().flatten().min();
         let rx = slot.get().map(|(_, rx)| rx.clone());
         let room = room_listener.take();
-        let wake = or(
-            async {
-                if want_read {
-                    let _ = stream.readable().await;
-                    Wake::Readable
-                } else {
-                    pending().await
-                }
-            },
+        let wake = if want_read && read_more {
+            // The last read filled its buffer: read again first.
+            Wake::Readable
+        } else {
             or(
                 async {
-                    if want_write {
-                        let _ = stream.writable().await;
-                        Wake::Writable
+                    if want_read {
+                        let _ = stream.readable().await;
+                        Wake::Readable
                     } else {
                         pending().await
                     }
                 },
                 or(
                     async {
-                        match (&rx, want_out) {
-                            (Some(rx), true) => Wake::Out(rx.recv().await.ok()),
-                            _ => pending().await,
+                        if want_write {
+                            let _ = stream.writable().await;
+                            Wake::Writable
+                        } else {
+                            pending().await
                         }
                     },
                     or(
                         async {
-                            match room {
-                                Some(l) => {
-                                    l.await;
-                                    Wake::Room
-                                }
-                                None => pending().await,
+                            match (&rx, want_out) {
+                                (Some(rx), true) => Wake::Out(rx.recv().await.ok()),
+                                _ => pending().await,
                             }
                         },
                         or(
                             async {
-                                match timer {
-                                    Some(t) => {
-                                        Timer::at(t).await;
-                                        Wake::Timer
+                                match room {
+                                    Some(l) => {
+                                        l.await;
+                                        Wake::Room
                                     }
                                     None => pending().await,
                                 }
                             },
-                            async {
-                                if stop_seen {
-                                    pending().await
-                                } else {
-                                    let _ = stop.recv().await;
-                                    Wake::Stop
-                                }
-                            },
+                            or(
+                                async {
+                                    match timer {
+                                        Some(t) => {
+                                            Timer::at(t).await;
+                                            Wake::Timer
+                                        }
+                                        None => pending().await,
+                                    }
+                                },
+                                async {
+                                    if stop_seen {
+                                        pending().await
+                                    } else {
+                                        let _ = stop.recv().await;
+                                        Wake::Stop
+                                    }
+                                },
+                            ),
                         ),
                     ),
                 ),
-            ),
-        )
-        .await;
+            )
+            .await
+        };
         match wake {
             Wake::Readable => {
                 match SCRATCH_BUF.with(|b| read_some(stream, conn, &mut b.borrow_mut())) {
-                    Ok(true) => eof = true,
-                    Ok(false) => {}
+                    Ok(ReadOutcome::Eof) => eof = true,
+                    Ok(outcome) => read_more = outcome == ReadOutcome::More,
                     Err(e) => return io_end(established, e),
                 }
             }
             Wake::Out(Some(out)) => {
-                shared.room.notify(usize::MAX);
+                if slot.get().is_some_and(|(_, rx)| room_for_senders(rx)) {
+                    shared.room.notify(usize::MAX);
+                }
                 in_output += u64::from(matches!(out, Out::Msg(_)));
                 if let Err(e) = queue(conn, out) {
                     return fail(established, e);
@@ -651,9 +666,26 @@ fn queue(conn: &mut Connection, out: Out) -> Result<(), CoreError> {
     }
 }
 
-/// Reads once without blocking. Returns true at end of stream.
-fn read_some(stream: &Stream, conn: &mut Connection, scratch: &mut [u8]) -> io::Result<bool> {
+/// What one read found.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum ReadOutcome {
+    /// End of stream.
+    Eof,
+    /// The read filled all the room it had: more is likely waiting, so
+    /// read again before asking the reactor (which costs two system calls).
+    More,
+    /// The kernel had less than the room offered, or nothing.
+    Drained,
+}
+
+/// Reads once without blocking.
+fn read_some(
+    stream: &Stream,
+    conn: &mut Connection,
+    scratch: &mut [u8],
+) -> io::Result<ReadOutcome> {
     let hint = conn.reserve_hint();
+    let mut room = scratch.len();
     // Small or unknown amounts go through the scratch buffer (only what
     // arrived is copied); the rest of a large frame is read in place.
     let n = if hint < LARGE_READ || hint == zmtp_core::codec::READ_CHUNK {
@@ -666,11 +698,12 @@ fn read_some(stream: &Stream, conn: &mut Connection, scratch: &mut [u8]) -> io::
                 if e.kind() == io::ErrorKind::WouldBlock
                     || e.kind() == io::ErrorKind::Interrupted =>
             {
-                return Ok(false);
+                return Ok(ReadOutcome::Drained);
             }
             Err(e) => return Err(e),
         }
     } else {
+        room = hint;
         // A large frame is arriving: read straight into the buffer, grown
         // by at most what has arrived (the decoder's hint).
         let buf = conn.recv_buffer();
@@ -685,16 +718,20 @@ fn read_some(stream: &Stream, conn: &mut Connection, scratch: &mut [u8]) -> io::
                 if e.kind() == io::ErrorKind::WouldBlock
                     || e.kind() == io::ErrorKind::Interrupted =>
             {
-                return Ok(false);
+                return Ok(ReadOutcome::Drained);
             }
             Err(e) => return Err(e),
         }
     };
     if n == 0 {
-        return Ok(true);
+        return Ok(ReadOutcome::Eof);
     }
     conn.input_arrived(Instant::now());
-    Ok(false)
+    Ok(if n == room {
+        ReadOutcome::More
+    } else {
+        ReadOutcome::Drained
+    })
 }
 
 /// Writes as much as the socket takes without blocking.

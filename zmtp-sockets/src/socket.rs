@@ -281,6 +281,38 @@ impl Drop for Socket {
     }
 }
 
+/// Runs `fut` on this thread until it completes (`Some`) or `deadline`
+/// passes (`None`), parking in between. The deadline is the thread's own
+/// park timeout: an `async_io::Timer` would register with the reactor and
+/// wake an I/O thread twice per blocking call, which made every blocking
+/// call with a timeout cost the I/O thread a wake-up.
+fn block_on_until<T>(
+    fut: impl std::future::Future<Output = T>,
+    deadline: Option<Instant>,
+) -> Option<T> {
+    let (parker, unparker) = parking::pair();
+    let waker = std::task::Waker::from(unparker);
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut fut = std::pin::pin!(fut);
+    loop {
+        if let std::task::Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+            return Some(v);
+        }
+        match deadline {
+            Some(d) => {
+                if !parker.park_deadline(d) && Instant::now() >= d {
+                    // One last look: a wake-up may have raced the deadline.
+                    return match fut.as_mut().poll(&mut cx) {
+                        std::task::Poll::Ready(v) => Some(v),
+                        std::task::Poll::Pending => None,
+                    };
+                }
+            }
+            None => parker.park(),
+        }
+    }
+}
+
 /// How a send is routed.
 enum Route {
     /// Round-robin to a pipe with room; the chosen pipe id is returned.
@@ -517,14 +549,17 @@ impl Socket {
         // Fast path: a peer has room.
         match self.try_route(msg) {
             Ok(()) => Ok(()),
-            Err(back) => self.send_prepared(back).await,
+            Err(back) => {
+                let deadline = self.shared.sndtimeo().map(|t| Instant::now() + t);
+                self.send_prepared(back, deadline).await
+            }
         }
     }
 
-    /// Waits for room for a prepared message.
-    async fn send_prepared(&self, msg: Message) -> Result<()> {
+    /// Waits for room for a prepared message, up to `deadline` when it is
+    /// given (the blocking calls pass none and bound the wait themselves).
+    async fn send_prepared(&self, msg: Message, deadline: Option<Instant>) -> Result<()> {
         let mut msg = Some(msg);
-        let deadline = self.shared.sndtimeo().map(|t| Instant::now() + t);
         loop {
             let listener = self.shared.room.listen();
             self.check_open()?;
@@ -568,7 +603,11 @@ impl Socket {
         // Only park the thread when no peer has room.
         match self.try_route(msg) {
             Ok(()) => Ok(()),
-            Err(back) => futures_lite::future::block_on(self.send_prepared(back)),
+            Err(back) => {
+                let deadline = self.shared.sndtimeo().map(|t| Instant::now() + t);
+                block_on_until(self.send_prepared(back, None), deadline)
+                    .unwrap_or(Err(Error::WouldBlock))
+            }
         }
     }
 
@@ -676,6 +715,12 @@ impl Socket {
     /// Receives a message, waiting up to the receive timeout. Dropping the
     /// future loses no message.
     pub async fn recv(&self) -> Result<Message> {
+        self.recv_inner(true).await
+    }
+
+    /// [`Socket::recv`]; without `timed` it ignores the receive timeout
+    /// (the blocking call bounds the wait itself).
+    async fn recv_inner(&self, timed: bool) -> Result<Message> {
         self.check_recv()?;
         let inbox = self.shared.inbox();
         let mut deadline = None;
@@ -684,7 +729,7 @@ impl Socket {
             let item = match inbox.try_pop().map_err(|_| Error::Closed)? {
                 Some(item) => item,
                 None => {
-                    let timeout = self.shared.rcvtimeo();
+                    let timeout = if timed { self.shared.rcvtimeo() } else { None };
                     let d = *deadline.get_or_insert_with(|| timeout.map(|t| Instant::now() + t));
                     match d {
                         Some(d) => {
@@ -727,7 +772,10 @@ impl Socket {
     pub fn recv_blocking(&self) -> Result<Message> {
         // Only park the thread when nothing is queued.
         match self.try_recv() {
-            Err(Error::WouldBlock) => futures_lite::future::block_on(self.recv()),
+            Err(Error::WouldBlock) => {
+                let deadline = self.shared.rcvtimeo().map(|t| Instant::now() + t);
+                block_on_until(self.recv_inner(false), deadline).unwrap_or(Err(Error::WouldBlock))
+            }
             other => other,
         }
     }
@@ -813,9 +861,7 @@ impl Socket {
         match self.shared.socket_type {
             SocketType::Pub | SocketType::XPub => true,
             SocketType::Sub | SocketType::Pull => false,
-            _ => {
-                self.shared.lock().pipes.iter().any(|p| !p.is_full()) || self.shared.is_closed()
-            }
+            _ => self.shared.lock().pipes.iter().any(|p| !p.is_full()) || self.shared.is_closed(),
         }
     }
 

@@ -675,3 +675,38 @@ fn a_burst_larger_than_one_batch_is_delivered_whole() {
         assert_eq!(&msg.frames()[0][..], &i.to_be_bytes());
     }
 }
+
+/// A sender held at a small HWM is woken again each time its queue drains
+/// to the low-water mark, many times over, and loses nothing.
+#[test]
+fn push_blocked_at_hwm_resumes_every_time() {
+    let ctx = Context::new();
+    let pull = ctx.socket(SocketType::Pull).unwrap();
+    pull.configure(|o| {
+        o.rcvhwm = 3;
+        o.rcvtimeo = Some(TIMEOUT);
+    })
+    .unwrap();
+    let ep = pull.bind("tcp://127.0.0.1:0").unwrap();
+    let push = ctx.socket(SocketType::Push).unwrap();
+    push.configure(|o| {
+        o.sndhwm = 3;
+        o.sndtimeo = Some(TIMEOUT);
+    })
+    .unwrap();
+    push.connect(&ep).unwrap();
+    const N: u32 = 3000;
+    let sender = std::thread::spawn(move || {
+        for i in 0..N {
+            let mut body = vec![0u8; 32 * 1024];
+            body[..4].copy_from_slice(&i.to_be_bytes());
+            push.send_blocking(Bytes::from(body)).unwrap();
+        }
+        push
+    });
+    for i in 0..N {
+        let m = pull.recv_blocking().unwrap();
+        assert_eq!(&m.get(0).unwrap()[..4], &i.to_be_bytes());
+    }
+    drop(sender.join().unwrap());
+}

@@ -140,9 +140,10 @@ impl Side {
                     }
                     _ => unsupported(),
                 }
-                if matches!(ty, Ty::Pub | Ty::Sub) {
-                    s.set_option_raw(SNDHWM, &0i32.to_ne_bytes()).await.unwrap();
-                    s.set_option_raw(RCVHWM, &0i32.to_ne_bytes()).await.unwrap();
+                if UNLIMITED.load(Ordering::Relaxed) {
+                    // A large bound: rzmq may not read 0 as "no limit".
+                    s.set_option_raw(SNDHWM, &10_000_000i32.to_ne_bytes()).await.unwrap();
+                    s.set_option_raw(RCVHWM, &10_000_000i32.to_ne_bytes()).await.unwrap();
                 }
                 Sock::Rzmq(s)
             }
@@ -156,7 +157,7 @@ impl Side {
                     Ty::Rep => omq_tokio::SocketType::Rep,
                 };
                 let mut o = omq_tokio::Options::default();
-                if matches!(ty, Ty::Pub | Ty::Sub) {
+                if UNLIMITED.load(Ordering::Relaxed) {
                     // As large as it allows: the others run PUB/SUB unlimited.
                     o = o.send_hwm(u32::MAX).recv_hwm(u32::MAX);
                 }
@@ -312,6 +313,9 @@ impl Sock {
 /// but 2 s for PUB/SUB, where a stack that drops at its high-water mark
 /// would otherwise add the wait to every run.
 static SILENCE_MS: AtomicU64 = AtomicU64::new(10_000);
+/// PUB/SUB throughput runs with unlimited queues where the stack has them,
+/// as `zmtp bench` and libzmq's do; every other pattern keeps the defaults.
+static UNLIMITED: AtomicBool = AtomicBool::new(false);
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -394,6 +398,7 @@ fn main() {
         "push-pull" => throughput(&run),
         "pub-sub" => {
             SILENCE_MS.store(2_000, Ordering::Relaxed);
+            UNLIMITED.store(true, Ordering::Relaxed);
             throughput(&run)
         }
         "req-rep" => req_rep(&run),

@@ -1,0 +1,334 @@
+//! The workloads of `zmtp bench` on libzmq, through the `zmq` crate linked
+//! to the system libzmq. `zmtp-compare --libzmq <pattern> <mechanism>
+//! <transport> <size> <count> [subscribers]` runs one in a fresh process
+//! and prints one JSON line, as `zmtp bench --json` and `rust-peers` do.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// One measurement's parameters.
+pub(crate) struct Work {
+    pub(crate) pattern: String,
+    pub(crate) mechanism: String,
+    pub(crate) transport: String,
+    pub(crate) size: usize,
+    pub(crate) count: u64,
+    pub(crate) subscribers: usize,
+}
+
+fn thread_cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A field of /proc/self/status in KiB (VmRSS, VmHWM).
+fn status_kib(key: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(key))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn endpoint(t: &str) -> String {
+    match t {
+        "ipc" => format!(
+            "ipc://{}/zmtp-compare-{}.sock",
+            std::env::temp_dir().display(),
+            std::process::id()
+        ),
+        _ => "tcp://127.0.0.1:*".to_owned(),
+    }
+}
+
+fn unsupported() -> ! {
+    println!("{{\"unsupported\": true}}");
+    std::process::exit(3)
+}
+
+/// The server's keys for the mechanism (the client's are made per socket).
+struct ServerKeys(Option<zmq::CurveKeyPair>);
+
+fn secure_server(s: &zmq::Socket, mechanism: &str) -> ServerKeys {
+    match mechanism {
+        "null" => ServerKeys(None),
+        "plain" => {
+            // libzmq needs a ZAP handler for PLAIN; without one it accepts
+            // any user, which is what a throughput run wants.
+            s.set_plain_server(true).expect("opt");
+            ServerKeys(None)
+        }
+        "curve" => {
+            let k = zmq::CurveKeyPair::new().expect("keys");
+            s.set_curve_server(true).expect("opt");
+            s.set_curve_secretkey(&k.secret_key).expect("opt");
+            ServerKeys(Some(k))
+        }
+        _ => unsupported(),
+    }
+}
+
+fn secure_client(s: &zmq::Socket, mechanism: &str, server: &ServerKeys) {
+    match (mechanism, &server.0) {
+        ("plain", _) => {
+            s.set_plain_username(Some("bench")).expect("opt");
+            s.set_plain_password(Some("bench")).expect("opt");
+        }
+        ("curve", Some(k)) => {
+            let c = zmq::CurveKeyPair::new().expect("keys");
+            s.set_curve_serverkey(&k.public_key).expect("opt");
+            s.set_curve_publickey(&c.public_key).expect("opt");
+            s.set_curve_secretkey(&c.secret_key).expect("opt");
+        }
+        _ => {}
+    }
+}
+
+/// Receives `count` messages (or until 10 s of silence) into one reused
+/// message; returns the clock at the first and last, and how many arrived.
+fn timed_receive(s: &zmq::Socket, count: u64) -> (Instant, Instant, u64) {
+    s.set_rcvtimeo(10_000).expect("opt");
+    let mut msg = zmq::Message::new();
+    let mut first = None;
+    let mut last = Instant::now();
+    let mut n = 0;
+    while n < count && s.recv(&mut msg, 0).is_ok() {
+        // As in `zmtp bench`: the clock at the first and last message.
+        if n == 0 || n + 1 == count || n % 4096 == 0 {
+            last = Instant::now();
+            first.get_or_insert(last);
+        }
+        n += 1;
+    }
+    (first.unwrap_or(last), last, n)
+}
+
+fn socket(ctx: &zmq::Context, ty: zmq::SocketType) -> zmq::Socket {
+    let s = ctx.socket(ty).expect("socket");
+    s.set_linger(0).expect("opt");
+    s
+}
+
+/// Runs one workload and returns its JSON fields.
+pub(crate) fn run(w: &Work) -> String {
+    if w.mechanism.starts_with("noise") {
+        unsupported();
+    }
+    match w.pattern.as_str() {
+        "push-pull" | "pub-sub" => throughput(w),
+        "req-rep" => req_rep(w),
+        "handshake" => handshake(w),
+        "idle" => idle(w),
+        "slow-sub" => slow_sub(w),
+        p => panic!("unknown pattern {p}"),
+    }
+}
+
+fn throughput(w: &Work) -> String {
+    let (rctx, sctx) = (zmq::Context::new(), zmq::Context::new());
+    let pubsub = w.pattern == "pub-sub";
+    let sender = socket(&sctx, if pubsub { zmq::PUB } else { zmq::PUSH });
+    let mut receivers = Vec::new();
+    if pubsub {
+        sender.set_sndhwm(0).expect("opt");
+        let keys = secure_server(&sender, &w.mechanism);
+        sender.bind(&endpoint(&w.transport)).expect("bind");
+        let ep = sender.get_last_endpoint().expect("ep").expect("utf8");
+        for _ in 0..w.subscribers.max(1) {
+            let s = socket(&rctx, zmq::SUB);
+            s.set_rcvhwm(0).expect("opt");
+            secure_client(&s, &w.mechanism, &keys);
+            s.set_subscribe(b"").expect("opt");
+            s.connect(&ep).expect("connect");
+            receivers.push(s);
+        }
+        // Until every subscriber has a probe: subscriptions are in effect.
+        for s in &receivers {
+            s.set_rcvtimeo(20).expect("opt");
+            loop {
+                sender.send("probe", 0).expect("send");
+                if s.recv_bytes(0).is_ok() {
+                    break;
+                }
+            }
+        }
+        for s in &receivers {
+            s.set_rcvtimeo(50).expect("opt");
+            while s.recv_bytes(0).is_ok() {}
+        }
+    } else {
+        let r = socket(&rctx, zmq::PULL);
+        let keys = secure_server(&r, &w.mechanism);
+        secure_client(&sender, &w.mechanism, &keys);
+        r.bind(&endpoint(&w.transport)).expect("bind");
+        let ep = r.get_last_endpoint().expect("ep").expect("utf8");
+        sender.connect(&ep).expect("connect");
+        receivers.push(r);
+    }
+    let count = w.count;
+    let threads: Vec<_> = receivers
+        .into_iter()
+        .map(|r| std::thread::spawn(move || timed_receive(&r, count)))
+        .collect();
+    let payload = vec![0x5Au8; w.size];
+    let cpu0 = thread_cpu_ns();
+    for _ in 0..count {
+        sender.send(&payload[..], 0).expect("send");
+    }
+    let cpu = thread_cpu_ns() - cpu0;
+    let results: Vec<_> = threads
+        .into_iter()
+        .map(|t| t.join().expect("receiver"))
+        .collect();
+    let first = results.iter().map(|r| r.0).min().expect("one");
+    let last = results.iter().map(|r| r.1).max().expect("one");
+    let got: u64 = results.iter().map(|r| r.2).sum();
+    let secs = (last - first).as_secs_f64().max(1e-9);
+    let timed = got.saturating_sub(results.len() as u64) as f64;
+    format!(
+        "\"received\": {got}, \"msgs_per_sec\": {:.1}, \"mb_per_sec\": {:.3}, \"send_cpu_ns_per_msg\": {:.1}",
+        timed / secs,
+        timed * w.size as f64 / secs / 1e6,
+        cpu as f64 / count as f64
+    )
+}
+
+fn req_rep(w: &Work) -> String {
+    let (rctx, sctx) = (zmq::Context::new(), zmq::Context::new());
+    let rep = socket(&rctx, zmq::REP);
+    let req = socket(&sctx, zmq::REQ);
+    let keys = secure_server(&rep, &w.mechanism);
+    secure_client(&req, &w.mechanism, &keys);
+    rep.bind(&endpoint(&w.transport)).expect("bind");
+    let ep = rep.get_last_endpoint().expect("ep").expect("utf8");
+    req.connect(&ep).expect("connect");
+    let count = w.count;
+    let echo = std::thread::spawn(move || {
+        let mut m = zmq::Message::new();
+        for _ in 0..count {
+            rep.recv(&mut m, 0).expect("recv");
+            rep.send(&m[..], 0).expect("send");
+        }
+    });
+    let payload = vec![0x5Au8; w.size];
+    let mut reply = zmq::Message::new();
+    let mut rtts = Vec::with_capacity(count as usize);
+    for _ in 0..count {
+        let t = Instant::now();
+        req.send(&payload[..], 0).expect("send");
+        req.recv(&mut reply, 0).expect("recv");
+        rtts.push(t.elapsed());
+    }
+    echo.join().expect("echo");
+    rtts.sort();
+    let pct = |p: f64| rtts[((rtts.len() as f64 - 1.0) * p) as usize].as_secs_f64() * 1e6;
+    format!("\"p50_us\": {:.2}, \"p99_us\": {:.2}", pct(0.5), pct(0.99))
+}
+
+fn handshake(w: &Work) -> String {
+    let (rctx, sctx) = (zmq::Context::new(), zmq::Context::new());
+    let pull = socket(&rctx, zmq::PULL);
+    pull.set_rcvtimeo(10_000).expect("opt");
+    let keys = secure_server(&pull, &w.mechanism);
+    pull.bind(&endpoint(&w.transport)).expect("bind");
+    let ep = pull.get_last_endpoint().expect("ep").expect("utf8");
+    let mut m = zmq::Message::new();
+    let t0 = Instant::now();
+    let mut done = 0u64;
+    while done < w.count {
+        let push = socket(&sctx, zmq::PUSH);
+        secure_client(&push, &w.mechanism, &keys);
+        push.connect(&ep).expect("connect");
+        push.send("hello", 0).expect("send");
+        if pull.recv(&mut m, 0).is_err() {
+            break;
+        }
+        drop(push);
+        done += 1;
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    format!(
+        "\"received\": {done}, \"handshakes_per_sec\": {:.1}",
+        done as f64 / secs
+    )
+}
+
+fn idle(w: &Work) -> String {
+    let base = status_kib("VmRSS:");
+    let (rctx, sctx) = (zmq::Context::new(), zmq::Context::new());
+    let pull = socket(&rctx, zmq::PULL);
+    pull.set_rcvtimeo(10_000).expect("opt");
+    let keys = secure_server(&pull, &w.mechanism);
+    pull.bind(&endpoint(&w.transport)).expect("bind");
+    let ep = pull.get_last_endpoint().expect("ep").expect("utf8");
+    let mut clients = Vec::new();
+    for _ in 0..w.count {
+        let push = socket(&sctx, zmq::PUSH);
+        secure_client(&push, &w.mechanism, &keys);
+        push.connect(&ep).expect("connect");
+        push.send("hello", 0).expect("send");
+        clients.push(push);
+    }
+    let mut m = zmq::Message::new();
+    let mut n = 0;
+    while n < w.count && pull.recv(&mut m, 0).is_ok() {
+        n += 1;
+    }
+    let rss = status_kib("VmRSS:");
+    std::mem::forget((clients, pull, rctx, sctx));
+    format!("\"received\": {n}, \"base_rss_kib\": {base}, \"rss_kib\": {rss}")
+}
+
+fn slow_sub(w: &Work) -> String {
+    let base = status_kib("VmRSS:");
+    let (pctx, sctx) = (zmq::Context::new(), zmq::Context::new());
+    let publisher = socket(&pctx, zmq::PUB);
+    let sub = socket(&sctx, zmq::SUB);
+    let keys = secure_server(&publisher, &w.mechanism);
+    secure_client(&sub, &w.mechanism, &keys);
+    sub.set_subscribe(b"").expect("opt");
+    publisher.bind(&endpoint(&w.transport)).expect("bind");
+    let ep = publisher.get_last_endpoint().expect("ep").expect("utf8");
+    sub.connect(&ep).expect("connect");
+    sub.set_rcvtimeo(20).expect("opt");
+    loop {
+        publisher.send("probe", 0).expect("send");
+        if sub.recv_bytes(0).is_ok() {
+            break;
+        }
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let reader = std::thread::spawn(move || {
+        sub.set_rcvtimeo(100).expect("opt");
+        let mut m = zmq::Message::new();
+        let mut read = 0u64;
+        while !stop2.load(Ordering::Relaxed) {
+            if sub.recv(&mut m, 0).is_ok() {
+                read += 1;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        read
+    });
+    let payload = vec![0x5Au8; w.size];
+    let t0 = Instant::now();
+    for _ in 0..w.count {
+        publisher.send(&payload[..], 0).expect("send");
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::Relaxed);
+    let peak = status_kib("VmHWM:");
+    let rss = status_kib("VmRSS:");
+    let read = reader.join().expect("reader");
+    format!(
+        "\"base_rss_kib\": {base}, \"peak_rss_kib\": {peak}, \"rss_kib\": {rss}, \"publish_seconds\": {secs:.3}, \"read\": {read}"
+    )
+}
