@@ -55,7 +55,7 @@ fn ciphers() -> (Box<dyn FrameCipher>, Box<dyn FrameCipher>) {
 
 fn seal_open(c: &mut Criterion) {
     let mut g = c.benchmark_group("curve");
-    for size in [64usize, 65536] {
+    for size in [64usize, 512, 1024, 4096, 65536] {
         let body = Bytes::from(vec![0x5A; size]);
         g.throughput(Throughput::Bytes(size as u64));
         let (mut client, _) = ciphers();
