@@ -55,12 +55,35 @@ fn unsupported() -> ! {
 /// The server's keys for the mechanism (the client's are made per socket).
 struct ServerKeys(Option<zmq::CurveKeyPair>);
 
-fn secure_server(s: &zmq::Socket, mechanism: &str) -> ServerKeys {
+/// A ZAP handler on `ctx` that accepts every request, as zmtp's PLAIN
+/// server consults its Authenticator: libzmq's PLAIN server without a
+/// handler never completes the handshake.
+fn zap_handler(ctx: &zmq::Context) {
+    let rep = ctx.socket(zmq::REP).expect("socket");
+    rep.bind("inproc://zeromq.zap.01").expect("bind ZAP");
+    std::thread::spawn(move || {
+        while let Ok(req) = rep.recv_multipart(0) {
+            let id = req.get(1).cloned().unwrap_or_default();
+            let reply: Vec<Vec<u8>> = vec![
+                b"1.0".to_vec(),
+                id,
+                b"200".to_vec(),
+                b"OK".to_vec(),
+                b"bench".to_vec(),
+                Vec::new(),
+            ];
+            if rep.send_multipart(reply, 0).is_err() {
+                return;
+            }
+        }
+    });
+}
+
+fn secure_server(ctx: &zmq::Context, s: &zmq::Socket, mechanism: &str) -> ServerKeys {
     match mechanism {
         "null" => ServerKeys(None),
         "plain" => {
-            // libzmq needs a ZAP handler for PLAIN; without one it accepts
-            // any user, which is what a throughput run wants.
+            zap_handler(ctx);
             s.set_plain_server(true).expect("opt");
             ServerKeys(None)
         }
@@ -137,7 +160,7 @@ fn throughput(w: &Work) -> String {
     let mut receivers = Vec::new();
     if pubsub {
         sender.set_sndhwm(0).expect("opt");
-        let keys = secure_server(&sender, &w.mechanism);
+        let keys = secure_server(&sctx, &sender, &w.mechanism);
         sender.bind(&endpoint(&w.transport)).expect("bind");
         let ep = sender.get_last_endpoint().expect("ep").expect("utf8");
         for _ in 0..w.subscribers.max(1) {
@@ -164,7 +187,7 @@ fn throughput(w: &Work) -> String {
         }
     } else {
         let r = socket(&rctx, zmq::PULL);
-        let keys = secure_server(&r, &w.mechanism);
+        let keys = secure_server(&rctx, &r, &w.mechanism);
         secure_client(&sender, &w.mechanism, &keys);
         r.bind(&endpoint(&w.transport)).expect("bind");
         let ep = r.get_last_endpoint().expect("ep").expect("utf8");
@@ -203,7 +226,7 @@ fn req_rep(w: &Work) -> String {
     let (rctx, sctx) = (zmq::Context::new(), zmq::Context::new());
     let rep = socket(&rctx, zmq::REP);
     let req = socket(&sctx, zmq::REQ);
-    let keys = secure_server(&rep, &w.mechanism);
+    let keys = secure_server(&rctx, &rep, &w.mechanism);
     secure_client(&req, &w.mechanism, &keys);
     rep.bind(&endpoint(&w.transport)).expect("bind");
     let ep = rep.get_last_endpoint().expect("ep").expect("utf8");
@@ -235,7 +258,7 @@ fn handshake(w: &Work) -> String {
     let (rctx, sctx) = (zmq::Context::new(), zmq::Context::new());
     let pull = socket(&rctx, zmq::PULL);
     pull.set_rcvtimeo(10_000).expect("opt");
-    let keys = secure_server(&pull, &w.mechanism);
+    let keys = secure_server(&rctx, &pull, &w.mechanism);
     pull.bind(&endpoint(&w.transport)).expect("bind");
     let ep = pull.get_last_endpoint().expect("ep").expect("utf8");
     let mut m = zmq::Message::new();
@@ -264,7 +287,7 @@ fn idle(w: &Work) -> String {
     let (rctx, sctx) = (zmq::Context::new(), zmq::Context::new());
     let pull = socket(&rctx, zmq::PULL);
     pull.set_rcvtimeo(10_000).expect("opt");
-    let keys = secure_server(&pull, &w.mechanism);
+    let keys = secure_server(&rctx, &pull, &w.mechanism);
     pull.bind(&endpoint(&w.transport)).expect("bind");
     let ep = pull.get_last_endpoint().expect("ep").expect("utf8");
     let mut clients = Vec::new();
@@ -290,7 +313,7 @@ fn slow_sub(w: &Work) -> String {
     let (pctx, sctx) = (zmq::Context::new(), zmq::Context::new());
     let publisher = socket(&pctx, zmq::PUB);
     let sub = socket(&sctx, zmq::SUB);
-    let keys = secure_server(&publisher, &w.mechanism);
+    let keys = secure_server(&pctx, &publisher, &w.mechanism);
     secure_client(&sub, &w.mechanism, &keys);
     sub.set_subscribe(b"").expect("opt");
     publisher.bind(&endpoint(&w.transport)).expect("bind");
