@@ -14,7 +14,8 @@ pub(crate) struct Args {
     /// push-pull, req-rep or pub-sub; handshake (sequential connections:
     /// connect, one message, close; --count connections); idle (RSS with
     /// --count connected idle PUSH sockets); slow-sub (peak RSS while a
-    /// publisher sends --count messages to a subscriber reading one per ms).
+    /// publisher sends --count messages to a subscriber reading one per ms);
+    /// seal (CURVE's single-core seal rate, no sockets).
     #[arg(long, default_value = "push-pull")]
     pattern: String,
     /// pub-sub: the number of subscribers (on the receiving context).
@@ -486,9 +487,37 @@ fn pub_sub(a: &Args) -> Report {
     }
 }
 
+/// The single-core rate of CURVE's seal (XSalsa20-Poly1305 of one MESSAGE)
+/// on this thread, without sockets: the ceiling for CURVE throughput.
+fn seal_rate(a: &Args) -> Report {
+    if a.mechanism != "curve" {
+        bad("--pattern seal measures --mechanism curve");
+    }
+    let (mut client, _) =
+        zmtp_sockets::security::curve::cipher_pair().unwrap_or_else(|e| crate::die(1, e));
+    let body = Bytes::from(vec![0x5Au8; a.size]);
+    let mut out = bytes::BytesMut::with_capacity(a.size + 64);
+    let t0 = Instant::now();
+    for _ in 0..a.count {
+        out.clear();
+        client
+            .seal(false, false, &body, &mut out)
+            .unwrap_or_else(|e| crate::die(1, e));
+        std::hint::black_box(&out);
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    Report {
+        seconds: secs,
+        msgs_per_sec: a.count as f64 / secs,
+        mb_per_sec: (a.count as f64 * a.size as f64) / secs / 1e6,
+        ..extra_report(a, Vec::new())
+    }
+}
+
 /// Runs one benchmark.
 pub(crate) fn measure(a: &Args) -> Report {
     match a.pattern.as_str() {
+        "seal" => return seal_rate(a),
         "pub-sub" => return pub_sub(a),
         "handshake" => return handshakes(a),
         "idle" => return idle(a),

@@ -607,3 +607,57 @@ fn values_starting_with_a_hyphen_are_values() {
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "hyphens\n");
 }
+
+/// A number from `zmtp bench --json` output.
+fn json_number(json: &str, key: &str) -> f64 {
+    let pat = format!("\"{key}\": ");
+    let rest = &json[json.find(&pat).unwrap_or_else(|| panic!("{key} in {json}")) + pat.len()..];
+    rest[..rest.find([',', '}']).unwrap()].trim().parse().unwrap()
+}
+
+#[test]
+fn bench_workloads_report_what_they_measured() {
+    let run = |args: &[&str]| {
+        let out = zmtp()
+            .args(["bench", "--json"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    // Every subscriber gets every message.
+    let j = run(&["--pattern", "pub-sub", "--subscribers", "3", "--count", "2000"]);
+    assert_eq!(json_number(&j, "received"), 6000.0);
+    assert!(json_number(&j, "msgs_per_sec") > 0.0);
+    // Each connection's handshake completes, for a secure mechanism too.
+    for mech in ["null", "curve", "noise-ik"] {
+        let j = run(&["--pattern", "handshake", "--mechanism", mech, "--count", "5"]);
+        assert_eq!(json_number(&j, "received"), 5.0, "{mech}");
+        assert!(json_number(&j, "handshakes_per_sec") > 0.0);
+    }
+    // Idle connections are all up when RSS is read.
+    let j = run(&["--pattern", "idle", "--count", "20"]);
+    assert_eq!(json_number(&j, "received"), 20.0);
+    assert!(json_number(&j, "rss_kib") >= json_number(&j, "base_rss_kib"));
+    // A slow subscriber reads little while the publisher finishes.
+    let j = run(&["--pattern", "slow-sub", "--size", "64", "--count", "5000"]);
+    assert!(json_number(&j, "read") < 5000.0);
+    assert!(json_number(&j, "peak_rss_kib") > 0.0);
+    // The seal rate is a rate.
+    let j = run(&[
+        "--pattern",
+        "seal",
+        "--mechanism",
+        "curve",
+        "--size",
+        "1024",
+        "--count",
+        "100",
+    ]);
+    assert!(json_number(&j, "mb_per_sec") > 0.0);
+}

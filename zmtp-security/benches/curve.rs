@@ -6,51 +6,10 @@
 use bytes::{Bytes, BytesMut};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
-use zmtp_core::{
-    AuthVerdict, FrameCipher, Greeting, HandshakeContext, Mechanism, MechanismName, Metadata, Step,
-    Traffic,
-};
-use zmtp_security::{CurveClient, CurveServer, KeyPair};
+use zmtp_core::FrameCipher;
 
 fn ciphers() -> (Box<dyn FrameCipher>, Box<dyn FrameCipher>) {
-    let server_keys = KeyPair::generate();
-    let mut client = CurveClient::new(KeyPair::generate(), server_keys.public);
-    let mut server = CurveServer::new(server_keys);
-    let g = Greeting::new(MechanismName::CURVE, false);
-    let bytes = g.emit();
-    let local = Metadata::new();
-    let ctx = HandshakeContext {
-        local: &local,
-        our_greeting: &bytes,
-        peer_greeting: &bytes,
-        peer: &g,
-    };
-    let (mut to_s, mut to_c) = (Vec::new(), Vec::new());
-    let _ = client.start(&ctx, &mut to_s).expect("start");
-    let _ = server.start(&ctx, &mut to_c).expect("start");
-    let _ = server
-        .handle_command(to_s.remove(0), &mut to_c)
-        .expect("hello");
-    let _ = client
-        .handle_command(to_c.remove(0), &mut to_s)
-        .expect("welcome");
-    let step = server
-        .handle_command(to_s.remove(0), &mut to_c)
-        .expect("initiate");
-    assert!(matches!(step, Step::Authenticate(_)));
-    let _ = server
-        .handle_verdict(AuthVerdict::allow(), &mut to_c)
-        .expect("verdict");
-    let _ = client
-        .handle_command(to_c.remove(0), &mut to_s)
-        .expect("ready");
-    let (Traffic::Frames(c), Traffic::Frames(s)) = (
-        Box::new(client).into_traffic(),
-        Box::new(server).into_traffic(),
-    ) else {
-        panic!("CURVE traffic is per frame")
-    };
-    (c, s)
+    zmtp_security::curve::cipher_pair().expect("handshake")
 }
 
 fn seal_open(c: &mut Criterion) {

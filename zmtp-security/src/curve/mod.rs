@@ -28,7 +28,8 @@ use std::fmt;
 use bytes::Bytes;
 use zmtp_core::error::protocol;
 use zmtp_core::{
-    AuthVerdict, HandshakeContext, Mechanism, MechanismName, Metadata, Result, Step, Traffic,
+    AuthVerdict, Error, FrameCipher, Greeting, HandshakeContext, Mechanism, MechanismName,
+    Metadata, Result, Step, Traffic,
 };
 
 use crate::keys::{KeyPair, PublicKey};
@@ -229,6 +230,50 @@ impl zmtp_core::FrameCipher for Refuse {
     }
     fn open(&mut self, _: bytes::BytesMut) -> Result<(bool, bool, bytes::BytesMut)> {
         Err(zmtp_core::error::cryptographic("handshake not complete"))
+    }
+}
+
+/// The client's and the server's traffic ciphers.
+pub type CipherPair = (Box<dyn FrameCipher>, Box<dyn FrameCipher>);
+
+/// Both ends' traffic ciphers after a CURVE handshake run in memory with
+/// fresh keys: the client's, then the server's. For measuring the cipher on
+/// its own (`zmtp bench --pattern seal`, the criterion benches) and for
+/// tests; a real connection gets its cipher from its `Connection`.
+pub fn cipher_pair() -> std::result::Result<CipherPair, Error> {
+    let server_keys = KeyPair::generate();
+    let mut client = CurveClient::new(KeyPair::generate(), server_keys.public);
+    let mut server = CurveServer::new(server_keys);
+    let g = Greeting::new(MechanismName::CURVE, false);
+    let bytes = g.emit();
+    let local = Metadata::new();
+    let ctx = HandshakeContext {
+        local: &local,
+        our_greeting: &bytes,
+        peer_greeting: &bytes,
+        peer: &g,
+    };
+    let (mut to_s, mut to_c) = (Vec::new(), Vec::new());
+    let next = |q: &mut Vec<_>| {
+        if q.is_empty() {
+            Err(protocol("handshake stalled"))
+        } else {
+            Ok(q.remove(0))
+        }
+    };
+    let _ = client.start(&ctx, &mut to_s)?;
+    let _ = server.start(&ctx, &mut to_c)?;
+    let _ = server.handle_command(next(&mut to_s)?, &mut to_c)?;
+    let _ = client.handle_command(next(&mut to_c)?, &mut to_s)?;
+    let _ = server.handle_command(next(&mut to_s)?, &mut to_c)?;
+    let _ = server.handle_verdict(AuthVerdict::allow(), &mut to_c)?;
+    let _ = client.handle_command(next(&mut to_c)?, &mut to_s)?;
+    match (
+        Box::new(client).into_traffic(),
+        Box::new(server).into_traffic(),
+    ) {
+        (Traffic::Frames(c), Traffic::Frames(s)) => Ok((c, s)),
+        _ => Err(protocol("CURVE traffic is per frame")),
     }
 }
 
