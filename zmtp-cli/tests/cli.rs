@@ -612,7 +612,10 @@ fn values_starting_with_a_hyphen_are_values() {
 fn json_number(json: &str, key: &str) -> f64 {
     let pat = format!("\"{key}\": ");
     let rest = &json[json.find(&pat).unwrap_or_else(|| panic!("{key} in {json}")) + pat.len()..];
-    rest[..rest.find([',', '}']).unwrap()].trim().parse().unwrap()
+    rest[..rest.find([',', '}']).unwrap()]
+        .trim()
+        .parse()
+        .unwrap()
 }
 
 #[test]
@@ -631,12 +634,26 @@ fn bench_workloads_report_what_they_measured() {
         String::from_utf8(out.stdout).unwrap()
     };
     // Every subscriber gets every message.
-    let j = run(&["--pattern", "pub-sub", "--subscribers", "3", "--count", "2000"]);
+    let j = run(&[
+        "--pattern",
+        "pub-sub",
+        "--subscribers",
+        "3",
+        "--count",
+        "2000",
+    ]);
     assert_eq!(json_number(&j, "received"), 6000.0);
     assert!(json_number(&j, "msgs_per_sec") > 0.0);
     // Each connection's handshake completes, for a secure mechanism too.
     for mech in ["null", "curve", "noise-ik"] {
-        let j = run(&["--pattern", "handshake", "--mechanism", mech, "--count", "5"]);
+        let j = run(&[
+            "--pattern",
+            "handshake",
+            "--mechanism",
+            mech,
+            "--count",
+            "5",
+        ]);
         assert_eq!(json_number(&j, "received"), 5.0, "{mech}");
         assert!(json_number(&j, "handshakes_per_sec") > 0.0);
     }

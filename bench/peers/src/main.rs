@@ -16,8 +16,8 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use zeromq::Socket as _;
 use std::time::{Duration, Instant};
+use zeromq::Socket as _;
 
 use bytes::Bytes;
 
@@ -121,29 +121,52 @@ impl Side {
                     ("null", _) => {}
                     ("curve", true) => {
                         s.set_option(CURVE_SERVER, true).await.unwrap();
-                        s.set_option_raw(CURVE_SECRET_KEY, &keys.server_secret).await.unwrap();
+                        s.set_option_raw(CURVE_SECRET_KEY, &keys.server_secret)
+                            .await
+                            .unwrap();
                     }
                     ("curve", false) => {
-                        s.set_option_raw(CURVE_SECRET_KEY, &keys.client_secret).await.unwrap();
-                        s.set_option_raw(CURVE_PUBLIC_KEY, &keys.client_public).await.unwrap();
-                        s.set_option_raw(CURVE_SERVER_KEY, &keys.server_public).await.unwrap();
+                        s.set_option_raw(CURVE_SECRET_KEY, &keys.client_secret)
+                            .await
+                            .unwrap();
+                        s.set_option_raw(CURVE_PUBLIC_KEY, &keys.client_public)
+                            .await
+                            .unwrap();
+                        s.set_option_raw(CURVE_SERVER_KEY, &keys.server_public)
+                            .await
+                            .unwrap();
                     }
                     ("noise-xx", _) => {
-                        s.set_option_raw(NOISE_XX_ENABLED, &1i32.to_ne_bytes()).await.unwrap();
-                        let secret = if server { keys.server_secret } else { keys.client_secret };
-                        s.set_option_raw(NOISE_XX_STATIC_SECRET_KEY, &secret).await.unwrap();
+                        s.set_option_raw(NOISE_XX_ENABLED, &1i32.to_ne_bytes())
+                            .await
+                            .unwrap();
+                        let secret = if server {
+                            keys.server_secret
+                        } else {
+                            keys.client_secret
+                        };
+                        s.set_option_raw(NOISE_XX_STATIC_SECRET_KEY, &secret)
+                            .await
+                            .unwrap();
                         if !server {
-                            s.set_option_raw(NOISE_XX_REMOTE_STATIC_PUBLIC_KEY, &keys.server_public)
-                                .await
-                                .unwrap();
+                            s.set_option_raw(
+                                NOISE_XX_REMOTE_STATIC_PUBLIC_KEY,
+                                &keys.server_public,
+                            )
+                            .await
+                            .unwrap();
                         }
                     }
                     _ => unsupported(),
                 }
                 if UNLIMITED.load(Ordering::Relaxed) {
                     // A large bound: rzmq may not read 0 as "no limit".
-                    s.set_option_raw(SNDHWM, &10_000_000i32.to_ne_bytes()).await.unwrap();
-                    s.set_option_raw(RCVHWM, &10_000_000i32.to_ne_bytes()).await.unwrap();
+                    s.set_option_raw(SNDHWM, &10_000_000i32.to_ne_bytes())
+                        .await
+                        .unwrap();
+                    s.set_option_raw(RCVHWM, &10_000_000i32.to_ne_bytes())
+                        .await
+                        .unwrap();
                 }
                 Sock::Rzmq(s)
             }
@@ -232,7 +255,10 @@ impl Sock {
     async fn subscribe(&mut self) {
         match self {
             Sock::Zmq(Z::Sub(s)) => s.subscribe("").await.unwrap(),
-            Sock::Rzmq(s) => s.set_option_raw(rzmq::socket::options::SUBSCRIBE, b"").await.unwrap(),
+            Sock::Rzmq(s) => s
+                .set_option_raw(rzmq::socket::options::SUBSCRIBE, b"")
+                .await
+                .unwrap(),
             Sock::Omq(s) => s.subscribe(Bytes::new()).await.unwrap(),
             Sock::Zmq(_) => panic!("not a SUB socket"),
         }
@@ -271,19 +297,37 @@ impl Sock {
                         Z::Rep(s) => s.recv().await,
                         _ => panic!("cannot receive"),
                     };
-                    r.ok().map(|m| if keep { m.get(0).cloned().unwrap_or_default() } else { Bytes::new() })
+                    r.ok().map(|m| {
+                        if keep {
+                            m.get(0).cloned().unwrap_or_default()
+                        } else {
+                            Bytes::new()
+                        }
+                    })
                 }
                 Sock::Rzmq(s) => s.recv().await.ok().map(|m| {
-                    if keep { Bytes::copy_from_slice(m.data().unwrap_or(&[])) } else { Bytes::new() }
+                    if keep {
+                        Bytes::copy_from_slice(m.data().unwrap_or(&[]))
+                    } else {
+                        Bytes::new()
+                    }
                 }),
-                Sock::Omq(s) => s
-                    .recv()
-                    .await
-                    .ok()
-                    .map(|m| if keep { m.part_bytes(0).unwrap_or_default() } else { Bytes::new() }),
+                Sock::Omq(s) => s.recv().await.ok().map(|m| {
+                    if keep {
+                        m.part_bytes(0).unwrap_or_default()
+                    } else {
+                        Bytes::new()
+                    }
+                }),
             }
         };
-        tokio::time::timeout(Duration::from_millis(SILENCE_MS.load(Ordering::Relaxed)), fut).await.ok().flatten()
+        tokio::time::timeout(
+            Duration::from_millis(SILENCE_MS.load(Ordering::Relaxed)),
+            fut,
+        )
+        .await
+        .ok()
+        .flatten()
     }
 
     async fn recv(&mut self) -> Option<Bytes> {
@@ -318,11 +362,19 @@ static SILENCE_MS: AtomicU64 = AtomicU64::new(10_000);
 static UNLIMITED: AtomicBool = AtomicBool::new(false);
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap()
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 fn thread_cpu_ns() -> u64 {
@@ -381,7 +433,11 @@ fn main() {
     let transport = arg(4, "tcp");
     let ep = match transport.as_str() {
         "tcp" => format!("tcp://127.0.0.1:{}", free_port()),
-        "ipc" => format!("ipc://{}/rust-peers-{}.sock", std::env::temp_dir().display(), std::process::id()),
+        "ipc" => format!(
+            "ipc://{}/rust-peers-{}.sock",
+            std::env::temp_dir().display(),
+            std::process::id()
+        ),
         _ => unsupported(),
     };
     let run = Run {
@@ -425,7 +481,12 @@ fn throughput(r: &Run) -> String {
     let (recv_side, send_side) = (Side::new(&r.imp), Side::new(&r.imp));
     let payload = Bytes::from(vec![0x5Au8; r.size]);
     // The sender binds for PUB/SUB (as a publisher does), the receiver for PUSH/PULL.
-    let mut sender = rt_send.block_on(send_side.socket(if pubsub { Ty::Pub } else { Ty::Push }, &r.mech, pubsub, &r.keys));
+    let mut sender = rt_send.block_on(send_side.socket(
+        if pubsub { Ty::Pub } else { Ty::Push },
+        &r.mech,
+        pubsub,
+        &r.keys,
+    ));
     let mut receivers = Vec::new();
     if pubsub {
         rt_send.block_on(sender.bind(&r.ep));
@@ -443,7 +504,10 @@ fn throughput(r: &Run) -> String {
             loop {
                 rt_send.block_on(sender.send(&probe));
                 let got = rt_recv.block_on(async {
-                    tokio::time::timeout(Duration::from_millis(20), s.recv()).await.ok().flatten()
+                    tokio::time::timeout(Duration::from_millis(20), s.recv())
+                        .await
+                        .ok()
+                        .flatten()
                 });
                 if got.is_some() {
                     break;
@@ -453,7 +517,12 @@ fn throughput(r: &Run) -> String {
         // Drain leftover probes.
         for s in receivers.iter_mut() {
             rt_recv.block_on(async {
-                while tokio::time::timeout(Duration::from_millis(50), s.recv()).await.ok().flatten().is_some() {}
+                while tokio::time::timeout(Duration::from_millis(50), s.recv())
+                    .await
+                    .ok()
+                    .flatten()
+                    .is_some()
+                {}
             });
         }
     } else {
@@ -503,7 +572,9 @@ fn req_rep(r: &Run) -> String {
     let count = r.count;
     let echo = rt_rep.spawn(async move {
         for _ in 0..count {
-            let Some(m) = rep.recv_keep(true).await else { return };
+            let Some(m) = rep.recv_keep(true).await else {
+                return;
+            };
             rep.send(&m).await;
         }
     });
@@ -553,7 +624,12 @@ fn handshake(r: &Run) -> String {
             let mut s = cli_side.socket(Ty::Push, &r.mech, false, &r.keys).await;
             s.connect(&r.ep).await;
             s.send(&m).await;
-            if tokio::time::timeout(Duration::from_secs(10), rx.recv()).await.ok().flatten().is_none() {
+            if tokio::time::timeout(Duration::from_secs(10), rx.recv())
+                .await
+                .ok()
+                .flatten()
+                .is_none()
+            {
                 return i;
             }
             s.close().await;
@@ -562,7 +638,10 @@ fn handshake(r: &Run) -> String {
     });
     let secs = t0.elapsed().as_secs_f64();
     std::mem::forget((rt_srv, rt_cli, srv_side, cli_side));
-    format!("\"received\": {done}, \"handshakes_per_sec\": {:.1}", done as f64 / secs)
+    format!(
+        "\"received\": {done}, \"handshakes_per_sec\": {:.1}",
+        done as f64 / secs
+    )
 }
 
 /// RSS of this process with `count` connected, idle PUSH sockets (both ends
@@ -613,7 +692,12 @@ fn slow_sub(r: &Run) -> String {
     let probe = Bytes::from_static(b"probe");
     loop {
         rt_pub.block_on(publisher.send(&probe));
-        let got = rt_sub.block_on(async { tokio::time::timeout(Duration::from_millis(20), sub.recv()).await.ok().flatten() });
+        let got = rt_sub.block_on(async {
+            tokio::time::timeout(Duration::from_millis(20), sub.recv())
+                .await
+                .ok()
+                .flatten()
+        });
         if got.is_some() {
             break;
         }
@@ -623,7 +707,12 @@ fn slow_sub(r: &Run) -> String {
     let (stop2, read2) = (stop.clone(), read.clone());
     rt_sub.spawn(async move {
         while !stop2.load(Ordering::Relaxed) {
-            if tokio::time::timeout(Duration::from_millis(100), sub.recv()).await.ok().flatten().is_some() {
+            if tokio::time::timeout(Duration::from_millis(100), sub.recv())
+                .await
+                .ok()
+                .flatten()
+                .is_some()
+            {
                 read2.fetch_add(1, Ordering::Relaxed);
             }
             tokio::time::sleep(Duration::from_millis(1)).await;
