@@ -24,6 +24,8 @@ use std::fmt::Write as _;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use svg::human;
+
 /// The implementations, in column order.
 const IMPLS: [(&str, &str); 5] = [
     ("libzmq", "libzmq"),
@@ -227,18 +229,6 @@ fn size_name(s: usize) -> String {
         s if s >= 1 << 20 => format!("{} MiB", s >> 20),
         s if s >= 1024 => format!("{} KiB", s >> 10),
         s => format!("{s} B"),
-    }
-}
-
-fn human(v: f64) -> String {
-    if v >= 1e6 {
-        format!("{:.2}M", v / 1e6)
-    } else if v >= 1e4 {
-        format!("{:.0}k", v / 1e3)
-    } else if v >= 100.0 {
-        format!("{v:.0}")
-    } else {
-        format!("{v:.1}")
     }
 }
 
@@ -852,26 +842,13 @@ fn memory(t: &Tools, rep: &mut Report, runs: usize, quick: bool) {
         subscribers: 1,
     };
     let r = run_interleaved(t, &idle, &imps, runs);
-    let grow = |f: &Fields, key: &str| Some((f.get(key)? - f.get("base_rss_kib")?) / 1024.0);
-    let row: Vec<String> = IMPLS
-        .iter()
-        .map(|(imp, _)| {
-            if failed(&r, imp) {
-                return "failed".to_owned();
-            }
-            let v: Vec<f64> = r
-                .get(imp)
-                .map(|v| v.iter().filter_map(|f| grow(f, "rss_kib")).collect())
-                .unwrap_or_default();
-            stats(v).map_or("–".into(), |(m, _, _)| {
-                format!(
-                    "{m:.1} MiB ({:.1} KiB per connection)",
-                    m * 1024.0 / conns as f64
-                )
-            })
-        })
-        .collect();
-    let _ = writeln!(rep.md, "| {conns} idle connections | {} |", row.join(" | "));
+    let row = rss_row(&r, "rss_kib", |m| {
+        format!(
+            "{m:.1} MiB ({:.1} KiB per connection)",
+            m * 1024.0 / conns as f64
+        )
+    });
+    let _ = writeln!(rep.md, "| {conns} idle connections | {row} |");
     let slow = Work {
         pattern: "slow-sub",
         mechanism: "null",
@@ -881,20 +858,28 @@ fn memory(t: &Tools, rep: &mut Report, runs: usize, quick: bool) {
         subscribers: 1,
     };
     let r = run_interleaved(t, &slow, &imps, runs);
-    let row: Vec<String> = IMPLS
+    let row = rss_row(&r, "peak_rss_kib", |m| format!("{m:.1} MiB"));
+    let _ = writeln!(rep.md, "| slow subscriber (peak) | {row} |");
+}
+
+/// One memory row: per implementation, the median growth of `key` over
+/// the process's RSS before the sockets, in MiB, shown by `show`.
+fn rss_row(r: &Results, key: &str, show: impl Fn(f64) -> String) -> String {
+    let grow = |f: &Fields| Some((f.get(key)? - f.get("base_rss_kib")?) / 1024.0);
+    IMPLS
         .iter()
         .map(|(imp, _)| {
-            if failed(&r, imp) {
+            if failed(r, imp) {
                 return "failed".to_owned();
             }
             let v: Vec<f64> = r
                 .get(imp)
-                .map(|v| v.iter().filter_map(|f| grow(f, "peak_rss_kib")).collect())
+                .map(|v| v.iter().filter_map(grow).collect())
                 .unwrap_or_default();
-            stats(v).map_or("–".into(), |(m, _, _)| format!("{m:.1} MiB"))
+            stats(v).map_or("–".into(), |(m, _, _)| show(m))
         })
-        .collect();
-    let _ = writeln!(rep.md, "| slow subscriber (peak) | {} |", row.join(" | "));
+        .collect::<Vec<_>>()
+        .join(" | ")
 }
 
 #[cfg(test)]

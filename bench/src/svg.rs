@@ -36,9 +36,10 @@ fn axis(max: f64) -> (f64, f64) {
     ((max / step).ceil() * step, step)
 }
 
-fn label(v: f64) -> String {
+/// A figure in a few characters: 1.23M, 456k, 789, 12.3.
+pub(crate) fn human(v: f64) -> String {
     if v >= 1e6 {
-        format!("{:.1}M", v / 1e6)
+        format!("{:.2}M", v / 1e6)
     } else if v >= 1e4 {
         format!("{:.0}k", v / 1e3)
     } else if v >= 100.0 {
@@ -82,7 +83,7 @@ impl Chart {
                 left + plot_w,
                 left - 6.0,
                 yy + 4.0,
-                label(v)
+                human(v)
             );
             v += step;
         }
@@ -116,7 +117,7 @@ impl Chart {
                             bar_w * 0.9,
                             (top + plot_h - y(v)).max(0.0),
                             COLORS[i % COLORS.len()],
-                            label(v)
+                            human(v)
                         );
                     }
                     None => {
