@@ -144,7 +144,18 @@ fn measure(t: &Tools, imp: &str, w: &Work) -> Result<Fields, Miss> {
         eprintln!("  {imp} {w:?}: failed ({})", out.status);
         return Err(Miss::Failed);
     }
-    let f = parse(&line);
+    let mut f = parse(&line);
+    // Memory growth from before the sockets, for comparisons.
+    if let Some(base) = f.get("base_rss_kib").copied() {
+        for (from, to) in [
+            ("rss_kib", "rss_growth_kib"),
+            ("peak_rss_kib", "peak_growth_kib"),
+        ] {
+            if let Some(v) = f.get(from).copied() {
+                f.insert(to.to_owned(), v - base);
+            }
+        }
+    }
     // Throughput from a run that lost messages is no throughput.
     let expected = match w.pattern {
         "push-pull" => Some(w.count as f64),
@@ -417,7 +428,7 @@ fn main() {
     };
     let _ = writeln!(rep.md, "\n### Throughput");
     let null_tcp = throughput_table(&t, &mut rep, runs, "null", "tcp", &sizes(false));
-    throughput_table(&t, &mut rep, runs, "null", "ipc", &sizes(false));
+    let null_ipc = throughput_table(&t, &mut rep, runs, "null", "ipc", &sizes(false));
     let curve = throughput_table(&t, &mut rep, runs, "curve", "tcp", &sizes(true));
     let noise = throughput_table(&t, &mut rep, runs, "noise-xx", "tcp", &sizes(true));
 
@@ -505,21 +516,23 @@ fn main() {
     );
 
     send_cpu(&mut rep, &n16, &c16, &x16);
-    pub_sub(&t, &mut rep, runs, &n);
+    let subs = pub_sub(&t, &mut rep, runs, &n);
     let rr = latency(&t, &mut rep, runs, &n);
     rep.target(
         "REQ/REP 16 B p50 round trip ≤ 1.0× libzmq's",
-        ratio(&rr, "zmtp", "libzmq", "p50_us"),
+        ratio(&rr[0].1, "zmtp", "libzmq", "p50_us"),
         1.0,
         false,
     );
-    handshakes(&t, &mut rep, runs, quick);
-    memory(&t, &mut rep, runs, quick);
+    let hs = handshakes(&t, &mut rep, runs, quick);
+    let mem = memory(&t, &mut rep, runs, quick);
 
-    // Ahead of every Rust peer, workload by workload, from the tables above.
-    let mut behind = Vec::new();
+    // Ahead of every Rust peer, workload by workload, from the tables above:
+    // (what, results, figure, whether higher is better).
+    let mut workloads: Vec<(String, &Results, &str, bool)> = Vec::new();
     for (label, all) in [
         ("NULL tcp", &null_tcp),
+        ("NULL ipc", &null_ipc),
         ("CURVE", &curve),
         ("NOISE-XX", &noise),
     ] {
@@ -529,18 +542,43 @@ fn main() {
             } else {
                 "msgs_per_sec"
             };
-            let ours = field(r, "zmtp", key).map(|s| s.0).unwrap_or(0.0);
-            for (imp, name) in &IMPLS[2..] {
-                if let Some((theirs, _, _)) = field(r, imp, key) {
-                    if theirs > ours {
-                        behind.push(format!("{name} at {label} {}", size_name(*size)));
-                    }
+            workloads.push((format!("{label} {}", size_name(*size)), r, key, true));
+        }
+    }
+    for (n_subs, r) in &subs {
+        workloads.push((format!("PUB/SUB ×{n_subs}"), r, "msgs_per_sec", true));
+    }
+    for (size, r) in &rr {
+        for key in ["p50_us", "p99_us"] {
+            let what = format!("REQ/REP {} {}", size_name(*size), &key[..3]);
+            workloads.push((what, r, key, false));
+        }
+    }
+    for (mech, r) in &hs {
+        let what = format!("{} handshakes", mech.to_uppercase());
+        workloads.push((what, r, "handshakes_per_sec", true));
+    }
+    for (what, r, key) in &mem {
+        workloads.push((what.to_string(), r, key, false));
+    }
+    let mut behind = Vec::new();
+    for (what, r, key, higher) in &workloads {
+        let Some((ours, _, _)) = field(r, "zmtp", key) else {
+            continue;
+        };
+        for (imp, name) in &IMPLS[2..] {
+            if let Some((theirs, _, _)) = field(r, imp, key) {
+                if (*higher && theirs > ours) || (!*higher && theirs < ours) {
+                    behind.push(format!("{name} at {what}"));
                 }
             }
         }
     }
     rep.targets.push((
-        "Ahead of every Rust peer on PUSH/PULL throughput".into(),
+        format!(
+            "Ahead of every Rust peer on each workload it supports ({} workloads)",
+            workloads.len()
+        ),
         if behind.is_empty() {
             "yes".into()
         } else {
@@ -684,7 +722,13 @@ fn send_cpu(rep: &mut Report, n16: &Results, c16: &Results, x16: &Results) {
     }
 }
 
-fn pub_sub(t: &Tools, rep: &mut Report, runs: usize, n: &dyn Fn(u64) -> u64) {
+fn pub_sub(
+    t: &Tools,
+    rep: &mut Report,
+    runs: usize,
+    n: &dyn Fn(u64) -> u64,
+) -> Vec<(usize, Results)> {
+    let mut all = Vec::new();
     let imps: Vec<&'static str> = IMPLS.iter().map(|i| i.0).collect();
     let _ = writeln!(
         rep.md,
@@ -710,10 +754,17 @@ fn pub_sub(t: &Tools, rep: &mut Report, runs: usize, n: &dyn Fn(u64) -> u64) {
             .map(|(i, (imp, _))| cell_of(&r, imp, "msgs_per_sec", if i == 0 { None } else { base }))
             .collect();
         let _ = writeln!(rep.md, "| {subs} | {} |", row.join(" | "));
+        all.push((subs, r));
     }
+    all
 }
 
-fn latency(t: &Tools, rep: &mut Report, runs: usize, n: &dyn Fn(u64) -> u64) -> Results {
+fn latency(
+    t: &Tools,
+    rep: &mut Report,
+    runs: usize,
+    n: &dyn Fn(u64) -> u64,
+) -> Vec<(usize, Results)> {
     let imps: Vec<&'static str> = IMPLS.iter().map(|i| i.0).collect();
     let _ = writeln!(
         rep.md,
@@ -725,7 +776,7 @@ fn latency(t: &Tools, rep: &mut Report, runs: usize, n: &dyn Fn(u64) -> u64) -> 
     let mut cats = Vec::new();
     let mut series: Vec<(String, Vec<Option<f64>>)> =
         IMPLS.iter().map(|i| (i.1.to_owned(), Vec::new())).collect();
-    let mut first = Results::new();
+    let mut all = Vec::new();
     for size in [16usize, 4096] {
         let w = Work {
             pattern: "req-rep",
@@ -750,9 +801,7 @@ fn latency(t: &Tools, rep: &mut Report, runs: usize, n: &dyn Fn(u64) -> u64) -> 
             }
             cats.push(label);
         }
-        if size == 16 {
-            first = r;
-        }
+        all.push((size, r));
     }
     let _ = writeln!(rep.md, "\n![REQ/REP round trip](docs/bench/latency.svg)");
     rep.charts.push((
@@ -765,10 +814,16 @@ fn latency(t: &Tools, rep: &mut Report, runs: usize, n: &dyn Fn(u64) -> u64) -> 
         }
         .render(),
     ));
-    first
+    all
 }
 
-fn handshakes(t: &Tools, rep: &mut Report, runs: usize, quick: bool) {
+fn handshakes(
+    t: &Tools,
+    rep: &mut Report,
+    runs: usize,
+    quick: bool,
+) -> Vec<(&'static str, Results)> {
+    let mut all = Vec::new();
     let imps: Vec<&'static str> = IMPLS.iter().map(|i| i.0).collect();
     let _ = writeln!(
         rep.md,
@@ -806,6 +861,7 @@ fn handshakes(t: &Tools, rep: &mut Report, runs: usize, quick: bool) {
                 .1
                 .push(field(&r, imp, "handshakes_per_sec").map(|s| s.0));
         }
+        all.push((mech, r));
     }
     let _ = writeln!(
         rep.md,
@@ -821,9 +877,15 @@ fn handshakes(t: &Tools, rep: &mut Report, runs: usize, quick: bool) {
         }
         .render(),
     ));
+    all
 }
 
-fn memory(t: &Tools, rep: &mut Report, runs: usize, quick: bool) {
+fn memory(
+    t: &Tools,
+    rep: &mut Report,
+    runs: usize,
+    quick: bool,
+) -> Vec<(&'static str, Results, &'static str)> {
     let imps: Vec<&'static str> = IMPLS.iter().map(|i| i.0).collect();
     let conns = if quick { 100 } else { 1000 };
     let _ = writeln!(
@@ -841,8 +903,8 @@ fn memory(t: &Tools, rep: &mut Report, runs: usize, quick: bool) {
         count: conns,
         subscribers: 1,
     };
-    let r = run_interleaved(t, &idle, &imps, runs);
-    let row = rss_row(&r, "rss_kib", |m| {
+    let idle_r = run_interleaved(t, &idle, &imps, runs);
+    let row = rss_row(&idle_r, "rss_kib", |m| {
         format!(
             "{m:.1} MiB ({:.1} KiB per connection)",
             m * 1024.0 / conns as f64
@@ -857,9 +919,13 @@ fn memory(t: &Tools, rep: &mut Report, runs: usize, quick: bool) {
         count: if quick { 20_000 } else { 200_000 },
         subscribers: 1,
     };
-    let r = run_interleaved(t, &slow, &imps, runs);
-    let row = rss_row(&r, "peak_rss_kib", |m| format!("{m:.1} MiB"));
+    let slow_r = run_interleaved(t, &slow, &imps, runs);
+    let row = rss_row(&slow_r, "peak_rss_kib", |m| format!("{m:.1} MiB"));
     let _ = writeln!(rep.md, "| slow subscriber (peak) | {row} |");
+    vec![
+        ("memory, idle connections", idle_r, "rss_growth_kib"),
+        ("memory, slow subscriber", slow_r, "peak_growth_kib"),
+    ]
 }
 
 /// One memory row: per implementation, the median growth of `key` over
