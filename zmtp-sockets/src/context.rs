@@ -159,6 +159,10 @@ impl Spawner {
         self.tasks.live.fetch_add(1, Ordering::AcqRel);
         let guard = TaskGuard(self.tasks.clone());
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.executors.len();
+        // Boxed on its own: an async block that takes a future by value and
+        // awaits it keeps two copies of its state in the task (about 2.6 KiB
+        // each for a connection), so 1,000 idle connections held 5 MiB more.
+        let fut = Box::pin(fut);
         self.executors[i]
             .spawn(async move {
                 let _guard = guard;
