@@ -21,6 +21,7 @@ use std::collections::VecDeque;
 
 use async_channel::{Receiver, TryRecvError};
 use async_io::Timer;
+use futures_lite::FutureExt as _;
 use futures_lite::future::{or, pending};
 use zmtp_core::{
     AuthVerdict, Config, Connection, Error as CoreError, Event, Mechanism, MechanismName,
@@ -316,6 +317,15 @@ enum Wake {
     Stop,
 }
 
+/// One branch of a connection's wait: `f(value)` when there is a value,
+/// otherwise a future that never completes.
+async fn branch<T, F: Future<Output = Wake>>(value: Option<T>, f: impl FnOnce(T) -> F) -> Wake {
+    match value {
+        Some(v) => f(v).await,
+        None => pending().await,
+    }
+}
+
 /// Runs one connection to its end.
 async fn session(
     shared: &Arc<SocketShared>,
@@ -568,70 +578,39 @@ async fn drive(
         let want_out =
             conn.is_ready() && !closing && conn.output_len() < OUTPUT_BOUND && slot.get().is_some();
         let timer = [conn.poll_timeout(), linger].into_iter().flatten().min();
-        let rx = slot.get().map(|(_, rx)| rx.clone());
+        // The queue is borrowed for the wait, not cloned (a clone per wait
+        // cost two atomic updates of the channel's receiver count).
+        let rx = slot.get().filter(|_| want_out).map(|(_, rx)| rx);
         let room = room_listener.take();
         let wake = if want_read && read_more {
             // The last read filled its buffer: read again first.
             Wake::Readable
         } else {
-            or(
-                async {
-                    if want_read {
-                        let _ = stream.readable().await;
-                        Wake::Readable
-                    } else {
-                        pending().await
-                    }
-                },
-                or(
-                    async {
-                        if want_write {
-                            let _ = stream.writable().await;
-                            Wake::Writable
-                        } else {
-                            pending().await
-                        }
-                    },
-                    or(
-                        async {
-                            match (&rx, want_out) {
-                                (Some(rx), true) => Wake::Out(rx.recv().await.ok()),
-                                _ => pending().await,
-                            }
-                        },
-                        or(
-                            async {
-                                match room {
-                                    Some(l) => {
-                                        l.await;
-                                        Wake::Room
-                                    }
-                                    None => pending().await,
-                                }
-                            },
-                            or(
-                                async {
-                                    match timer {
-                                        Some(t) => {
-                                            Timer::at(t).await;
-                                            Wake::Timer
-                                        }
-                                        None => pending().await,
-                                    }
-                                },
-                                async {
-                                    if stop_seen {
-                                        pending().await
-                                    } else {
-                                        let _ = stop.recv().await;
-                                        Wake::Stop
-                                    }
-                                },
-                            ),
-                        ),
-                    ),
-                ),
-            )
+            // Polled in this order; a branch without its value never wakes.
+            branch(want_read.then_some(stream), |s| async move {
+                let _ = s.readable().await;
+                Wake::Readable
+            })
+            .or(branch(want_write.then_some(stream), |s| async move {
+                let _ = s.writable().await;
+                Wake::Writable
+            }))
+            .or(branch(
+                rx,
+                |rx| async move { Wake::Out(rx.recv().await.ok()) },
+            ))
+            .or(branch(room, |l| async move {
+                l.await;
+                Wake::Room
+            }))
+            .or(branch(timer, |t| async move {
+                Timer::at(t).await;
+                Wake::Timer
+            }))
+            .or(branch((!stop_seen).then_some(stop), |s| async move {
+                let _ = s.recv().await;
+                Wake::Stop
+            }))
             .await
         };
         match wake {
