@@ -132,6 +132,17 @@ fn timed_receive(s: &zmq::Socket, count: u64) -> (Instant, Instant, u64) {
     (first.unwrap_or(last), last, n)
 }
 
+/// Publishes probes until `sub` gets one: its subscription is in effect.
+fn await_subscription(publisher: &zmq::Socket, sub: &zmq::Socket) {
+    sub.set_rcvtimeo(20).expect("opt");
+    loop {
+        publisher.send("probe", 0).expect("send");
+        if sub.recv_bytes(0).is_ok() {
+            return;
+        }
+    }
+}
+
 fn socket(ctx: &zmq::Context, ty: zmq::SocketType) -> zmq::Socket {
     let s = ctx.socket(ty).expect("socket");
     s.set_linger(0).expect("opt");
@@ -171,15 +182,8 @@ fn throughput(w: &Work) -> String {
             s.connect(&ep).expect("connect");
             receivers.push(s);
         }
-        // Until every subscriber has a probe: subscriptions are in effect.
         for s in &receivers {
-            s.set_rcvtimeo(20).expect("opt");
-            loop {
-                sender.send("probe", 0).expect("send");
-                if s.recv_bytes(0).is_ok() {
-                    break;
-                }
-            }
+            await_subscription(&sender, s);
         }
         for s in &receivers {
             s.set_rcvtimeo(50).expect("opt");
@@ -319,13 +323,7 @@ fn slow_sub(w: &Work) -> String {
     publisher.bind(&endpoint(&w.transport)).expect("bind");
     let ep = publisher.get_last_endpoint().expect("ep").expect("utf8");
     sub.connect(&ep).expect("connect");
-    sub.set_rcvtimeo(20).expect("opt");
-    loop {
-        publisher.send("probe", 0).expect("send");
-        if sub.recv_bytes(0).is_ok() {
-            break;
-        }
-    }
+    await_subscription(&publisher, &sub);
     let stop = Arc::new(AtomicBool::new(false));
     let stop2 = stop.clone();
     let reader = std::thread::spawn(move || {

@@ -243,6 +243,17 @@ fn extra_report(a: &Args, extra: Vec<(&'static str, f64)>) -> Report {
     }
 }
 
+/// Waits (up to 30 s) until `publisher` has `n` subscriptions.
+fn await_subscriptions(publisher: &Socket, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while publisher.subscription_count() < n {
+        if Instant::now() > deadline {
+            crate::die(1, "subscriptions never arrived");
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 /// Sequential connections, each with its own PUSH socket: connect, one
 /// message received by the server, close. The message proves the handshake.
 fn handshakes(a: &Args) -> Report {
@@ -337,13 +348,7 @@ fn slow_subscriber(a: &Args) -> Report {
         .bind(&endpoint(&a.transport))
         .unwrap_or_else(|e| crate::die(1, e));
     sub.connect(&ep).unwrap_or_else(|e| crate::die(1, e));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while publisher.subscription_count() == 0 {
-        if Instant::now() > deadline {
-            crate::die(1, "subscription never arrived");
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    await_subscriptions(&publisher, 1);
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let stop2 = stop.clone();
     let reader = std::thread::spawn(move || {
@@ -433,13 +438,7 @@ fn pub_sub(a: &Args) -> Report {
             s
         })
         .collect();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while publisher.subscription_count() < n {
-        if Instant::now() > deadline {
-            crate::die(1, "subscriptions never arrived");
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    await_subscriptions(&publisher, n);
     let count = a.count;
     let threads: Vec<_> = subs
         .into_iter()

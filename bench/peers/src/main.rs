@@ -474,6 +474,29 @@ fn main() {
     std::process::exit(0);
 }
 
+/// Publishes probes (from the publisher's runtime) until `sub` gets one
+/// (on its own runtime): its subscription is in effect.
+fn await_subscription(
+    rt_pub: &tokio::runtime::Runtime,
+    publisher: &mut Sock,
+    rt_sub: &tokio::runtime::Runtime,
+    sub: &mut Sock,
+) {
+    let probe = Bytes::from_static(b"probe");
+    loop {
+        rt_pub.block_on(publisher.send(&probe));
+        let got = rt_sub.block_on(async {
+            tokio::time::timeout(Duration::from_millis(20), sub.recv())
+                .await
+                .ok()
+                .flatten()
+        });
+        if got.is_some() {
+            return;
+        }
+    }
+}
+
 /// PUSH/PULL, or PUB/SUB with `subs` subscribers on the receiving side.
 fn throughput(r: &Run) -> String {
     let pubsub = r.pattern == "pub-sub";
@@ -498,21 +521,8 @@ fn throughput(r: &Run) -> String {
             });
             receivers.push(s);
         }
-        // Until every subscriber has a probe: subscriptions are in effect.
-        let probe = Bytes::from_static(b"probe");
         for s in receivers.iter_mut() {
-            loop {
-                rt_send.block_on(sender.send(&probe));
-                let got = rt_recv.block_on(async {
-                    tokio::time::timeout(Duration::from_millis(20), s.recv())
-                        .await
-                        .ok()
-                        .flatten()
-                });
-                if got.is_some() {
-                    break;
-                }
-            }
+            await_subscription(&rt_send, &mut sender, &rt_recv, s);
         }
         // Drain leftover probes.
         for s in receivers.iter_mut() {
@@ -689,19 +699,7 @@ fn slow_sub(r: &Run) -> String {
         sub.subscribe().await;
         sub.connect(&r.ep).await;
     });
-    let probe = Bytes::from_static(b"probe");
-    loop {
-        rt_pub.block_on(publisher.send(&probe));
-        let got = rt_sub.block_on(async {
-            tokio::time::timeout(Duration::from_millis(20), sub.recv())
-                .await
-                .ok()
-                .flatten()
-        });
-        if got.is_some() {
-            break;
-        }
-    }
+    await_subscription(&rt_pub, &mut publisher, &rt_sub, &mut sub);
     let stop = Arc::new(AtomicBool::new(false));
     let read = Arc::new(AtomicU64::new(0));
     let (stop2, read2) = (stop.clone(), read.clone());
