@@ -237,26 +237,8 @@ fn sneaky_zmtp10_message_is_never_delivered() {
     assert!(s.messages().is_empty());
 }
 
-fn established() -> (
-    Box<dyn zmtp_core::FrameCipher>,
-    Box<dyn zmtp_core::FrameCipher>,
-) {
-    let (mut client, mut server, initiate) = handshake_until(2);
-    let mut out = Vec::new();
-    let _ = server.handle_command(initiate, &mut out).unwrap();
-    let _ = server
-        .handle_verdict(AuthVerdict::allow(), &mut out)
-        .unwrap();
-    let _ = client
-        .handle_command(out.remove(0), &mut Vec::new())
-        .unwrap();
-    let (Traffic::Frames(c), Traffic::Frames(s)) = (
-        Box::new(client).into_traffic(),
-        Box::new(server).into_traffic(),
-    ) else {
-        panic!()
-    };
-    (c, s)
+fn established() -> CipherPair {
+    cipher_pair().unwrap()
 }
 
 fn seal(c: &mut Box<dyn zmtp_core::FrameCipher>, body: &[u8]) -> BytesMut {
