@@ -48,6 +48,29 @@ impl Stream {
         }
     }
 
+    /// Non-blocking read into the spare capacity of `buf`, which grows by
+    /// what arrived. Unlike [`Stream::try_read`], the room needs no zeroing
+    /// first: on unix the bytes go straight into the uninitialised capacity.
+    pub(crate) fn try_read_spare(&self, buf: &mut Vec<u8>) -> io::Result<usize> {
+        #[cfg(unix)]
+        {
+            use rustix::buffer::spare_capacity;
+            let r = match self {
+                Stream::Tcp(s) => rustix::io::read(s.get_ref(), spare_capacity(buf)),
+                Stream::Ipc(s) => rustix::io::read(s.get_ref(), spare_capacity(buf)),
+            };
+            r.map_err(io::Error::from)
+        }
+        #[cfg(not(unix))]
+        {
+            let len = buf.len();
+            buf.resize(buf.capacity(), 0);
+            let r = self.try_read(&mut buf[len..]);
+            buf.truncate(len + *r.as_ref().unwrap_or(&0));
+            r
+        }
+    }
+
     /// Non-blocking vectored write.
     pub(crate) fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         match self {
@@ -74,6 +97,22 @@ impl Stream {
                     match Async::<TcpStream>::connect(addr).await {
                         Ok(s) => {
                             let _ = s.get_ref().set_nodelay(true);
+                            let _ = rustix::net::sockopt::set_socket_send_buffer_size(
+                                s.get_ref(),
+                                4 << 20,
+                            );
+                            let _ = rustix::net::sockopt::set_socket_recv_buffer_size(
+                                s.get_ref(),
+                                4 << 20,
+                            );
+                            let _ = rustix::net::sockopt::set_socket_send_buffer_size(
+                                s.get_ref(),
+                                4 << 20,
+                            );
+                            let _ = rustix::net::sockopt::set_socket_recv_buffer_size(
+                                s.get_ref(),
+                                4 << 20,
+                            );
                             let peer = s
                                 .get_ref()
                                 .peer_addr()

@@ -119,6 +119,47 @@ fn multipart_and_16_mib() {
     }
 }
 
+/// Large bodies are read into memory reused from earlier bodies once the
+/// application has dropped those: a body it still holds never changes, and
+/// a body read into reused memory carries exactly the new bytes.
+#[test]
+fn large_bodies_held_or_dropped_keep_their_bytes() {
+    let ctx = Context::new();
+    for t in transports() {
+        let (pull, push) = pair(
+            &ctx,
+            SocketType::Pull,
+            SocketType::Push,
+            Mech::Null,
+            t,
+            true,
+        );
+        // Sizes around the reuse bounds, each body filled with its index.
+        let sizes = [
+            300_000usize,
+            1 << 20,
+            200_000,
+            (1 << 20) + 1,
+            128 * 1024,
+            3 << 20,
+        ];
+        let body = |i: usize| Bytes::from(vec![i as u8; sizes[i % sizes.len()]]);
+        let mut held = Vec::new();
+        for i in 0..48 {
+            push.send_blocking(Message::from(body(i))).unwrap();
+            let got = pull.recv_blocking().unwrap();
+            assert_eq!(got.frames()[0], body(i), "{t:?} message {i}");
+            // Hold every third message, drop the rest at once.
+            if i % 3 == 0 {
+                held.push((i, got));
+            }
+        }
+        for (i, m) in &held {
+            assert_eq!(m.frames()[0], body(*i), "{t:?} held message {i} changed");
+        }
+    }
+}
+
 #[test]
 fn req_strict_alternation_and_rep_state() {
     let ctx = Context::new();
