@@ -337,6 +337,7 @@ async fn session(
     stop: &Receiver<()>,
 ) -> End {
     let opts = shared.options();
+    stream.set_buffer_sizes(opts.sndbuf, opts.rcvbuf);
     let mech = match mechanism(&opts) {
         Ok(m) => m,
         Err(e) => return End::Handshake(HandshakeFailure::Protocol(e.to_string())),

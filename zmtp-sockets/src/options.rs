@@ -137,6 +137,12 @@ pub struct Options {
     pub heartbeat_timeout: Option<Duration>,
     /// TTL announced to peers (`ZMQ_HEARTBEAT_TTL`).
     pub heartbeat_ttl: Option<Duration>,
+    /// Kernel send buffer size per connection (`ZMQ_SNDBUF`; `None`: the
+    /// system's default for tcp, 1 MiB for ipc).
+    pub sndbuf: Option<usize>,
+    /// Kernel receive buffer size per connection (`ZMQ_RCVBUF`; `None`: the
+    /// system's default).
+    pub rcvbuf: Option<usize>,
     /// Largest frame accepted (`ZMQ_MAXMSGSIZE`; `None`: unlimited).
     pub max_msg_size: Option<u64>,
     /// Routing id sent as `Identity` (`ZMQ_ROUTING_ID`).
@@ -175,6 +181,8 @@ impl Default for Options {
             heartbeat_ivl: None,
             heartbeat_timeout: None,
             heartbeat_ttl: None,
+            sndbuf: None,
+            rcvbuf: None,
             max_msg_size: None,
             routing_id: Bytes::new(),
             properties: Metadata::new(),
