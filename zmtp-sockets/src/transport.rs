@@ -128,22 +128,6 @@ impl Stream {
                     match Async::<TcpStream>::connect(addr).await {
                         Ok(s) => {
                             let _ = s.get_ref().set_nodelay(true);
-                            let _ = rustix::net::sockopt::set_socket_send_buffer_size(
-                                s.get_ref(),
-                                4 << 20,
-                            );
-                            let _ = rustix::net::sockopt::set_socket_recv_buffer_size(
-                                s.get_ref(),
-                                4 << 20,
-                            );
-                            let _ = rustix::net::sockopt::set_socket_send_buffer_size(
-                                s.get_ref(),
-                                4 << 20,
-                            );
-                            let _ = rustix::net::sockopt::set_socket_recv_buffer_size(
-                                s.get_ref(),
-                                4 << 20,
-                            );
                             let peer = s
                                 .get_ref()
                                 .peer_addr()
