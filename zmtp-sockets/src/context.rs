@@ -104,9 +104,15 @@ impl Context {
                 .name(format!("zmtp-io-{i}"))
                 .spawn(move || {
                     // Returns when `stop` is closed.
-                    async_io::block_on(ex2.run(async move {
+                    let run = ex2.run(async move {
                         let _ = stop_rx.recv().await;
-                    }));
+                    });
+                    // Linux: the thread waits in its own epoll (see
+                    // `reactor`); elsewhere on async-io's shared reactor.
+                    #[cfg(target_os = "linux")]
+                    crate::reactor::Reactor::block_on(run);
+                    #[cfg(not(target_os = "linux"))]
+                    async_io::block_on(run);
                 })
                 .unwrap_or_else(|e| panic!("cannot start I/O thread: {e}"));
             executors.push(ex);

@@ -44,6 +44,8 @@ mod inbox;
 mod monitor;
 mod options;
 mod poller;
+#[cfg(target_os = "linux")]
+mod reactor;
 mod routing;
 mod socket;
 mod transport;

@@ -19,35 +19,72 @@ use crate::error::{Error, Result};
 pub(crate) const IPC_SNDBUF: usize = 1 << 20;
 
 /// A connected stream.
-pub(crate) enum Stream {
+pub(crate) struct Stream {
+    /// Registration with the I/O thread's own reactor, made on the first
+    /// wait (`None`: not on an I/O thread, or no reactor here; the wait goes
+    /// through `async-io`). Declared first: dropped before the descriptor.
+    #[cfg(target_os = "linux")]
+    reg: std::sync::OnceLock<Option<crate::reactor::Registration>>,
+    io: Io,
+}
+
+enum Io {
     Tcp(Async<TcpStream>),
     #[cfg(unix)]
     Ipc(Async<UnixStream>),
 }
 
 impl Stream {
+    fn new(io: Io) -> Stream {
+        Stream {
+            #[cfg(target_os = "linux")]
+            reg: std::sync::OnceLock::new(),
+            io,
+        }
+    }
+
+    /// The registration with the current thread's reactor, if any.
+    #[cfg(target_os = "linux")]
+    fn registration(&self) -> Option<&crate::reactor::Registration> {
+        let reg = self.reg.get_or_init(|| match &self.io {
+            Io::Tcp(s) => crate::reactor::register_current(s.get_ref()),
+            Io::Ipc(s) => crate::reactor::register_current(s.get_ref()),
+        });
+        reg.as_ref().filter(|r| r.is_current())
+    }
+
     pub(crate) async fn readable(&self) -> io::Result<()> {
-        match self {
-            Stream::Tcp(s) => s.readable().await,
+        #[cfg(target_os = "linux")]
+        if let Some(reg) = self.registration() {
+            reg.ready(false).await;
+            return Ok(());
+        }
+        match &self.io {
+            Io::Tcp(s) => s.readable().await,
             #[cfg(unix)]
-            Stream::Ipc(s) => s.readable().await,
+            Io::Ipc(s) => s.readable().await,
         }
     }
 
     pub(crate) async fn writable(&self) -> io::Result<()> {
-        match self {
-            Stream::Tcp(s) => s.writable().await,
+        #[cfg(target_os = "linux")]
+        if let Some(reg) = self.registration() {
+            reg.ready(true).await;
+            return Ok(());
+        }
+        match &self.io {
+            Io::Tcp(s) => s.writable().await,
             #[cfg(unix)]
-            Stream::Ipc(s) => s.writable().await,
+            Io::Ipc(s) => s.writable().await,
         }
     }
 
     /// Non-blocking read.
     pub(crate) fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Stream::Tcp(s) => s.get_ref().read(buf),
+        match &self.io {
+            Io::Tcp(s) => s.get_ref().read(buf),
             #[cfg(unix)]
-            Stream::Ipc(s) => s.get_ref().read(buf),
+            Io::Ipc(s) => s.get_ref().read(buf),
         }
     }
 
@@ -58,9 +95,9 @@ impl Stream {
         #[cfg(unix)]
         {
             use rustix::buffer::spare_capacity;
-            let r = match self {
-                Stream::Tcp(s) => rustix::io::read(s.get_ref(), spare_capacity(buf)),
-                Stream::Ipc(s) => rustix::io::read(s.get_ref(), spare_capacity(buf)),
+            let r = match &self.io {
+                Io::Tcp(s) => rustix::io::read(s.get_ref(), spare_capacity(buf)),
+                Io::Ipc(s) => rustix::io::read(s.get_ref(), spare_capacity(buf)),
             };
             r.map_err(io::Error::from)
         }
@@ -82,9 +119,9 @@ impl Stream {
         #[cfg(unix)]
         {
             use rustix::net::sockopt::{set_socket_recv_buffer_size, set_socket_send_buffer_size};
-            let (fd, sndbuf) = match self {
-                Stream::Tcp(s) => (rustix::fd::AsFd::as_fd(s.get_ref()), sndbuf),
-                Stream::Ipc(s) => (
+            let (fd, sndbuf) = match &self.io {
+                Io::Tcp(s) => (rustix::fd::AsFd::as_fd(s.get_ref()), sndbuf),
+                Io::Ipc(s) => (
                     rustix::fd::AsFd::as_fd(s.get_ref()),
                     sndbuf.or(Some(IPC_SNDBUF)),
                 ),
@@ -104,18 +141,18 @@ impl Stream {
 
     /// Non-blocking vectored write.
     pub(crate) fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        match self {
-            Stream::Tcp(s) => s.get_ref().write_vectored(bufs),
+        match &self.io {
+            Io::Tcp(s) => s.get_ref().write_vectored(bufs),
             #[cfg(unix)]
-            Stream::Ipc(s) => s.get_ref().write_vectored(bufs),
+            Io::Ipc(s) => s.get_ref().write_vectored(bufs),
         }
     }
 
     pub(crate) fn shutdown(&self) {
-        let _ = match self {
-            Stream::Tcp(s) => s.get_ref().shutdown(Shutdown::Both),
+        let _ = match &self.io {
+            Io::Tcp(s) => s.get_ref().shutdown(Shutdown::Both),
             #[cfg(unix)]
-            Stream::Ipc(s) => s.get_ref().shutdown(Shutdown::Both),
+            Io::Ipc(s) => s.get_ref().shutdown(Shutdown::Both),
         };
     }
 
@@ -133,7 +170,7 @@ impl Stream {
                                 .peer_addr()
                                 .map(|a| a.to_string())
                                 .unwrap_or_default();
-                            return Ok((Stream::Tcp(s), peer));
+                            return Ok((Stream::new(Io::Tcp(s)), peer));
                         }
                         Err(e) => last = Some(e),
                     }
@@ -145,7 +182,7 @@ impl Stream {
             #[cfg(unix)]
             Endpoint::Ipc(path) => {
                 let s = Async::<UnixStream>::connect(path).await?;
-                Ok((Stream::Ipc(s), path.display().to_string()))
+                Ok((Stream::new(Io::Ipc(s)), path.display().to_string()))
             }
             #[cfg(not(unix))]
             Endpoint::Ipc(_) => Err(Error::Endpoint("ipc is not supported here".into())),
@@ -200,12 +237,12 @@ impl Listener {
             Listener::Tcp(l) => {
                 let (s, addr) = l.accept().await?;
                 let _ = s.get_ref().set_nodelay(true);
-                Ok((Stream::Tcp(s), addr.to_string(), Some(addr.ip())))
+                Ok((Stream::new(Io::Tcp(s)), addr.to_string(), Some(addr.ip())))
             }
             #[cfg(unix)]
             Listener::Ipc(l, path) => {
                 let (s, _) = l.accept().await?;
-                Ok((Stream::Ipc(s), path.display().to_string(), None))
+                Ok((Stream::new(Io::Ipc(s)), path.display().to_string(), None))
             }
         }
     }
@@ -227,12 +264,12 @@ mod tests {
 
     fn ipc_pair() -> (Stream, Stream) {
         let (a, b) = UnixStream::pair().expect("socketpair");
-        let wrap = |s| Stream::Ipc(Async::new(s).expect("async"));
+        let wrap = |s| Stream::new(Io::Ipc(Async::new(s).expect("async")));
         (wrap(a), wrap(b))
     }
 
     fn sizes(s: &Stream) -> (usize, usize) {
-        let Stream::Ipc(s) = s else { unreachable!() };
+        let Io::Ipc(s) = &s.io else { unreachable!() };
         let fd = s.get_ref();
         (
             socket_send_buffer_size(fd).expect("SO_SNDBUF"),

@@ -1,0 +1,303 @@
+//! Readiness for the I/O threads, one epoll per thread (Linux).
+//!
+//! `async-io` has one reactor per process: when several threads run
+//! `async_io::block_on`, one of them (or async-io's own helper thread) waits
+//! in epoll for all of them and hands each event to its owner with a futex
+//! wake. Every message of a request/reply then crossed one more thread than
+//! it had to. Here, as in libzmq, each I/O thread waits in its own epoll for
+//! the streams of its own connection tasks, registered once, edge-triggered,
+//! so a wait costs no `epoll_ctl` either.
+//!
+//! Accepting, connecting and timers stay on `async-io`; only the streams of
+//! established connections use this reactor, and only when their task runs
+//! on an I/O thread (elsewhere they fall back to `async-io`).
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::pin::pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Wake, Waker};
+
+use rustix::event::{EventfdFlags, epoll, eventfd};
+
+/// The epoll data of the thread's wake-up eventfd.
+const NOTIFY: u64 = u64::MAX;
+
+thread_local! {
+    static CURRENT: RefCell<Option<Arc<Reactor>>> = const { RefCell::new(None) };
+}
+
+/// One I/O thread's epoll and the readiness of its streams.
+pub(crate) struct Reactor {
+    epoll: OwnedFd,
+    notify: Arc<Notify>,
+    sources: Mutex<Sources>,
+}
+
+#[derive(Default)]
+struct Sources {
+    next: u64,
+    map: HashMap<u64, Readiness>,
+}
+
+/// Readiness seen since the last wait that consumed it, and who waits.
+#[derive(Default)]
+struct Readiness {
+    readable: bool,
+    writable: bool,
+    reader: Option<Waker>,
+    writer: Option<Waker>,
+}
+
+/// The thread's waker: wakes the thread out of `epoll_wait` only when it
+/// sleeps there (one eventfd write), never while it runs.
+struct Notify {
+    fd: OwnedFd,
+    pending: AtomicBool,
+    sleeping: AtomicBool,
+}
+
+impl Wake for Notify {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        // Sequentially consistent with the thread's `sleeping` store and
+        // `pending` load, so that one of the two sides sees the other.
+        if !self.pending.swap(true, Ordering::SeqCst) && self.sleeping.load(Ordering::SeqCst) {
+            let _ = rustix::io::write(&self.fd, &1u64.to_ne_bytes());
+        }
+    }
+}
+
+fn lock(m: &Mutex<Sources>) -> MutexGuard<'_, Sources> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Reactor {
+    fn new() -> io::Result<Arc<Reactor>> {
+        let epoll = epoll::create(epoll::CreateFlags::CLOEXEC)?;
+        let fd = eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?;
+        // Edge-triggered: every write is an event, so the counter is never
+        // read back.
+        epoll::add(
+            &epoll,
+            &fd,
+            epoll::EventData::new_u64(NOTIFY),
+            epoll::EventFlags::IN | epoll::EventFlags::ET,
+        )?;
+        Ok(Arc::new(Reactor {
+            epoll,
+            notify: Arc::new(Notify {
+                fd,
+                pending: AtomicBool::new(false),
+                sleeping: AtomicBool::new(false),
+            }),
+            sources: Mutex::default(),
+        }))
+    }
+
+    /// The reactor of the current thread, if it is an I/O thread.
+    pub(crate) fn current() -> Option<Arc<Reactor>> {
+        CURRENT.with(|c| c.borrow().clone())
+    }
+
+    /// Registers a stream for read and write readiness, edge-triggered.
+    pub(crate) fn register(self: &Arc<Self>, fd: BorrowedFd<'_>) -> io::Result<Registration> {
+        let key = {
+            let mut s = lock(&self.sources);
+            let key = s.next;
+            s.next += 1;
+            s.map.insert(key, Readiness::default());
+            key
+        };
+        let flags = epoll::EventFlags::IN
+            | epoll::EventFlags::OUT
+            | epoll::EventFlags::RDHUP
+            | epoll::EventFlags::ET;
+        if let Err(e) = epoll::add(&self.epoll, fd, epoll::EventData::new_u64(key), flags) {
+            lock(&self.sources).map.remove(&key);
+            return Err(e.into());
+        }
+        Ok(Registration {
+            reactor: self.clone(),
+            key,
+        })
+    }
+
+    /// Runs `fut` on this thread until it completes, waiting for I/O in
+    /// this thread's own epoll. Falls back to `async_io::block_on` if the
+    /// epoll cannot be made.
+    pub(crate) fn block_on<T>(fut: impl Future<Output = T>) -> T {
+        let r = match Reactor::new() {
+            Ok(r) => r,
+            Err(_) => return async_io::block_on(fut),
+        };
+        CURRENT.with(|c| *c.borrow_mut() = Some(r.clone()));
+        let waker = Waker::from(r.notify.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut fut = pin!(fut);
+        let mut events: Vec<epoll::Event> = Vec::with_capacity(256);
+        let zero = rustix::time::Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        loop {
+            r.notify.pending.store(false, Ordering::SeqCst);
+            if let Poll::Ready(t) = fut.as_mut().poll(&mut cx) {
+                CURRENT.with(|c| *c.borrow_mut() = None);
+                return t;
+            }
+            r.notify.sleeping.store(true, Ordering::SeqCst);
+            // Woken while polling: look for I/O without sleeping.
+            let timeout = r.notify.pending.load(Ordering::SeqCst).then_some(&zero);
+            events.clear();
+            let _ = epoll::wait(
+                &r.epoll,
+                rustix::buffer::spare_capacity(&mut events),
+                timeout,
+            );
+            r.notify.sleeping.store(false, Ordering::SeqCst);
+            r.dispatch(&events);
+        }
+    }
+
+    fn dispatch(&self, events: &[epoll::Event]) {
+        let mut wake = Vec::new();
+        {
+            let mut s = lock(&self.sources);
+            for e in events {
+                let key = e.data.u64();
+                if key == NOTIFY {
+                    continue;
+                }
+                let Some(rd) = s.map.get_mut(&key) else {
+                    continue;
+                };
+                let f = e.flags;
+                let fault = epoll::EventFlags::ERR | epoll::EventFlags::HUP;
+                if f.intersects(epoll::EventFlags::IN | epoll::EventFlags::RDHUP | fault) {
+                    rd.readable = true;
+                    wake.extend(rd.reader.take());
+                }
+                if f.intersects(epoll::EventFlags::OUT | fault) {
+                    rd.writable = true;
+                    wake.extend(rd.writer.take());
+                }
+            }
+        }
+        for w in wake {
+            w.wake();
+        }
+    }
+}
+
+/// A stream's registration with an I/O thread's reactor.
+pub(crate) struct Registration {
+    reactor: Arc<Reactor>,
+    key: u64,
+}
+
+impl Registration {
+    /// Waits until the stream is readable (`write == false`) or writable.
+    /// Readiness is consumed: the caller does I/O until it would block
+    /// before waiting again, and any bytes or room that arrive after that
+    /// raise a new edge.
+    pub(crate) async fn ready(&self, write: bool) {
+        std::future::poll_fn(|cx| {
+            let mut s = lock(&self.reactor.sources);
+            let Some(rd) = s.map.get_mut(&self.key) else {
+                return Poll::Ready(());
+            };
+            let (flag, waiter) = if write {
+                (&mut rd.writable, &mut rd.writer)
+            } else {
+                (&mut rd.readable, &mut rd.reader)
+            };
+            if std::mem::take(flag) {
+                Poll::Ready(())
+            } else {
+                match waiter {
+                    Some(w) if w.will_wake(cx.waker()) => {}
+                    _ => *waiter = Some(cx.waker().clone()),
+                }
+                Poll::Pending
+            }
+        })
+        .await
+    }
+
+    /// Whether this registration belongs to the current thread's reactor.
+    pub(crate) fn is_current(&self) -> bool {
+        CURRENT.with(|c| {
+            c.borrow()
+                .as_ref()
+                .is_some_and(|r| Arc::ptr_eq(r, &self.reactor))
+        })
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        // The epoll entry goes with the descriptor when the stream closes.
+        lock(&self.reactor.sources).map.remove(&self.key);
+    }
+}
+
+/// Registers `fd` with the current thread's reactor, if it has one.
+pub(crate) fn register_current(fd: impl AsFd) -> Option<Registration> {
+    Reactor::current()?.register(fd.as_fd()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
+    use std::time::Duration;
+
+    #[test]
+    fn readiness_wakes_the_waiting_task_and_is_consumed() {
+        let (mut a, b) = UnixStream::pair().expect("pair");
+        b.set_nonblocking(true).expect("nonblocking");
+        let writer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            a.write_all(b"ping").expect("write");
+            a
+        });
+        let got = Reactor::block_on(async {
+            let reg = register_current(&b).expect("an I/O thread's reactor");
+            assert!(reg.is_current());
+            // Writable at once (the edge of the registration).
+            reg.ready(true).await;
+            let mut buf = [0u8; 8];
+            loop {
+                reg.ready(false).await;
+                match (&b).read(&mut buf) {
+                    Ok(n) => break buf[..n].to_vec(),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                    Err(e) => panic!("{e}"),
+                }
+            }
+        });
+        assert_eq!(got, b"ping");
+        drop(writer.join());
+        assert!(Reactor::current().is_none());
+    }
+
+    #[test]
+    fn a_wake_from_another_thread_interrupts_the_wait() {
+        let (tx, rx) = async_channel::bounded::<u32>(1);
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            tx.send_blocking(7).expect("send");
+        });
+        assert_eq!(Reactor::block_on(rx.recv()), Ok(7));
+        t.join().expect("join");
+    }
+}
