@@ -388,6 +388,15 @@ fn main() {
         std::process::exit(0);
     }
     let flag = |f: &str| args.iter().any(|a| a == f);
+    if flag("--help") || flag("-h") {
+        println!(
+            "zmtp-compare: libzmq, zmtp and the Rust stacks side by side (run through bench/run)\n\n\
+             --runs N    runs per cell (default 3)\n\
+             --quick     small counts, one run: a smoke test of the pipeline\n\
+             --no-write  print the section instead of rewriting BENCHMARKS.md"
+        );
+        return;
+    }
     let quick = flag("--quick");
     let runs: usize = args
         .iter()
