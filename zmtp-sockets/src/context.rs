@@ -1,9 +1,12 @@
 //! The context: I/O threads running the connection tasks.
 //!
 //! Like libzmq's `zmq_ctx_new`, a context owns I/O threads (one by default,
-//! named `zmtp-io-N` as libzmq names its `ZMQbg/IO/N`). Each runs an
-//! `async-executor` on the `async-io` reactor. Sockets spawn one task per
-//! peer connection, listener and connecter onto them, round-robin.
+//! named `zmtp-io-N` as libzmq names its `ZMQbg/IO/N`). Each runs its own
+//! `async-executor`; on Linux it waits in its own epoll for its connections'
+//! streams (see `reactor`), elsewhere on the `async-io` reactor; accepting,
+//! connecting and timers use `async-io` everywhere. Sockets spawn one task
+//! per peer connection, listener and connecter onto them, round-robin; a
+//! task stays on its thread.
 //!
 //! Shutdown works like `zmq_ctx_term`: [`Context::term`] (or dropping the
 //! last handle of the context and of its sockets) closes every socket,
