@@ -34,7 +34,7 @@ use zmtp_security::{
 use crate::endpoint::Endpoint;
 use crate::monitor::{HandshakeFailure, MonitorEvent};
 use crate::options::{Options, Security};
-use crate::socket::{Inbound, Out, SocketShared};
+use crate::socket::{Inbound, Out, PipeRx, SocketShared};
 use crate::transport::{Listener, Stream};
 
 /// Most bytes a task queues for writing before it stops taking messages.
@@ -58,13 +58,13 @@ pub(crate) enum PipeSlot {
     /// handshake succeeds, never before.
     OnHandshake,
     /// A connect endpoint's queue, which outlives each connection.
-    Persistent(u64, Receiver<Out>),
+    Persistent(u64, PipeRx),
     /// A queue made by this connection.
-    Attached(u64, Receiver<Out>),
+    Attached(u64, PipeRx),
 }
 
 impl PipeSlot {
-    fn get(&self) -> Option<(u64, &Receiver<Out>)> {
+    fn get(&self) -> Option<(u64, &PipeRx)> {
         match self {
             PipeSlot::OnHandshake => None,
             PipeSlot::Persistent(id, rx) | PipeSlot::Attached(id, rx) => Some((*id, rx)),
@@ -196,7 +196,7 @@ pub(crate) async fn connect(
     shared: Arc<SocketShared>,
     ep: Endpoint,
     endpoint: String,
-    pipe: Option<(u64, Receiver<Out>)>,
+    pipe: Option<(u64, PipeRx)>,
     stop: Receiver<()>,
 ) {
     let base = shared.options().reconnect_ivl;
@@ -403,7 +403,7 @@ async fn drive(
     // mark does: a full queue then costs one wake-up per half queue, not
     // one per message.
     let low_water = opts.sndhwm.div_ceil(2);
-    let room_for_senders = |rx: &Receiver<Out>| opts.sndhwm == 0 || rx.len() <= low_water;
+    let room_for_senders = |rx: &PipeRx| opts.sndhwm == 0 || rx.len() <= low_water;
     loop {
         let now = Instant::now();
         if conn.poll_timeout().is_some_and(|t| t <= now) {
@@ -598,10 +598,7 @@ async fn drive(
                 let _ = s.writable().await;
                 Wake::Writable
             }))
-            .or(branch(
-                rx,
-                |rx| async move { Wake::Out(rx.recv().await.ok()) },
-            ))
+            .or(branch(rx, |rx| async move { Wake::Out(rx.recv().await) }))
             .or(branch(room, |l| async move {
                 l.await;
                 Wake::Room

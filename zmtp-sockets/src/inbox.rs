@@ -8,7 +8,9 @@
 //! one swapped batch more, like libzmq's batched pipes.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
+use std::task::{Poll, Waker};
 
 use event_listener::{Event, EventListener};
 
@@ -29,7 +31,9 @@ pub(crate) struct Inbox {
     capacity: usize,
     shared: Mutex<Shared>,
     local: Mutex<VecDeque<Inbound>>,
-    /// Messages arrived.
+    /// Receivers waiting in [`Inbox::pop`].
+    waiters: Waiters,
+    /// Messages arrived (for the [`crate::Poller`]).
     pub(crate) readable: Event,
     /// The shared queue was emptied.
     room: Event,
@@ -45,6 +49,7 @@ impl Inbox {
             capacity,
             shared: Mutex::default(),
             local: Mutex::default(),
+            waiters: Waiters::default(),
             readable: Event::new(),
             room: Event::new(),
         }
@@ -77,6 +82,7 @@ impl Inbox {
             n
         };
         if moved > 0 {
+            self.waiters.wake_all();
             self.readable.notify(usize::MAX);
         }
         Ok(batch.is_empty())
@@ -106,16 +112,22 @@ impl Inbox {
 
     /// Takes the next message, waiting for one.
     pub(crate) async fn pop(&self) -> Result<Inbound, Closed> {
-        loop {
+        let mut entry = Entry {
+            waiters: &self.waiters,
+            id: None,
+        };
+        std::future::poll_fn(|cx| {
             if let Some(item) = self.try_pop()? {
-                return Ok(item);
+                return Poll::Ready(Ok(item));
             }
-            let l = self.readable.listen();
-            if let Some(item) = self.try_pop()? {
-                return Ok(item);
+            // Register, then look again: a push in between wakes us.
+            entry.register(cx.waker());
+            match self.try_pop()? {
+                Some(item) => Poll::Ready(Ok(item)),
+                None => Poll::Pending,
             }
-            l.await;
-        }
+        })
+        .await
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -124,8 +136,86 @@ impl Inbox {
 
     pub(crate) fn close(&self) {
         lock(&self.shared).closed = true;
+        self.waiters.wake_all();
         self.readable.notify(usize::MAX);
         self.room.notify(usize::MAX);
+    }
+}
+
+/// Receivers waiting for messages.
+///
+/// Like an `event_listener::Event`, except that [`Waiters::wake_all`] takes
+/// the wakers out and wakes them after releasing its lock: event-listener
+/// wakes while holding its list's lock, and the receiving thread, scheduled
+/// at once on the other core, then blocked on that lock to see it was
+/// notified (a futex wait and wake per message in a request/reply
+/// exchange, `perf record -e syscalls:sys_enter_futex`).
+#[derive(Default)]
+struct Waiters {
+    /// Entries in `list`, read without the lock by [`Waiters::wake_all`].
+    waiting: AtomicUsize,
+    list: Mutex<Vec<(u64, Waker)>>,
+    next: AtomicU64,
+}
+
+fn lock_list(m: &Mutex<Vec<(u64, Waker)>>) -> MutexGuard<'_, Vec<(u64, Waker)>> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Waiters {
+    fn wake_all(&self) {
+        // Ordered after the queue's mutex by the caller: a receiver that
+        // registered before looking at the queue, and found it empty, is
+        // seen here.
+        if self.waiting.load(Ordering::SeqCst) == 0 {
+            return;
+        }
+        let woken = {
+            let mut l = lock_list(&self.list);
+            self.waiting.store(0, Ordering::SeqCst);
+            std::mem::take(&mut *l)
+        };
+        for (_, w) in woken {
+            w.wake();
+        }
+    }
+}
+
+/// One receiver's place among the [`Waiters`], removed when it is dropped.
+struct Entry<'a> {
+    waiters: &'a Waiters,
+    id: Option<u64>,
+}
+
+impl Entry<'_> {
+    fn register(&mut self, waker: &Waker) {
+        let mut l = lock_list(&self.waiters.list);
+        let existing = self.id.and_then(|id| l.iter_mut().find(|(k, _)| *k == id));
+        match existing {
+            Some((_, w)) => {
+                if !w.will_wake(waker) {
+                    *w = waker.clone();
+                }
+            }
+            None => {
+                let id = self.waiters.next.fetch_add(1, Ordering::Relaxed);
+                l.push((id, waker.clone()));
+                self.id = Some(id);
+            }
+        }
+        self.waiters.waiting.store(l.len(), Ordering::SeqCst);
+    }
+}
+
+impl Drop for Entry<'_> {
+    fn drop(&mut self) {
+        let Some(id) = self.id else { return };
+        if self.waiters.waiting.load(Ordering::SeqCst) == 0 {
+            return;
+        }
+        let mut l = lock_list(&self.waiters.list);
+        l.retain(|(k, _)| *k != id);
+        self.waiters.waiting.store(l.len(), Ordering::SeqCst);
     }
 }
 
@@ -157,5 +247,50 @@ mod tests {
         inbox.close();
         assert_eq!(inbox.try_pop().unwrap_err(), Closed);
         assert_eq!(inbox.push(&mut VecDeque::from([item(9)])), Err(Closed));
+    }
+
+    #[test]
+    fn every_waiting_receiver_is_woken_and_none_is_lost() {
+        use std::sync::Arc;
+        let inbox = Arc::new(Inbox::new(0));
+        for round in 0..200u32 {
+            let receivers: Vec<_> = (0..3)
+                .map(|_| {
+                    let inbox = inbox.clone();
+                    std::thread::spawn(move || futures_lite::future::block_on(inbox.pop()))
+                })
+                .collect();
+            for i in 0..3u8 {
+                inbox.push(&mut VecDeque::from([item(i)])).expect("open");
+            }
+            let mut got: Vec<u8> = receivers
+                .into_iter()
+                .map(|r| r.join().expect("join").expect("item").msg.frames()[0][0])
+                .collect();
+            got.sort();
+            assert_eq!(got, vec![0, 1, 2], "round {round}");
+        }
+        // Every receiver's entry is gone once it returned.
+        assert_eq!(inbox.waiters.waiting.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn a_dropped_pop_leaves_no_waiter_and_close_wakes() {
+        let inbox = Inbox::new(0);
+        {
+            let mut pop = Box::pin(inbox.pop());
+            let waker = Waker::noop();
+            let mut cx = std::task::Context::from_waker(waker);
+            assert!(pop.as_mut().poll(&mut cx).is_pending());
+            assert_eq!(inbox.waiters.waiting.load(Ordering::SeqCst), 1);
+        }
+        assert_eq!(inbox.waiters.waiting.load(Ordering::SeqCst), 0);
+        let inbox = std::sync::Arc::new(inbox);
+        let i2 = inbox.clone();
+        let t = std::thread::spawn(move || futures_lite::future::block_on(i2.pop()).is_err());
+        // Close wakes the blocked receiver with `Closed` (whether it was
+        // already waiting or looks after the close).
+        inbox.close();
+        assert!(t.join().expect("join"));
     }
 }

@@ -18,9 +18,11 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use async_channel::{Receiver, Sender, TrySendError};
+use atomic_waker::AtomicWaker;
 use bytes::Bytes;
 use event_listener::Event;
 use zmtp_core::{Message, SocketType};
@@ -56,6 +58,8 @@ struct Pipe {
     /// Only the routing code sends, under the state lock, so the length
     /// check and the send cannot race with another send.
     tx: Sender<Out>,
+    /// The connection task waiting for this queue (see [`PipeRx`]).
+    ready: Arc<AtomicWaker>,
     cap: usize,
     subs: PeerSubscriptions,
 }
@@ -69,7 +73,73 @@ impl Pipe {
         if self.is_full() {
             return Err(TrySendError::Full(out));
         }
-        self.tx.try_send(out)
+        self.tx.try_send(out)?;
+        self.ready.wake();
+        Ok(())
+    }
+}
+
+impl Pipe {
+    /// Sends regardless of the high-water mark (subscriptions).
+    fn try_send_unbounded(&self, out: Out) -> Result<(), TrySendError<Out>> {
+        self.tx.try_send(out)?;
+        self.ready.wake();
+        Ok(())
+    }
+}
+
+impl Drop for Pipe {
+    fn drop(&mut self) {
+        // The task drains what is queued, then sees the queue closed.
+        self.tx.close();
+        self.ready.wake();
+    }
+}
+
+/// The connection task's end of a pipe.
+///
+/// The task is the pipe's only reader, so a sender wakes it through one
+/// `AtomicWaker` rather than the channel's own event: event-listener wakes
+/// a waiter while holding its list lock, and the woken I/O thread, dropping
+/// its listener, then blocked on that lock (a futex wait and wake per
+/// message in a request/reply exchange, `perf record -e
+/// syscalls:sys_enter_futex`).
+pub(crate) struct PipeRx {
+    rx: Receiver<Out>,
+    ready: Arc<AtomicWaker>,
+}
+
+impl PipeRx {
+    pub(crate) fn try_recv(&self) -> Result<Out, async_channel::TryRecvError> {
+        self.rx.try_recv()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.rx.len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.rx.is_empty()
+    }
+
+    /// The next item; `None` once the pipe is closed and drained.
+    pub(crate) async fn recv(&self) -> Option<Out> {
+        std::future::poll_fn(|cx| {
+            let mut registered = false;
+            loop {
+                match self.rx.try_recv() {
+                    Ok(out) => return Poll::Ready(Some(out)),
+                    Err(async_channel::TryRecvError::Closed) => return Poll::Ready(None),
+                    Err(async_channel::TryRecvError::Empty) if registered => return Poll::Pending,
+                    // Register, then look again: a send in between wakes us.
+                    Err(async_channel::TryRecvError::Empty) => {
+                        self.ready.register(cx.waker());
+                        registered = true;
+                    }
+                }
+            }
+        })
+        .await
     }
 }
 
@@ -172,7 +242,7 @@ impl SocketShared {
     }
 
     /// A new pipe, attached to the routing table.
-    pub(crate) fn attach_pipe(&self) -> (u64, Receiver<Out>) {
+    pub(crate) fn attach_pipe(&self) -> (u64, PipeRx) {
         let hwm = self
             .options
             .lock()
@@ -185,6 +255,7 @@ impl SocketShared {
             hwm
         };
         let (tx, rx) = async_channel::unbounded();
+        let ready = Arc::new(AtomicWaker::new());
         let id = self.next_pipe.fetch_add(1, Ordering::Relaxed);
         {
             let mut st = self.lock();
@@ -196,12 +267,13 @@ impl SocketShared {
             st.pipes.push(Pipe {
                 id,
                 tx,
+                ready: ready.clone(),
                 cap,
                 subs: PeerSubscriptions::default(),
             });
         }
         self.room.notify(usize::MAX);
-        (id, rx)
+        (id, PipeRx { rx, ready })
     }
 
     pub(crate) fn detach_pipe(&self, id: u64) {
@@ -533,7 +605,7 @@ impl Socket {
                 } else {
                     Out::Cancel(prefix.clone())
                 };
-                let _ = p.tx.try_send(out);
+                let _ = p.try_send_unbounded(out);
             }
         }
         Ok(())
@@ -894,5 +966,67 @@ impl Socket {
     /// period. The same as dropping it.
     pub fn close(self) {
         drop(self);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pipe(cap: usize) -> (Pipe, PipeRx) {
+        let (tx, rx) = async_channel::unbounded();
+        let ready = Arc::new(AtomicWaker::new());
+        let pipe = Pipe {
+            id: 1,
+            tx,
+            ready: ready.clone(),
+            cap,
+            subs: PeerSubscriptions::default(),
+        };
+        (pipe, PipeRx { rx, ready })
+    }
+
+    #[test]
+    fn pipe_wakes_its_reader_for_every_send_and_closes_after_draining() {
+        let (p, rx) = pipe(0);
+        let sender = std::thread::spawn(move || {
+            for i in 0..10_000u32 {
+                assert!(
+                    p.try_send(Out::Subscribe(Bytes::copy_from_slice(&i.to_be_bytes())))
+                        .is_ok()
+                );
+                if i % 1000 == 0 {
+                    std::thread::yield_now();
+                }
+            }
+            // Dropped here: the queue closes once drained.
+        });
+        let got = futures_lite::future::block_on(async {
+            let mut n = 0u32;
+            while let Some(out) = rx.recv().await {
+                let Out::Subscribe(b) = out else {
+                    panic!("unexpected item")
+                };
+                assert_eq!(&b[..], &n.to_be_bytes());
+                n += 1;
+            }
+            n
+        });
+        sender.join().expect("join");
+        assert_eq!(got, 10_000);
+    }
+
+    #[test]
+    fn a_full_pipe_refuses_messages_but_not_subscriptions() {
+        let (p, rx) = pipe(2);
+        assert!(p.try_send(Out::Cancel(Bytes::new())).is_ok());
+        assert!(p.try_send(Out::Cancel(Bytes::new())).is_ok());
+        assert!(matches!(
+            p.try_send(Out::Cancel(Bytes::new())),
+            Err(TrySendError::Full(_))
+        ));
+        // Subscriptions are never bounded.
+        assert!(p.try_send_unbounded(Out::Cancel(Bytes::new())).is_ok());
+        assert_eq!(rx.len(), 3);
     }
 }
