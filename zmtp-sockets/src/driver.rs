@@ -696,6 +696,7 @@ fn read_some(
         } else {
             // One allocation and one copy of what has arrived, instead of a
             // reallocation that may copy it twice.
+            recycler.active = true;
             let mut v = recycler
                 .take(have + hint)
                 .unwrap_or_else(|| Vec::with_capacity(have + hint));
@@ -744,6 +745,10 @@ fn read_some(
 struct Recycler {
     bodies: VecDeque<bytes::Bytes>,
     bytes: usize,
+    /// Set once a frame was read through the large-frame path: until then
+    /// messages are not even looked at (the small-message path pays
+    /// nothing).
+    active: bool,
 }
 
 /// Bodies at least this large are watched for reuse.
@@ -755,7 +760,11 @@ const RECYCLE_BYTES: usize = 4 << 20;
 
 impl Recycler {
     /// Watches the message's large frames.
+    #[inline]
     fn watch(&mut self, msg: &Message) {
+        if !self.active {
+            return;
+        }
         for f in msg.frames() {
             let len = f.len();
             if !(RECYCLE_MIN..=RECYCLE_BYTES).contains(&len) {
@@ -826,7 +835,10 @@ mod tests {
 
     #[test]
     fn recycler_reuses_only_bodies_nobody_holds() {
-        let mut r = Recycler::default();
+        let mut r = Recycler {
+            active: true,
+            ..Recycler::default()
+        };
         let body = Bytes::from(vec![7u8; 1 << 20]);
         r.watch(&Message::from(body.clone()));
         // The application still holds the body: nothing to reuse.
@@ -840,6 +852,10 @@ mod tests {
     #[test]
     fn recycler_is_bounded_and_ignores_small_bodies() {
         let mut r = Recycler::default();
+        // Inactive until a large frame was read: nothing is watched.
+        r.watch(&Message::from(Bytes::from(vec![0u8; 1 << 20])));
+        assert!(r.bodies.is_empty());
+        r.active = true;
         r.watch(&Message::from(Bytes::from(vec![0u8; RECYCLE_MIN - 1])));
         assert!(r.bodies.is_empty());
         r.watch(&Message::from(Bytes::from(vec![0u8; RECYCLE_BYTES + 1])));
