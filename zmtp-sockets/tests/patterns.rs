@@ -751,3 +751,61 @@ fn push_blocked_at_hwm_resumes_every_time() {
     }
     drop(sender.join().unwrap());
 }
+
+/// Contexts with several I/O threads: connections are spread over the
+/// threads (each waits in its own epoll on Linux), accepted on one thread
+/// and served on another, and every message still arrives, both ways.
+#[test]
+fn several_io_threads_serve_many_connections() {
+    for t in transports() {
+        let server_ctx = Context::with_io_threads(3);
+        let client_ctx = Context::with_io_threads(2);
+        let pull = server_ctx.socket(SocketType::Pull).unwrap();
+        pull.configure(|o| o.rcvtimeo = Some(TIMEOUT)).unwrap();
+        let ep = pull.bind(&endpoint(t)).unwrap();
+        let rep = server_ctx.socket(SocketType::Rep).unwrap();
+        rep.configure(|o| o.rcvtimeo = Some(TIMEOUT)).unwrap();
+        let rep_ep = rep.bind(&endpoint(t)).unwrap();
+        let pushes: Vec<_> = (0..7u8)
+            .map(|_| {
+                let push = client_ctx.socket(SocketType::Push).unwrap();
+                push.connect(&ep).unwrap();
+                push
+            })
+            .collect();
+        for round in 0..50u8 {
+            for (i, push) in pushes.iter().enumerate() {
+                push.send_blocking(Message::from(vec![i as u8, round]))
+                    .unwrap();
+            }
+        }
+        let mut seen = vec![0u32; pushes.len()];
+        for _ in 0..pushes.len() * 50 {
+            let m = pull.recv_blocking().unwrap();
+            let (i, round) = (m.frames()[0][0] as usize, m.frames()[0][1]);
+            // Each peer's messages arrive in order.
+            assert_eq!(u32::from(round), seen[i], "{t:?} peer {i}");
+            seen[i] += 1;
+        }
+        assert!(seen.iter().all(|&n| n == 50), "{t:?} {seen:?}");
+        // Round trips over connections on different threads.
+        let reqs: Vec<_> = (0..5u8)
+            .map(|_| {
+                let req = client_ctx.socket(SocketType::Req).unwrap();
+                req.configure(|o| o.rcvtimeo = Some(TIMEOUT)).unwrap();
+                req.connect(&rep_ep).unwrap();
+                req
+            })
+            .collect();
+        for _ in 0..20 {
+            for (i, req) in reqs.iter().enumerate() {
+                req.send_blocking(Message::from(vec![i as u8])).unwrap();
+                let got = rep.recv_blocking().unwrap();
+                rep.send_blocking(got).unwrap();
+                assert_eq!(&req.recv_blocking().unwrap().frames()[0][..], &[i as u8]);
+            }
+        }
+        client_ctx.term();
+        server_ctx.term();
+    }
+}
