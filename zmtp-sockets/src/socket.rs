@@ -21,9 +21,10 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use async_channel::{Receiver, Sender, TrySendError};
+use async_channel::{Sender, TrySendError};
 use atomic_waker::AtomicWaker;
 use bytes::Bytes;
+use concurrent_queue::{ConcurrentQueue, PopError};
 use event_listener::Event;
 use zmtp_core::{Message, SocketType};
 
@@ -57,7 +58,7 @@ struct Pipe {
     /// per idle peer at the default HWM; this one grows with its content.
     /// Only the routing code sends, under the state lock, so the length
     /// check and the send cannot race with another send.
-    tx: Sender<Out>,
+    tx: Arc<ConcurrentQueue<Out>>,
     /// The connection task waiting for this queue (see [`PipeRx`]).
     ready: Arc<AtomicWaker>,
     cap: usize,
@@ -73,18 +74,20 @@ impl Pipe {
         if self.is_full() {
             return Err(TrySendError::Full(out));
         }
-        self.tx.try_send(out)?;
-        self.ready.wake();
-        Ok(())
+        self.try_send_unbounded(out)
     }
 }
 
 impl Pipe {
     /// Sends regardless of the high-water mark (subscriptions).
     fn try_send_unbounded(&self, out: Out) -> Result<(), TrySendError<Out>> {
-        self.tx.try_send(out)?;
-        self.ready.wake();
-        Ok(())
+        match self.tx.push(out) {
+            Ok(()) => {
+                self.ready.wake();
+                Ok(())
+            }
+            Err(e) => Err(TrySendError::Closed(e.into_inner())),
+        }
     }
 }
 
@@ -98,20 +101,32 @@ impl Drop for Pipe {
 
 /// The connection task's end of a pipe.
 ///
-/// The task is the pipe's only reader, so a sender wakes it through one
-/// `AtomicWaker` rather than the channel's own event: event-listener wakes
-/// a waiter while holding its list lock, and the woken I/O thread, dropping
-/// its listener, then blocked on that lock (a futex wait and wake per
-/// message in a request/reply exchange, `perf record -e
+/// A pipe is a plain concurrent queue, and the task, its only reader, is
+/// woken through one `AtomicWaker`. An async-channel, as before, notified
+/// its events on every send and receive (each a full memory fence, a fifth
+/// of the sending thread's time with 16-byte messages), and event-listener
+/// wakes a waiter while holding its list lock: the woken I/O thread,
+/// dropping its listener, then blocked on that lock (a futex wait and wake
+/// per message in a request/reply exchange, `perf record -e
 /// syscalls:sys_enter_futex`).
 pub(crate) struct PipeRx {
-    rx: Receiver<Out>,
+    rx: Arc<ConcurrentQueue<Out>>,
     ready: Arc<AtomicWaker>,
+}
+
+impl Drop for PipeRx {
+    fn drop(&mut self) {
+        // Senders see the pipe closed (a routed message goes elsewhere).
+        self.rx.close();
+    }
 }
 
 impl PipeRx {
     pub(crate) fn try_recv(&self) -> Result<Out, async_channel::TryRecvError> {
-        self.rx.try_recv()
+        self.rx.pop().map_err(|e| match e {
+            PopError::Empty => async_channel::TryRecvError::Empty,
+            PopError::Closed => async_channel::TryRecvError::Closed,
+        })
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -127,7 +142,7 @@ impl PipeRx {
         std::future::poll_fn(|cx| {
             let mut registered = false;
             loop {
-                match self.rx.try_recv() {
+                match self.try_recv() {
                     Ok(out) => return Poll::Ready(Some(out)),
                     Err(async_channel::TryRecvError::Closed) => return Poll::Ready(None),
                     Err(async_channel::TryRecvError::Empty) if registered => return Poll::Pending,
@@ -254,14 +269,15 @@ impl SocketShared {
         } else {
             hwm
         };
-        let (tx, rx) = async_channel::unbounded();
+        let tx = Arc::new(ConcurrentQueue::unbounded());
+        let rx = tx.clone();
         let ready = Arc::new(AtomicWaker::new());
         let id = self.next_pipe.fetch_add(1, Ordering::Relaxed);
         {
             let mut st = self.lock();
             if self.socket_type == SocketType::Sub {
                 for p in st.own_subs.prefixes() {
-                    let _ = tx.try_send(Out::Subscribe(p.clone()));
+                    let _ = tx.push(Out::Subscribe(p.clone()));
                 }
             }
             st.pipes.push(Pipe {
@@ -974,7 +990,8 @@ mod tests {
     use super::*;
 
     fn pipe(cap: usize) -> (Pipe, PipeRx) {
-        let (tx, rx) = async_channel::unbounded();
+        let tx = Arc::new(ConcurrentQueue::unbounded());
+        let rx = tx.clone();
         let ready = Arc::new(AtomicWaker::new());
         let pipe = Pipe {
             id: 1,
