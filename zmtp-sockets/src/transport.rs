@@ -54,28 +54,26 @@ impl Stream {
     }
 
     pub(crate) async fn readable(&self) -> io::Result<()> {
-        #[cfg(target_os = "linux")]
-        if let Some(reg) = self.registration() {
-            reg.ready(false).await;
-            return Ok(());
-        }
-        match &self.io {
-            Io::Tcp(s) => s.readable().await,
-            #[cfg(unix)]
-            Io::Ipc(s) => s.readable().await,
-        }
+        self.ready(false).await
     }
 
     pub(crate) async fn writable(&self) -> io::Result<()> {
+        self.ready(true).await
+    }
+
+    async fn ready(&self, write: bool) -> io::Result<()> {
         #[cfg(target_os = "linux")]
         if let Some(reg) = self.registration() {
-            reg.ready(true).await;
+            reg.ready(write).await;
             return Ok(());
         }
-        match &self.io {
-            Io::Tcp(s) => s.writable().await,
+        match (&self.io, write) {
+            (Io::Tcp(s), false) => s.readable().await,
+            (Io::Tcp(s), true) => s.writable().await,
             #[cfg(unix)]
-            Io::Ipc(s) => s.writable().await,
+            (Io::Ipc(s), false) => s.readable().await,
+            #[cfg(unix)]
+            (Io::Ipc(s), true) => s.writable().await,
         }
     }
 
