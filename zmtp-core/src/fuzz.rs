@@ -8,11 +8,28 @@ use bytes::{Bytes, BytesMut};
 use crate::wire::{Command, Metadata};
 use crate::{Config, Connection, FrameDecoder, Greeting, Null, SocketType};
 
-/// Feeds arbitrary bytes to the frame decoder with a limit.
+/// Feeds arbitrary bytes to the frame decoder, with a limit and without,
+/// in chunks whose size the first byte picks, and checks after each chunk
+/// that the growth it asks for follows the bytes received, never a size a
+/// header announces.
 pub fn frame_decoder(data: &[u8]) {
-    let mut dec = FrameDecoder::new(Some(1 << 20));
-    let mut buf = BytesMut::from(data);
-    while let Ok(Some(_)) = dec.decode(&mut buf) {}
+    let step = data.first().map_or(1, |&b| usize::from(b) + 1);
+    for limit in [Some(1 << 20), None] {
+        let mut dec = FrameDecoder::new(limit);
+        let mut buf = BytesMut::new();
+        'feed: for chunk in data.chunks(step) {
+            buf.extend_from_slice(chunk);
+            loop {
+                match dec.decode(&mut buf) {
+                    Ok(Some(_)) => {}
+                    Ok(None) => break,
+                    Err(_) => break 'feed,
+                }
+            }
+            let hint = dec.reserve_hint(&buf);
+            assert!(hint <= crate::codec::READ_CHUNK.max(3 * buf.len()));
+        }
+    }
 }
 
 /// Decodes a greeting; whatever parses must emit identical bytes.
