@@ -7,6 +7,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::probe::{status_kib, thread_cpu_ns};
+
 /// One measurement's parameters.
 pub(crate) struct Work {
     pub(crate) pattern: String,
@@ -17,23 +19,10 @@ pub(crate) struct Work {
     pub(crate) subscribers: usize,
 }
 
-fn thread_cpu_ns() -> u64 {
-    std::fs::read_to_string("/proc/thread-self/schedstat")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
-
-/// A field of /proc/self/status in KiB (VmRSS, VmHWM).
-fn status_kib(key: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(key))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
+/// Binds `s` to a fresh endpoint of the transport; returns it as bound.
+fn bind(s: &zmq::Socket, transport: &str) -> String {
+    s.bind(&endpoint(transport)).expect("bind");
+    s.get_last_endpoint().expect("ep").expect("utf8")
 }
 
 fn endpoint(t: &str) -> String {
@@ -172,8 +161,7 @@ fn throughput(w: &Work) -> String {
     if pubsub {
         sender.set_sndhwm(0).expect("opt");
         let keys = secure_server(&sctx, &sender, &w.mechanism);
-        sender.bind(&endpoint(&w.transport)).expect("bind");
-        let ep = sender.get_last_endpoint().expect("ep").expect("utf8");
+        let ep = bind(&sender, &w.transport);
         for _ in 0..w.subscribers.max(1) {
             let s = socket(&rctx, zmq::SUB);
             s.set_rcvhwm(0).expect("opt");
@@ -193,8 +181,7 @@ fn throughput(w: &Work) -> String {
         let r = socket(&rctx, zmq::PULL);
         let keys = secure_server(&rctx, &r, &w.mechanism);
         secure_client(&sender, &w.mechanism, &keys);
-        r.bind(&endpoint(&w.transport)).expect("bind");
-        let ep = r.get_last_endpoint().expect("ep").expect("utf8");
+        let ep = bind(&r, &w.transport);
         sender.connect(&ep).expect("connect");
         receivers.push(r);
     }
@@ -232,8 +219,7 @@ fn req_rep(w: &Work) -> String {
     let req = socket(&sctx, zmq::REQ);
     let keys = secure_server(&rctx, &rep, &w.mechanism);
     secure_client(&req, &w.mechanism, &keys);
-    rep.bind(&endpoint(&w.transport)).expect("bind");
-    let ep = rep.get_last_endpoint().expect("ep").expect("utf8");
+    let ep = bind(&rep, &w.transport);
     req.connect(&ep).expect("connect");
     let count = w.count;
     let echo = std::thread::spawn(move || {
@@ -263,8 +249,7 @@ fn handshake(w: &Work) -> String {
     let pull = socket(&rctx, zmq::PULL);
     pull.set_rcvtimeo(10_000).expect("opt");
     let keys = secure_server(&rctx, &pull, &w.mechanism);
-    pull.bind(&endpoint(&w.transport)).expect("bind");
-    let ep = pull.get_last_endpoint().expect("ep").expect("utf8");
+    let ep = bind(&pull, &w.transport);
     let mut m = zmq::Message::new();
     let t0 = Instant::now();
     let mut done = 0u64;
@@ -292,8 +277,7 @@ fn idle(w: &Work) -> String {
     let pull = socket(&rctx, zmq::PULL);
     pull.set_rcvtimeo(10_000).expect("opt");
     let keys = secure_server(&rctx, &pull, &w.mechanism);
-    pull.bind(&endpoint(&w.transport)).expect("bind");
-    let ep = pull.get_last_endpoint().expect("ep").expect("utf8");
+    let ep = bind(&pull, &w.transport);
     let mut clients = Vec::new();
     for _ in 0..w.count {
         let push = socket(&sctx, zmq::PUSH);
@@ -320,8 +304,7 @@ fn slow_sub(w: &Work) -> String {
     let keys = secure_server(&pctx, &publisher, &w.mechanism);
     secure_client(&sub, &w.mechanism, &keys);
     sub.set_subscribe(b"").expect("opt");
-    publisher.bind(&endpoint(&w.transport)).expect("bind");
-    let ep = publisher.get_last_endpoint().expect("ep").expect("utf8");
+    let ep = bind(&publisher, &w.transport);
     sub.connect(&ep).expect("connect");
     await_subscription(&publisher, &sub);
     let stop = Arc::new(AtomicBool::new(false));

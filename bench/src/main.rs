@@ -17,6 +17,7 @@
 //! bench --json`, the others through `bench/peers` (`rust-peers`).
 
 mod libzmq;
+mod probe;
 mod svg;
 
 use std::collections::BTreeMap;
@@ -265,6 +266,11 @@ fn cell_of(r: &Results, imp: &str, key: &str, base: Option<f64>) -> String {
     cell(field(r, imp, key), base)
 }
 
+/// One empty chart series per implementation.
+fn impl_series() -> Vec<(String, Vec<Option<f64>>)> {
+    IMPLS.iter().map(|i| (i.1.to_owned(), Vec::new())).collect()
+}
+
 struct Report {
     md: String,
     charts: Vec<(String, String)>,
@@ -275,6 +281,13 @@ impl Report {
     fn header(&mut self, cols: &[&str]) {
         let _ = writeln!(self.md, "| {} |", cols.join(" | "));
         let _ = writeln!(self.md, "|{}", "---|".repeat(cols.len()));
+    }
+
+    /// A table header: `first`, then one column per implementation.
+    fn impl_header(&mut self, first: &str) {
+        let mut cols = vec![first];
+        cols.extend(IMPLS.iter().map(|i| i.1));
+        self.header(&cols);
     }
 
     fn target(&mut self, what: &str, ratio: Option<f64>, goal: f64, higher_is_better: bool) {
@@ -331,11 +344,8 @@ fn throughput_table(
         rep.md,
         "\n#### {title}\n\nmsg/s up to 256 B, MB/s from 4 KiB; median (min–max) of {runs} runs; **ratio** to libzmq in the same runs. –: the stack lacks the mechanism; failed: a run hung, crashed or lost messages (the stack's result for that row).\n"
     );
-    let mut cols = vec!["size"];
-    cols.extend(IMPLS.iter().map(|i| i.1));
-    rep.header(&cols);
-    let mut series: Vec<(String, Vec<Option<f64>>)> =
-        IMPLS.iter().map(|i| (i.1.to_owned(), Vec::new())).collect();
+    rep.impl_header("size");
+    let mut series = impl_series();
     for (size, r) in &all {
         let key = if *size >= 4096 {
             "mb_per_sec"
@@ -699,9 +709,7 @@ fn send_cpu(rep: &mut Report, n16: &Results, c16: &Results, x16: &Results) {
         rep.md,
         "\n### The application thread's CPU per `send`\n\nCPU time of the sending thread (from `/proc/thread-self/schedstat`) divided by the messages sent, PUSH/PULL 16 B over tcp, from the throughput runs above. The seed's first lesson: encryption belongs in the I/O thread, so CURVE and NOISE should cost the application what NULL does.\n"
     );
-    let mut cols = vec!["mechanism"];
-    cols.extend(IMPLS.iter().map(|i| i.1));
-    rep.header(&cols);
+    rep.impl_header("mechanism");
     let key = "send_cpu_ns_per_msg";
     for (name, r) in [
         ("NULL", n16),
@@ -743,9 +751,7 @@ fn pub_sub(
         rep.md,
         "\n### PUB/SUB\n\nOne publisher, 1 or 8 subscribers on the other context, 16 B over tcp, unlimited high-water marks where the stack has them. Deliveries per second summed over subscribers; \"failed\": some subscriber missed messages (the stack dropped them, or hung).\n"
     );
-    let mut cols = vec!["subscribers"];
-    cols.extend(IMPLS.iter().map(|i| i.1));
-    rep.header(&cols);
+    rep.impl_header("subscribers");
     for subs in [1usize, 8] {
         let w = Work {
             pattern: "pub-sub",
@@ -779,12 +785,9 @@ fn latency(
         rep.md,
         "\n### REQ/REP round trip\n\nOne REQ and one REP over tcp; µs, lower is better; median of the runs' p50 (and p99), ratio to libzmq's.\n"
     );
-    let mut cols = vec!["size"];
-    cols.extend(IMPLS.iter().map(|i| i.1));
-    rep.header(&cols);
+    rep.impl_header("size");
     let mut cats = Vec::new();
-    let mut series: Vec<(String, Vec<Option<f64>>)> =
-        IMPLS.iter().map(|i| (i.1.to_owned(), Vec::new())).collect();
+    let mut series = impl_series();
     let mut all = Vec::new();
     for size in [16usize, 4096] {
         let w = Work {
@@ -838,11 +841,8 @@ fn handshakes(
         rep.md,
         "\n### Handshakes per second\n\nSequential connections over tcp: a new PUSH socket connects, sends one message, the server receives it, the socket closes. Includes TCP connect and teardown.\n"
     );
-    let mut cols = vec!["mechanism"];
-    cols.extend(IMPLS.iter().map(|i| i.1));
-    rep.header(&cols);
-    let mut series: Vec<(String, Vec<Option<f64>>)> =
-        IMPLS.iter().map(|i| (i.1.to_owned(), Vec::new())).collect();
+    rep.impl_header("mechanism");
+    let mut series = impl_series();
     let mechs = ["null", "plain", "curve", "noise-xx", "noise-ik", "noise-nk"];
     for mech in mechs {
         let w = Work {
@@ -901,9 +901,7 @@ fn memory(
         rep.md,
         "\n### Memory\n\nRSS growth of the process (both ends are in it) from before the sockets to: {conns} connected PUSH sockets, each idle after one message, into one PULL (idle); and the peak while a PUB sends 200,000 1 KiB messages as fast as it can to one SUB that reads one per millisecond, default high-water marks (slow subscriber). MiB, median of {runs} runs.\n"
     );
-    let mut cols = vec!["workload"];
-    cols.extend(IMPLS.iter().map(|i| i.1));
-    rep.header(&cols);
+    rep.impl_header("workload");
     let idle = Work {
         pattern: "idle",
         mechanism: "null",

@@ -257,10 +257,7 @@ fn await_subscriptions(publisher: &Socket, n: usize) {
 /// Sequential connections, each with its own PUSH socket: connect, one
 /// message received by the server, close. The message proves the handshake.
 fn handshakes(a: &Args) -> Report {
-    let (sctx, cctx) = (
-        Context::with_io_threads(a.io_threads),
-        Context::with_io_threads(a.io_threads),
-    );
+    let (sctx, cctx) = contexts(a);
     let pull = socket(&sctx, SocketType::Pull);
     let _ = pull.configure(|o| o.rcvtimeo = Some(Duration::from_secs(10)));
     let ep = endpoint(&a.transport);
@@ -292,14 +289,20 @@ fn handshakes(a: &Args) -> Report {
     )
 }
 
+/// One context per side, each with --io-threads I/O threads, as libzmq's
+/// local_thr and remote_thr run.
+fn contexts(a: &Args) -> (Context, Context) {
+    (
+        Context::with_io_threads(a.io_threads),
+        Context::with_io_threads(a.io_threads),
+    )
+}
+
 /// RSS of this process with --count connected, idle PUSH sockets (both ends
 /// in the process).
 fn idle(a: &Args) -> Report {
     let base = status_kib("VmRSS:");
-    let (sctx, cctx) = (
-        Context::with_io_threads(a.io_threads),
-        Context::with_io_threads(a.io_threads),
-    );
+    let (sctx, cctx) = contexts(a);
     let pull = socket(&sctx, SocketType::Pull);
     let _ = pull.configure(|o| o.rcvtimeo = Some(Duration::from_secs(10)));
     let server = secure_server(&pull, &a.mechanism);
@@ -335,10 +338,7 @@ fn idle(a: &Args) -> Report {
 /// one subscriber that reads one message per millisecond.
 fn slow_subscriber(a: &Args) -> Report {
     let base = status_kib("VmRSS:");
-    let (pctx, sctx) = (
-        Context::with_io_threads(a.io_threads),
-        Context::with_io_threads(a.io_threads),
-    );
+    let (pctx, sctx) = contexts(a);
     let publisher = socket(&pctx, SocketType::Pub);
     let sub = socket(&sctx, SocketType::Sub);
     let server = secure_server(&publisher, &a.mechanism);
@@ -411,10 +411,7 @@ fn timed_receive(receiver: &Socket, count: u64) -> (Instant, Instant, u64) {
 /// One publisher (binding) and --subscribers subscribers on the other
 /// context, unlimited queues; msg/s counts deliveries to all subscribers.
 fn pub_sub(a: &Args) -> Report {
-    let (pctx, sctx) = (
-        Context::with_io_threads(a.io_threads),
-        Context::with_io_threads(a.io_threads),
-    );
+    let (pctx, sctx) = contexts(a);
     let unlimited = |s: &Socket| {
         let _ = s.configure(|o| {
             o.sndhwm = 0;
@@ -531,8 +528,7 @@ pub(crate) fn measure(a: &Args) -> Report {
     if a.count < 2 {
         bad("--count must be at least 2");
     }
-    let recv_ctx = Context::with_io_threads(a.io_threads);
-    let send_ctx = Context::with_io_threads(a.io_threads);
+    let (recv_ctx, send_ctx) = contexts(a);
     let receiver = recv_ctx
         .socket(recv_type)
         .unwrap_or_else(|e| crate::die(1, e));

@@ -21,6 +21,10 @@ use zeromq::Socket as _;
 
 use bytes::Bytes;
 
+#[path = "../../src/probe.rs"]
+mod probe;
+use probe::{status_kib, thread_cpu_ns};
+
 #[derive(Clone, Copy, PartialEq, Debug)]
 enum Ty {
     Push,
@@ -60,6 +64,20 @@ enum Z {
     Sub(zeromq::SubSocket),
     Req(zeromq::ReqSocket),
     Rep(zeromq::RepSocket),
+}
+
+/// Evaluates `$body` with `$s` bound to whichever zeromq socket `$z` holds.
+macro_rules! each_z {
+    ($z:expr, $s:ident => $body:expr) => {
+        match $z {
+            Z::Push($s) => $body,
+            Z::Pull($s) => $body,
+            Z::Pub($s) => $body,
+            Z::Sub($s) => $body,
+            Z::Req($s) => $body,
+            Z::Rep($s) => $body,
+        }
+    };
 }
 
 enum Sock {
@@ -214,15 +232,7 @@ impl Sock {
         match self {
             Sock::Zmq(z) => {
                 use zeromq::Socket;
-                let r = match z {
-                    Z::Push(s) => s.bind(ep).await,
-                    Z::Pull(s) => s.bind(ep).await,
-                    Z::Pub(s) => s.bind(ep).await,
-                    Z::Sub(s) => s.bind(ep).await,
-                    Z::Req(s) => s.bind(ep).await,
-                    Z::Rep(s) => s.bind(ep).await,
-                };
-                r.unwrap();
+                each_z!(z, s => s.bind(ep).await).unwrap();
             }
             Sock::Rzmq(s) => s.bind(ep).await.unwrap(),
             Sock::Omq(s) => {
@@ -235,15 +245,7 @@ impl Sock {
         match self {
             Sock::Zmq(z) => {
                 use zeromq::Socket;
-                let r = match z {
-                    Z::Push(s) => s.connect(ep).await,
-                    Z::Pull(s) => s.connect(ep).await,
-                    Z::Pub(s) => s.connect(ep).await,
-                    Z::Sub(s) => s.connect(ep).await,
-                    Z::Req(s) => s.connect(ep).await,
-                    Z::Rep(s) => s.connect(ep).await,
-                };
-                r.unwrap();
+                each_z!(z, s => s.connect(ep).await).unwrap();
             }
             Sock::Rzmq(s) => s.connect(ep).await.unwrap(),
             Sock::Omq(s) => {
@@ -338,14 +340,7 @@ impl Sock {
         match self {
             Sock::Zmq(z) => {
                 use zeromq::Socket;
-                match z {
-                    Z::Push(s) => drop(s.close().await),
-                    Z::Pull(s) => drop(s.close().await),
-                    Z::Pub(s) => drop(s.close().await),
-                    Z::Sub(s) => drop(s.close().await),
-                    Z::Req(s) => drop(s.close().await),
-                    Z::Rep(s) => drop(s.close().await),
-                }
+                each_z!(z, s => drop(s.close().await))
             }
             Sock::Rzmq(s) => drop(s.close().await),
             Sock::Omq(s) => drop(s.close().await),
@@ -375,25 +370,6 @@ fn rt() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .unwrap()
-}
-
-fn thread_cpu_ns() -> u64 {
-    std::fs::read_to_string("/proc/thread-self/schedstat")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
-
-/// A field of /proc/self/status in KiB (VmRSS, VmHWM).
-fn status_kib(key: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(key))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 /// Receives until `count` messages or silence; returns (first, last, n).
