@@ -696,7 +696,6 @@ fn read_some(
         } else {
             // One allocation and one copy of what has arrived, instead of a
             // reallocation that may copy it twice.
-            recycler.active = true;
             let mut v = recycler
                 .take(have + hint)
                 .unwrap_or_else(|| Vec::with_capacity(have + hint));
@@ -744,10 +743,9 @@ fn read_some(
 #[derive(Default)]
 struct Recycler {
     bodies: VecDeque<bytes::Bytes>,
-    bytes: usize,
-    /// Set once a frame was read through the large-frame path: until then
-    /// messages are not even looked at (the small-message path pays
-    /// nothing).
+    /// Set by the first [`Recycler::take`], that is once a frame was read
+    /// through the large-frame path: until then messages are not even
+    /// looked at (the small-message path pays nothing).
     active: bool,
 }
 
@@ -759,6 +757,11 @@ const RECYCLE_ENTRIES: usize = 4;
 const RECYCLE_BYTES: usize = 4 << 20;
 
 impl Recycler {
+    /// Bytes of the bodies watched.
+    fn bytes(&self) -> usize {
+        self.bodies.iter().map(bytes::Bytes::len).sum()
+    }
+
     /// Watches the message's large frames.
     #[inline]
     fn watch(&mut self, msg: &Message) {
@@ -770,13 +773,11 @@ impl Recycler {
             if !(RECYCLE_MIN..=RECYCLE_BYTES).contains(&len) {
                 continue;
             }
-            while self.bodies.len() >= RECYCLE_ENTRIES || self.bytes + len > RECYCLE_BYTES {
-                match self.bodies.pop_front() {
-                    Some(old) => self.bytes -= old.len(),
-                    None => break,
+            while self.bodies.len() >= RECYCLE_ENTRIES || self.bytes() + len > RECYCLE_BYTES {
+                if self.bodies.pop_front().is_none() {
+                    break;
                 }
             }
-            self.bytes += len;
             self.bodies.push_back(f.clone());
         }
     }
@@ -785,6 +786,7 @@ impl Recycler {
     /// any more, if there is one; bodies found unused but too small are
     /// released.
     fn take(&mut self, cap: usize) -> Option<Vec<u8>> {
+        self.active = true;
         let mut i = 0;
         while i < self.bodies.len() {
             if !self.bodies[i].is_unique() {
@@ -792,7 +794,6 @@ impl Recycler {
                 continue;
             }
             let body = self.bodies.remove(i)?;
-            self.bytes -= body.len();
             let Ok(mut m) = body.try_into_mut() else {
                 continue;
             };
@@ -862,11 +863,10 @@ mod tests {
         assert!(r.bodies.is_empty());
         for _ in 0..10 {
             r.watch(&Message::from(Bytes::from(vec![0u8; 1 << 20])));
-            assert!(r.bodies.len() <= RECYCLE_ENTRIES && r.bytes <= RECYCLE_BYTES);
+            assert!(r.bodies.len() <= RECYCLE_ENTRIES && r.bytes() <= RECYCLE_BYTES);
         }
-        assert_eq!(r.bytes, r.bodies.iter().map(Bytes::len).sum::<usize>());
         // Too small for the request: released, not returned.
         assert!(r.take(2 << 20).is_none());
-        assert!(r.bodies.is_empty() && r.bytes == 0);
+        assert!(r.bodies.is_empty() && r.bytes() == 0);
     }
 }

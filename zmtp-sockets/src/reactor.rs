@@ -143,6 +143,9 @@ impl Reactor {
         let mut cx = Context::from_waker(&waker);
         let mut fut = pin!(fut);
         let mut events: Vec<epoll::Event> = Vec::with_capacity(256);
+        // Wakers taken out under the lock and woken after it, kept across
+        // waits so that a wake-up allocates nothing.
+        let mut wake: Vec<Waker> = Vec::new();
         let zero = rustix::time::Timespec {
             tv_sec: 0,
             tv_nsec: 0,
@@ -163,12 +166,11 @@ impl Reactor {
                 timeout,
             );
             r.notify.sleeping.store(false, Ordering::SeqCst);
-            r.dispatch(&events);
+            r.dispatch(&events, &mut wake);
         }
     }
 
-    fn dispatch(&self, events: &[epoll::Event]) {
-        let mut wake = Vec::new();
+    fn dispatch(&self, events: &[epoll::Event], wake: &mut Vec<Waker>) {
         {
             let mut s = lock(&self.sources);
             for e in events {
@@ -191,7 +193,7 @@ impl Reactor {
                 }
             }
         }
-        for w in wake {
+        for w in wake.drain(..) {
             w.wake();
         }
     }

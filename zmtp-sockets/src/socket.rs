@@ -76,9 +76,7 @@ impl Pipe {
         }
         self.try_send_unbounded(out)
     }
-}
 
-impl Pipe {
     /// Sends regardless of the high-water mark (subscriptions).
     fn try_send_unbounded(&self, out: Out) -> Result<(), TrySendError<Out>> {
         match self.tx.push(out) {

@@ -43,13 +43,22 @@ impl Stream {
         }
     }
 
+    /// The stream's descriptor.
+    #[cfg(unix)]
+    fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        match &self.io {
+            Io::Tcp(s) => s.get_ref().as_fd(),
+            Io::Ipc(s) => s.get_ref().as_fd(),
+        }
+    }
+
     /// The registration with the current thread's reactor, if any.
     #[cfg(target_os = "linux")]
     fn registration(&self) -> Option<&crate::reactor::Registration> {
-        let reg = self.reg.get_or_init(|| match &self.io {
-            Io::Tcp(s) => crate::reactor::register_current(s.get_ref()),
-            Io::Ipc(s) => crate::reactor::register_current(s.get_ref()),
-        });
+        let reg = self
+            .reg
+            .get_or_init(|| crate::reactor::register_current(self.fd()));
         reg.as_ref().filter(|r| r.is_current())
     }
 
@@ -92,12 +101,8 @@ impl Stream {
     pub(crate) fn try_read_spare(&self, buf: &mut Vec<u8>) -> io::Result<usize> {
         #[cfg(unix)]
         {
-            use rustix::buffer::spare_capacity;
-            let r = match &self.io {
-                Io::Tcp(s) => rustix::io::read(s.get_ref(), spare_capacity(buf)),
-                Io::Ipc(s) => rustix::io::read(s.get_ref(), spare_capacity(buf)),
-            };
-            r.map_err(io::Error::from)
+            rustix::io::read(self.fd(), rustix::buffer::spare_capacity(buf))
+                .map_err(io::Error::from)
         }
         #[cfg(not(unix))]
         {
@@ -117,12 +122,10 @@ impl Stream {
         #[cfg(unix)]
         {
             use rustix::net::sockopt::{set_socket_recv_buffer_size, set_socket_send_buffer_size};
-            let (fd, sndbuf) = match &self.io {
-                Io::Tcp(s) => (rustix::fd::AsFd::as_fd(s.get_ref()), sndbuf),
-                Io::Ipc(s) => (
-                    rustix::fd::AsFd::as_fd(s.get_ref()),
-                    sndbuf.or(Some(IPC_SNDBUF)),
-                ),
+            let fd = self.fd();
+            let sndbuf = match &self.io {
+                Io::Tcp(_) => sndbuf,
+                Io::Ipc(_) => sndbuf.or(Some(IPC_SNDBUF)),
             };
             // A refused size (beyond the system's limits) leaves the
             // default, as libzmq does.
