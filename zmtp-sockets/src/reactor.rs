@@ -5,8 +5,14 @@
 //! in epoll for all of them and hands each event to its owner with a futex
 //! wake. Every message of a request/reply then crossed one more thread than
 //! it had to. Here, as in libzmq, each I/O thread waits in its own epoll for
-//! the streams of its own connection tasks, registered once, edge-triggered,
-//! so a wait costs no `epoll_ctl` either.
+//! the streams of its own connection tasks.
+//!
+//! Interest is one-shot and re-armed by each wait that would block, so the
+//! kernel looks at the stream's state again at every wait and no readiness
+//! can be missed. (Edge-triggered registration, tried first, saves that
+//! `epoll_ctl` per wait but lost the end of a connection now and then under
+//! a connect/disconnect storm: the task then held its descriptor until the
+//! handshake deadline.)
 //!
 //! Accepting, connecting and timers stay on `async-io`; only the streams of
 //! established connections use this reactor, and only when their task runs
@@ -107,7 +113,7 @@ impl Reactor {
         CURRENT.with(|c| c.borrow().clone())
     }
 
-    /// Registers a stream for read and write readiness, edge-triggered.
+    /// Registers a stream for read and write readiness (one-shot).
     pub(crate) fn register(self: &Arc<Self>, fd: BorrowedFd<'_>) -> io::Result<Registration> {
         let key = {
             let mut s = lock(&self.sources);
@@ -119,7 +125,7 @@ impl Reactor {
         let flags = epoll::EventFlags::IN
             | epoll::EventFlags::OUT
             | epoll::EventFlags::RDHUP
-            | epoll::EventFlags::ET;
+            | epoll::EventFlags::ONESHOT;
         if let Err(e) = epoll::add(&self.epoll, fd, epoll::EventData::new_u64(key), flags) {
             lock(&self.sources).map.remove(&key);
             return Err(e.into());
@@ -206,30 +212,45 @@ pub(crate) struct Registration {
 }
 
 impl Registration {
-    /// Waits until the stream is readable (`write == false`) or writable.
-    /// Readiness is consumed: the caller does I/O until it would block
-    /// before waiting again, and any bytes or room that arrive after that
-    /// raise a new edge.
-    pub(crate) async fn ready(&self, write: bool) {
+    /// Waits until `fd`, the registered stream, is readable (`write ==
+    /// false`) or writable. Readiness seen is consumed by the wait that
+    /// returns it; a wait that has to block re-arms the one-shot interest
+    /// for every direction someone waits on, and the kernel then reports at
+    /// once what is already ready.
+    pub(crate) async fn ready(&self, fd: BorrowedFd<'_>, write: bool) {
         std::future::poll_fn(|cx| {
-            let mut s = lock(&self.reactor.sources);
-            let Some(rd) = s.map.get_mut(&self.key) else {
-                return Poll::Ready(());
-            };
-            let (flag, waiter) = if write {
-                (&mut rd.writable, &mut rd.writer)
-            } else {
-                (&mut rd.readable, &mut rd.reader)
-            };
-            if std::mem::take(flag) {
-                Poll::Ready(())
-            } else {
+            let interest = {
+                let mut s = lock(&self.reactor.sources);
+                let Some(rd) = s.map.get_mut(&self.key) else {
+                    return Poll::Ready(());
+                };
+                let (flag, waiter) = if write {
+                    (&mut rd.writable, &mut rd.writer)
+                } else {
+                    (&mut rd.readable, &mut rd.reader)
+                };
+                if std::mem::take(flag) {
+                    return Poll::Ready(());
+                }
                 match waiter {
                     Some(w) if w.will_wake(cx.waker()) => {}
                     _ => *waiter = Some(cx.waker().clone()),
                 }
-                Poll::Pending
+                let mut interest = epoll::EventFlags::ONESHOT;
+                if rd.reader.is_some() {
+                    interest |= epoll::EventFlags::IN | epoll::EventFlags::RDHUP;
+                }
+                if rd.writer.is_some() {
+                    interest |= epoll::EventFlags::OUT;
+                }
+                interest
+            };
+            let data = epoll::EventData::new_u64(self.key);
+            if epoll::modify(&self.reactor.epoll, fd, data, interest).is_err() {
+                // Not waitable here any more: let the caller's I/O report why.
+                return Poll::Ready(());
             }
+            Poll::Pending
         })
         .await
     }
@@ -275,11 +296,11 @@ mod tests {
         let got = Reactor::block_on(async {
             let reg = register_current(&b).expect("an I/O thread's reactor");
             assert!(reg.is_current());
-            // Writable at once (the edge of the registration).
-            reg.ready(true).await;
+            // Writable at once (reported by the registration).
+            reg.ready(b.as_fd(), true).await;
             let mut buf = [0u8; 8];
             loop {
-                reg.ready(false).await;
+                reg.ready(b.as_fd(), false).await;
                 match (&b).read(&mut buf) {
                     Ok(n) => break buf[..n].to_vec(),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,

@@ -73,7 +73,7 @@ impl Stream {
     async fn ready(&self, write: bool) -> io::Result<()> {
         #[cfg(target_os = "linux")]
         if let Some(reg) = self.registration() {
-            reg.ready(write).await;
+            reg.ready(self.fd(), write).await;
             return Ok(());
         }
         match (&self.io, write) {
