@@ -17,9 +17,9 @@
 use std::fmt;
 
 use bytes::Bytes;
+use snow::HandshakeState;
 use snow::params::NoiseParams;
 use snow::resolvers::{CryptoResolver, DefaultResolver};
-use snow::{HandshakeState, TransportState};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 use zmtp_core::error::{cryptographic as crypto, protocol};
@@ -30,6 +30,7 @@ use zmtp_core::{
     Metadata, Result, Step, Traffic,
 };
 
+use super::cipher::SnowChaChaPoly;
 use super::record::{MAX_RECORD, Records};
 use super::{PROLOGUE_LABEL, Pattern};
 use crate::keys::{KeyPair, PublicKey};
@@ -40,7 +41,7 @@ fn usage(what: &'static str) -> Error {
 
 /// snow's primitives with this crate's randomness (the OS generator, or
 /// the deterministic one of the `fuzzing` feature).
-struct Resolver(DefaultResolver);
+pub(super) struct Resolver(pub(super) DefaultResolver);
 
 struct Rng;
 
@@ -65,7 +66,10 @@ impl CryptoResolver for Resolver {
         &self,
         c: &snow::params::CipherChoice,
     ) -> Option<Box<dyn snow::types::Cipher>> {
-        self.0.resolve_cipher(c)
+        match c {
+            snow::params::CipherChoice::ChaChaPoly => Some(Box::<SnowChaChaPoly>::default()),
+            _ => None,
+        }
     }
 }
 
@@ -179,7 +183,7 @@ enum ClientState {
     /// XX: waiting for the server's e, ee, s, es. IK, NK: for e, ee(, se).
     AwaitResponse(Box<HandshakeState>, Metadata),
     /// Waiting for the server's encrypted READY.
-    AwaitReady(Box<TransportState>),
+    AwaitReady(Box<Records>),
     Established(Box<Records>),
     Failed,
 }
@@ -281,22 +285,21 @@ impl Mechanism for NoiseClient {
                 if !hs.is_handshake_finished() {
                     return Err(protocol("NOISE: handshake not finished"));
                 }
-                let t = hs.into_transport_mode().map_err(|_| crypto("transport"))?;
-                self.state = ClientState::AwaitReady(Box::new(t));
+                let records = Records::new(true, hs.dangerously_get_raw_split());
+                self.state = ClientState::AwaitReady(Box::new(records));
                 Ok(Step::Continue)
             }
-            ClientState::AwaitReady(mut t) => {
+            ClientState::AwaitReady(mut records) => {
                 let cmd = RawCommand::parse(&body)?;
                 if !cmd.is(b"READY") {
                     return Err(protocol("NOISE: expected READY"));
                 }
-                let mut pt = Zeroizing::new(vec![0u8; cmd.data.len()]);
-                let n = t
-                    .read_message(&cmd.data, &mut pt)
+                // READY is the server's first transport message.
+                let pt = records
+                    .open_message(&cmd.data)
                     .map_err(|_| crypto("READY does not open"))?;
-                let peer = metadata(&pt[..n])?;
-                // READY was the server's first transport message.
-                self.state = ClientState::Established(Box::new(Records::new(*t, 0, 1)));
+                let peer = metadata(&pt)?;
+                self.state = ClientState::Established(records);
                 Ok(Step::Done(peer))
             }
             _ => Err(protocol("NOISE client: unexpected command")),
@@ -440,16 +443,12 @@ impl Mechanism for NoiseServer {
         if !hs.is_handshake_finished() {
             return Err(protocol("NOISE: handshake not finished"));
         }
-        let mut t = hs.into_transport_mode().map_err(|_| crypto("transport"))?;
-        let meta = emit(&self.local);
-        let mut buf = vec![0u8; meta.len() + 16];
-        let n = t
-            .write_message(&meta, &mut buf)
-            .map_err(|_| crypto("READY"))?;
-        let mut ready = Vec::with_capacity(6 + n);
-        RawCommand::emit(b"READY", &buf[..n], &mut ready);
+        let mut records = Records::new(false, hs.dangerously_get_raw_split());
+        let sealed = records.seal_message(&emit(&self.local))?;
+        let mut ready = Vec::with_capacity(6 + sealed.len());
+        RawCommand::emit(b"READY", &sealed, &mut ready);
         out.push(ready.into());
-        self.state = ServerState::Established(Box::new(Records::new(t, 1, 0)));
+        self.state = ServerState::Established(Box::new(records));
         Ok(Step::Done(peer))
     }
 

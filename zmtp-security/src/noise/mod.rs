@@ -11,6 +11,7 @@
 //!   bytes of Noise message, each sealing everything queued when the writer
 //!   ran, with a rekey every [`REKEY_INTERVAL`] records.
 
+mod cipher;
 mod handshake;
 mod record;
 
