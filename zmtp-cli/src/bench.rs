@@ -36,6 +36,10 @@ pub(crate) struct Args {
     /// I/O threads per side.
     #[arg(long, default_value_t = 1)]
     io_threads: usize,
+    /// How long an idle I/O thread polls before it sleeps, in microseconds
+    /// (the context's busy_poll; 0 sleeps at once).
+    #[arg(long, default_value_t = zmtp_sockets::DEFAULT_BUSY_POLL.as_micros() as u64)]
+    busy_poll_us: u64,
     /// One JSON object per line.
     #[arg(long)]
     json: bool,
@@ -292,10 +296,13 @@ fn handshakes(a: &Args) -> Report {
 /// One context per side, each with --io-threads I/O threads, as libzmq's
 /// local_thr and remote_thr run.
 fn contexts(a: &Args) -> (Context, Context) {
-    (
-        Context::with_io_threads(a.io_threads),
-        Context::with_io_threads(a.io_threads),
-    )
+    let ctx = || {
+        Context::builder()
+            .io_threads(a.io_threads)
+            .busy_poll(Duration::from_micros(a.busy_poll_us))
+            .build()
+    };
+    (ctx(), ctx())
 }
 
 /// RSS of this process with --count connected, idle PUSH sockets (both ends

@@ -17,6 +17,7 @@ use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use async_executor::Executor;
 use event_listener::{Event, Listener};
@@ -88,6 +89,47 @@ impl TaskCount {
     }
 }
 
+/// How long an I/O thread that ran out of work keeps looking for more
+/// before it sleeps, by default: [`ContextBuilder::busy_poll`].
+pub const DEFAULT_BUSY_POLL: Duration = Duration::from_micros(50);
+
+/// Settings for a new [`Context`], from [`Context::builder`].
+#[derive(Debug, Clone)]
+pub struct ContextBuilder {
+    io_threads: usize,
+    busy_poll: Duration,
+}
+
+impl ContextBuilder {
+    /// Number of I/O threads (libzmq's `ZMQ_IO_THREADS`); at least one.
+    /// Default 1.
+    pub fn io_threads(mut self, n: usize) -> ContextBuilder {
+        self.io_threads = n;
+        self
+    }
+
+    /// How long an I/O thread that has run out of work keeps looking for
+    /// more (its streams' readiness, wake-ups from sockets) before it
+    /// sleeps in the kernel. Default [`DEFAULT_BUSY_POLL`]; zero sleeps at
+    /// once.
+    ///
+    /// Waking a thread that sleeps costs tens of microseconds on a virtual
+    /// machine (the idle virtual CPU has to be woken by the host). While it
+    /// polls, the thread yields its core to any other runnable thread each
+    /// round, so it only takes time that would otherwise be idle; the cost
+    /// is up to this much CPU time each time the thread runs out of work.
+    /// Linux only (elsewhere I/O threads always sleep at once).
+    pub fn busy_poll(mut self, d: Duration) -> ContextBuilder {
+        self.busy_poll = d;
+        self
+    }
+
+    /// Starts the I/O threads.
+    pub fn build(self) -> Context {
+        Context::build(self)
+    }
+}
+
 impl Context {
     /// A context with one I/O thread.
     pub fn new() -> Context {
@@ -96,7 +138,20 @@ impl Context {
 
     /// A context with `n` I/O threads (at least one).
     pub fn with_io_threads(n: usize) -> Context {
-        let n = n.max(1);
+        Context::builder().io_threads(n).build()
+    }
+
+    /// A builder for a context with other settings than the defaults.
+    pub fn builder() -> ContextBuilder {
+        ContextBuilder {
+            io_threads: 1,
+            busy_poll: DEFAULT_BUSY_POLL,
+        }
+    }
+
+    fn build(b: ContextBuilder) -> Context {
+        let n = b.io_threads.max(1);
+        let busy_poll = b.busy_poll;
         let (stop, stop_rx) = async_channel::bounded::<()>(1);
         let mut executors = Vec::with_capacity(n);
         let mut threads = Vec::with_capacity(n);
@@ -113,9 +168,12 @@ impl Context {
                     // Linux: the thread waits in its own epoll (see
                     // `reactor`); elsewhere on async-io's shared reactor.
                     #[cfg(target_os = "linux")]
-                    crate::reactor::Reactor::block_on(run);
+                    crate::reactor::Reactor::block_on(run, busy_poll);
                     #[cfg(not(target_os = "linux"))]
-                    async_io::block_on(run);
+                    {
+                        let _ = busy_poll;
+                        async_io::block_on(run);
+                    }
                 })
                 .unwrap_or_else(|e| panic!("cannot start I/O thread: {e}"));
             executors.push(ex);

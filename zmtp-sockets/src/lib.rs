@@ -50,7 +50,7 @@ mod routing;
 mod socket;
 mod transport;
 
-pub use context::Context;
+pub use context::{Context, ContextBuilder, DEFAULT_BUSY_POLL};
 pub use endpoint::Endpoint;
 pub use error::{Error, Result};
 pub use monitor::{HandshakeFailure, Monitor, MonitorEvent};

@@ -27,6 +27,7 @@ use std::pin::pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Wake, Waker};
+use std::time::{Duration, Instant};
 
 use rustix::event::{EventfdFlags, epoll, eventfd};
 
@@ -139,7 +140,7 @@ impl Reactor {
     /// Runs `fut` on this thread until it completes, waiting for I/O in
     /// this thread's own epoll. Falls back to `async_io::block_on` if the
     /// epoll cannot be made.
-    pub(crate) fn block_on<T>(fut: impl Future<Output = T>) -> T {
+    pub(crate) fn block_on<T>(fut: impl Future<Output = T>, busy_poll: Duration) -> T {
         let r = match Reactor::new() {
             Ok(r) => r,
             Err(_) => return async_io::block_on(fut),
@@ -162,6 +163,11 @@ impl Reactor {
                 CURRENT.with(|c| *c.borrow_mut() = None);
                 return t;
             }
+            events.clear();
+            if !busy_poll.is_zero() && r.spin(&mut events, &zero, busy_poll) {
+                r.dispatch(&events, &mut wake);
+                continue;
+            }
             r.notify.sleeping.store(true, Ordering::SeqCst);
             // Woken while polling: look for I/O without sleeping.
             let timeout = r.notify.pending.load(Ordering::SeqCst).then_some(&zero);
@@ -173,6 +179,35 @@ impl Reactor {
             );
             r.notify.sleeping.store(false, Ordering::SeqCst);
             r.dispatch(&events, &mut wake);
+        }
+    }
+
+    /// Looks for work without sleeping for up to `busy_poll`, yielding
+    /// the core between looks; returns whether a task was woken or I/O is
+    /// ready (in `events`).
+    fn spin(
+        &self,
+        events: &mut Vec<epoll::Event>,
+        zero: &rustix::time::Timespec,
+        busy_poll: Duration,
+    ) -> bool {
+        let deadline = Instant::now() + busy_poll;
+        loop {
+            if self.notify.pending.load(Ordering::SeqCst) {
+                return true;
+            }
+            let _ = epoll::wait(
+                &self.epoll,
+                rustix::buffer::spare_capacity(events),
+                Some(zero),
+            );
+            if !events.is_empty() {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::yield_now();
         }
     }
 
@@ -286,6 +321,12 @@ mod tests {
 
     #[test]
     fn readiness_wakes_the_waiting_task_and_is_consumed() {
+        for busy_poll in [Duration::ZERO, crate::DEFAULT_BUSY_POLL] {
+            readiness(busy_poll);
+        }
+    }
+
+    fn readiness(busy_poll: Duration) {
         let (mut a, b) = UnixStream::pair().expect("pair");
         b.set_nonblocking(true).expect("nonblocking");
         let writer = std::thread::spawn(move || {
@@ -293,21 +334,24 @@ mod tests {
             a.write_all(b"ping").expect("write");
             a
         });
-        let got = Reactor::block_on(async {
-            let reg = register_current(&b).expect("an I/O thread's reactor");
-            assert!(reg.is_current());
-            // Writable at once (reported by the registration).
-            reg.ready(b.as_fd(), true).await;
-            let mut buf = [0u8; 8];
-            loop {
-                reg.ready(b.as_fd(), false).await;
-                match (&b).read(&mut buf) {
-                    Ok(n) => break buf[..n].to_vec(),
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                    Err(e) => panic!("{e}"),
+        let got = Reactor::block_on(
+            async {
+                let reg = register_current(&b).expect("an I/O thread's reactor");
+                assert!(reg.is_current());
+                // Writable at once (reported by the registration).
+                reg.ready(b.as_fd(), true).await;
+                let mut buf = [0u8; 8];
+                loop {
+                    reg.ready(b.as_fd(), false).await;
+                    match (&b).read(&mut buf) {
+                        Ok(n) => break buf[..n].to_vec(),
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                        Err(e) => panic!("{e}"),
+                    }
                 }
-            }
-        });
+            },
+            busy_poll,
+        );
         assert_eq!(got, b"ping");
         drop(writer.join());
         assert!(Reactor::current().is_none());
@@ -315,12 +359,18 @@ mod tests {
 
     #[test]
     fn a_wake_from_another_thread_interrupts_the_wait() {
+        for busy_poll in [Duration::ZERO, crate::DEFAULT_BUSY_POLL] {
+            wake_interrupts_wait(busy_poll);
+        }
+    }
+
+    fn wake_interrupts_wait(busy_poll: Duration) {
         let (tx, rx) = async_channel::bounded::<u32>(1);
         let t = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(50));
             tx.send_blocking(7).expect("send");
         });
-        assert_eq!(Reactor::block_on(rx.recv()), Ok(7));
+        assert_eq!(Reactor::block_on(rx.recv(), busy_poll), Ok(7));
         t.join().expect("join");
     }
 }
