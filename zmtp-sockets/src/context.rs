@@ -116,9 +116,12 @@ impl ContextBuilder {
     /// Waking a thread that sleeps costs tens of microseconds on a virtual
     /// machine (the idle virtual CPU has to be woken by the host). While it
     /// polls, the thread yields its core to any other runnable thread each
-    /// round, so it only takes time that would otherwise be idle; the cost
-    /// is up to this much CPU time each time the thread runs out of work.
-    /// Linux only (elsewhere I/O threads always sleep at once).
+    /// round, so it only takes time that would otherwise be idle. This is
+    /// the most it polls: each thread polls for about four times its
+    /// recent idle spells, between a sixteenth of this and all of it, so
+    /// that work arriving at longer intervals than this (a message every
+    /// few hundred microseconds, say) costs little polling. Linux only
+    /// (elsewhere I/O threads always sleep at once).
     pub fn busy_poll(mut self, d: Duration) -> ContextBuilder {
         self.busy_poll = d;
         self

@@ -153,6 +153,7 @@ impl Reactor {
         // Wakers taken out under the lock and woken after it, kept across
         // waits so that a wake-up allocates nothing.
         let mut wake: Vec<Waker> = Vec::new();
+        let mut poll = BusyPoll::new(busy_poll);
         let zero = rustix::time::Timespec {
             tv_sec: 0,
             tv_nsec: 0,
@@ -164,7 +165,9 @@ impl Reactor {
                 return t;
             }
             events.clear();
-            if !busy_poll.is_zero() && r.spin(&mut events, &zero, busy_poll) {
+            let idle_since = Instant::now();
+            if !poll.budget.is_zero() && r.spin(&mut events, &zero, poll.budget) {
+                poll.idle(idle_since.elapsed());
                 r.dispatch(&events, &mut wake);
                 continue;
             }
@@ -178,6 +181,7 @@ impl Reactor {
                 timeout,
             );
             r.notify.sleeping.store(false, Ordering::SeqCst);
+            poll.idle(idle_since.elapsed());
             r.dispatch(&events, &mut wake);
         }
     }
@@ -237,6 +241,45 @@ impl Reactor {
         for w in wake.drain(..) {
             w.wake();
         }
+    }
+}
+
+/// How long an idle I/O thread polls before it sleeps, adapted to how
+/// soon work has been coming back.
+///
+/// Polling pays when the next piece of work comes within the polling time
+/// (the reply in a request/reply exchange, the next batch of a stream of
+/// small messages) and is wasted when it comes later (a message every few
+/// hundred microseconds would have the thread poll for nothing each time).
+/// So the thread keeps a running estimate of its idle spells, counting a
+/// spell longer than the full budget as zero, and polls for four times
+/// that estimate: between a sixteenth of the full budget and all of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct BusyPoll {
+    full: Duration,
+    typical: Duration,
+    budget: Duration,
+}
+
+impl BusyPoll {
+    fn new(full: Duration) -> BusyPoll {
+        BusyPoll {
+            full,
+            typical: full / 2,
+            budget: full,
+        }
+    }
+
+    /// The thread was idle for `idle` (polling, then sleeping if polling
+    /// found nothing) before work came.
+    fn idle(&mut self, idle: Duration) {
+        let sample = if idle <= self.full {
+            idle
+        } else {
+            Duration::ZERO
+        };
+        self.typical = (self.typical * 3 + sample) / 4;
+        self.budget = (self.typical * 4).clamp(self.full / 16, self.full);
     }
 }
 
@@ -355,6 +398,38 @@ mod tests {
         assert_eq!(got, b"ping");
         drop(writer.join());
         assert!(Reactor::current().is_none());
+    }
+
+    #[test]
+    fn busy_poll_budget_follows_idle_spells() {
+        let full = Duration::from_micros(64);
+        let mut p = BusyPoll::new(full);
+        assert_eq!(p.budget, full);
+        // Work every millisecond: polling never catches it.
+        for _ in 0..20 {
+            p.idle(Duration::from_millis(1));
+        }
+        assert_eq!(p.budget, full / 16);
+        // Work coming back within 10 µs: poll for about four times that.
+        for _ in 0..20 {
+            p.idle(Duration::from_micros(10));
+        }
+        let b = p.budget.as_micros();
+        assert!((36..=40).contains(&b), "{b} µs");
+        // Never more than the full budget.
+        for _ in 0..20 {
+            p.idle(Duration::from_micros(70));
+        }
+        assert_eq!(p.budget, full / 16, "70 µs is longer than the budget");
+        for _ in 0..20 {
+            p.idle(Duration::from_micros(50));
+        }
+        assert_eq!(p.budget, full);
+        // Zero stays zero: the thread never polls.
+        let mut off = BusyPoll::new(Duration::ZERO);
+        off.idle(Duration::from_millis(1));
+        off.idle(Duration::ZERO);
+        assert!(off.budget.is_zero());
     }
 
     #[test]
