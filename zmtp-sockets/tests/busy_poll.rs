@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use zmtp_sockets::{Context, SocketType};
+use zmtp_sockets::{Context, Socket, SocketType};
 
 const TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -32,7 +32,9 @@ fn io_thread_cpu_ns() -> u64 {
     total
 }
 
-fn idle_cpu_after_traffic(busy_poll: Duration) -> Duration {
+/// A context with two I/O threads and the given polling budget, and a
+/// PUSH connected to a PULL in it, over tcp.
+fn push_pull(busy_poll: Duration) -> (Context, Socket, Socket) {
     let ctx = Context::builder()
         .io_threads(2)
         .busy_poll(busy_poll)
@@ -43,6 +45,11 @@ fn idle_cpu_after_traffic(busy_poll: Duration) -> Duration {
         .expect("options");
     let ep = pull.bind("tcp://127.0.0.1:0").expect("bind");
     push.connect(&ep).expect("connect");
+    (ctx, push, pull)
+}
+
+fn idle_cpu_after_traffic(busy_poll: Duration) -> Duration {
+    let (ctx, push, pull) = push_pull(busy_poll);
     for i in 0..100u32 {
         push.send_blocking(i.to_be_bytes().to_vec()).expect("send");
         assert_eq!(
@@ -62,16 +69,7 @@ fn idle_cpu_after_traffic(busy_poll: Duration) -> Duration {
 /// longer than the polling budgets used here: polling never catches the
 /// next message.
 fn cpu_share_under_paced_traffic(busy_poll: Duration) -> f64 {
-    let ctx = Context::builder()
-        .io_threads(2)
-        .busy_poll(busy_poll)
-        .build();
-    let pull = ctx.socket(SocketType::Pull).expect("pull");
-    let push = ctx.socket(SocketType::Push).expect("push");
-    pull.configure(|o| o.rcvtimeo = Some(TIMEOUT))
-        .expect("options");
-    let ep = pull.bind("tcp://127.0.0.1:0").expect("bind");
-    push.connect(&ep).expect("connect");
+    let (ctx, push, pull) = push_pull(busy_poll);
     push.send_blocking(vec![0u8]).expect("send");
     pull.recv_blocking().expect("first message");
     let (before, start) = (io_thread_cpu_ns(), std::time::Instant::now());
