@@ -1,7 +1,8 @@
 //! # zmtp-sockets: ZeroMQ sockets in pure Rust
 //!
 //! REQ/REP, PUB/SUB and PUSH/PULL over `tcp://` and `ipc://`, with NULL,
-//! PLAIN and CURVE security, talking to libzmq byte for byte.
+//! PLAIN and CURVE security, talking to libzmq byte for byte, and NOISE
+//! between zmtp peers.
 //!
 //! ```no_run
 //! use zmtp_sockets::{Context, SocketType};
@@ -27,6 +28,18 @@
 //! I/O threads (`zmtp-io-N`), which batch every queued message into one
 //! vectored write. This is why CURVE costs the application thread no more
 //! per `send` than NULL does.
+//!
+//! A context has one I/O thread unless built otherwise:
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use zmtp_sockets::Context;
+//! let ctx = Context::builder()
+//!     .io_threads(2)
+//!     // Sleep as soon as there is no work (the default polls briefly).
+//!     .busy_poll(Duration::ZERO)
+//!     .build();
+//! ```
 //!
 //! ## Runtimes
 //!
