@@ -17,6 +17,7 @@
 //! bench --json`, the others through `bench/peers` (`rust-peers`).
 
 mod libzmq;
+#[path = "../../zmtp-cli/src/probe.rs"]
 mod probe;
 mod svg;
 

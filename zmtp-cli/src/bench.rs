@@ -8,6 +8,8 @@ use bytes::Bytes;
 use zmtp_sockets::security::{KeyPair, PlainCredentials};
 use zmtp_sockets::{Context, MonitorEvent, Security, Socket, SocketType};
 
+use crate::probe::{status_kib, thread_cpu_ns};
+
 /// Options of `zmtp bench`.
 #[derive(clap::Args, Debug, Clone)]
 pub(crate) struct Args {
@@ -112,14 +114,6 @@ impl Report {
     }
 }
 
-/// CPU time of the calling thread, in nanoseconds (Linux schedstat).
-fn thread_cpu_ns() -> u64 {
-    std::fs::read_to_string("/proc/thread-self/schedstat")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
-
 fn bad(msg: impl std::fmt::Display) -> ! {
     crate::die(2, msg)
 }
@@ -211,18 +205,6 @@ fn endpoint(transport: &str) -> String {
     }
 }
 
-/// A field of /proc/self/status in KiB (VmRSS, VmHWM).
-fn status_kib(key: &str) -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(key))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0.0)
-}
-
 fn socket(ctx: &Context, ty: SocketType) -> Socket {
     let s = ctx.socket(ty).unwrap_or_else(|e| crate::die(1, e));
     let _ = s.configure(|o| o.linger = Some(Duration::ZERO));
@@ -308,7 +290,7 @@ fn contexts(a: &Args) -> (Context, Context) {
 /// RSS of this process with --count connected, idle PUSH sockets (both ends
 /// in the process).
 fn idle(a: &Args) -> Report {
-    let base = status_kib("VmRSS:");
+    let base = status_kib("VmRSS:") as f64;
     let (sctx, cctx) = contexts(a);
     let pull = socket(&sctx, SocketType::Pull);
     let _ = pull.configure(|o| o.rcvtimeo = Some(Duration::from_secs(10)));
@@ -330,7 +312,7 @@ fn idle(a: &Args) -> Report {
     while n < a.count && pull.recv_blocking().is_ok() {
         n += 1;
     }
-    let rss = status_kib("VmRSS:");
+    let rss = status_kib("VmRSS:") as f64;
     extra_report(
         a,
         vec![
@@ -344,7 +326,7 @@ fn idle(a: &Args) -> Report {
 /// Peak RSS while a publisher sends --count messages as fast as it can to
 /// one subscriber that reads one message per millisecond.
 fn slow_subscriber(a: &Args) -> Report {
-    let base = status_kib("VmRSS:");
+    let base = status_kib("VmRSS:") as f64;
     let (pctx, sctx) = contexts(a);
     let publisher = socket(&pctx, SocketType::Pub);
     let sub = socket(&sctx, SocketType::Sub);
@@ -380,8 +362,8 @@ fn slow_subscriber(a: &Args) -> Report {
     // Let queued data settle into buffers before reading the peak.
     std::thread::sleep(Duration::from_millis(500));
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let peak = status_kib("VmHWM:");
-    let rss = status_kib("VmRSS:");
+    let peak = status_kib("VmHWM:") as f64;
+    let rss = status_kib("VmRSS:") as f64;
     let read = reader.join().unwrap_or(0);
     extra_report(
         a,

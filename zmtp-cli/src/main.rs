@@ -14,6 +14,7 @@
 mod bench;
 mod cat;
 mod keygen;
+mod probe;
 mod security;
 
 use clap::{Parser, Subcommand};

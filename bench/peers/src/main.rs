@@ -21,7 +21,7 @@ use zeromq::Socket as _;
 
 use bytes::Bytes;
 
-#[path = "../../src/probe.rs"]
+#[path = "../../../zmtp-cli/src/probe.rs"]
 mod probe;
 use probe::{status_kib, thread_cpu_ns};
 

@@ -1,6 +1,6 @@
-//! Measurements shared by every driver of the comparison (libzmq's here,
-//! the Rust stacks' in `bench/peers`, which includes this file), so that
-//! each stack is measured the same way.
+//! Measurements shared by every benchmark driver: `zmtp bench` here, and
+//! the libzmq and Rust-stack drivers of `bench/` and `bench/peers`, which
+//! include this file, so that each stack is measured the same way.
 
 /// CPU time of the calling thread, in ns (Linux schedstat; 0 elsewhere).
 pub(crate) fn thread_cpu_ns() -> u64 {
