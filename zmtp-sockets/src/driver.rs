@@ -19,8 +19,9 @@ use std::time::{Duration, Instant};
 
 use std::collections::VecDeque;
 
-use async_channel::{Receiver, TryRecvError};
+use async_channel::Receiver;
 use async_io::Timer;
+use concurrent_queue::PopError;
 use futures_lite::FutureExt as _;
 use futures_lite::future::{or, pending};
 use zmtp_core::{
@@ -530,8 +531,8 @@ async fn drive(
                                 return fail(established, e);
                             }
                         }
-                        Err(TryRecvError::Empty) => break,
-                        Err(TryRecvError::Closed) => {
+                        Err(PopError::Empty) => break,
+                        Err(PopError::Closed) => {
                             closing = true;
                             break;
                         }

@@ -66,6 +66,25 @@ struct Pipe {
 }
 
 impl Pipe {
+    /// A new pipe with room for `cap` messages (0: no limit), and the
+    /// connection task's end of it.
+    fn new(id: u64, cap: usize) -> (Pipe, PipeRx) {
+        let tx = Arc::new(ConcurrentQueue::unbounded());
+        let ready = Arc::new(AtomicWaker::new());
+        let rx = PipeRx {
+            rx: tx.clone(),
+            ready: ready.clone(),
+        };
+        let pipe = Pipe {
+            id,
+            tx,
+            ready,
+            cap,
+            subs: PeerSubscriptions::default(),
+        };
+        (pipe, rx)
+    }
+
     fn is_full(&self) -> bool {
         self.cap != 0 && self.tx.len() >= self.cap
     }
@@ -120,11 +139,8 @@ impl Drop for PipeRx {
 }
 
 impl PipeRx {
-    pub(crate) fn try_recv(&self) -> Result<Out, async_channel::TryRecvError> {
-        self.rx.pop().map_err(|e| match e {
-            PopError::Empty => async_channel::TryRecvError::Empty,
-            PopError::Closed => async_channel::TryRecvError::Closed,
-        })
+    pub(crate) fn try_recv(&self) -> Result<Out, PopError> {
+        self.rx.pop()
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -142,10 +158,10 @@ impl PipeRx {
             loop {
                 match self.try_recv() {
                     Ok(out) => return Poll::Ready(Some(out)),
-                    Err(async_channel::TryRecvError::Closed) => return Poll::Ready(None),
-                    Err(async_channel::TryRecvError::Empty) if registered => return Poll::Pending,
+                    Err(PopError::Closed) => return Poll::Ready(None),
+                    Err(PopError::Empty) if registered => return Poll::Pending,
                     // Register, then look again: a send in between wakes us.
-                    Err(async_channel::TryRecvError::Empty) => {
+                    Err(PopError::Empty) => {
                         self.ready.register(cx.waker());
                         registered = true;
                     }
@@ -267,27 +283,19 @@ impl SocketShared {
         } else {
             hwm
         };
-        let tx = Arc::new(ConcurrentQueue::unbounded());
-        let rx = tx.clone();
-        let ready = Arc::new(AtomicWaker::new());
         let id = self.next_pipe.fetch_add(1, Ordering::Relaxed);
+        let (pipe, rx) = Pipe::new(id, cap);
         {
             let mut st = self.lock();
             if self.socket_type == SocketType::Sub {
                 for p in st.own_subs.prefixes() {
-                    let _ = tx.push(Out::Subscribe(p.clone()));
+                    let _ = pipe.tx.push(Out::Subscribe(p.clone()));
                 }
             }
-            st.pipes.push(Pipe {
-                id,
-                tx,
-                ready: ready.clone(),
-                cap,
-                subs: PeerSubscriptions::default(),
-            });
+            st.pipes.push(pipe);
         }
         self.room.notify(usize::MAX);
-        (id, PipeRx { rx, ready })
+        (id, rx)
     }
 
     pub(crate) fn detach_pipe(&self, id: u64) {
@@ -987,23 +995,9 @@ impl Socket {
 mod tests {
     use super::*;
 
-    fn pipe(cap: usize) -> (Pipe, PipeRx) {
-        let tx = Arc::new(ConcurrentQueue::unbounded());
-        let rx = tx.clone();
-        let ready = Arc::new(AtomicWaker::new());
-        let pipe = Pipe {
-            id: 1,
-            tx,
-            ready: ready.clone(),
-            cap,
-            subs: PeerSubscriptions::default(),
-        };
-        (pipe, PipeRx { rx, ready })
-    }
-
     #[test]
     fn pipe_wakes_its_reader_for_every_send_and_closes_after_draining() {
-        let (p, rx) = pipe(0);
+        let (p, rx) = Pipe::new(1, 0);
         let sender = std::thread::spawn(move || {
             for i in 0..10_000u32 {
                 assert!(
@@ -1033,7 +1027,7 @@ mod tests {
 
     #[test]
     fn a_full_pipe_refuses_messages_but_not_subscriptions() {
-        let (p, rx) = pipe(2);
+        let (p, rx) = Pipe::new(1, 2);
         assert!(p.try_send(Out::Cancel(Bytes::new())).is_ok());
         assert!(p.try_send(Out::Cancel(Bytes::new())).is_ok());
         assert!(matches!(
