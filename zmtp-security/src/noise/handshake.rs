@@ -30,7 +30,7 @@ use zmtp_core::{
     Metadata, Result, Step, Traffic,
 };
 
-use super::cipher::SnowChaChaPoly;
+use super::cipher::SnowAesGcm;
 use super::record::{MAX_RECORD, Records};
 use super::{PROLOGUE_LABEL, Pattern};
 use crate::keys::{KeyPair, PublicKey};
@@ -67,7 +67,7 @@ impl CryptoResolver for Resolver {
         c: &snow::params::CipherChoice,
     ) -> Option<Box<dyn snow::types::Cipher>> {
         match c {
-            snow::params::CipherChoice::ChaChaPoly => Some(Box::<SnowChaChaPoly>::default()),
+            snow::params::CipherChoice::AESGCM => Some(Box::<SnowAesGcm>::default()),
             _ => None,
         }
     }

@@ -2,7 +2,7 @@
 //! `docs/noise-mechanism.md` (ours; no ZeroMQ RFC defines one).
 //!
 //! - Mechanisms `NOISE-XX`, `NOISE-IK` and `NOISE-NK`, one per pattern,
-//!   with `Noise_<P>_25519_ChaChaPoly_BLAKE2s`; the handshakes are `snow`'s.
+//!   with `Noise_<P>_25519_AESGCM_BLAKE2s`; the handshakes are `snow`'s.
 //! - The prologue binds both 64-byte greetings.
 //! - Handshake messages travel in `NOISE` commands; the server's metadata
 //!   in an encrypted `READY` command once the Authenticator allowed the
@@ -47,9 +47,9 @@ impl Pattern {
     /// The full Noise protocol name.
     pub fn protocol(self) -> &'static str {
         match self {
-            Pattern::XX => "Noise_XX_25519_ChaChaPoly_BLAKE2s",
-            Pattern::IK => "Noise_IK_25519_ChaChaPoly_BLAKE2s",
-            Pattern::NK => "Noise_NK_25519_ChaChaPoly_BLAKE2s",
+            Pattern::XX => "Noise_XX_25519_AESGCM_BLAKE2s",
+            Pattern::IK => "Noise_IK_25519_AESGCM_BLAKE2s",
+            Pattern::NK => "Noise_NK_25519_AESGCM_BLAKE2s",
         }
     }
 
