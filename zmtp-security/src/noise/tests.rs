@@ -422,3 +422,93 @@ fn print_test_vectors() {
         println!("{label}: {hexed}");
     }
 }
+
+/// Specification §2.1: a draft-1 peer (ChaChaPoly) and a draft-2 peer
+/// (AESGCM) fail the handshake at its first encrypted payload, with an
+/// error on our side, in both roles.
+#[test]
+fn a_draft_1_peer_fails_the_handshake_cleanly() {
+    use zmtp_core::{Greeting, HandshakeContext, Mechanism, Metadata};
+    let draft1: snow::params::NoiseParams = "Noise_XX_25519_ChaChaPoly_BLAKE2s".parse().unwrap();
+    let (gc, gs) = (
+        Greeting::new(Pattern::XX.mechanism(), false),
+        Greeting::new(Pattern::XX.mechanism(), true),
+    );
+    let (bc, bs) = (gc.emit(), gs.emit());
+    let mut prologue = PROLOGUE_LABEL.to_vec();
+    prologue.extend_from_slice(&bc);
+    prologue.extend_from_slice(&bs);
+    let local = Metadata::new();
+    let command = |m: &[u8]| {
+        let mut b = b"\x05NOISE".to_vec();
+        b.extend_from_slice(m);
+        Bytes::from(b)
+    };
+    let (mut buf, mut payload) = ([0u8; 1024], [0u8; 1024]);
+    // snow's own ChaChaPoly; randomness from ours (snow's is not built).
+    let resolver = || {
+        use snow::resolvers::{DefaultResolver, FallbackResolver};
+        Box::new(FallbackResolver::new(
+            Box::new(DefaultResolver),
+            Box::new(super::handshake::Resolver(DefaultResolver)),
+        ))
+    };
+
+    // Our client against a draft-1 server.
+    let mut client = NoiseClient::new(Pattern::XX, None, None).unwrap();
+    let cctx = HandshakeContext {
+        local: &local,
+        our_greeting: &bc,
+        peer_greeting: &bs,
+        peer: &gs,
+    };
+    let mut to_s = Vec::new();
+    let _ = client.start(&cctx, &mut to_s).unwrap();
+    let m1 = to_s.remove(0);
+    let mut server = snow::Builder::with_resolver(draft1.clone(), resolver())
+        .prologue(&prologue)
+        .unwrap()
+        .local_private_key(KeyPair::generate().secret.as_bytes())
+        .unwrap()
+        .build_responder()
+        .unwrap();
+    server
+        .read_message(&m1[b"\x05NOISE".len()..], &mut payload)
+        .expect("the first XX message carries no ciphertext");
+    let n = server.write_message(&[], &mut buf).unwrap();
+    assert!(
+        client
+            .handle_command(command(&buf[..n]), &mut to_s)
+            .is_err()
+    );
+    assert!(to_s.is_empty(), "nothing sent after the failure");
+
+    // A draft-1 client against our server: our second message does not
+    // decrypt for it, so it can never send a third one we would accept.
+    let mut server = NoiseServer::new(Pattern::XX, KeyPair::generate());
+    let sctx = HandshakeContext {
+        local: &local,
+        our_greeting: &bs,
+        peer_greeting: &bc,
+        peer: &gc,
+    };
+    let mut to_c = Vec::new();
+    let _ = server.start(&sctx, &mut to_c).unwrap();
+    let mut client = snow::Builder::with_resolver(draft1, resolver())
+        .prologue(&prologue)
+        .unwrap()
+        .local_private_key(KeyPair::generate().secret.as_bytes())
+        .unwrap()
+        .build_initiator()
+        .unwrap();
+    let n = client.write_message(&[], &mut buf).unwrap();
+    let _ = server
+        .handle_command(command(&buf[..n]), &mut to_c)
+        .unwrap();
+    let m2 = to_c.remove(0);
+    assert!(
+        client
+            .read_message(&m2[b"\x05NOISE".len()..], &mut payload)
+            .is_err()
+    );
+}
