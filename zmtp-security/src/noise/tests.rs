@@ -454,6 +454,20 @@ fn a_draft_1_peer_fails_the_handshake_cleanly() {
         ))
     };
 
+    let draft1_peer = |initiator: bool| {
+        let keys = KeyPair::generate();
+        let b = snow::Builder::with_resolver(draft1.clone(), resolver())
+            .prologue(&prologue)
+            .unwrap()
+            .local_private_key(keys.secret.as_bytes())
+            .unwrap();
+        if initiator {
+            b.build_initiator().unwrap()
+        } else {
+            b.build_responder().unwrap()
+        }
+    };
+
     // Our client against a draft-1 server.
     let mut client = NoiseClient::new(Pattern::XX, None, None).unwrap();
     let cctx = HandshakeContext {
@@ -465,13 +479,7 @@ fn a_draft_1_peer_fails_the_handshake_cleanly() {
     let mut to_s = Vec::new();
     let _ = client.start(&cctx, &mut to_s).unwrap();
     let m1 = to_s.remove(0);
-    let mut server = snow::Builder::with_resolver(draft1.clone(), resolver())
-        .prologue(&prologue)
-        .unwrap()
-        .local_private_key(KeyPair::generate().secret.as_bytes())
-        .unwrap()
-        .build_responder()
-        .unwrap();
+    let mut server = draft1_peer(false);
     server
         .read_message(&m1[b"\x05NOISE".len()..], &mut payload)
         .expect("the first XX message carries no ciphertext");
@@ -494,13 +502,7 @@ fn a_draft_1_peer_fails_the_handshake_cleanly() {
     };
     let mut to_c = Vec::new();
     let _ = server.start(&sctx, &mut to_c).unwrap();
-    let mut client = snow::Builder::with_resolver(draft1, resolver())
-        .prologue(&prologue)
-        .unwrap()
-        .local_private_key(KeyPair::generate().secret.as_bytes())
-        .unwrap()
-        .build_initiator()
-        .unwrap();
+    let mut client = draft1_peer(true);
     let n = client.write_message(&[], &mut buf).unwrap();
     let _ = server
         .handle_command(command(&buf[..n]), &mut to_c)
