@@ -172,9 +172,10 @@ impl Reactor {
                 continue;
             }
             r.notify.sleeping.store(true, Ordering::SeqCst);
-            // Woken while polling: look for I/O without sleeping.
+            // Woken while polling: look for I/O without sleeping. (`events`
+            // is empty: cleared above, and a spin that found nothing left
+            // nothing in it.)
             let timeout = r.notify.pending.load(Ordering::SeqCst).then_some(&zero);
-            events.clear();
             let _ = epoll::wait(
                 &r.epoll,
                 rustix::buffer::spare_capacity(&mut events),

@@ -73,6 +73,17 @@ impl CryptoResolver for Resolver {
     }
 }
 
+/// snow's own primitives (RustCrypto's), with this crate's randomness for
+/// what snow's build lacks: the independent implementation the tests check
+/// ours against.
+#[cfg(test)]
+pub(super) fn snow_reference() -> snow::resolvers::BoxedCryptoResolver {
+    Box::new(snow::resolvers::FallbackResolver::new(
+        Box::new(DefaultResolver),
+        Box::new(Resolver(DefaultResolver)),
+    ))
+}
+
 fn prologue(client_greeting: &[u8; 64], server_greeting: &[u8; 64]) -> Vec<u8> {
     let mut p = Vec::with_capacity(PROLOGUE_LABEL.len() + 128);
     p.extend_from_slice(PROLOGUE_LABEL);

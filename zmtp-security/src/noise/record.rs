@@ -173,20 +173,13 @@ mod tests {
     /// resolver (RustCrypto's AES-256-GCM, not ring): the same keys every
     /// time it runs.
     fn handshake() -> (snow::HandshakeState, snow::HandshakeState) {
-        use snow::resolvers::{DefaultResolver, FallbackResolver};
+        use super::super::handshake::snow_reference;
         let params: snow::params::NoiseParams = "Noise_NN_25519_AESGCM_BLAKE2s".parse().unwrap();
-        // snow's primitives first; ours only for the randomness it lacks.
-        let resolver = || {
-            Box::new(FallbackResolver::new(
-                Box::new(DefaultResolver),
-                Box::new(super::super::handshake::Resolver(DefaultResolver)),
-            ))
-        };
-        let mut i = snow::Builder::with_resolver(params.clone(), resolver())
+        let mut i = snow::Builder::with_resolver(params.clone(), snow_reference())
             .fixed_ephemeral_key_for_testing_only(&[1; 32])
             .build_initiator()
             .unwrap();
-        let mut r = snow::Builder::with_resolver(params, resolver())
+        let mut r = snow::Builder::with_resolver(params, snow_reference())
             .fixed_ephemeral_key_for_testing_only(&[2; 32])
             .build_responder()
             .unwrap();
@@ -231,23 +224,18 @@ mod tests {
     /// (RustCrypto) interoperate in both roles, payloads included.
     #[test]
     fn handshake_cipher_interoperates_with_snow_default() {
-        use snow::resolvers::{DefaultResolver, FallbackResolver};
+        use super::super::handshake::{Resolver, snow_reference};
+        use snow::resolvers::DefaultResolver;
         let params: snow::params::NoiseParams = "Noise_XX_25519_AESGCM_BLAKE2s".parse().unwrap();
-        let ours = || Box::new(super::super::handshake::Resolver(DefaultResolver));
-        let theirs = || {
-            Box::new(FallbackResolver::new(
-                Box::new(DefaultResolver),
-                Box::new(super::super::handshake::Resolver(DefaultResolver)),
-            ))
-        };
+        let ours = || Box::new(Resolver(DefaultResolver));
         for ours_initiates in [true, false] {
             let (ri, rr): (
                 snow::resolvers::BoxedCryptoResolver,
                 snow::resolvers::BoxedCryptoResolver,
             ) = if ours_initiates {
-                (ours(), theirs())
+                (ours(), snow_reference())
             } else {
-                (theirs(), ours())
+                (snow_reference(), ours())
             };
             let mut i = snow::Builder::with_resolver(params.clone(), ri)
                 .local_private_key(&[5; 32])

@@ -445,18 +445,10 @@ fn a_draft_1_peer_fails_the_handshake_cleanly() {
         Bytes::from(b)
     };
     let (mut buf, mut payload) = ([0u8; 1024], [0u8; 1024]);
-    // snow's own ChaChaPoly; randomness from ours (snow's is not built).
-    let resolver = || {
-        use snow::resolvers::{DefaultResolver, FallbackResolver};
-        Box::new(FallbackResolver::new(
-            Box::new(DefaultResolver),
-            Box::new(super::handshake::Resolver(DefaultResolver)),
-        ))
-    };
 
     let draft1_peer = |initiator: bool| {
         let keys = KeyPair::generate();
-        let b = snow::Builder::with_resolver(draft1.clone(), resolver())
+        let b = snow::Builder::with_resolver(draft1.clone(), super::handshake::snow_reference())
             .prologue(&prologue)
             .unwrap()
             .local_private_key(keys.secret.as_bytes())
