@@ -188,35 +188,45 @@ fn stats(mut v: Vec<f64>) -> Option<(f64, f64, f64)> {
 type Results = BTreeMap<&'static str, Vec<Fields>>;
 
 fn run_interleaved(t: &Tools, w: &Work, imps: &[&'static str], runs: usize) -> Results {
+    let label = format!(
+        "{} {} {} {} B ×{}",
+        w.pattern, w.mechanism, w.transport, w.size, w.subscribers
+    );
+    interleave(&label, imps, runs, |imp| measure(t, imp, w))
+}
+
+/// `runs` rounds of `run` over every key in turn (an implementation, or a
+/// mechanism of ours), so that the machine's drift falls on all keys alike.
+fn interleave(
+    label: &str,
+    keys: &[&'static str],
+    runs: usize,
+    run: impl Fn(&'static str) -> Result<Fields, Miss>,
+) -> Results {
     let mut r = Results::new();
     let mut skip = Vec::new();
     for _ in 0..runs {
-        for imp in imps {
-            if skip.contains(imp) {
+        for key in keys {
+            if skip.contains(key) {
                 continue;
             }
-            match measure(t, imp, w) {
-                Ok(f) => r.entry(*imp).or_default().push(f),
+            match run(key) {
+                Ok(f) => r.entry(*key).or_default().push(f),
                 Err(miss) => {
-                    // One failure is the stack's result for this workload.
-                    skip.push(*imp);
+                    // One failure is the key's result for this workload.
+                    skip.push(*key);
                     if miss == Miss::Failed {
                         let failed = Fields::from([("failed".to_owned(), 1.0)]);
-                        r.insert(*imp, vec![failed]);
+                        r.insert(*key, vec![failed]);
                     }
                 }
             }
         }
     }
     eprintln!(
-        "{} {} {} {} B ×{}: {}",
-        w.pattern,
-        w.mechanism,
-        w.transport,
-        w.size,
-        w.subscribers,
-        imps.iter()
-            .map(|i| format!("{i}={}", r.get(i).map_or(0, Vec::len)))
+        "{label}: {}",
+        keys.iter()
+            .map(|k| format!("{k}={}", r.get(k).map_or(0, Vec::len)))
             .collect::<Vec<_>>()
             .join(" ")
     );
@@ -735,31 +745,19 @@ fn mechanisms_interleaved(t: &Tools, rep: &mut Report, runs: usize, n: &dyn Fn(u
         ("noise-xx", "NOISE-XX"),
     ];
     let runs = runs.max(5);
-    let mut r = Results::new();
-    for _ in 0..runs {
-        for (mech, _) in MECHS {
-            let w = Work {
-                pattern: "push-pull",
-                mechanism: mech,
-                transport: "tcp",
-                size: 16,
-                count: n(2_000_000),
-                subscribers: 1,
-            };
-            // A failed run leaves its cell empty and its target unmet.
-            if let Ok(f) = measure(t, "zmtp", &w) {
-                r.entry(mech).or_default().push(f);
-            }
-        }
-    }
-    eprintln!(
-        "mechanisms interleaved: {}",
-        MECHS
-            .iter()
-            .map(|(m, _)| format!("{m}={}", r.get(m).map_or(0, Vec::len)))
-            .collect::<Vec<_>>()
-            .join(" ")
-    );
+    let mechs: Vec<&'static str> = MECHS.iter().map(|m| m.0).collect();
+    // A failed run leaves its cells empty and its targets unmet.
+    let r = interleave("mechanisms interleaved", &mechs, runs, |mech| {
+        let w = Work {
+            pattern: "push-pull",
+            mechanism: mech,
+            transport: "tcp",
+            size: 16,
+            count: n(2_000_000),
+            subscribers: 1,
+        };
+        measure(t, "zmtp", &w)
+    });
     let _ = writeln!(
         rep.md,
         "\n### zmtp's mechanisms side by side\n\nPUSH/PULL 16 B over tcp, {} messages, our NULL, CURVE and NOISE-XX interleaved run by run, {runs} runs each; median (min–max) and, in bold, the ratio of medians to NULL's.\n",
