@@ -1,4 +1,6 @@
-//! Decoder and encoder cost per frame, at 16 bytes and 64 KiB.
+//! Decoder and encoder cost per frame, at 16 bytes and 64 KiB, and a
+//! connection's cost per message after the handshake (what its I/O task
+//! spends on each one, on one thread).
 //!
 //! `cargo bench -p zmtp-core --bench codec`
 #![allow(missing_docs)] // criterion's macros generate undocumented items
@@ -6,7 +8,8 @@
 use bytes::{Bytes, BytesMut};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
-use zmtp_core::{Encoder, FrameDecoder};
+use std::time::Instant;
+use zmtp_core::{Config, Connection, Encoder, Event, FrameDecoder, Message, Null, SocketType};
 
 const BATCH: usize = 1024;
 
@@ -61,5 +64,71 @@ fn encode(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, decode, encode);
+/// A PUSH and a PULL connection after their NULL handshake.
+fn ready_pair() -> (Connection, Connection) {
+    let now = Instant::now();
+    let mut a = Connection::new(Config::new(SocketType::Push), Box::new(Null::new()), now);
+    let mut b = Connection::new(Config::new(SocketType::Pull), Box::new(Null::new()), now);
+    for _ in 0..10 {
+        let to_b = a.output().expect("open").take_all();
+        let to_a = b.output().expect("open").take_all();
+        if to_a.is_empty() && to_b.is_empty() {
+            break;
+        }
+        for (c, bytes) in [(&mut b, to_b), (&mut a, to_a)] {
+            c.recv_buffer().extend_from_slice(&bytes);
+            c.input_arrived(now);
+            while c.poll_event(now).expect("handshake").is_some() {}
+        }
+    }
+    assert!(a.is_ready() && b.is_ready());
+    (a, b)
+}
+
+fn connection(c: &mut Criterion) {
+    let mut g = c.benchmark_group("connection");
+    let msg = Message::from(Bytes::from(vec![0x5A; 16]));
+    g.throughput(Throughput::Elements(BATCH as u64));
+    g.bench_function("send/16", |b| {
+        let (mut a, _) = ready_pair();
+        b.iter(|| {
+            for _ in 0..BATCH {
+                a.send(&msg).expect("ready");
+            }
+            let out = a.output().expect("ready");
+            let n = out.len();
+            out.advance(n);
+        });
+    });
+    g.bench_function("recv/16", |b| {
+        let (mut a, mut pull) = ready_pair();
+        for _ in 0..BATCH {
+            a.send(&msg).expect("ready");
+        }
+        let stream = a.output().expect("ready").take_all();
+        let now = Instant::now();
+        let mut got = Vec::with_capacity(BATCH);
+        // Only the decoding is timed: the read that fills the buffer and
+        // the drop of the messages (the application's) are not.
+        b.iter_custom(|iters| {
+            let mut spent = std::time::Duration::ZERO;
+            for _ in 0..iters {
+                pull.recv_buffer().extend_from_slice(&stream);
+                let t = Instant::now();
+                while let Some(ev) = pull.poll_event(now).expect("valid stream") {
+                    if let Event::Message(m) = ev {
+                        got.push(m);
+                    }
+                }
+                spent += t.elapsed();
+                assert_eq!(got.len(), BATCH);
+                got.clear();
+            }
+            spent
+        });
+    });
+    g.finish();
+}
+
+criterion_group!(benches, decode, encode, connection);
 criterion_main!(benches);

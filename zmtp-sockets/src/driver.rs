@@ -435,7 +435,7 @@ async fn drive(
             match ev {
                 Event::Authenticate(req) => {
                     let deadline = conn.poll_timeout();
-                    let v = or(async { Some(verdict(opts, req, peer, ip).await) }, async {
+                    let v = or(async { Some(verdict(opts, *req, peer, ip).await) }, async {
                         match deadline {
                             Some(d) => {
                                 Timer::at(d).await;

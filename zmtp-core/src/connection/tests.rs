@@ -139,6 +139,13 @@ fn messages_both_ways_with_multipart() {
 }
 
 #[test]
+fn an_event_is_no_larger_than_a_message_and_its_tag() {
+    // Each received message is moved out as an Event; a large variant
+    // would make every one of those moves larger (see Event::Authenticate).
+    assert!(std::mem::size_of::<Event>() <= std::mem::size_of::<Message>() + 8);
+}
+
+#[test]
 fn byte_by_byte_equals_all_at_once() {
     let mut stream = greeting(1, "NULL");
     stream.extend_from_slice(&ready("REQ"));
