@@ -541,7 +541,7 @@ async fn drive(
             }
         }
         if took && slot.get().is_some_and(|(_, rx)| room_for_senders(rx)) {
-            shared.room.notify(usize::MAX);
+            shared.notify_room();
         }
 
         // 3. Write.
@@ -626,7 +626,7 @@ async fn drive(
             }
             Wake::Out(Some(out)) => {
                 if slot.get().is_some_and(|(_, rx)| room_for_senders(rx)) {
-                    shared.room.notify(usize::MAX);
+                    shared.notify_room();
                 }
                 in_output += u64::from(matches!(out, Out::Msg(_)));
                 if let Err(e) = queue(conn, out) {

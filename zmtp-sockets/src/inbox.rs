@@ -8,13 +8,13 @@
 //! one swapped batch more, like libzmq's batched pipes.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
-use std::task::{Poll, Waker};
+use std::task::Poll;
 
 use event_listener::{Event, EventListener};
 
 use crate::socket::Inbound;
+use crate::waiters::{Entry, Waiters};
 
 /// The inbox was closed with the socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,10 +112,7 @@ impl Inbox {
 
     /// Takes the next message, waiting for one.
     pub(crate) async fn pop(&self) -> Result<Inbound, Closed> {
-        let mut entry = Entry {
-            waiters: &self.waiters,
-            id: None,
-        };
+        let mut entry = Entry::new(&self.waiters);
         std::future::poll_fn(|cx| {
             if let Some(item) = self.try_pop()? {
                 return Poll::Ready(Ok(item));
@@ -142,86 +139,10 @@ impl Inbox {
     }
 }
 
-/// Receivers waiting for messages.
-///
-/// Like an `event_listener::Event`, except that [`Waiters::wake_all`] takes
-/// the wakers out and wakes them after releasing its lock: event-listener
-/// wakes while holding its list's lock, and the receiving thread, scheduled
-/// at once on the other core, then blocked on that lock to see it was
-/// notified (a futex wait and wake per message in a request/reply
-/// exchange, `perf record -e syscalls:sys_enter_futex`).
-#[derive(Default)]
-struct Waiters {
-    /// Entries in `list`, read without the lock by [`Waiters::wake_all`].
-    waiting: AtomicUsize,
-    list: Mutex<Vec<(u64, Waker)>>,
-    next: AtomicU64,
-}
-
-fn lock_list(m: &Mutex<Vec<(u64, Waker)>>) -> MutexGuard<'_, Vec<(u64, Waker)>> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-impl Waiters {
-    fn wake_all(&self) {
-        // Ordered after the queue's mutex by the caller: a receiver that
-        // registered before looking at the queue, and found it empty, is
-        // seen here.
-        if self.waiting.load(Ordering::SeqCst) == 0 {
-            return;
-        }
-        let woken = {
-            let mut l = lock_list(&self.list);
-            self.waiting.store(0, Ordering::SeqCst);
-            std::mem::take(&mut *l)
-        };
-        for (_, w) in woken {
-            w.wake();
-        }
-    }
-}
-
-/// One receiver's place among the [`Waiters`], removed when it is dropped.
-struct Entry<'a> {
-    waiters: &'a Waiters,
-    id: Option<u64>,
-}
-
-impl Entry<'_> {
-    fn register(&mut self, waker: &Waker) {
-        let mut l = lock_list(&self.waiters.list);
-        let existing = self.id.and_then(|id| l.iter_mut().find(|(k, _)| *k == id));
-        match existing {
-            Some((_, w)) => {
-                if !w.will_wake(waker) {
-                    *w = waker.clone();
-                }
-            }
-            None => {
-                let id = self.waiters.next.fetch_add(1, Ordering::Relaxed);
-                l.push((id, waker.clone()));
-                self.id = Some(id);
-            }
-        }
-        self.waiters.waiting.store(l.len(), Ordering::SeqCst);
-    }
-}
-
-impl Drop for Entry<'_> {
-    fn drop(&mut self) {
-        let Some(id) = self.id else { return };
-        if self.waiters.waiting.load(Ordering::SeqCst) == 0 {
-            return;
-        }
-        let mut l = lock_list(&self.waiters.list);
-        l.retain(|(k, _)| *k != id);
-        self.waiters.waiting.store(l.len(), Ordering::SeqCst);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::task::Waker;
     use zmtp_core::Message;
 
     fn item(i: u8) -> Inbound {
@@ -271,7 +192,7 @@ mod tests {
             assert_eq!(got, vec![0, 1, 2], "round {round}");
         }
         // Every receiver's entry is gone once it returned.
-        assert_eq!(inbox.waiters.waiting.load(Ordering::SeqCst), 0);
+        assert_eq!(inbox.waiters.waiting(), 0);
     }
 
     #[test]
@@ -282,9 +203,9 @@ mod tests {
             let waker = Waker::noop();
             let mut cx = std::task::Context::from_waker(waker);
             assert!(pop.as_mut().poll(&mut cx).is_pending());
-            assert_eq!(inbox.waiters.waiting.load(Ordering::SeqCst), 1);
+            assert_eq!(inbox.waiters.waiting(), 1);
         }
-        assert_eq!(inbox.waiters.waiting.load(Ordering::SeqCst), 0);
+        assert_eq!(inbox.waiters.waiting(), 0);
         let inbox = std::sync::Arc::new(inbox);
         let i2 = inbox.clone();
         let t = std::thread::spawn(move || futures_lite::future::block_on(i2.pop()).is_err());

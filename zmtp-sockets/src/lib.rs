@@ -62,6 +62,7 @@ mod reactor;
 mod routing;
 mod socket;
 mod transport;
+mod waiters;
 
 pub use context::{Context, ContextBuilder, DEFAULT_BUSY_POLL};
 pub use endpoint::Endpoint;

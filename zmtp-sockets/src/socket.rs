@@ -35,6 +35,7 @@ use crate::inbox::Inbox;
 use crate::monitor::{Monitor, MonitorEvent};
 use crate::options::{Options, Security};
 use crate::routing::{OverLimit, OwnSubscriptions, PeerSubscriptions};
+use crate::waiters::{Entry, Waiters};
 
 /// What a socket gives a connection task to send.
 #[derive(Debug)]
@@ -199,8 +200,11 @@ pub(crate) struct SocketShared {
     pub(crate) spawner: Spawner,
     inbox: OnceLock<Inbox>,
     state: Mutex<State>,
-    /// A pipe gained room or appeared.
+    /// A pipe gained room or appeared (for the [`crate::Poller`]).
     pub(crate) room: Event,
+    /// Senders waiting for room; woken with `room`, outside the lock that
+    /// holds their wakers (see [`Waiters`]).
+    senders: Waiters,
     closed: AtomicBool,
     closed_at: OnceLock<Instant>,
     pub(crate) close_event: Event,
@@ -270,6 +274,12 @@ impl SocketShared {
         }
     }
 
+    /// Tells senders (and pollers) that a pipe gained room or appeared.
+    pub(crate) fn notify_room(&self) {
+        self.senders.wake_all();
+        self.room.notify(usize::MAX);
+    }
+
     /// A new pipe, attached to the routing table.
     pub(crate) fn attach_pipe(&self) -> (u64, PipeRx) {
         let hwm = self
@@ -294,7 +304,7 @@ impl SocketShared {
             }
             st.pipes.push(pipe);
         }
-        self.room.notify(usize::MAX);
+        self.notify_room();
         (id, rx)
     }
 
@@ -349,7 +359,7 @@ impl SocketShared {
         drop(endpoints);
         self.inbox().close();
         self.close_event.notify(usize::MAX);
-        self.room.notify(usize::MAX);
+        self.notify_room();
     }
 }
 
@@ -426,6 +436,7 @@ impl Socket {
             inbox: OnceLock::new(),
             state: Mutex::new(State::default()),
             room: Event::new(),
+            senders: Waiters::default(),
             closed: AtomicBool::new(false),
             closed_at: OnceLock::new(),
             close_event: Event::new(),
@@ -654,32 +665,43 @@ impl Socket {
     /// given (the blocking calls pass none and bound the wait themselves).
     async fn send_prepared(&self, msg: Message, deadline: Option<Instant>) -> Result<()> {
         let mut msg = Some(msg);
-        loop {
-            let listener = self.shared.room.listen();
-            self.check_open()?;
-            match self.try_route(msg.take().ok_or(Error::Closed)?) {
-                Ok(()) => return Ok(()),
-                Err(back) => msg = Some(back),
+        let mut entry = Entry::new(&self.shared.senders);
+        let try_route = |msg: &mut Option<Message>| -> Option<Result<()>> {
+            if let Err(e) = self.check_open() {
+                return Some(Err(e));
             }
-            match deadline {
-                Some(d) => {
-                    let timed_out = futures_lite::future::or(
-                        async {
-                            listener.await;
-                            false
-                        },
-                        async {
-                            async_io::Timer::at(d).await;
-                            true
-                        },
-                    )
-                    .await;
-                    if timed_out {
-                        return Err(Error::WouldBlock);
-                    }
+            let Some(m) = msg.take() else {
+                return Some(Err(Error::Closed));
+            };
+            match self.try_route(m) {
+                Ok(()) => Some(Ok(())),
+                Err(back) => {
+                    *msg = Some(back);
+                    None
                 }
-                None => listener.await,
             }
+        };
+        let routed = std::future::poll_fn(|cx| {
+            if let Some(r) = try_route(&mut msg) {
+                return Poll::Ready(r);
+            }
+            // Register, then try again: room made in between wakes us. A
+            // wake-up takes the waker out, so every wait registers anew.
+            entry.register(cx.waker());
+            match try_route(&mut msg) {
+                Some(r) => Poll::Ready(r),
+                None => Poll::Pending,
+            }
+        });
+        match deadline {
+            Some(d) => {
+                futures_lite::future::or(routed, async {
+                    async_io::Timer::at(d).await;
+                    Err(Error::WouldBlock)
+                })
+                .await
+            }
+            None => routed.await,
         }
     }
 

@@ -760,6 +760,54 @@ fn push_blocked_at_hwm_resumes_every_time() {
     drop(sender.join().unwrap());
 }
 
+/// Several threads blocked sending on one socket at its HWM are all woken
+/// as room appears, again and again, and every message arrives.
+#[test]
+fn every_sender_blocked_at_hwm_gets_through() {
+    let ctx = Context::new();
+    let pull = ctx.socket(SocketType::Pull).unwrap();
+    pull.configure(|o| {
+        o.rcvhwm = 2;
+        o.rcvtimeo = Some(TIMEOUT);
+    })
+    .unwrap();
+    let ep = pull.bind("tcp://127.0.0.1:0").unwrap();
+    let push = std::sync::Arc::new(ctx.socket(SocketType::Push).unwrap());
+    push.configure(|o| {
+        o.sndhwm = 2;
+        o.sndtimeo = Some(TIMEOUT);
+    })
+    .unwrap();
+    push.connect(&ep).unwrap();
+    const THREADS: u8 = 4;
+    const EACH: u32 = 500;
+    let senders: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let push = push.clone();
+            std::thread::spawn(move || {
+                for i in 0..EACH {
+                    let mut body = vec![t; 8 * 1024];
+                    body[1..5].copy_from_slice(&i.to_be_bytes());
+                    push.send_blocking(Bytes::from(body)).unwrap();
+                }
+            })
+        })
+        .collect();
+    // Each thread's messages arrive in its order.
+    let mut next = [0u32; THREADS as usize];
+    for _ in 0..u32::from(THREADS) * EACH {
+        let m = pull.recv_blocking().unwrap();
+        let f = m.get(0).unwrap();
+        let t = f[0] as usize;
+        assert_eq!(&f[1..5], &next[t].to_be_bytes());
+        next[t] += 1;
+    }
+    for s in senders {
+        s.join().unwrap();
+    }
+    assert_eq!(next, [EACH; THREADS as usize]);
+}
+
 /// Contexts with several I/O threads: connections are spread over the
 /// threads (each waits in its own epoll on Linux), accepted on one thread
 /// and served on another, and every message still arrives, both ways.
