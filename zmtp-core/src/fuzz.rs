@@ -61,16 +61,47 @@ pub fn command(data: &[u8]) {
     let _ = Metadata::parse(&body);
 }
 
-/// A NULL connection fed a valid greeting, then arbitrary bytes.
+/// A NULL connection fed a valid greeting, then arbitrary bytes; a second
+/// one, fed the same, is drained with `poll_messages` (a few messages at a
+/// time) and must give the same messages, events and ending.
 pub fn connection(data: &[u8]) {
     let now = Instant::now();
+    let limit = 1 + usize::from(data.first().copied().unwrap_or(0) % 4);
     for t in [SocketType::Pub, SocketType::Pull, SocketType::Rep] {
-        let mut c = Connection::new(Config::new(t), Box::new(Null::new()), now);
-        let mut input = Greeting::new(crate::MechanismName::NULL, false)
-            .emit()
-            .to_vec();
-        input.extend_from_slice(data);
-        c.recv_buffer().extend_from_slice(&input);
-        while let Ok(Some(_)) = c.poll_event(now) {}
+        let fed = || {
+            let mut c = Connection::new(Config::new(t), Box::new(Null::new()), now);
+            let mut input = Greeting::new(crate::MechanismName::NULL, false)
+                .emit()
+                .to_vec();
+            input.extend_from_slice(data);
+            c.recv_buffer().extend_from_slice(&input);
+            c
+        };
+        let mut one = fed();
+        let mut by_event = Vec::new();
+        let end_one = loop {
+            match one.poll_event(now) {
+                Ok(Some(ev)) => by_event.push(format!("{ev:?}")),
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(e),
+            }
+        };
+        let mut two = fed();
+        let mut by_batch = Vec::new();
+        let end_two = loop {
+            let mut n = 0;
+            let polled = two.poll_messages(now, limit, |m| {
+                n += 1;
+                by_batch.push(format!("{:?}", crate::Event::Message(m)));
+            });
+            match polled {
+                Ok(Some(ev)) => by_batch.push(format!("{ev:?}")),
+                Ok(None) if n == limit => {}
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(e),
+            }
+        };
+        assert_eq!(by_event, by_batch);
+        assert_eq!(end_one, end_two);
     }
 }

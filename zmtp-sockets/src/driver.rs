@@ -424,8 +424,21 @@ async fn drive(
         // not wait for the socket, which may stay quiet.
         let mut drained = false;
         while batch.is_empty() || (batch.len() < BATCH && room_listener.is_none()) {
-            let ev = match conn.poll_event(now) {
+            // Messages go straight into the batch; other events come back.
+            let limit = if room_listener.is_none() {
+                BATCH - batch.len()
+            } else {
+                1
+            };
+            let pipe = slot.get().map(|(pipe, _)| pipe);
+            let mut taken = 0;
+            let polled = conn.poll_messages(now, limit, |msg| {
+                taken += 1;
+                take(&mut batch, &mut recycler, pipe, msg);
+            });
+            let ev = match polled {
                 Ok(Some(ev)) => ev,
+                Ok(None) if taken == limit => continue,
                 Ok(None) => {
                     drained = true;
                     break;
@@ -475,12 +488,9 @@ async fn drive(
                         _ => {}
                     }
                 }
+                // `poll_messages` hands messages to its sink, not here.
                 Event::Message(msg) => {
-                    let Some((pipe, _)) = slot.get() else {
-                        continue;
-                    };
-                    recycler.watch(&msg);
-                    batch.push_back(Inbound { pipe, msg });
+                    take(&mut batch, &mut recycler, slot.get().map(|(p, _)| p), msg);
                 }
                 Event::Subscribe(topic) => {
                     if let Some((pipe, _)) = slot.get() {
@@ -637,6 +647,15 @@ async fn drive(
             Wake::Stop => stop_seen = true,
             Wake::Writable | Wake::Room | Wake::Timer => {}
         }
+    }
+}
+
+/// Adds a decoded message to the batch; without a pipe (not attached yet)
+/// it is dropped.
+fn take(batch: &mut VecDeque<Inbound>, recycler: &mut Recycler, pipe: Option<u64>, msg: Message) {
+    if let Some(pipe) = pipe {
+        recycler.watch(&msg);
+        batch.push_back(Inbound { pipe, msg });
     }
 }
 

@@ -145,6 +145,90 @@ fn an_event_is_no_larger_than_a_message_and_its_tag() {
     assert!(std::mem::size_of::<Event>() <= std::mem::size_of::<Message>() + 8);
 }
 
+/// Drains a connection with `poll_messages`, `limit` messages at a time,
+/// after each `step` bytes of `wire`: the messages, and the other events.
+fn by_poll_messages(
+    c: &mut Connection,
+    wire: &[u8],
+    step: usize,
+    limit: usize,
+) -> (Vec<Message>, Vec<Event>) {
+    let (mut msgs, mut events) = (Vec::new(), Vec::new());
+    for chunk in wire.chunks(step) {
+        c.recv_buffer().extend_from_slice(chunk);
+        loop {
+            let mut n = 0;
+            match c.poll_messages(now(), limit, |m| {
+                n += 1;
+                msgs.push(m);
+            }) {
+                Ok(Some(ev)) => events.push(ev),
+                Ok(None) if n == limit => {}
+                Ok(None) => break,
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
+    (msgs, events)
+}
+
+#[test]
+fn poll_messages_gives_what_poll_event_gives() {
+    let traffic = |a: &mut Connection| {
+        a.send(&Message::from("one")).unwrap();
+        a.send(&Message::from_frames([
+            Bytes::from_static(b"two"),
+            Bytes::new(),
+            Bytes::from(vec![7u8; 300]),
+        ]))
+        .unwrap();
+        a.send_command(&Command::Ping {
+            ttl: 0,
+            context: Bytes::from_static(b"ctx"),
+        })
+        .unwrap();
+        for i in 0..20u8 {
+            a.send(&Message::from(vec![i; usize::from(i)])).unwrap();
+        }
+        take_output(a)
+    };
+    let (mut a, mut b) = ready_pair(SocketType::Push, SocketType::Pull);
+    let wire = traffic(&mut a);
+    let expected: Vec<Message> = feed(&mut b, &wire)
+        .unwrap()
+        .into_iter()
+        .map(|ev| match ev {
+            Event::Message(m) => m,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(expected.len(), 22);
+    let pong = take_output(&mut b);
+    for (step, limit) in [(wire.len(), usize::MAX), (wire.len(), 1), (1, 3), (7, 2)] {
+        let (mut a, mut b) = ready_pair(SocketType::Push, SocketType::Pull);
+        let (msgs, events) = by_poll_messages(&mut b, &traffic(&mut a), step, limit);
+        assert_eq!(msgs, expected, "step {step}, limit {limit}");
+        assert!(msgs.iter().all(|m| m.socket_type().is_some()));
+        assert!(events.is_empty());
+        // The PING was answered on the way.
+        assert_eq!(take_output(&mut b), pong);
+    }
+}
+
+#[test]
+fn poll_messages_stops_at_other_events_and_errors() {
+    let (mut sub, mut publ) = ready_pair(SocketType::Sub, SocketType::Pub);
+    sub.subscribe(b"t").unwrap();
+    let (msgs, events) = by_poll_messages(&mut publ, &take_output(&mut sub), 1, usize::MAX);
+    assert!(msgs.is_empty());
+    assert!(matches!(&events[..], [Event::Subscribe(t)] if &t[..] == b"t"));
+    // A malformed frame closes the connection, as with poll_event.
+    let (_, mut pull) = ready_pair(SocketType::Push, SocketType::Pull);
+    pull.recv_buffer().extend_from_slice(&[0x05, 0x01, 0x00]);
+    assert!(pull.poll_messages(now(), usize::MAX, |_| {}).is_err());
+    assert!(pull.poll_event(now()).is_err());
+}
+
 #[test]
 fn byte_by_byte_equals_all_at_once() {
     let mut stream = greeting(1, "NULL");
