@@ -100,6 +100,7 @@ fn connection(c: &mut Criterion) {
             out.advance(n);
         });
     });
+    // `poll_event`, one event per message.
     g.bench_function("recv/16", |b| {
         let (mut a, mut pull) = ready_pair();
         for _ in 0..BATCH {
@@ -121,6 +122,31 @@ fn connection(c: &mut Criterion) {
                     }
                 }
                 spent += t.elapsed();
+                assert_eq!(got.len(), BATCH);
+                got.clear();
+            }
+            spent
+        });
+    });
+    g.bench_function("recv_batch/16", |b| {
+        let (mut a, mut pull) = ready_pair();
+        for _ in 0..BATCH {
+            a.send(&msg).expect("ready");
+        }
+        let stream = a.output().expect("ready").take_all();
+        let now = Instant::now();
+        let mut got = Vec::with_capacity(BATCH);
+        // `poll_messages`, as the engine's connection task calls it.
+        b.iter_custom(|iters| {
+            let mut spent = std::time::Duration::ZERO;
+            for _ in 0..iters {
+                pull.recv_buffer().extend_from_slice(&stream);
+                let t = Instant::now();
+                let ev = pull
+                    .poll_messages(now, usize::MAX, |m| got.push(m))
+                    .expect("valid stream");
+                spent += t.elapsed();
+                assert!(ev.is_none());
                 assert_eq!(got.len(), BATCH);
                 got.clear();
             }

@@ -265,6 +265,7 @@ impl Connection {
 
     /// Decodes the next event from the received bytes. `Ok(None)` means
     /// more input is needed (or a verdict, after [`Event::Authenticate`]).
+    #[inline(never)]
     pub fn poll_event(&mut self, now: Instant) -> Result<Option<Event>> {
         if self.phase == Phase::Closed {
             return Err(Error::Usage(UsageError::Closed));
@@ -282,9 +283,9 @@ impl Connection {
     /// [`Connection::poll_event`] in a loop that hands every message to
     /// `sink`, at most `limit` of them, and stops at any other event, which
     /// it returns. `Ok(None)` with fewer than `limit` messages means more
-    /// input is needed. Single-frame messages of a connection in traffic
-    /// without a cipher (NULL, PLAIN) take a shorter path, which moves each
-    /// message once instead of through an `Event` per message.
+    /// input is needed. After the handshake, single-frame messages take a
+    /// shorter path, which moves each message once instead of through an
+    /// `Event` per message.
     pub fn poll_messages(
         &mut self,
         now: Instant,
@@ -293,11 +294,7 @@ impl Connection {
     ) -> Result<Option<Event>> {
         let mut n = 0;
         while n < limit {
-            let plain = self.phase == Phase::Traffic
-                && self.pending.is_none()
-                && self.partial.is_empty()
-                && matches!(self.traffic, Traffic::Plain);
-            if !plain {
+            if self.phase != Phase::Traffic || self.pending.is_some() {
                 match self.poll_event(now)? {
                     Some(Event::Message(m)) => {
                         sink(m);
@@ -307,9 +304,17 @@ impl Connection {
                     other => return Ok(other),
                 }
             }
-            let r = match self.decoder.decode(&mut self.rx) {
-                Ok(Some(f)) if !f.more && !f.command => {
-                    Ok(self.deliver(Message::from(f.body.freeze())))
+            // What `poll_event` does in traffic, with single-frame data
+            // messages handed over at once. A publisher reads subscriptions
+            // in data messages: those go through `deliver`.
+            let shortcut = self.partial.is_empty() && !self.config.socket_type.is_publisher();
+            let r = match self.next_frame() {
+                Ok(Some(f)) if shortcut && !f.more && !f.command => {
+                    let mut msg = Message::from(f.body.freeze());
+                    self.attach_peer(&mut msg);
+                    sink(msg);
+                    n += 1;
+                    continue;
                 }
                 Ok(Some(f)) => self.on_frame(f, now),
                 Ok(None) => return Ok(None),
@@ -568,10 +573,16 @@ impl Connection {
                 return None;
             }
         }
+        self.attach_peer(&mut msg);
+        Some(Event::Message(msg))
+    }
+
+    /// Gives a received message the peer's properties.
+    #[inline(always)]
+    fn attach_peer(&self, msg: &mut Message) {
         if let Some(p) = &self.peer {
             msg.set_properties(p.clone());
         }
-        Some(Event::Message(msg))
     }
 
     fn on_command(&mut self, body: Bytes, now: Instant) -> Result<Option<Event>> {
