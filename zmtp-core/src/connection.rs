@@ -24,7 +24,9 @@
 //!    [`Connection::input_arrived`];
 //! 2. call [`Connection::poll_event`] until it returns `Ok(None)`, handling
 //!    each [`Event`] (answering [`Event::Authenticate`] with
-//!    [`Connection::authenticated`]); stop early to apply back-pressure;
+//!    [`Connection::authenticated`]); stop early to apply back-pressure.
+//!    [`Connection::poll_messages`] does the same with the messages handed
+//!    to a callback, a batch at a time (the engine uses it);
 //! 3. queue outgoing messages with [`Connection::send`];
 //! 4. write what [`Connection::output`] holds, advancing it by the bytes
 //!    written;
