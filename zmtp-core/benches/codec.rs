@@ -85,6 +85,35 @@ fn ready_pair() -> (Connection, Connection) {
     (a, b)
 }
 
+/// Times `drain` taking `BATCH` copies of `msg` out of a PULL connection.
+/// Only the decoding is timed: the read that fills the buffer and the drop
+/// of the messages (the application's) are not.
+fn receive(
+    b: &mut criterion::Bencher<'_>,
+    msg: &Message,
+    mut drain: impl FnMut(&mut Connection, Instant, &mut Vec<Message>),
+) {
+    let (mut a, mut pull) = ready_pair();
+    for _ in 0..BATCH {
+        a.send(msg).expect("ready");
+    }
+    let stream = a.output().expect("ready").take_all();
+    let now = Instant::now();
+    let mut got = Vec::with_capacity(BATCH);
+    b.iter_custom(|iters| {
+        let mut spent = std::time::Duration::ZERO;
+        for _ in 0..iters {
+            pull.recv_buffer().extend_from_slice(&stream);
+            let t = Instant::now();
+            drain(&mut pull, now, &mut got);
+            spent += t.elapsed();
+            assert_eq!(got.len(), BATCH);
+            got.clear();
+        }
+        spent
+    });
+}
+
 fn connection(c: &mut Criterion) {
     let mut g = c.benchmark_group("connection");
     let msg = Message::from(Bytes::from(vec![0x5A; 16]));
@@ -102,55 +131,21 @@ fn connection(c: &mut Criterion) {
     });
     // `poll_event`, one event per message.
     g.bench_function("recv/16", |b| {
-        let (mut a, mut pull) = ready_pair();
-        for _ in 0..BATCH {
-            a.send(&msg).expect("ready");
-        }
-        let stream = a.output().expect("ready").take_all();
-        let now = Instant::now();
-        let mut got = Vec::with_capacity(BATCH);
-        // Only the decoding is timed: the read that fills the buffer and
-        // the drop of the messages (the application's) are not.
-        b.iter_custom(|iters| {
-            let mut spent = std::time::Duration::ZERO;
-            for _ in 0..iters {
-                pull.recv_buffer().extend_from_slice(&stream);
-                let t = Instant::now();
-                while let Some(ev) = pull.poll_event(now).expect("valid stream") {
-                    if let Event::Message(m) = ev {
-                        got.push(m);
-                    }
+        receive(b, &msg, |pull, now, got| {
+            while let Some(ev) = pull.poll_event(now).expect("valid stream") {
+                if let Event::Message(m) = ev {
+                    got.push(m);
                 }
-                spent += t.elapsed();
-                assert_eq!(got.len(), BATCH);
-                got.clear();
             }
-            spent
         });
     });
+    // `poll_messages`, as the engine's connection task calls it.
     g.bench_function("recv_batch/16", |b| {
-        let (mut a, mut pull) = ready_pair();
-        for _ in 0..BATCH {
-            a.send(&msg).expect("ready");
-        }
-        let stream = a.output().expect("ready").take_all();
-        let now = Instant::now();
-        let mut got = Vec::with_capacity(BATCH);
-        // `poll_messages`, as the engine's connection task calls it.
-        b.iter_custom(|iters| {
-            let mut spent = std::time::Duration::ZERO;
-            for _ in 0..iters {
-                pull.recv_buffer().extend_from_slice(&stream);
-                let t = Instant::now();
-                let ev = pull
-                    .poll_messages(now, usize::MAX, |m| got.push(m))
-                    .expect("valid stream");
-                spent += t.elapsed();
-                assert!(ev.is_none());
-                assert_eq!(got.len(), BATCH);
-                got.clear();
-            }
-            spent
+        receive(b, &msg, |pull, now, got| {
+            let ev = pull
+                .poll_messages(now, usize::MAX, |m| got.push(m))
+                .expect("valid stream");
+            assert!(ev.is_none());
         });
     });
     g.finish();
