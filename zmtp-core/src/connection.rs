@@ -276,10 +276,7 @@ impl Connection {
             return Ok(Some(ev));
         }
         let r = self.poll_inner(now);
-        if r.is_err() {
-            self.phase = Phase::Closed;
-        }
-        r
+        self.close_on_error(r)
     }
 
     /// [`Connection::poll_event`] in a loop that hands every message to
@@ -292,47 +289,57 @@ impl Connection {
         &mut self,
         now: Instant,
         limit: usize,
+        sink: impl FnMut(Message),
+    ) -> Result<Option<Event>> {
+        let r = self.messages_inner(now, limit, sink);
+        self.close_on_error(r)
+    }
+
+    /// Any error closes the connection.
+    fn close_on_error<T>(&mut self, r: Result<T>) -> Result<T> {
+        if r.is_err() {
+            self.phase = Phase::Closed;
+        }
+        r
+    }
+
+    fn messages_inner(
+        &mut self,
+        now: Instant,
+        limit: usize,
         mut sink: impl FnMut(Message),
     ) -> Result<Option<Event>> {
         let mut n = 0;
         while n < limit {
-            if self.phase != Phase::Traffic || self.pending.is_some() {
-                match self.poll_event(now)? {
-                    Some(Event::Message(m)) => {
-                        sink(m);
-                        n += 1;
-                        continue;
-                    }
-                    other => return Ok(other),
-                }
-            }
-            // What `poll_event` does in traffic, with single-frame data
-            // messages handed over at once. A publisher reads subscriptions
-            // in data messages: those go through `deliver`.
-            let shortcut = self.partial.is_empty() && !self.config.socket_type.is_publisher();
-            let r = match self.next_frame() {
-                Ok(Some(f)) if shortcut && !f.more && !f.command => {
+            let ev = if self.phase != Phase::Traffic || self.pending.is_some() {
+                self.poll_event(now)?
+            } else {
+                // What `poll_event` does in traffic, with single-frame data
+                // messages handed over at once. A publisher reads
+                // subscriptions in data messages: those go through
+                // `deliver`.
+                let shortcut = self.partial.is_empty() && !self.config.socket_type.is_publisher();
+                let Some(f) = self.next_frame()? else {
+                    return Ok(None);
+                };
+                if shortcut && !f.more && !f.command {
                     let mut msg = Message::from(f.body.freeze());
                     self.attach_peer(&mut msg);
                     sink(msg);
                     n += 1;
                     continue;
                 }
-                Ok(Some(f)) => self.on_frame(f, now),
-                Ok(None) => return Ok(None),
-                Err(e) => Err(e),
+                match self.on_frame(f, now)? {
+                    Some(ev) => Some(ev),
+                    None => continue,
+                }
             };
-            match r {
-                Ok(Some(Event::Message(m))) => {
+            match ev {
+                Some(Event::Message(m)) => {
                     sink(m);
                     n += 1;
                 }
-                Ok(Some(ev)) => return Ok(Some(ev)),
-                Ok(None) => {}
-                Err(e) => {
-                    self.phase = Phase::Closed;
-                    return Err(e);
-                }
+                other => return Ok(other),
             }
         }
         Ok(None)
