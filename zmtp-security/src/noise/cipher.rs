@@ -130,14 +130,8 @@ impl snow::types::Cipher for SnowAesGcm {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::hex;
     use super::*;
-
-    fn unhex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
 
     // The GCM specification's (McGrew and Viega) AES-256 test cases 13 and
     // 14: a zero key and a zero 96-bit IV, which is also the Noise nonce 0.
@@ -145,13 +139,13 @@ mod tests {
     fn gcm_specification_vectors() {
         let c = AesGcm::new(&[0; 32]);
         assert_eq!(
-            c.seal(0, &[], &mut []).to_vec(),
-            unhex("530f8afbc74536b9a963b4f1c4cb738b")
+            hex(&c.seal(0, &[], &mut [])),
+            "530f8afbc74536b9a963b4f1c4cb738b"
         );
         let mut buf = [0u8; 16];
         let tag = c.seal(0, &[], &mut buf);
-        assert_eq!(buf.to_vec(), unhex("cea7403d4d606b6e074ec5d3baf39d18"));
-        assert_eq!(tag.to_vec(), unhex("d0d1c8a799996bf0265b98b5d48ab919"));
+        assert_eq!(hex(&buf), "cea7403d4d606b6e074ec5d3baf39d18");
+        assert_eq!(hex(&tag), "d0d1c8a799996bf0265b98b5d48ab919");
     }
 
     #[test]

@@ -84,7 +84,7 @@ pub(super) fn snow_reference() -> snow::resolvers::BoxedCryptoResolver {
     ))
 }
 
-fn prologue(client_greeting: &[u8; 64], server_greeting: &[u8; 64]) -> Vec<u8> {
+pub(super) fn prologue(client_greeting: &[u8; 64], server_greeting: &[u8; 64]) -> Vec<u8> {
     let mut p = Vec::with_capacity(PROLOGUE_LABEL.len() + 128);
     p.extend_from_slice(PROLOGUE_LABEL);
     p.extend_from_slice(client_greeting);

@@ -311,7 +311,7 @@ fn flipped_truncated_replayed_and_reordered_records_fail() {
 }
 
 /// Hex of a byte string.
-fn hex(b: &[u8]) -> String {
+pub(super) fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
@@ -435,9 +435,7 @@ fn a_draft_1_peer_fails_the_handshake_cleanly() {
         Greeting::new(Pattern::XX.mechanism(), true),
     );
     let (bc, bs) = (gc.emit(), gs.emit());
-    let mut prologue = PROLOGUE_LABEL.to_vec();
-    prologue.extend_from_slice(&bc);
-    prologue.extend_from_slice(&bs);
+    let prologue = super::handshake::prologue(&bc, &bs);
     let local = Metadata::new();
     let command = |m: &[u8]| {
         let mut b = b"\x05NOISE".to_vec();
