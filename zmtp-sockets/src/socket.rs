@@ -299,7 +299,7 @@ impl SocketShared {
             let mut st = self.lock();
             if self.socket_type == SocketType::Sub {
                 for p in st.own_subs.prefixes() {
-                    let _ = pipe.tx.push(Out::Subscribe(p.clone()));
+                    let _ = pipe.try_send_unbounded(Out::Subscribe(p.clone()));
                 }
             }
             st.pipes.push(pipe);
