@@ -33,9 +33,12 @@ use zmtp_security::{
 };
 
 use crate::endpoint::Endpoint;
+use crate::monitor::Refusal;
 use crate::monitor::{HandshakeFailure, MonitorEvent};
 use crate::options::{Options, Security};
-use crate::socket::{Inbound, Out, PipeRx, SocketShared};
+use crate::pattern::Subscription;
+use crate::pipe::{Inbound, Out, PipeRx};
+use crate::socket::SocketShared;
 use crate::transport::{Listener, Stream};
 
 /// Most bytes a task queues for writing before it stops taking messages.
@@ -77,6 +80,8 @@ impl PipeSlot {
 enum End {
     /// The handshake failed.
     Handshake(HandshakeFailure),
+    /// The socket refused the peer after its handshake.
+    Refused(Refusal),
     /// An established connection ended.
     Lost(Option<String>),
     /// Stopped by the socket (unbind, disconnect, close).
@@ -229,8 +234,9 @@ pub(crate) async fn connect(
             match std::mem::replace(&mut slot, PipeSlot::OnHandshake) {
                 PipeSlot::Attached(id, _) => shared.detach_pipe(id),
                 PipeSlot::Persistent(id, rx) => {
-                    // The next peer sends its own subscriptions.
-                    shared.clear_peer_subscriptions(id);
+                    // The pipe waits for the next peer, which sends its own
+                    // subscriptions and has its own routing id.
+                    shared.peer_detached(id);
                     slot = PipeSlot::Persistent(id, rx);
                 }
                 PipeSlot::OnHandshake => {}
@@ -301,6 +307,11 @@ fn report(shared: &SocketShared, endpoint: &str, peer: &str, end: End) {
             reason,
         }),
         End::Lost(reason) => shared.emit(MonitorEvent::Disconnected {
+            endpoint,
+            peer,
+            reason,
+        }),
+        End::Refused(reason) => shared.emit(MonitorEvent::Refused {
             endpoint,
             peer,
             reason,
@@ -465,27 +476,30 @@ async fn drive(
                         return fail(established, e);
                     }
                 }
-                Event::HandshakeSucceeded(_) => {
+                Event::HandshakeSucceeded(peer_meta) => {
                     established = true;
                     shared.emit(MonitorEvent::HandshakeSucceeded {
                         endpoint: endpoint.to_owned(),
                         peer: peer.to_owned(),
                     });
-                    match slot {
-                        PipeSlot::OnHandshake => {
-                            let (id, rx) = shared.attach_pipe();
-                            *slot = PipeSlot::Attached(id, rx);
-                        }
-                        PipeSlot::Persistent(..)
-                            if shared.socket_type == zmtp_core::SocketType::Sub =>
-                        {
+                    let existing = slot.get().map(|(id, _)| id);
+                    match shared.attach_peer(existing, &peer_meta) {
+                        Ok(Some((id, rx))) => *slot = PipeSlot::Attached(id, rx),
+                        Ok(None) => {
+                            // A new connection on a pipe that stays: send it
+                            // every subscription in effect (SUB, XSUB).
                             for p in shared.own_subscriptions() {
                                 if let Err(e) = conn.subscribe(&p) {
                                     return fail(established, e);
                                 }
                             }
                         }
-                        _ => {}
+                        Err(r) => return End::Refused(r),
+                    }
+                    if opts.probe_router {
+                        if let Err(e) = conn.send(&Message::from(bytes::Bytes::new())) {
+                            return fail(established, e);
+                        }
                     }
                 }
                 // `poll_messages` hands messages to its sink, not here.
@@ -493,15 +507,17 @@ async fn drive(
                     take(&mut batch, &mut recycler, slot.get().map(|(p, _)| p), msg);
                 }
                 Event::Subscribe(topic) => {
-                    if let Some((pipe, _)) = slot.get() {
-                        if shared.peer_subscribe(pipe, topic).is_err() {
-                            return End::Lost(Some("subscription limit exceeded".into()));
-                        }
+                    if let Err(end) =
+                        subscription(shared, slot, &mut batch, Subscription::Subscribe(topic))
+                    {
+                        return end;
                     }
                 }
                 Event::Cancel(topic) => {
-                    if let Some((pipe, _)) = slot.get() {
-                        shared.peer_cancel(pipe, &topic);
+                    if let Err(end) =
+                        subscription(shared, slot, &mut batch, Subscription::Cancel(topic))
+                    {
+                        return end;
                     }
                 }
             }
@@ -647,6 +663,27 @@ async fn drive(
             Wake::Stop => stop_seen = true,
             Wake::Writable | Wake::Room | Wake::Timer => {}
         }
+    }
+}
+
+/// Applies a peer's subscription or cancel; XPUB's notice for the
+/// application joins the batch, in order with the peer's messages.
+fn subscription(
+    shared: &SocketShared,
+    slot: &PipeSlot,
+    batch: &mut VecDeque<Inbound>,
+    sub: Subscription,
+) -> Result<(), End> {
+    let Some((pipe, _)) = slot.get() else {
+        return Ok(());
+    };
+    match shared.peer_subscription(pipe, sub) {
+        Ok(Some(msg)) => {
+            batch.push_back(Inbound { pipe, msg });
+            Ok(())
+        }
+        Ok(None) => Ok(()),
+        Err(_) => Err(End::Lost(Some("subscription limit exceeded".into()))),
     }
 }
 

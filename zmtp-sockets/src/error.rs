@@ -20,6 +20,10 @@ pub enum Error {
     /// The socket type does not support the operation: libzmq's `ENOTSUP`.
     #[error("not supported by this socket type: {0} (ENOTSUP)")]
     NotSupported(&'static str),
+    /// ROUTER with `router_mandatory`: no peer has the routing id in the
+    /// message's first frame: libzmq's `EHOSTUNREACH`.
+    #[error("no peer with this routing id (EHOSTUNREACH)")]
+    HostUnreachable,
     /// A malformed endpoint or unsupported transport.
     #[error("invalid endpoint {0:?}")]
     Endpoint(String),

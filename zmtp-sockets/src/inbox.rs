@@ -13,7 +13,7 @@ use std::task::Poll;
 
 use event_listener::{Event, EventListener};
 
-use crate::socket::Inbound;
+use crate::pipe::Inbound;
 use crate::waiters::{Entry, Waiters};
 
 /// The inbox was closed with the socket.
@@ -29,6 +29,8 @@ struct Shared {
 pub(crate) struct Inbox {
     /// Most messages in the shared queue; 0 for no bound.
     capacity: usize,
+    /// Keep only the newest message (`conflate`).
+    conflate: bool,
     shared: Mutex<Shared>,
     local: Mutex<VecDeque<Inbound>>,
     /// Receivers waiting in [`Inbox::pop`].
@@ -44,9 +46,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Inbox {
-    pub(crate) fn new(capacity: usize) -> Inbox {
+    pub(crate) fn new(capacity: usize, conflate: bool) -> Inbox {
         Inbox {
             capacity,
+            conflate,
             shared: Mutex::default(),
             local: Mutex::default(),
             waiters: Waiters::default(),
@@ -58,6 +61,16 @@ impl Inbox {
     /// Moves as many messages from the front of `batch` as fit. Returns
     /// whether the batch was emptied.
     pub(crate) fn push(&self, batch: &mut VecDeque<Inbound>) -> Result<bool, Closed> {
+        self.push_within(batch, self.capacity)
+    }
+
+    /// Moves the whole batch, regardless of the bound (messages the socket
+    /// itself makes, such as XPUB's cancels for a peer that left).
+    pub(crate) fn push_unbounded(&self, batch: &mut VecDeque<Inbound>) -> Result<bool, Closed> {
+        self.push_within(batch, 0)
+    }
+
+    fn push_within(&self, batch: &mut VecDeque<Inbound>, capacity: usize) -> Result<bool, Closed> {
         if batch.is_empty() {
             return Ok(true);
         }
@@ -67,10 +80,22 @@ impl Inbox {
                 batch.clear();
                 return Err(Closed);
             }
-            let room = if self.capacity == 0 {
+            if self.conflate {
+                // Only the newest message is kept; `try_pop` prefers it to
+                // what the application's buffer holds.
+                let newest = batch.pop_back();
+                batch.clear();
+                s.queue.clear();
+                s.queue.extend(newest);
+                drop(s);
+                self.waiters.wake_all();
+                self.readable.notify(usize::MAX);
+                return Ok(true);
+            }
+            let room = if capacity == 0 {
                 usize::MAX
             } else {
-                self.capacity.saturating_sub(s.queue.len())
+                capacity.saturating_sub(s.queue.len())
             };
             let n = room.min(batch.len());
             if n == batch.len() && s.queue.is_empty() {
@@ -96,6 +121,13 @@ impl Inbox {
     /// Takes the next message without waiting.
     pub(crate) fn try_pop(&self) -> Result<Option<Inbound>, Closed> {
         let mut local = lock(&self.local);
+        if self.conflate {
+            let mut s = lock(&self.shared);
+            if !s.queue.is_empty() {
+                local.clear();
+                std::mem::swap(&mut *local, &mut s.queue);
+            }
+        }
         if let Some(item) = local.pop_front() {
             return Ok(Some(item));
         }
@@ -154,7 +186,7 @@ mod tests {
 
     #[test]
     fn batches_respect_the_bound_and_keep_order() {
-        let inbox = Inbox::new(3);
+        let inbox = Inbox::new(3, false);
         let mut batch: VecDeque<_> = (0..5).map(item).collect();
         assert_eq!(inbox.push(&mut batch), Ok(false));
         assert_eq!(batch.len(), 2);
@@ -173,7 +205,7 @@ mod tests {
     #[test]
     fn every_waiting_receiver_is_woken_and_none_is_lost() {
         use std::sync::Arc;
-        let inbox = Arc::new(Inbox::new(0));
+        let inbox = Arc::new(Inbox::new(0, false));
         for round in 0..200u32 {
             let receivers: Vec<_> = (0..3)
                 .map(|_| {
@@ -197,7 +229,7 @@ mod tests {
 
     #[test]
     fn a_dropped_pop_leaves_no_waiter_and_close_wakes() {
-        let inbox = Inbox::new(0);
+        let inbox = Inbox::new(0, false);
         {
             let mut pop = Box::pin(inbox.pop());
             let waker = Waker::noop();

@@ -56,6 +56,8 @@ mod error;
 mod inbox;
 mod monitor;
 mod options;
+mod pattern;
+mod pipe;
 mod poller;
 #[cfg(target_os = "linux")]
 mod reactor;
@@ -67,7 +69,7 @@ mod waiters;
 pub use context::{Context, ContextBuilder, DEFAULT_BUSY_POLL};
 pub use endpoint::Endpoint;
 pub use error::{Error, Result};
-pub use monitor::{HandshakeFailure, Monitor, MonitorEvent};
+pub use monitor::{HandshakeFailure, Monitor, MonitorEvent, Refusal};
 pub use options::{MechanismFactory, Options, Security};
 pub use poller::{Interest, Poller, Ready};
 pub use socket::Socket;

@@ -38,6 +38,33 @@ impl HandshakeFailure {
     }
 }
 
+/// Why a socket refused a peer after its handshake and closed the
+/// connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// A PAIR socket already has its one peer.
+    SecondPeer,
+    /// A ROUTER already has a peer with this routing id (and
+    /// `router_handover` is off).
+    DuplicateRoutingId(bytes::Bytes),
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::SecondPeer => f.write_str("PAIR already has a peer"),
+            Refusal::DuplicateRoutingId(id) => {
+                f.write_str("routing id 0x")?;
+                for b in id.iter() {
+                    write!(f, "{b:02x}")?;
+                }
+                f.write_str(" is taken by another peer")
+            }
+        }
+    }
+}
+
 /// One monitor event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -92,6 +119,16 @@ pub enum MonitorEvent {
         /// Why.
         reason: HandshakeFailure,
     },
+    /// The socket refused a peer after its handshake (PAIR's second peer,
+    /// a ROUTER peer with a taken routing id) and closed its connection.
+    Refused {
+        /// The endpoint.
+        endpoint: String,
+        /// The peer's address.
+        peer: String,
+        /// Why.
+        reason: Refusal,
+    },
     /// An established connection ended.
     Disconnected {
         /// The endpoint.
@@ -119,6 +156,7 @@ impl MonitorEvent {
             | MonitorEvent::ConnectRetried { endpoint, .. }
             | MonitorEvent::HandshakeSucceeded { endpoint, .. }
             | MonitorEvent::HandshakeFailed { endpoint, .. }
+            | MonitorEvent::Refused { endpoint, .. }
             | MonitorEvent::Disconnected { endpoint, .. }
             | MonitorEvent::Closed { endpoint } => endpoint,
         }

@@ -159,6 +159,30 @@ pub struct Options {
     pub req_relaxed: bool,
     /// REQ: match replies to requests by id (`ZMQ_REQ_CORRELATE`).
     pub req_correlate: bool,
+    /// ROUTER: a message for an unknown routing id fails with
+    /// [`crate::Error::HostUnreachable`] instead of being dropped, and one
+    /// for a peer at its high-water mark waits instead of being dropped
+    /// (`ZMQ_ROUTER_MANDATORY`, off).
+    pub router_mandatory: bool,
+    /// ROUTER: a new peer with a routing id already in use takes it over
+    /// and the old peer is disconnected; otherwise the new peer is refused
+    /// (`ZMQ_ROUTER_HANDOVER`, off).
+    pub router_handover: bool,
+    /// ROUTER and DEALER: send an empty message to each peer as soon as its
+    /// handshake completes, so that a ROUTER peer learns our routing id
+    /// (`ZMQ_PROBE_ROUTER`, off).
+    pub probe_router: bool,
+    /// XPUB: hand every subscription to the application, duplicates
+    /// included (`ZMQ_XPUB_VERBOSE`, off).
+    pub xpub_verbose: bool,
+    /// XPUB: hand every cancel to the application, not only the last one
+    /// for a prefix (`ZMQ_XPUB_VERBOSER`, off).
+    pub xpub_verbose_unsubscribe: bool,
+    /// Keep only the newest message in each queue, inbound and outbound
+    /// (`ZMQ_CONFLATE`, off). PUB, SUB, XPUB, XSUB, PUSH, PULL and DEALER
+    /// only; set it before the first bind or connect. Unlike libzmq, whole
+    /// multipart messages are kept.
+    pub conflate: bool,
     /// PUB: most subscriptions kept per peer; a peer that sends more is
     /// disconnected. Bounds the memory a subscriber can make us hold.
     pub max_subscriptions: usize,
@@ -191,6 +215,12 @@ impl Default for Options {
             zap_domain: String::new(),
             req_relaxed: false,
             req_correlate: false,
+            router_mandatory: false,
+            router_handover: false,
+            probe_router: false,
+            xpub_verbose: false,
+            xpub_verbose_unsubscribe: false,
+            conflate: false,
             max_subscriptions: 100_000,
             max_subscription_bytes: 64 << 20,
         }

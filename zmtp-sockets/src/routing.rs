@@ -1,4 +1,4 @@
-//! Routing state: a publisher's per-peer subscriptions and a subscriber's
+//! Subscription state: a publisher's per-peer subscriptions and a subscriber's
 //! own counted subscriptions.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -27,9 +27,9 @@ impl PeerSubscriptions {
         prefix: Bytes,
         max_count: usize,
         max_bytes: usize,
-    ) -> Result<(), OverLimit> {
+    ) -> Result<bool, OverLimit> {
         if self.prefixes.contains(&prefix) {
-            return Ok(());
+            return Ok(false);
         }
         if self.prefixes.len() >= max_count || self.bytes + prefix.len() > max_bytes {
             return Err(OverLimit);
@@ -37,10 +37,11 @@ impl PeerSubscriptions {
         self.bytes += prefix.len();
         *self.lengths.entry(prefix.len()).or_default() += 1;
         self.prefixes.insert(prefix);
-        Ok(())
+        Ok(true)
     }
 
-    pub(crate) fn cancel(&mut self, prefix: &[u8]) {
+    /// Removes a prefix; true when it was there.
+    pub(crate) fn cancel(&mut self, prefix: &[u8]) -> bool {
         if self.prefixes.remove(prefix) {
             self.bytes -= prefix.len();
             if let Some(n) = self.lengths.get_mut(&prefix.len()) {
@@ -49,7 +50,13 @@ impl PeerSubscriptions {
                     self.lengths.remove(&prefix.len());
                 }
             }
+            return true;
         }
+        false
+    }
+
+    pub(crate) fn prefixes(&self) -> impl Iterator<Item = &Bytes> {
+        self.prefixes.iter()
     }
 
     pub(crate) fn matches(&self, topic: &[u8]) -> bool {

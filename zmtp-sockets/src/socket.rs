@@ -1,19 +1,8 @@
-//! The socket: the application's side. `send` routes a whole message onto a
-//! peer's bounded queue and returns; `recv` takes a whole message that a
-//! connection task has already decoded (and decrypted). Nothing here
-//! encodes, encrypts, decrypts or parses.
-//!
-//! Per type (RFC 28, 29, 30; libzmq where they are silent):
-//! - REQ: strict send/recv alternation, empty delimiter, round-robin,
-//!   replies accepted only from the peer asked (relaxed and correlate as in
-//!   libzmq);
-//! - REP: keeps each request's envelope and restores it on the reply;
-//!   fair-queues requests;
-//! - PUB: filters by prefix per peer, never blocks, drops for full peers;
-//! - SUB: counted subscriptions sent to every peer (and again after a
-//!   reconnect), and filters again on receive;
-//! - PUSH: round-robin to peers with room, waits (or times out) otherwise;
-//! - PULL: fair-queues.
+//! The socket: the application's side. `send` hands a whole message to the
+//! socket type's pattern (`crate::pattern`), which queues it for one peer
+//! or several and returns; `recv` takes a whole message that a connection
+//! task has already decoded (and decrypted), and the pattern filters or
+//! transforms it. Nothing here encodes, encrypts, decrypts or parses.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -21,176 +10,33 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use async_channel::{Sender, TrySendError};
-use atomic_waker::AtomicWaker;
+use async_channel::Sender;
 use bytes::Bytes;
-use concurrent_queue::{ConcurrentQueue, PopError};
 use event_listener::Event;
-use zmtp_core::{Message, SocketType};
+use zmtp_core::{Message, Metadata, SocketType};
 
 use crate::context::{Context, Spawner};
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
 use crate::inbox::Inbox;
-use crate::monitor::{Monitor, MonitorEvent};
+use crate::monitor::{Monitor, MonitorEvent, Refusal};
 use crate::options::{Options, Security};
-use crate::routing::{OverLimit, OwnSubscriptions, PeerSubscriptions};
+use crate::pattern::{self, Pattern, SendError, Subscription, SubscriptionLimits};
+use crate::pipe::{Inbound, Pipe, PipeId, PipeRx, Pipes};
+use crate::routing::OverLimit;
 use crate::waiters::{Entry, Waiters};
-
-/// What a socket gives a connection task to send.
-#[derive(Debug)]
-pub(crate) enum Out {
-    Msg(Message),
-    Subscribe(Bytes),
-    Cancel(Bytes),
-}
-
-/// A message from a peer, tagged with the pipe it came through.
-#[derive(Debug)]
-pub(crate) struct Inbound {
-    pub(crate) pipe: u64,
-    pub(crate) msg: Message,
-}
-
-struct Pipe {
-    id: u64,
-    /// An unbounded channel holding at most `cap` messages (0: no limit).
-    /// A bounded channel would allocate all `cap` slots up front, 64 KiB
-    /// per idle peer at the default HWM; this one grows with its content.
-    /// Only the routing code sends, under the state lock, so the length
-    /// check and the send cannot race with another send.
-    tx: Arc<ConcurrentQueue<Out>>,
-    /// The connection task waiting for this queue (see [`PipeRx`]).
-    ready: Arc<AtomicWaker>,
-    cap: usize,
-    subs: PeerSubscriptions,
-}
-
-impl Pipe {
-    /// A new pipe with room for `cap` messages (0: no limit), and the
-    /// connection task's end of it.
-    fn new(id: u64, cap: usize) -> (Pipe, PipeRx) {
-        let tx = Arc::new(ConcurrentQueue::unbounded());
-        let ready = Arc::new(AtomicWaker::new());
-        let rx = PipeRx {
-            rx: tx.clone(),
-            ready: ready.clone(),
-        };
-        let pipe = Pipe {
-            id,
-            tx,
-            ready,
-            cap,
-            subs: PeerSubscriptions::default(),
-        };
-        (pipe, rx)
-    }
-
-    fn is_full(&self) -> bool {
-        self.cap != 0 && self.tx.len() >= self.cap
-    }
-
-    fn try_send(&self, out: Out) -> Result<(), TrySendError<Out>> {
-        if self.is_full() {
-            return Err(TrySendError::Full(out));
-        }
-        self.try_send_unbounded(out)
-    }
-
-    /// Sends regardless of the high-water mark (subscriptions).
-    fn try_send_unbounded(&self, out: Out) -> Result<(), TrySendError<Out>> {
-        match self.tx.push(out) {
-            Ok(()) => {
-                self.ready.wake();
-                Ok(())
-            }
-            Err(e) => Err(TrySendError::Closed(e.into_inner())),
-        }
-    }
-}
-
-impl Drop for Pipe {
-    fn drop(&mut self) {
-        // The task drains what is queued, then sees the queue closed.
-        self.tx.close();
-        self.ready.wake();
-    }
-}
-
-/// The connection task's end of a pipe.
-///
-/// A pipe is a plain concurrent queue, and the task, its only reader, is
-/// woken through one `AtomicWaker`. An async-channel, as before, notified
-/// its events on every send and receive (each a full memory fence, a fifth
-/// of the sending thread's time with 16-byte messages), and event-listener
-/// wakes a waiter while holding its list lock: the woken I/O thread,
-/// dropping its listener, then blocked on that lock (a futex wait and wake
-/// per message in a request/reply exchange, `perf record -e
-/// syscalls:sys_enter_futex`).
-pub(crate) struct PipeRx {
-    rx: Arc<ConcurrentQueue<Out>>,
-    ready: Arc<AtomicWaker>,
-}
-
-impl Drop for PipeRx {
-    fn drop(&mut self) {
-        // Senders see the pipe closed (a routed message goes elsewhere).
-        self.rx.close();
-    }
-}
-
-impl PipeRx {
-    pub(crate) fn try_recv(&self) -> Result<Out, PopError> {
-        self.rx.pop()
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.rx.len()
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.rx.is_empty()
-    }
-
-    /// The next item; `None` once the pipe is closed and drained.
-    pub(crate) async fn recv(&self) -> Option<Out> {
-        std::future::poll_fn(|cx| {
-            let mut registered = false;
-            loop {
-                match self.try_recv() {
-                    Ok(out) => return Poll::Ready(Some(out)),
-                    Err(PopError::Closed) => return Poll::Ready(None),
-                    Err(PopError::Empty) if registered => return Poll::Pending,
-                    // Register, then look again: a send in between wakes us.
-                    Err(PopError::Empty) => {
-                        self.ready.register(cx.waker());
-                        registered = true;
-                    }
-                }
-            }
-        })
-        .await
-    }
-}
 
 struct EndpointHandle {
     /// Dropping it stops the listener or connecter and its connections.
     _stop: Sender<()>,
     /// The persistent pipe of a connect endpoint.
-    pipe: Option<u64>,
+    pipe: Option<PipeId>,
 }
 
-#[derive(Default)]
 struct State {
-    pipes: Vec<Pipe>,
-    rr: usize,
+    pipes: Pipes,
+    pattern: Box<dyn Pattern>,
     endpoints: HashMap<String, EndpointHandle>,
-    own_subs: OwnSubscriptions,
-    /// REQ: the pipe a reply is expected from.
-    req_awaiting: Option<u64>,
-    req_id: u32,
-    /// REP: the pipe and envelope of the request being answered.
-    rep_pending: Option<(u64, Vec<Bytes>)>,
 }
 
 /// State shared between a socket and its tasks.
@@ -200,6 +46,13 @@ pub(crate) struct SocketShared {
     pub(crate) spawner: Spawner,
     inbox: OnceLock<Inbox>,
     state: Mutex<State>,
+    /// Whether the pattern hands every received message over unchanged
+    /// (then a receive takes no lock but the inbox's).
+    passes_received: bool,
+    /// Whether receiving is valid in some state, and whether that depends
+    /// on the state (REQ, REP).
+    recv_supported: bool,
+    recv_stateful: bool,
     /// A pipe gained room or appeared (for the [`crate::Poller`]).
     pub(crate) room: Event,
     /// Senders waiting for room; woken with `room`, outside the lock that
@@ -239,13 +92,11 @@ impl SocketShared {
         self.with_options(|o| o.rcvtimeo)
     }
 
-    fn flag(&self, f: impl FnOnce(&Options) -> bool) -> bool {
-        self.with_options(f)
-    }
-
     pub(crate) fn inbox(&self) -> &Inbox {
-        self.inbox
-            .get_or_init(|| Inbox::new(self.with_options(|o| o.rcvhwm)))
+        self.inbox.get_or_init(|| {
+            let (hwm, conflate) = self.with_options(|o| (o.rcvhwm, o.conflate));
+            Inbox::new(hwm, conflate)
+        })
     }
 
     pub(crate) fn is_closed(&self) -> bool {
@@ -256,11 +107,7 @@ impl SocketShared {
     /// messages are given up.
     pub(crate) fn linger_deadline(&self) -> Option<Instant> {
         let closed = *self.closed_at.get()?;
-        let linger = self
-            .options
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .linger;
+        let linger = self.with_options(|o| o.linger);
         Some(
             linger.map_or(closed + Duration::from_secs(u32::MAX as u64), |l| {
                 closed + l
@@ -280,65 +127,125 @@ impl SocketShared {
         self.room.notify(usize::MAX);
     }
 
-    /// A new pipe, attached to the routing table.
-    pub(crate) fn attach_pipe(&self) -> (u64, PipeRx) {
-        let hwm = self
-            .options
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .sndhwm;
-        // SUB sends only subscriptions: never bound them by the HWM.
-        let cap = if self.socket_type == SocketType::Sub {
-            0
-        } else {
-            hwm
-        };
-        let id = self.next_pipe.fetch_add(1, Ordering::Relaxed);
-        let (pipe, rx) = Pipe::new(id, cap);
+    /// A new pipe in the routing table: a connect endpoint's before its
+    /// handshake. Accepted peers get theirs from [`SocketShared::attach_peer`].
+    pub(crate) fn attach_pipe(&self) -> (PipeId, PipeRx) {
+        let (pipe, rx) = self.new_pipe();
+        let id = pipe.id;
         {
-            let mut st = self.lock();
-            if self.socket_type == SocketType::Sub {
-                for p in st.own_subs.prefixes() {
-                    let _ = pipe.try_send_unbounded(Out::Subscribe(p.clone()));
-                }
-            }
+            let st = &mut *self.lock();
+            st.pattern.pipe_added(&pipe);
             st.pipes.push(pipe);
         }
         self.notify_room();
         (id, rx)
     }
 
-    pub(crate) fn detach_pipe(&self, id: u64) {
-        let mut st = self.lock();
-        st.pipes.retain(|p| p.id != id);
+    fn new_pipe(&self) -> (Pipe, PipeRx) {
+        let (hwm, conflate) = self.with_options(|o| (o.sndhwm, o.conflate));
+        let id = self.next_pipe.fetch_add(1, Ordering::Relaxed);
+        let bounded = self.lock().pattern.bounded_pipes();
+        Pipe::new(id, if bounded { hwm } else { 0 }, conflate)
+    }
+
+    /// A peer finished its handshake, on its connect endpoint's pipe
+    /// (`Some`) or on a new pipe, which is returned. The pattern may refuse
+    /// the peer (PAIR's second, a taken routing id): its new pipe is then
+    /// gone again.
+    pub(crate) fn attach_peer(
+        &self,
+        pipe: Option<PipeId>,
+        peer: &Metadata,
+    ) -> Result<Option<(PipeId, PipeRx)>, Refusal> {
+        let made = match pipe {
+            Some(_) => None,
+            None => Some(self.new_pipe()),
+        };
+        let id = pipe
+            .or(made.as_ref().map(|(p, _)| p.id))
+            .unwrap_or_default();
+        let rx = {
+            let st = &mut *self.lock();
+            let rx = made.map(|(p, rx)| {
+                st.pattern.pipe_added(&p);
+                st.pipes.push(p);
+                rx
+            });
+            if let Some(p) = st.pipes.get_mut(id) {
+                p.attached = true;
+            }
+            if let Err(r) = st.pattern.attached(&mut st.pipes, id, peer) {
+                if rx.is_some() {
+                    st.pipes.remove(id);
+                    st.pattern.removed(id);
+                }
+                return Err(r);
+            }
+            rx
+        };
+        self.notify_room();
+        Ok(rx.map(|rx| (id, rx)))
+    }
+
+    /// The peer on a pipe that stays (a connect endpoint's) is gone.
+    pub(crate) fn peer_detached(&self, id: PipeId) {
+        let notices = {
+            let st = &mut *self.lock();
+            match st.pipes.get_mut(id) {
+                Some(p) => {
+                    p.attached = false;
+                    st.pattern.detached(p)
+                }
+                None => Vec::new(),
+            }
+        };
+        self.deliver(id, notices);
+    }
+
+    /// Takes a pipe out of the routing table (its peer is gone for good).
+    pub(crate) fn detach_pipe(&self, id: PipeId) {
+        let notices = {
+            let st = &mut *self.lock();
+            let notices = match st.pipes.remove(id) {
+                Some(mut p) if p.attached => st.pattern.detached(&mut p),
+                _ => Vec::new(),
+            };
+            st.pattern.removed(id);
+            notices
+        };
+        self.deliver(id, notices);
+    }
+
+    /// Hands the pattern's own messages (XPUB's cancels) to the
+    /// application, regardless of the receive high-water mark.
+    fn deliver(&self, pipe: PipeId, msgs: Vec<Message>) {
+        if msgs.is_empty() {
+            return;
+        }
+        let mut batch = msgs.into_iter().map(|msg| Inbound { pipe, msg }).collect();
+        let _ = self.inbox().push_unbounded(&mut batch);
     }
 
     /// The prefixes a new session on a persistent pipe must (re)send.
     pub(crate) fn own_subscriptions(&self) -> Vec<Bytes> {
-        self.lock().own_subs.prefixes().cloned().collect()
+        self.lock().pattern.own_subscriptions()
     }
 
-    pub(crate) fn peer_subscribe(&self, pipe: u64, prefix: Bytes) -> Result<(), OverLimit> {
-        let (max, max_bytes) = {
-            let o = self.options.lock().unwrap_or_else(|e| e.into_inner());
-            (o.max_subscriptions, o.max_subscription_bytes)
-        };
-        let mut st = self.lock();
-        match st.pipes.iter_mut().find(|p| p.id == pipe) {
-            Some(p) => p.subs.subscribe(prefix, max, max_bytes),
-            None => Ok(()),
-        }
-    }
-
-    pub(crate) fn peer_cancel(&self, pipe: u64, prefix: &[u8]) {
-        if let Some(p) = self.lock().pipes.iter_mut().find(|p| p.id == pipe) {
-            p.subs.cancel(prefix);
-        }
-    }
-
-    pub(crate) fn clear_peer_subscriptions(&self, pipe: u64) {
-        if let Some(p) = self.lock().pipes.iter_mut().find(|p| p.id == pipe) {
-            p.subs.clear();
+    /// A subscription or cancel from the peer on `pipe`; XPUB turns it
+    /// into a message for the application.
+    pub(crate) fn peer_subscription(
+        &self,
+        pipe: PipeId,
+        sub: Subscription,
+    ) -> Result<Option<Message>, OverLimit> {
+        let limits = self.with_options(|o| SubscriptionLimits {
+            count: o.max_subscriptions,
+            bytes: o.max_subscription_bytes,
+        });
+        let st = &mut *self.lock();
+        match st.pipes.get_mut(pipe) {
+            Some(p) => st.pattern.peer_subscription(p, sub, limits),
+            None => Ok(None),
         }
     }
 
@@ -366,6 +273,13 @@ impl SocketShared {
 /// A ZeroMQ socket. Methods take `&self`; a socket can be shared between
 /// tasks or threads. Dropping it closes it; queued messages are still sent
 /// for the linger period by the I/O threads.
+///
+/// Every standard type is available: REQ, REP, DEALER, ROUTER, PUB, SUB,
+/// XPUB, XSUB, PUSH, PULL and PAIR. What `send` and `recv` do depends on
+/// the type, as in libzmq: a ROUTER receives each message with its peer's
+/// routing id in front and sends to the peer named by the first frame; an
+/// XPUB receives its peers' subscriptions (`0x01 prefix`, `0x00 prefix`); an
+/// XSUB subscribes by sending them.
 pub struct Socket {
     shared: Arc<SocketShared>,
     _ctx: Context,
@@ -417,24 +331,27 @@ fn block_on_until<T>(
     }
 }
 
-/// How a send is routed.
-enum Route {
-    /// Round-robin to a pipe with room; the chosen pipe id is returned.
-    RoundRobin,
-    /// To every pipe whose subscriptions match; never waits.
-    Fanout,
-    /// To one pipe; dropped if it is full or gone.
-    To(u64),
-}
-
 impl Socket {
     pub(crate) fn new(ctx: Context, socket_type: SocketType) -> Result<Socket> {
+        let mut pattern = pattern::for_type(socket_type)?;
+        let options = Options::default();
+        pattern.configure(&options);
+        let recv_stateful = pattern.stateful_recv();
+        let recv_supported = recv_stateful || pattern.check_recv().is_ok();
+        let passes_received = pattern.passes_received();
         let shared = Arc::new(SocketShared {
             socket_type,
-            options: Mutex::new(Options::default()),
+            options: Mutex::new(options),
             spawner: ctx.inner.spawner.clone(),
             inbox: OnceLock::new(),
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State {
+                pipes: Pipes::default(),
+                pattern,
+                endpoints: HashMap::new(),
+            }),
+            passes_received,
+            recv_supported,
+            recv_stateful,
             room: Event::new(),
             senders: Waiters::default(),
             closed: AtomicBool::new(false),
@@ -458,43 +375,56 @@ impl Socket {
     }
 
     /// Changes options. Most take effect for connections made afterwards;
-    /// `rcvhwm` only before the first bind, connect or receive.
+    /// `rcvhwm` only before the first bind, connect or receive. An option
+    /// that does not apply to the socket type is an error
+    /// ([`Error::InvalidOption`]), and so is `conflate` changed after the
+    /// first bind or connect.
     pub fn configure(&self, f: impl FnOnce(&mut Options)) -> Result<()> {
-        let mut o = self
-            .shared
-            .options
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        let mut new = o.clone();
-        f(&mut new);
-        if let Security::PlainClient { username, password } = &new.security {
-            if username.len() > 255 || password.len() > 255 {
+        let new = {
+            let mut o = self
+                .shared
+                .options
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            let mut new = o.clone();
+            f(&mut new);
+            if let Security::PlainClient { username, password } = &new.security {
+                if username.len() > 255 || password.len() > 255 {
+                    return Err(Error::InvalidOption(
+                        "PLAIN credentials are at most 255 bytes",
+                    ));
+                }
+            }
+            if !new.routing_id.is_empty() && new.routing_id.len() > 255 {
+                return Err(Error::InvalidOption("routing id is at most 255 bytes"));
+            }
+            if let Security::NoiseClient {
+                pattern,
+                server: None,
+                ..
+            } = &new.security
+            {
+                if pattern.needs_server_key() {
+                    return Err(Error::InvalidOption(
+                        "NOISE-IK and NOISE-NK clients need the server's key",
+                    ));
+                }
+            }
+            if new.routing_id.first() == Some(&0) {
                 return Err(Error::InvalidOption(
-                    "PLAIN credentials are at most 255 bytes",
+                    "routing id must not start with a zero byte",
                 ));
             }
-        }
-        if !new.routing_id.is_empty() && new.routing_id.len() > 255 {
-            return Err(Error::InvalidOption("routing id is at most 255 bytes"));
-        }
-        if let Security::NoiseClient {
-            pattern,
-            server: None,
-            ..
-        } = &new.security
-        {
-            if pattern.needs_server_key() {
+            pattern::check_options(self.shared.socket_type, &new)?;
+            if new.conflate != o.conflate && self.shared.inbox.get().is_some() {
                 return Err(Error::InvalidOption(
-                    "NOISE-IK and NOISE-NK clients need the server's key",
+                    "conflate must be set before the first bind or connect",
                 ));
             }
-        }
-        if new.routing_id.first() == Some(&0) {
-            return Err(Error::InvalidOption(
-                "routing id must not start with a zero byte",
-            ));
-        }
-        *o = new;
+            *o = new.clone();
+            new
+        };
+        self.shared.lock().pattern.configure(&new);
         Ok(())
     }
 
@@ -609,7 +539,8 @@ impl Socket {
     }
 
     /// Subscribes to a prefix (SUB). Counted: subscribe twice, unsubscribe
-    /// twice.
+    /// twice. Other types return [`Error::NotSupported`] (an XSUB
+    /// subscribes by sending `0x01 prefix`).
     pub fn subscribe(&self, prefix: impl AsRef<[u8]>) -> Result<()> {
         self.subscription(true, prefix.as_ref())
     }
@@ -621,43 +552,26 @@ impl Socket {
 
     fn subscription(&self, add: bool, prefix: &[u8]) -> Result<()> {
         self.check_open()?;
-        if self.shared.socket_type != SocketType::Sub {
-            return Err(Error::NotSupported("subscribe on a non-SUB socket"));
-        }
         let prefix = Bytes::copy_from_slice(prefix);
         let st = &mut *self.shared.lock();
-        let changed = if add {
-            st.own_subs.add(prefix.clone())
-        } else {
-            st.own_subs.remove(&prefix)
-        };
-        if changed {
-            for p in &st.pipes {
-                let out = if add {
-                    Out::Subscribe(prefix.clone())
-                } else {
-                    Out::Cancel(prefix.clone())
-                };
-                let _ = p.try_send_unbounded(out);
-            }
-        }
-        Ok(())
+        st.pattern.subscribe(&st.pipes, add, prefix)
     }
 
     /// Sends a message. Returns once the message is queued for a peer (or,
-    /// for PUB, for every matching peer with room). Waits while no peer has
-    /// room (PUSH, REQ), up to the send timeout. Dropping the future leaves
-    /// the message either wholly queued or not queued at all.
+    /// for PUB, XPUB and XSUB, for every matching peer with room). Waits
+    /// while no peer has room (PUSH, DEALER, REQ, PAIR, and ROUTER with
+    /// `router_mandatory`), up to the send timeout. Dropping the future
+    /// leaves the message either wholly queued or not queued at all.
     pub async fn send(&self, msg: impl Into<Message>) -> Result<()> {
         self.check_open()?;
-        let msg = self.prepare_send(msg.into())?;
         // Fast path: a peer has room.
-        match self.try_route(msg) {
+        match self.try_route(prepare(msg.into())) {
             Ok(()) => Ok(()),
-            Err(back) => {
+            Err(SendError::Blocked(back)) => {
                 let deadline = self.shared.sndtimeo().map(|t| Instant::now() + t);
                 self.send_prepared(back, deadline).await
             }
+            Err(e) => Err(e.into_error()),
         }
     }
 
@@ -675,10 +589,11 @@ impl Socket {
             };
             match self.try_route(m) {
                 Ok(()) => Some(Ok(())),
-                Err(back) => {
+                Err(SendError::Blocked(back)) => {
                     *msg = Some(back);
                     None
                 }
+                Err(e) => Some(Err(e.into_error())),
             }
         };
         let routed = std::future::poll_fn(|cx| {
@@ -708,124 +623,32 @@ impl Socket {
     /// Sends without waiting: [`Error::WouldBlock`] when no peer has room.
     pub fn try_send(&self, msg: impl Into<Message>) -> Result<()> {
         self.check_open()?;
-        let msg = self.prepare_send(msg.into())?;
-        self.try_route(msg).map_err(|_| Error::WouldBlock)
+        self.try_route(prepare(msg.into()))
+            .map_err(SendError::into_error)
     }
 
     /// Blocking [`Socket::send`], for plain threads.
     pub fn send_blocking(&self, msg: impl Into<Message>) -> Result<()> {
         self.check_open()?;
-        let msg = self.prepare_send(msg.into())?;
         // Only park the thread when no peer has room.
-        match self.try_route(msg) {
+        match self.try_route(prepare(msg.into())) {
             Ok(()) => Ok(()),
-            Err(back) => {
+            Err(SendError::Blocked(back)) => {
                 let deadline = self.shared.sndtimeo().map(|t| Instant::now() + t);
                 block_on_until(self.send_prepared(back, None), deadline)
                     .unwrap_or(Err(Error::WouldBlock))
             }
+            Err(e) => Err(e.into_error()),
         }
     }
 
-    /// Checks the socket's state machine and builds the wire message (REQ
-    /// adds its delimiter, REP its envelope).
-    fn prepare_send(&self, mut msg: Message) -> Result<Message> {
-        if msg.is_empty() {
-            msg.push(Bytes::new());
-        }
-        match self.shared.socket_type {
-            SocketType::Sub | SocketType::Pull => Err(Error::NotSupported("send")),
-            SocketType::Req => {
-                let relaxed = self.shared.flag(|o| o.req_relaxed);
-                let correlate = self.shared.flag(|o| o.req_correlate);
-                let st = self.shared.lock();
-                if st.req_awaiting.is_some() && !relaxed {
-                    return Err(Error::State("REQ must receive the reply first"));
-                }
-                if correlate {
-                    msg.push_front(Bytes::new());
-                    msg.push_front(Bytes::copy_from_slice(
-                        &(st.req_id.wrapping_add(1)).to_be_bytes(),
-                    ));
-                } else {
-                    msg.push_front(Bytes::new());
-                }
-                Ok(msg)
-            }
-            SocketType::Rep => {
-                let st = self.shared.lock();
-                let Some((_, envelope)) = &st.rep_pending else {
-                    return Err(Error::State("REP must receive a request first"));
-                };
-                let mut frames = envelope.clone();
-                frames.extend(msg.into_frames());
-                Ok(Message::from(frames))
-            }
-            _ => Ok(msg),
-        }
-    }
-
-    /// Routes a prepared message; gives it back when it must wait.
-    fn try_route(&self, msg: Message) -> Result<(), Message> {
-        // One lock for choosing the route and using it.
+    /// Hands a message to the pattern, under one lock for choosing the
+    /// route and using it.
+    fn try_route(&self, msg: Message) -> Result<(), SendError> {
         let st = &mut *self.shared.lock();
-        let route = match self.shared.socket_type {
-            SocketType::Pub | SocketType::XPub => Route::Fanout,
-            SocketType::Rep => match &st.rep_pending {
-                Some((pipe, _)) => Route::To(*pipe),
-                None => return Err(msg),
-            },
-            _ => Route::RoundRobin,
-        };
-        match route {
-            Route::Fanout => {
-                let topic = msg.get(0).map_or(&[][..], |f| &f[..]);
-                let mut queued = 0;
-                for p in &st.pipes {
-                    // A full subscriber loses the message; others are
-                    // unaffected.
-                    if p.subs.matches(topic) && p.try_send(Out::Msg(msg.clone())).is_ok() {
-                        queued += 1;
-                    }
-                }
-                self.shared.routed.fetch_add(queued, Ordering::Relaxed);
-                Ok(())
-            }
-            Route::To(id) => {
-                if let Some(p) = st.pipes.iter().find(|p| p.id == id) {
-                    if p.try_send(Out::Msg(msg)).is_ok() {
-                        self.shared.routed.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-                st.rep_pending = None;
-                Ok(())
-            }
-            Route::RoundRobin => {
-                let n = st.pipes.len();
-                let mut msg = msg;
-                for i in 0..n {
-                    let idx = (st.rr + i) % n;
-                    match st.pipes[idx].try_send(Out::Msg(msg)) {
-                        Ok(()) => {
-                            self.shared.routed.fetch_add(1, Ordering::Relaxed);
-                            st.rr = (idx + 1) % n;
-                            if self.shared.socket_type == SocketType::Req {
-                                st.req_awaiting = Some(st.pipes[idx].id);
-                                st.req_id = st.req_id.wrapping_add(1);
-                            }
-                            return Ok(());
-                        }
-                        Err(
-                            TrySendError::Full(Out::Msg(m)) | TrySendError::Closed(Out::Msg(m)),
-                        ) => {
-                            msg = m;
-                        }
-                        Err(_) => return Ok(()),
-                    }
-                }
-                Err(msg)
-            }
-        }
+        let queued = st.pattern.send(msg, &mut st.pipes)?;
+        self.shared.routed.fetch_add(queued, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Receives a message, waiting up to the receive timeout. Dropping the
@@ -898,73 +721,24 @@ impl Socket {
 
     fn check_recv(&self) -> Result<()> {
         self.check_open()?;
-        match self.shared.socket_type {
-            SocketType::Pub | SocketType::Push => Err(Error::NotSupported("recv")),
-            SocketType::Req => {
-                if self.shared.lock().req_awaiting.is_none() {
-                    return Err(Error::State("REQ must send a request first"));
-                }
-                Ok(())
-            }
-            SocketType::Rep => {
-                if self.shared.lock().rep_pending.is_some() {
-                    return Err(Error::State("REP must send the reply first"));
-                }
-                Ok(())
-            }
-            _ => Ok(()),
+        if !self.shared.recv_supported {
+            return Err(Error::NotSupported("recv"));
         }
+        if self.shared.recv_stateful {
+            return self.shared.lock().pattern.check_recv();
+        }
+        Ok(())
     }
 
     /// Applies the receiving side of the socket's pattern; `None` drops
     /// the message.
     fn accept(&self, item: Inbound) -> Result<Option<Message>> {
-        let Inbound { pipe, mut msg } = item;
-        match self.shared.socket_type {
-            SocketType::Sub => {
-                let st = self.shared.lock();
-                let topic = msg.get(0).map_or(&[][..], |f| &f[..]);
-                Ok(st.own_subs.matches(topic).then_some(msg))
-            }
-            SocketType::Req => {
-                let correlate = self.shared.flag(|o| o.req_correlate);
-                let mut st = self.shared.lock();
-                if st.req_awaiting != Some(pipe) {
-                    return Ok(None);
-                }
-                if correlate {
-                    let id = msg.pop_front();
-                    if id.as_deref() != Some(&st.req_id.to_be_bytes()[..]) {
-                        return Ok(None);
-                    }
-                }
-                // The reply must start with the empty delimiter.
-                if msg.get(0).is_none_or(|f| !f.is_empty()) {
-                    return Ok(None);
-                }
-                let _ = msg.pop_front();
-                st.req_awaiting = None;
-                Ok(Some(msg))
-            }
-            SocketType::Rep => {
-                let frames = msg.frames();
-                // The envelope runs up to and including the first empty
-                // frame; a request without one is dropped, as in libzmq.
-                let Some(split) = frames.iter().position(|f| f.is_empty()) else {
-                    return Ok(None);
-                };
-                let props = msg.properties_arc().cloned();
-                let mut frames = msg.into_frames();
-                let body = frames.split_off(split + 1);
-                self.shared.lock().rep_pending = Some((pipe, frames));
-                let mut out = Message::from(body);
-                if let Some(p) = props {
-                    out.set_properties(p);
-                }
-                Ok(Some(out))
-            }
-            _ => Ok(Some(msg)),
+        let Inbound { pipe, msg } = item;
+        if self.shared.passes_received {
+            return Ok(Some(msg));
         }
+        let st = &mut *self.shared.lock();
+        Ok(st.pattern.received(&st.pipes, pipe, msg))
     }
 
     /// Whether a receive would not wait (for the poller).
@@ -974,11 +748,8 @@ impl Socket {
 
     /// Whether a send would not wait (for the poller).
     pub(crate) fn writable_now(&self) -> bool {
-        match self.shared.socket_type {
-            SocketType::Pub | SocketType::XPub => true,
-            SocketType::Sub | SocketType::Pull => false,
-            _ => self.shared.lock().pipes.iter().any(|p| !p.is_full()) || self.shared.is_closed(),
-        }
+        let st = &*self.shared.lock();
+        st.pattern.writable(&st.pipes) || self.shared.is_closed()
     }
 
     /// Messages queued by `send` that are not yet written to the kernel
@@ -1001,9 +772,10 @@ impl Socket {
         }
     }
 
-    /// PUB: how many subscriptions (peer, prefix) are in effect.
+    /// PUB and XPUB: how many subscriptions (peer, prefix) are in effect.
     pub fn subscription_count(&self) -> usize {
-        self.shared.lock().pipes.iter().map(|p| p.subs.len()).sum()
+        let st = &*self.shared.lock();
+        st.pattern.subscription_count(&st.pipes)
     }
 
     /// Closes the socket now; queued messages are still sent for the linger
@@ -1013,51 +785,10 @@ impl Socket {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pipe_wakes_its_reader_for_every_send_and_closes_after_draining() {
-        let (p, rx) = Pipe::new(1, 0);
-        let sender = std::thread::spawn(move || {
-            for i in 0..10_000u32 {
-                assert!(
-                    p.try_send(Out::Subscribe(Bytes::copy_from_slice(&i.to_be_bytes())))
-                        .is_ok()
-                );
-                if i % 1000 == 0 {
-                    std::thread::yield_now();
-                }
-            }
-            // Dropped here: the queue closes once drained.
-        });
-        let got = futures_lite::future::block_on(async {
-            let mut n = 0u32;
-            while let Some(out) = rx.recv().await {
-                let Out::Subscribe(b) = out else {
-                    panic!("unexpected item")
-                };
-                assert_eq!(&b[..], &n.to_be_bytes());
-                n += 1;
-            }
-            n
-        });
-        sender.join().expect("join");
-        assert_eq!(got, 10_000);
+/// A message with no frame is sent as one empty frame.
+fn prepare(mut msg: Message) -> Message {
+    if msg.is_empty() {
+        msg.push(Bytes::new());
     }
-
-    #[test]
-    fn a_full_pipe_refuses_messages_but_not_subscriptions() {
-        let (p, rx) = Pipe::new(1, 2);
-        assert!(p.try_send(Out::Cancel(Bytes::new())).is_ok());
-        assert!(p.try_send(Out::Cancel(Bytes::new())).is_ok());
-        assert!(matches!(
-            p.try_send(Out::Cancel(Bytes::new())),
-            Err(TrySendError::Full(_))
-        ));
-        // Subscriptions are never bounded.
-        assert!(p.try_send_unbounded(Out::Cancel(Bytes::new())).is_ok());
-        assert_eq!(rx.len(), 3);
-    }
+    msg
 }

@@ -1,0 +1,45 @@
+//! Distribution to every pipe that wants a message (libzmq's `dist`).
+
+use zmtp_core::Message;
+
+use crate::pipe::{Pipe, Pipes};
+
+/// Queues a copy of `msg` on every pipe `wanted` picks. A pipe at its
+/// high-water mark loses the message; the others are not held up by it.
+/// Returns how many pipes took it.
+pub(crate) fn distribute(pipes: &Pipes, msg: &Message, wanted: impl Fn(&Pipe) -> bool) -> u64 {
+    let mut queued = 0;
+    for p in pipes.iter() {
+        if wanted(p) && p.try_send_msg(msg.clone()).is_ok() {
+            queued += 1;
+        }
+    }
+    queued
+}
+
+/// The first frame of a message, the topic that subscriptions match.
+pub(crate) fn topic(msg: &Message) -> &[u8] {
+    msg.get(0).map_or(&[][..], |f| &f[..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{drain, msg};
+    use super::*;
+
+    #[test]
+    fn a_full_pipe_loses_its_copy_and_the_others_get_theirs() {
+        let mut pipes = Pipes::default();
+        let mut rxs = Vec::new();
+        for id in 1..=3 {
+            let (p, rx) = Pipe::new(id, 1, false);
+            pipes.push(p);
+            rxs.push(rx);
+        }
+        assert_eq!(distribute(&pipes, &msg(&["a"]), |p| p.id != 3), 2);
+        assert_eq!(distribute(&pipes, &msg(&["b"]), |_| true), 1);
+        assert_eq!(drain(&rxs[0]).len(), 1);
+        assert_eq!(drain(&rxs[1]).len(), 1);
+        assert_eq!(drain(&rxs[2]), vec![vec![bytes::Bytes::from("b")]]);
+    }
+}

@@ -1,0 +1,74 @@
+//! Round-robin over the pipes that have room (libzmq's `lb`).
+
+use zmtp_core::Message;
+
+use crate::pipe::{PipeId, Pipes};
+
+/// Where the next message goes.
+#[derive(Debug, Default)]
+pub(crate) struct LoadBalancer {
+    next: usize,
+}
+
+impl LoadBalancer {
+    /// Queues the message on the next pipe with room, starting after the
+    /// last one used; gives it back when no pipe has room.
+    pub(crate) fn send(&mut self, pipes: &Pipes, msg: Message) -> Result<PipeId, Message> {
+        let n = pipes.len();
+        let mut msg = msg;
+        for i in 0..n {
+            let idx = (self.next + i) % n;
+            let pipe = pipes.at(idx);
+            match pipe.try_send_msg(msg) {
+                Ok(()) => {
+                    self.next = (idx + 1) % n;
+                    return Ok(pipe.id);
+                }
+                Err(back) => msg = back,
+            }
+        }
+        Err(msg)
+    }
+
+    /// Whether some pipe has room.
+    pub(crate) fn has_room(pipes: &Pipes) -> bool {
+        pipes.iter().any(|p| !p.is_full())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{drain, msg};
+    use super::*;
+    use crate::pipe::Pipe;
+
+    #[test]
+    fn turns_go_round_and_skip_full_pipes() {
+        let mut pipes = Pipes::default();
+        let mut rxs = Vec::new();
+        for id in 1..=3 {
+            let (p, rx) = Pipe::new(id, 2, false);
+            pipes.push(p);
+            rxs.push(rx);
+        }
+        let mut lb = LoadBalancer::default();
+        let order: Vec<PipeId> = (0..6)
+            .map(|_| lb.send(&pipes, msg(&["m"])).expect("room"))
+            .collect();
+        assert_eq!(order, [1, 2, 3, 1, 2, 3]);
+        // Every pipe is full now.
+        assert!(!LoadBalancer::has_room(&pipes));
+        let back = lb.send(&pipes, msg(&["kept"])).expect_err("full");
+        assert_eq!(back.frames()[0], "kept");
+        // Room on pipe 2 only: it takes the next two turns' worth.
+        drain(&rxs[1]);
+        assert_eq!(lb.send(&pipes, msg(&["a"])).expect("room"), 2);
+        assert_eq!(lb.send(&pipes, msg(&["b"])).expect("room"), 2);
+    }
+
+    #[test]
+    fn no_pipe_gives_the_message_back() {
+        let mut lb = LoadBalancer::default();
+        assert!(lb.send(&Pipes::default(), msg(&["x"])).is_err());
+    }
+}
