@@ -478,12 +478,15 @@ async fn drive(
                 }
                 Event::HandshakeSucceeded(peer_meta) => {
                     established = true;
+                    let existing = slot.get().map(|(id, _)| id);
+                    let attached = shared.attach_peer(existing, &peer_meta);
+                    // After attaching: once the event is seen, a ROUTER can
+                    // route to the peer.
                     shared.emit(MonitorEvent::HandshakeSucceeded {
                         endpoint: endpoint.to_owned(),
                         peer: peer.to_owned(),
                     });
-                    let existing = slot.get().map(|(id, _)| id);
-                    match shared.attach_peer(existing, &peer_meta) {
+                    match attached {
                         Ok(Some((id, rx))) => *slot = PipeSlot::Attached(id, rx),
                         Ok(None) => {
                             // A new connection on a pipe that stays: send it
@@ -581,6 +584,13 @@ async fn drive(
             in_output = 0;
         }
         if closing && !conn.has_output() {
+            // The socket closed the pipe while it and the endpoint are
+            // still open: a ROUTER gave the peer's routing id to a new
+            // peer (`router_handover`). Closing the socket, unbinding and
+            // disconnecting all close the stop signal first.
+            if !shared.is_closed() && !stop.is_closed() {
+                return End::Lost(Some("a new peer took over its routing id".into()));
+            }
             return End::Stopped;
         }
         let linger = if shared.is_closed() {
