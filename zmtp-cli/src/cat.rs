@@ -23,15 +23,26 @@ pub(crate) struct Args {
     /// Frames are hex-encoded on input and output.
     #[arg(long)]
     hex: bool,
-    /// REP: reply with each request unchanged.
+    /// REP, ROUTER: send each message received back unchanged.
     #[arg(long)]
     echo: bool,
-    /// PUB: wait for N subscriptions before reading stdin.
+    /// PUB, XPUB: wait for N subscriptions before reading stdin.
     #[arg(long, value_name = "N")]
     wait_subscribers: Option<usize>,
-    /// SUB: subscribe to a prefix (repeatable; none subscribes to all).
+    /// SUB, XSUB: subscribe to a prefix (repeatable; none subscribes to
+    /// all).
     #[arg(long, value_name = "PREFIX")]
     subscribe: Vec<String>,
+    /// REQ, DEALER, ROUTER: our routing id, sent to ROUTER peers.
+    #[arg(long, value_name = "ID", allow_hyphen_values = true)]
+    routing_id: Option<String>,
+    /// ROUTER: a message for an unknown routing id is an error (exit 1),
+    /// not dropped.
+    #[arg(long)]
+    router_mandatory: bool,
+    /// XPUB: print every subscription, duplicates included.
+    #[arg(long)]
+    xpub_verbose: bool,
     /// Exit 0 after N messages received, replies printed, replies sent or
     /// messages sent.
     #[arg(long, value_name = "N")]
@@ -47,6 +58,85 @@ pub(crate) struct Args {
     verbose: bool,
     #[command(flatten)]
     security: SecurityArgs,
+}
+
+/// The socket commands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Req,
+    Rep,
+    Pub,
+    Sub,
+    Push,
+    Pull,
+    Dealer,
+    Router,
+    Pair,
+    XPub,
+    XSub,
+}
+
+impl Kind {
+    fn socket_type(self) -> SocketType {
+        match self {
+            Kind::Req => SocketType::Req,
+            Kind::Rep => SocketType::Rep,
+            Kind::Pub => SocketType::Pub,
+            Kind::Sub => SocketType::Sub,
+            Kind::Push => SocketType::Push,
+            Kind::Pull => SocketType::Pull,
+            Kind::Dealer => SocketType::Dealer,
+            Kind::Router => SocketType::Router,
+            Kind::Pair => SocketType::Pair,
+            Kind::XPub => SocketType::XPub,
+            Kind::XSub => SocketType::XSub,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Req => "req",
+            Kind::Rep => "rep",
+            Kind::Pub => "pub",
+            Kind::Sub => "sub",
+            Kind::Push => "push",
+            Kind::Pull => "pull",
+            Kind::Dealer => "dealer",
+            Kind::Router => "router",
+            Kind::Pair => "pair",
+            Kind::XPub => "xpub",
+            Kind::XSub => "xsub",
+        }
+    }
+}
+
+/// Refuses a flag the command would not apply: exit 2, naming both.
+fn check_flags(kind: Kind, a: &Args) {
+    use Kind::*;
+    let flags: [(&str, bool, &[Kind]); 6] = [
+        ("--echo", a.echo, &[Rep, Router]),
+        (
+            "--wait-subscribers",
+            a.wait_subscribers.is_some(),
+            &[Pub, XPub],
+        ),
+        ("--subscribe", !a.subscribe.is_empty(), &[Sub, XSub]),
+        (
+            "--routing-id",
+            a.routing_id.is_some(),
+            &[Req, Dealer, Router],
+        ),
+        ("--router-mandatory", a.router_mandatory, &[Router]),
+        ("--xpub-verbose", a.xpub_verbose, &[XPub]),
+    ];
+    for (flag, given, kinds) in flags {
+        if given && !kinds.contains(&kind) {
+            crate::die(
+                2,
+                format_args!("{flag} does not apply to `zmtp {}`", kind.name()),
+            );
+        }
+    }
 }
 
 struct Run {
@@ -111,6 +201,28 @@ impl Run {
         Message::from(frames)
     }
 
+    fn print_as(&self, out: &mut impl Write, msg: &Message, format: Format) {
+        if format == Format::Subscriptions && !self.hex {
+            if let [f] = msg.frames() {
+                let sign = match f.first() {
+                    Some(1) => Some(b'+'),
+                    Some(0) => Some(b'-'),
+                    _ => None,
+                };
+                if let Some(sign) = sign {
+                    let mut line = vec![sign];
+                    line.extend_from_slice(&f[1..]);
+                    line.push(b'\n');
+                    if out.write_all(&line).and_then(|_| out.flush()).is_err() {
+                        std::process::exit(0);
+                    }
+                    return;
+                }
+            }
+        }
+        self.print(out, msg);
+    }
+
     fn print(&self, out: &mut impl Write, msg: &Message) {
         let mut line = Vec::new();
         for (i, f) in msg.frames().iter().enumerate() {
@@ -152,6 +264,9 @@ fn event_line(ev: &MonitorEvent) -> (bool, String) {
             };
             (true, "handshake-failed", Some(peer), Some(r), s)
         }
+        E::Refused { peer, reason, .. } => {
+            (true, "refused", Some(peer), Some(reason.to_string()), None)
+        }
         E::Disconnected { peer, reason, .. } => (
             reason.is_some(),
             "disconnected",
@@ -175,11 +290,13 @@ fn event_line(ev: &MonitorEvent) -> (bool, String) {
     (failure, line)
 }
 
-pub(crate) fn run(ty: SocketType, a: Args) -> i32 {
+pub(crate) fn run(kind: Kind, a: Args) -> i32 {
     let start = Instant::now();
+    let ty = kind.socket_type();
     if a.bind.is_empty() && a.connect.is_empty() {
         crate::die(2, "give at least one --bind or --connect");
     }
+    check_flags(kind, &a);
     let sep = a.sep.replace("\\t", "\t").into_bytes();
     let run = Run {
         sep,
@@ -194,6 +311,11 @@ pub(crate) fn run(ty: SocketType, a: Args) -> i32 {
         .configure(|o| {
             a.security.apply(o);
             o.linger = Some(Duration::from_millis(a.linger_ms));
+            if let Some(id) = &a.routing_id {
+                o.routing_id = Bytes::from(id.clone().into_bytes());
+            }
+            o.router_mandatory = a.router_mandatory;
+            o.xpub_verbose = a.xpub_verbose;
         })
         .unwrap_or_else(|e| opts_err = Some(e));
     if let Some(e) = opts_err {
@@ -209,13 +331,30 @@ pub(crate) fn run(ty: SocketType, a: Args) -> i32 {
             }
         }
     });
-    if ty == SocketType::Sub {
-        if a.subscribe.is_empty() {
-            socket.subscribe("").unwrap_or_else(|e| crate::die(1, e));
+    match kind {
+        Kind::Sub => {
+            if a.subscribe.is_empty() {
+                socket.subscribe("").unwrap_or_else(|e| crate::die(1, e));
+            }
+            for p in &a.subscribe {
+                socket.subscribe(p).unwrap_or_else(|e| crate::die(1, e));
+            }
         }
-        for p in &a.subscribe {
-            socket.subscribe(p).unwrap_or_else(|e| crate::die(1, e));
+        Kind::XSub => {
+            let prefixes = if a.subscribe.is_empty() {
+                vec![String::new()]
+            } else {
+                a.subscribe.clone()
+            };
+            for p in prefixes {
+                let mut m = vec![1u8];
+                m.extend_from_slice(p.as_bytes());
+                socket
+                    .send_blocking(Message::from(m))
+                    .unwrap_or_else(|e| crate::die(1, e));
+            }
         }
+        _ => {}
     }
     for ep in &a.bind {
         match socket.bind(ep) {
@@ -231,20 +370,22 @@ pub(crate) fn run(ty: SocketType, a: Args) -> i32 {
             Err(e) => crate::die(1, format_args!("connect {ep}: {e}")),
         }
     }
-    let code = match ty {
-        SocketType::Pull | SocketType::Sub => receive_loop(&run, &socket),
-        SocketType::Push | SocketType::Pub => {
-            if let Some(n) = a.wait_subscribers {
-                let ok = wait_until(&run, || socket.subscription_count() >= n);
-                if !ok {
-                    return 3;
-                }
-            }
-            send_loop(&run, &socket, Duration::from_millis(a.linger_ms))
+    if let Some(n) = a.wait_subscribers {
+        if !wait_until(&run, || socket.subscription_count() >= n) {
+            return 3;
         }
-        SocketType::Req => req_loop(&run, &socket),
-        SocketType::Rep => rep_loop(&run, &socket, a.echo),
-        _ => crate::die(2, "unsupported socket type"),
+    }
+    let linger = Duration::from_millis(a.linger_ms);
+    let code = match kind {
+        Kind::Pull | Kind::Sub => receive_loop(&run, &socket),
+        Kind::Push | Kind::Pub => send_loop(&run, &socket, linger),
+        Kind::Req => req_loop(&run, &socket),
+        Kind::Rep => rep_loop(&run, &socket, a.echo),
+        Kind::Router if a.echo => echo_loop(&run, &socket),
+        Kind::Dealer | Kind::Router | Kind::Pair | Kind::XSub => {
+            duplex(&run, &socket, Format::Plain, linger)
+        }
+        Kind::XPub => duplex(&run, &socket, Format::Subscriptions, linger),
     };
     // Do not wait for lingering connections: the code is decided.
     std::process::exit(code);
@@ -428,6 +569,91 @@ fn rep_loop(run: &Run, socket: &Socket, echo: bool) -> i32 {
             },
         };
         if let Err(e) = socket.send_blocking(reply) {
+            crate::die(1, e);
+        }
+        n += 1;
+    }
+}
+
+/// How received messages are printed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Format {
+    /// Frames as they are.
+    Plain,
+    /// XPUB: a subscription as `+prefix` and a cancel as `-prefix` (with
+    /// --hex, the leading 0x01 or 0x00 byte is printed in hex instead).
+    Subscriptions,
+}
+
+/// Sends each stdin line and prints each message received, at the same
+/// time (DEALER, ROUTER, PAIR, XPUB, XSUB). With --count, ends once N
+/// messages were received and stdin has ended (its messages written within
+/// the linger: 4 if some are not); otherwise at --timeout-ms.
+fn duplex(run: &Run, socket: &Socket, format: Format, linger: Duration) -> i32 {
+    std::thread::scope(|scope| {
+        let sender = scope.spawn(|| {
+            let lines = stdin_lines();
+            loop {
+                match lines.next(run.remaining()) {
+                    Line::Text(l) => {
+                        let msg = run.parse_line(l);
+                        let t = run.remaining();
+                        let _ = socket.configure(|o| o.sndtimeo = t);
+                        match socket.send_blocking(msg) {
+                            Ok(()) => {}
+                            Err(Error::WouldBlock) => std::process::exit(run.timed_out()),
+                            Err(e) => crate::die(1, e),
+                        }
+                    }
+                    Line::End => break,
+                    Line::Timeout => std::process::exit(run.timed_out()),
+                }
+            }
+            let wait = run.remaining().map_or(linger, |r| r.min(linger));
+            socket.flush_blocking(wait)
+        });
+        let mut out = std::io::stdout().lock();
+        let mut n = 0;
+        loop {
+            if run.count.is_some_and(|c| n >= c) {
+                break;
+            }
+            set_rcvtimeo(run, socket);
+            match socket.recv_blocking() {
+                Ok(msg) => {
+                    run.print_as(&mut out, &msg, format);
+                    n += 1;
+                }
+                Err(Error::WouldBlock) => std::process::exit(run.timed_out()),
+                Err(e) => crate::die(1, e),
+            }
+        }
+        match sender.join() {
+            Ok(0) => 0,
+            Ok(unsent) => {
+                eprintln!("unsent: {unsent}");
+                4
+            }
+            Err(_) => 1,
+        }
+    })
+}
+
+/// ROUTER --echo: sends every message back to the peer it came from.
+fn echo_loop(run: &Run, socket: &Socket) -> i32 {
+    let mut n = 0;
+    loop {
+        if run.count.is_some_and(|c| n >= c) {
+            socket.flush_blocking(run.remaining().unwrap_or(Duration::from_secs(5)));
+            return 0;
+        }
+        set_rcvtimeo(run, socket);
+        let msg = match socket.recv_blocking() {
+            Ok(m) => m,
+            Err(Error::WouldBlock) => return run.timed_out(),
+            Err(e) => crate::die(1, e),
+        };
+        if let Err(e) = socket.send_blocking(msg) {
             crate::die(1, e);
         }
         n += 1;

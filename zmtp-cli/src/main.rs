@@ -43,6 +43,21 @@ enum Command {
     Push(cat::Args),
     /// A PULL socket: prints each message.
     Pull(cat::Args),
+    /// A DEALER socket: sends each stdin line and prints each message
+    /// received, at the same time.
+    Dealer(cat::Args),
+    /// A ROUTER socket: prints each message with its peer's routing id as
+    /// the first frame, and sends each stdin line to the peer its first
+    /// frame names (or, with --echo, sends every message back).
+    Router(cat::Args),
+    /// A PAIR socket: sends each stdin line and prints each message.
+    Pair(cat::Args),
+    /// An XPUB socket: publishes each stdin line and prints each
+    /// subscription (+prefix) and cancel (-prefix) it receives.
+    Xpub(cat::Args),
+    /// An XSUB socket: subscribes with --subscribe, sends each stdin line
+    /// upstream, and prints every message it receives.
+    Xsub(cat::Args),
     /// Measure throughput and latency.
     Bench(bench::Args),
 }
@@ -59,15 +74,20 @@ pub(crate) fn die(code: i32, msg: impl std::fmt::Display) -> ! {
 
 fn main() {
     let cli = Cli::parse();
-    use zmtp_sockets::SocketType as T;
+    use cat::Kind as K;
     let code = match cli.command {
         Command::Keygen(a) => keygen::run(a),
-        Command::Req(a) => cat::run(T::Req, a),
-        Command::Rep(a) => cat::run(T::Rep, a),
-        Command::Pub(a) => cat::run(T::Pub, a),
-        Command::Sub(a) => cat::run(T::Sub, a),
-        Command::Push(a) => cat::run(T::Push, a),
-        Command::Pull(a) => cat::run(T::Pull, a),
+        Command::Req(a) => cat::run(K::Req, a),
+        Command::Rep(a) => cat::run(K::Rep, a),
+        Command::Pub(a) => cat::run(K::Pub, a),
+        Command::Sub(a) => cat::run(K::Sub, a),
+        Command::Push(a) => cat::run(K::Push, a),
+        Command::Pull(a) => cat::run(K::Pull, a),
+        Command::Dealer(a) => cat::run(K::Dealer, a),
+        Command::Router(a) => cat::run(K::Router, a),
+        Command::Pair(a) => cat::run(K::Pair, a),
+        Command::Xpub(a) => cat::run(K::XPub, a),
+        Command::Xsub(a) => cat::run(K::XSub, a),
         Command::Bench(a) => bench::run(a),
     };
     std::process::exit(code);

@@ -678,3 +678,182 @@ fn bench_workloads_report_what_they_measured() {
     ]);
     assert!(json_number(&j, "mb_per_sec") > 0.0);
 }
+
+#[test]
+fn router_echoes_to_dealer_and_req_with_binary_ids_in_hex() {
+    let (router, ep) = start_bound(&[
+        "router",
+        "--bind",
+        "tcp://127.0.0.1:0",
+        "--echo",
+        "--timeout-ms",
+        "20000",
+        "--count",
+        "2",
+    ]);
+    let out = send_lines(
+        &[
+            "dealer",
+            "--connect",
+            &ep,
+            "--routing-id",
+            "D1",
+            "--count",
+            "1",
+            "--timeout-ms",
+            "20000",
+        ],
+        b"hi\tthere\n",
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), "hi\tthere\n");
+    let out = send_lines(
+        &["req", "--connect", &ep, "--hex", "--timeout-ms", "20000"],
+        b"00ff\n",
+    );
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), "00ff\n");
+    assert_eq!(finish(router).status.code(), Some(0));
+}
+
+#[test]
+fn router_prints_the_routing_id_first_and_sends_by_it() {
+    let (router, ep) = start_bound(&[
+        "router",
+        "--bind",
+        "tcp://127.0.0.1:0",
+        "--hex",
+        "--timeout-ms",
+        "20000",
+        "--count",
+        "1",
+    ]);
+    let out = send_lines(
+        &[
+            "dealer",
+            "--connect",
+            &ep,
+            "--routing-id",
+            "AB",
+            "--count",
+            "0",
+            "--timeout-ms",
+            "20000",
+        ],
+        b"x\n",
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let out = finish(router);
+    assert_eq!(out.status.code(), Some(0));
+    // "AB" is 4142, "x" is 78.
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), "4142\t78\n");
+}
+
+#[test]
+fn xpub_prints_subscriptions_and_xsub_subscribes() {
+    let (mut xpub, ep) = start_bound(&[
+        "xpub",
+        "--bind",
+        "tcp://127.0.0.1:0",
+        "--timeout-ms",
+        "20000",
+        "--count",
+        "2",
+    ]);
+    let mut printed = BufReader::new(xpub.stdout.take().unwrap());
+    let xsub = zmtp()
+        .args([
+            "xsub",
+            "--connect",
+            &ep,
+            "--subscribe",
+            "weather",
+            "--timeout-ms",
+            "20000",
+            "--count",
+            "1",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    printed.read_line(&mut line).unwrap();
+    assert_eq!(line, "+weather\n");
+    // The subscription is in effect: publish through it.
+    let mut input = xpub.stdin.take().unwrap();
+    input.write_all(b"weather\tsunny\nsports\tnone\n").unwrap();
+    let out = xsub.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), "weather\tsunny\n");
+    // The XSUB is gone: its cancel is the XPUB's second line.
+    line.clear();
+    printed.read_line(&mut line).unwrap();
+    assert_eq!(line, "-weather\n");
+    drop(input);
+    assert_eq!(xpub.wait().unwrap().code(), Some(0));
+}
+
+#[test]
+fn pair_exchanges_both_ways() {
+    let (a, ep) = start_bound(&[
+        "pair",
+        "--bind",
+        "ipc:///tmp/zmtp-cli-pair-test.sock",
+        "--timeout-ms",
+        "20000",
+        "--count",
+        "1",
+    ]);
+    let mut a = a;
+    a.stdin.take().unwrap().write_all(b"to b\n").unwrap();
+    let out = send_lines(
+        &[
+            "pair",
+            "--connect",
+            &ep,
+            "--timeout-ms",
+            "20000",
+            "--count",
+            "1",
+        ],
+        b"to a\n",
+    );
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), "to b\n");
+    assert_eq!(String::from_utf8(finish(a).stdout).unwrap(), "to a\n");
+}
+
+#[test]
+fn flags_that_do_not_apply_are_refused() {
+    for args in [
+        &["push", "--connect", "tcp://127.0.0.1:5", "--echo"][..],
+        &["pull", "--bind", "tcp://127.0.0.1:0", "--subscribe", "x"],
+        &[
+            "dealer",
+            "--connect",
+            "tcp://127.0.0.1:5",
+            "--router-mandatory",
+        ],
+        &[
+            "sub",
+            "--connect",
+            "tcp://127.0.0.1:5",
+            "--wait-subscribers",
+            "1",
+        ],
+        &["pub", "--bind", "tcp://127.0.0.1:0", "--routing-id", "x"],
+        &["router", "--bind", "tcp://127.0.0.1:0", "--xpub-verbose"],
+    ] {
+        let out = zmtp().args(args).stdin(Stdio::null()).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.starts_with("error:") && err.contains("does not apply"),
+            "{args:?}: {err}"
+        );
+    }
+}
