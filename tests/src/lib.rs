@@ -13,6 +13,10 @@ use std::time::{Duration, Instant};
 use zmtp_sockets::security::{KeyPair, PlainCredentials, PublicKeyAllowList};
 use zmtp_sockets::{Context, Message, MonitorEvent, Security, Socket, SocketType};
 
+/// The routing ids of the two sides' DEALER and ROUTER sockets.
+pub const OUR_ID: &[u8] = b"OURS";
+pub const THEIR_ID: &[u8] = b"THEIRS";
+
 /// Generous, for a loaded machine.
 pub const TIMEOUT: Duration = Duration::from_secs(20);
 const TIMEOUT_MS: i32 = 20_000;
@@ -36,6 +40,15 @@ pub enum Pattern {
     ReqRep,
     PubSub,
     PushPull,
+    DealerRouter,
+    ReqRouter,
+    DealerRep,
+    DealerDealer,
+    RouterRouter,
+    PairPair,
+    XPubSub,
+    PubXSub,
+    XPubXSub,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,8 +64,8 @@ pub enum Transport {
     Ipc,
 }
 
-/// The first socket of a pattern (REQ, PUB, PUSH) or the second (REP, SUB,
-/// PULL).
+/// The first socket of a pattern (REQ, PUB, PUSH, DEALER, XPUB) or the
+/// second (REP, SUB, PULL, ROUTER, XSUB).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
     First,
@@ -65,6 +78,15 @@ impl Pattern {
             Pattern::ReqRep => (SocketType::Req, SocketType::Rep),
             Pattern::PubSub => (SocketType::Pub, SocketType::Sub),
             Pattern::PushPull => (SocketType::Push, SocketType::Pull),
+            Pattern::DealerRouter => (SocketType::Dealer, SocketType::Router),
+            Pattern::ReqRouter => (SocketType::Req, SocketType::Router),
+            Pattern::DealerRep => (SocketType::Dealer, SocketType::Rep),
+            Pattern::DealerDealer => (SocketType::Dealer, SocketType::Dealer),
+            Pattern::RouterRouter => (SocketType::Router, SocketType::Router),
+            Pattern::PairPair => (SocketType::Pair, SocketType::Pair),
+            Pattern::XPubSub => (SocketType::XPub, SocketType::Sub),
+            Pattern::PubXSub => (SocketType::Pub, SocketType::XSub),
+            Pattern::XPubXSub => (SocketType::XPub, SocketType::XSub),
         }
     }
 }
@@ -79,6 +101,9 @@ pub fn zmq_type(t: SocketType) -> zmq::SocketType {
         SocketType::Pull => zmq::PULL,
         SocketType::Dealer => zmq::DEALER,
         SocketType::Router => zmq::ROUTER,
+        SocketType::Pair => zmq::PAIR,
+        SocketType::XPub => zmq::XPUB,
+        SocketType::XSub => zmq::XSUB,
         other => panic!("no libzmq type for {other}"),
     }
 }
@@ -263,6 +288,17 @@ pub fn cell(s: &Setup) -> Cell {
             }
         }
     }
+    if matches!(their_type, SocketType::Dealer | SocketType::Router) {
+        theirs.set_identity(THEIR_ID).unwrap();
+    }
+    if matches!(our_type, SocketType::Dealer | SocketType::Router) {
+        ours.configure(|o| o.routing_id = bytes::Bytes::from_static(OUR_ID))
+            .unwrap();
+    }
+    if s.pattern == Pattern::RouterRouter {
+        theirs.set_router_mandatory(true).unwrap();
+        ours.configure(|o| o.router_mandatory = true).unwrap();
+    }
     if their_type == SocketType::Sub {
         theirs.set_subscribe(b"A").unwrap();
     }
@@ -309,6 +345,99 @@ impl Cell {
     }
 }
 
+fn frames(m: &Message) -> Vec<Vec<u8>> {
+    m.frames().iter().map(|f| f.to_vec()).collect()
+}
+
+fn v(parts: &[&[u8]]) -> Vec<Vec<u8>> {
+    parts.iter().map(|p| p.to_vec()).collect()
+}
+
+/// libzmq sends with a ROUTER's `router_mandatory` until the peer is
+/// routable (its handshake may finish after ours).
+fn send_routed(theirs: &zmq::Socket, parts: &[&[u8]]) {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        match theirs.send_multipart(parts, 0) {
+            Ok(()) => return,
+            Err(zmq::Error::EHOSTUNREACH) if Instant::now() < deadline => std::thread::yield_now(),
+            Err(e) => panic!("libzmq send: {e}"),
+        }
+    }
+}
+
+/// Both sides are the same type: messages both ways, multipart kept.
+fn symmetric(ours: &Socket, theirs: &zmq::Socket) {
+    for i in 0..5u8 {
+        ours.send_blocking(Message::from_frames([vec![i], b"ours".to_vec()]))
+            .unwrap();
+        assert_eq!(theirs.recv_multipart(0).unwrap(), v(&[&[i], b"ours"]));
+        theirs.send_multipart([&[i][..], b"theirs"], 0).unwrap();
+        assert_eq!(
+            frames(&ours.recv_blocking().unwrap()),
+            v(&[&[i], b"theirs"])
+        );
+    }
+}
+
+/// Polls `f` until it gives a value, keeping libzmq's socket serviced:
+/// libzmq attaches a new connection's pipe (and a bound SUB or XSUB sends
+/// its subscriptions on it) only when the application calls into that
+/// socket, so a test that waits only on our side would wait forever.
+fn serviced<T>(theirs: &zmq::Socket, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let _ = theirs.get_events();
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{what} never arrived");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Our next message, keeping libzmq's socket serviced meanwhile.
+fn recv_serviced(ours: &Socket, theirs: &zmq::Socket) -> Message {
+    serviced(theirs, "a message", || ours.try_recv().ok())
+}
+
+/// Waits until our PUB has `n` subscriptions in effect.
+fn wait_subscriptions(ours: &Socket, theirs: &zmq::Socket, n: usize) {
+    serviced(theirs, "the subscription", || {
+        (ours.subscription_count() >= n).then_some(())
+    });
+}
+
+/// Sends from a libzmq publisher until our subscriber gets a message
+/// matching "A", then checks the filter.
+fn their_pub_reaches(ours: &Socket, theirs: &zmq::Socket) {
+    ours.configure(|o| o.rcvtimeo = Some(Duration::from_millis(20)))
+        .unwrap();
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        theirs.send("B-unwanted", 0).unwrap();
+        theirs.send("A-probe", 0).unwrap();
+        if let Ok(m) = ours.recv_blocking() {
+            assert_eq!(m.frames()[0], "A-probe");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "subscription never reached libzmq's publisher"
+        );
+    }
+    ours.configure(|o| o.rcvtimeo = Some(TIMEOUT)).unwrap();
+    theirs.send("B-unwanted", 0).unwrap();
+    theirs.send("A-final", 0).unwrap();
+    loop {
+        let m = ours.recv_blocking().unwrap();
+        assert!(m.frames()[0].starts_with(b"A"), "filter: {m:?}");
+        if m.frames()[0] == "A-final" {
+            break;
+        }
+    }
+}
+
 /// Runs the pattern's exchange in every direction it allows.
 pub fn exchange(s: &Setup) {
     let c = cell(s);
@@ -316,6 +445,133 @@ pub fn exchange(s: &Setup) {
     let ours = &c.ours;
     let theirs = &c.theirs;
     match (s.pattern, s.zmtp_role) {
+        (Pattern::DealerRouter, Role::First) => {
+            for i in 0..5u8 {
+                ours.send_blocking(Message::from_frames([vec![b'q', i], b"x".to_vec()]))
+                    .unwrap();
+                let got = theirs.recv_multipart(0).unwrap();
+                assert_eq!(got, v(&[OUR_ID, &[b'q', i], b"x"]));
+                theirs.send_multipart([OUR_ID, &[b'r', i]], 0).unwrap();
+                assert_eq!(frames(&ours.recv_blocking().unwrap()), v(&[&[b'r', i]]));
+            }
+        }
+        (Pattern::DealerRouter, Role::Second) => {
+            for i in 0..5u8 {
+                theirs.send_multipart([&[b'q', i][..], b"x"], 0).unwrap();
+                let got = ours.recv_blocking().unwrap();
+                assert_eq!(frames(&got), v(&[THEIR_ID, &[b'q', i], b"x"]));
+                ours.send_blocking(Message::from_frames([THEIR_ID.to_vec(), vec![b'r', i]]))
+                    .unwrap();
+                assert_eq!(theirs.recv_multipart(0).unwrap(), v(&[&[b'r', i]]));
+            }
+        }
+        (Pattern::ReqRouter, Role::First) => {
+            for i in 0..5u8 {
+                ours.send_blocking(Message::from(vec![b'q', i])).unwrap();
+                let got = theirs.recv_multipart(0).unwrap();
+                assert_eq!(got.len(), 3);
+                assert_eq!(&got[1..], v(&[b"", &[b'q', i]]));
+                theirs
+                    .send_multipart([&got[0][..], b"", &[b'r', i]], 0)
+                    .unwrap();
+                assert_eq!(frames(&ours.recv_blocking().unwrap()), v(&[&[b'r', i]]));
+            }
+        }
+        (Pattern::ReqRouter, Role::Second) => {
+            for i in 0..5u8 {
+                theirs.send(&[b'q', i][..], 0).unwrap();
+                let got = ours.recv_blocking().unwrap();
+                assert_eq!(got.len(), 3);
+                assert_eq!(frames(&got)[1..], v(&[b"", &[b'q', i]]));
+                let mut reply = Message::from_frames([got.frames()[0].clone()]);
+                reply.push(bytes::Bytes::new());
+                reply.push(vec![b'r', i]);
+                ours.send_blocking(reply).unwrap();
+                assert_eq!(theirs.recv_multipart(0).unwrap(), v(&[&[b'r', i]]));
+            }
+        }
+        (Pattern::DealerRep, Role::First) => {
+            for i in 0..5u8 {
+                ours.send_blocking(Message::from_frames([Vec::new(), vec![b'q', i]]))
+                    .unwrap();
+                assert_eq!(theirs.recv_multipart(0).unwrap(), v(&[&[b'q', i]]));
+                theirs.send(&[b'r', i][..], 0).unwrap();
+                assert_eq!(
+                    frames(&ours.recv_blocking().unwrap()),
+                    v(&[b"", &[b'r', i]])
+                );
+            }
+        }
+        (Pattern::DealerRep, Role::Second) => {
+            for i in 0..5u8 {
+                theirs.send_multipart([&b""[..], &[b'q', i]], 0).unwrap();
+                assert_eq!(frames(&ours.recv_blocking().unwrap()), v(&[&[b'q', i]]));
+                ours.send_blocking(Message::from(vec![b'r', i])).unwrap();
+                assert_eq!(theirs.recv_multipart(0).unwrap(), v(&[b"", &[b'r', i]]));
+            }
+        }
+        (Pattern::DealerDealer | Pattern::PairPair, _) => symmetric(ours, theirs),
+        (Pattern::RouterRouter, _) => {
+            // Explicit ids and router_mandatory on both sides: each routes
+            // to the other by the id it announced.
+            for i in 0..5u8 {
+                ours.send_blocking(Message::from_frames([THEIR_ID.to_vec(), vec![b'o', i]]))
+                    .unwrap();
+                assert_eq!(theirs.recv_multipart(0).unwrap(), v(&[OUR_ID, &[b'o', i]]));
+                send_routed(theirs, &[OUR_ID, &[b't', i]]);
+                assert_eq!(
+                    frames(&ours.recv_blocking().unwrap()),
+                    v(&[THEIR_ID, &[b't', i]])
+                );
+            }
+            assert!(matches!(
+                ours.send_blocking(Message::from_frames([&b"nobody"[..], b"x"])),
+                Err(zmtp_sockets::Error::HostUnreachable)
+            ));
+        }
+        (Pattern::XPubSub, Role::First) => {
+            // libzmq's SUB subscribed to "A": our XPUB hands it over.
+            assert_eq!(frames(&recv_serviced(ours, theirs)), v(&[b"\x01A"]));
+            ours.send_blocking("B-unwanted").unwrap();
+            ours.send_blocking("A-1").unwrap();
+            assert_eq!(theirs.recv_bytes(0).unwrap(), b"A-1");
+            theirs.set_unsubscribe(b"A").unwrap();
+            assert_eq!(frames(&recv_serviced(ours, theirs)), v(&[b"\x00A"]));
+        }
+        (Pattern::XPubSub, Role::Second) => {
+            assert_eq!(theirs.recv_bytes(0).unwrap(), b"\x01A");
+            theirs.send("B-unwanted", 0).unwrap();
+            theirs.send("A-1", 0).unwrap();
+            assert_eq!(frames(&ours.recv_blocking().unwrap()), v(&[b"A-1"]));
+        }
+        (Pattern::PubXSub, Role::First) => {
+            theirs.send(&b"\x01A"[..], 0).unwrap();
+            wait_subscriptions(ours, theirs, 1);
+            ours.send_blocking("B-unwanted").unwrap();
+            ours.send_blocking("A-1").unwrap();
+            assert_eq!(theirs.recv_bytes(0).unwrap(), b"A-1");
+        }
+        (Pattern::PubXSub, Role::Second) => {
+            ours.send_blocking(Message::from(&b"\x01A"[..])).unwrap();
+            their_pub_reaches(ours, theirs);
+        }
+        (Pattern::XPubXSub, Role::First) => {
+            theirs.send(&b"\x01A"[..], 0).unwrap();
+            assert_eq!(frames(&recv_serviced(ours, theirs)), v(&[b"\x01A"]));
+            ours.send_blocking("A-1").unwrap();
+            assert_eq!(theirs.recv_bytes(0).unwrap(), b"A-1");
+            // Data upstream from libzmq's XSUB.
+            theirs.send("upstream", 0).unwrap();
+            assert_eq!(frames(&ours.recv_blocking().unwrap()), v(&[b"upstream"]));
+        }
+        (Pattern::XPubXSub, Role::Second) => {
+            ours.send_blocking(Message::from(&b"\x01A"[..])).unwrap();
+            assert_eq!(theirs.recv_bytes(0).unwrap(), b"\x01A");
+            theirs.send("A-1", 0).unwrap();
+            assert_eq!(frames(&ours.recv_blocking().unwrap()), v(&[b"A-1"]));
+            ours.send_blocking("upstream").unwrap();
+            assert_eq!(theirs.recv_bytes(0).unwrap(), b"upstream");
+        }
         (Pattern::ReqRep, Role::First) => {
             for i in 0..5u8 {
                 ours.send_blocking(Message::from(vec![b'q', i])).unwrap();
@@ -391,32 +647,6 @@ pub fn exchange(s: &Setup) {
                 }
             }
         }
-        (Pattern::PubSub, Role::Second) => {
-            ours.configure(|o| o.rcvtimeo = Some(Duration::from_millis(20)))
-                .unwrap();
-            let deadline = Instant::now() + TIMEOUT;
-            loop {
-                theirs.send("B-unwanted", 0).unwrap();
-                theirs.send("A-probe", 0).unwrap();
-                if let Ok(m) = ours.recv_blocking() {
-                    assert_eq!(m.frames()[0], "A-probe");
-                    break;
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "subscription never reached libzmq's PUB"
-                );
-            }
-            ours.configure(|o| o.rcvtimeo = Some(TIMEOUT)).unwrap();
-            theirs.send("B-unwanted", 0).unwrap();
-            theirs.send("A-final", 0).unwrap();
-            loop {
-                let m = ours.recv_blocking().unwrap();
-                assert!(m.frames()[0].starts_with(b"A"), "filter: {m:?}");
-                if m.frames()[0] == "A-final" {
-                    break;
-                }
-            }
-        }
+        (Pattern::PubSub, Role::Second) => their_pub_reaches(ours, theirs),
     }
 }

@@ -392,3 +392,14 @@ fn conflate_keeps_the_newest_message_and_is_refused_where_it_cannot_apply() {
         );
     }
 }
+
+#[test]
+fn a_connecting_xpub_and_pub_see_a_bound_subscriber() {
+    let ctx = Context::new();
+    let sub = socket(&ctx, SocketType::Sub);
+    sub.subscribe("A").unwrap();
+    let ep = sub.bind(&endpoint(Transport::Tcp)).unwrap();
+    let xpub = socket(&ctx, SocketType::XPub);
+    connect(&xpub, &ep);
+    assert_eq!(frames(&xpub.recv_blocking().unwrap()), [&b"\x01A"[..]]);
+}
