@@ -23,7 +23,8 @@ use async_executor::Executor;
 use event_listener::{Event, Listener};
 
 use crate::error::Result;
-use crate::socket::{Socket, SocketShared};
+use crate::shared::SocketShared;
+use crate::socket::Socket;
 use zmtp_core::SocketType;
 
 /// A ZeroMQ context. Cheap to clone; all clones share the I/O threads.

@@ -50,10 +50,10 @@
 //! non-blocking `try_` forms, and a [`Poller`] waits on several sockets.
 
 mod context;
-mod driver;
 mod endpoint;
 mod error;
 mod inbox;
+mod listener;
 mod monitor;
 mod options;
 mod pattern;
@@ -61,8 +61,12 @@ mod pipe;
 mod poller;
 #[cfg(target_os = "linux")]
 mod reactor;
+mod reconnect;
 mod routing;
+mod session;
+mod shared;
 mod socket;
+mod stream_io;
 mod transport;
 mod waiters;
 

@@ -5,8 +5,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use zmtp_core::Metadata;
+use zmtp_core::{Config, Metadata, SocketType};
 use zmtp_security::{Authenticator, KeyPair, NoisePattern, PublicKey};
+use zmtp_security::{
+    CurveClient, CurveServer, NoiseClient, NoiseServer, Null, PlainClient, PlainServer,
+};
 
 /// The security mechanism and its role.
 #[derive(Clone, Default)]
@@ -61,6 +64,37 @@ pub enum Security {
     /// A mechanism of your own: the factory makes one per connection. The
     /// engine runs it, like the built-in ones, inside the connection's task.
     Custom(MechanismFactory),
+}
+
+impl Security {
+    /// A fresh mechanism for one connection, in this role. `authenticator`
+    /// says whether the socket has one (NULL then asks it about each peer's
+    /// address).
+    pub(crate) fn mechanism(
+        &self,
+        authenticator: bool,
+    ) -> Result<Box<dyn zmtp_core::Mechanism>, zmtp_core::Error> {
+        Ok(match self {
+            Security::Null => Box::new(Null::with_authentication(authenticator)),
+            Security::PlainClient { username, password } => {
+                Box::new(PlainClient::new(username, password)?)
+            }
+            Security::PlainServer => Box::new(PlainServer::new()),
+            Security::CurveClient { keys, server } => {
+                Box::new(CurveClient::new(keys.clone(), *server))
+            }
+            Security::CurveServer { keys } => Box::new(CurveServer::new(keys.clone())),
+            Security::NoiseClient {
+                pattern,
+                keys,
+                server,
+            } => Box::new(NoiseClient::new(*pattern, keys.clone(), *server)?),
+            Security::NoiseServer { pattern, keys } => {
+                Box::new(NoiseServer::new(*pattern, keys.clone()))
+            }
+            Security::Custom(factory) => factory(),
+        })
+    }
 }
 
 /// Makes a fresh mechanism for each connection.
@@ -224,6 +258,22 @@ impl Default for Options {
             max_subscriptions: 100_000,
             max_subscription_bytes: 64 << 20,
         }
+    }
+}
+
+impl Options {
+    /// The sans-IO connection's settings for a peer at `peer`.
+    pub(crate) fn connection_config(&self, socket_type: SocketType, peer: &str) -> Config {
+        let mut c = Config::new(socket_type);
+        c.routing_id = self.routing_id.clone();
+        c.properties = self.properties.clone();
+        c.max_msg_size = self.max_msg_size;
+        c.handshake_ivl = self.handshake_ivl;
+        c.heartbeat_ivl = self.heartbeat_ivl;
+        c.heartbeat_timeout = self.heartbeat_timeout;
+        c.heartbeat_ttl = self.heartbeat_ttl;
+        c.peer_address = Some(Bytes::copy_from_slice(peer.as_bytes()));
+        c
     }
 }
 

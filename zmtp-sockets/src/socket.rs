@@ -6,269 +6,23 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use async_channel::Sender;
 use bytes::Bytes;
 use event_listener::Event;
-use zmtp_core::{Message, Metadata, SocketType};
+use zmtp_core::{Message, SocketType};
 
-use crate::context::{Context, Spawner};
+use crate::context::Context;
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
-use crate::inbox::Inbox;
-use crate::monitor::{Monitor, MonitorEvent, Refusal};
+use crate::monitor::{Monitor, MonitorEvent};
 use crate::options::{Options, Security};
-use crate::pattern::{self, Pattern, SendError, Subscription, SubscriptionLimits};
-use crate::pipe::{Inbound, Pipe, PipeId, PipeRx, Pipes};
-use crate::routing::OverLimit;
+use crate::pattern::{self, SendError};
+use crate::pipe::{Inbound, Pipes};
+use crate::shared::{EndpointHandle, SocketShared, State};
 use crate::waiters::{Entry, Waiters};
-
-struct EndpointHandle {
-    /// Dropping it stops the listener or connecter and its connections.
-    _stop: Sender<()>,
-    /// The persistent pipe of a connect endpoint.
-    pipe: Option<PipeId>,
-}
-
-struct State {
-    pipes: Pipes,
-    pattern: Box<dyn Pattern>,
-    endpoints: HashMap<String, EndpointHandle>,
-}
-
-/// State shared between a socket and its tasks.
-pub(crate) struct SocketShared {
-    pub(crate) socket_type: SocketType,
-    options: Mutex<Options>,
-    pub(crate) spawner: Spawner,
-    inbox: OnceLock<Inbox>,
-    state: Mutex<State>,
-    /// Whether the pattern hands every received message over unchanged
-    /// (then a receive takes no lock but the inbox's).
-    passes_received: bool,
-    /// Whether receiving is valid in some state, and whether that depends
-    /// on the state (REQ, REP).
-    recv_supported: bool,
-    recv_stateful: bool,
-    /// A pipe gained room or appeared (for the [`crate::Poller`]).
-    pub(crate) room: Event,
-    /// Senders waiting for room; woken with `room`, outside the lock that
-    /// holds their wakers (see [`Waiters`]).
-    senders: Waiters,
-    closed: AtomicBool,
-    closed_at: OnceLock<Instant>,
-    pub(crate) close_event: Event,
-    monitor: Mutex<Option<Sender<MonitorEvent>>>,
-    next_pipe: AtomicU64,
-    /// Messages queued for a peer, and messages written to the kernel.
-    pub(crate) routed: AtomicU64,
-    pub(crate) written: AtomicU64,
-}
-
-impl SocketShared {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    pub(crate) fn options(&self) -> Options {
-        self.options
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    fn with_options<R>(&self, f: impl FnOnce(&Options) -> R) -> R {
-        f(&self.options.lock().unwrap_or_else(|e| e.into_inner()))
-    }
-
-    fn sndtimeo(&self) -> Option<Duration> {
-        self.with_options(|o| o.sndtimeo)
-    }
-
-    fn rcvtimeo(&self) -> Option<Duration> {
-        self.with_options(|o| o.rcvtimeo)
-    }
-
-    pub(crate) fn inbox(&self) -> &Inbox {
-        self.inbox.get_or_init(|| {
-            let (hwm, conflate) = self.with_options(|o| (o.rcvhwm, o.conflate));
-            Inbox::new(hwm, conflate)
-        })
-    }
-
-    pub(crate) fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::Acquire)
-    }
-
-    /// When the socket was closed plus its linger: the instant queued
-    /// messages are given up.
-    pub(crate) fn linger_deadline(&self) -> Option<Instant> {
-        let closed = *self.closed_at.get()?;
-        let linger = self.with_options(|o| o.linger);
-        Some(
-            linger.map_or(closed + Duration::from_secs(u32::MAX as u64), |l| {
-                closed + l
-            }),
-        )
-    }
-
-    pub(crate) fn emit(&self, ev: MonitorEvent) {
-        if let Some(tx) = &*self.monitor.lock().unwrap_or_else(|e| e.into_inner()) {
-            let _ = tx.try_send(ev);
-        }
-    }
-
-    /// Tells senders (and pollers) that a pipe gained room or appeared.
-    pub(crate) fn notify_room(&self) {
-        self.senders.wake_all();
-        self.room.notify(usize::MAX);
-    }
-
-    /// A new pipe in the routing table: a connect endpoint's before its
-    /// handshake. Accepted peers get theirs from [`SocketShared::attach_peer`].
-    pub(crate) fn attach_pipe(&self) -> (PipeId, PipeRx) {
-        let (pipe, rx) = self.new_pipe();
-        let id = pipe.id;
-        {
-            let st = &mut *self.lock();
-            st.pattern.pipe_added(&pipe);
-            st.pipes.push(pipe);
-        }
-        self.notify_room();
-        (id, rx)
-    }
-
-    fn new_pipe(&self) -> (Pipe, PipeRx) {
-        let (hwm, conflate) = self.with_options(|o| (o.sndhwm, o.conflate));
-        let id = self.next_pipe.fetch_add(1, Ordering::Relaxed);
-        let bounded = self.lock().pattern.bounded_pipes();
-        Pipe::new(id, if bounded { hwm } else { 0 }, conflate)
-    }
-
-    /// A peer finished its handshake, on its connect endpoint's pipe
-    /// (`Some`) or on a new pipe, which is returned. The pattern may refuse
-    /// the peer (PAIR's second, a taken routing id): its new pipe is then
-    /// gone again.
-    pub(crate) fn attach_peer(
-        &self,
-        pipe: Option<PipeId>,
-        peer: &Metadata,
-    ) -> Result<Option<(PipeId, PipeRx)>, Refusal> {
-        let made = match pipe {
-            Some(_) => None,
-            None => Some(self.new_pipe()),
-        };
-        let id = pipe
-            .or(made.as_ref().map(|(p, _)| p.id))
-            .unwrap_or_default();
-        let rx = {
-            let st = &mut *self.lock();
-            let rx = made.map(|(p, rx)| {
-                st.pattern.pipe_added(&p);
-                st.pipes.push(p);
-                rx
-            });
-            if let Some(p) = st.pipes.get_mut(id) {
-                p.attached = true;
-            }
-            if let Err(r) = st.pattern.attached(&mut st.pipes, id, peer) {
-                if rx.is_some() {
-                    st.pipes.remove(id);
-                    st.pattern.removed(id);
-                }
-                return Err(r);
-            }
-            rx
-        };
-        self.notify_room();
-        Ok(rx.map(|rx| (id, rx)))
-    }
-
-    /// The peer on a pipe that stays (a connect endpoint's) is gone.
-    pub(crate) fn peer_detached(&self, id: PipeId) {
-        let notices = {
-            let st = &mut *self.lock();
-            match st.pipes.get_mut(id) {
-                Some(p) => {
-                    p.attached = false;
-                    st.pattern.detached(p)
-                }
-                None => Vec::new(),
-            }
-        };
-        self.deliver(id, notices);
-    }
-
-    /// Takes a pipe out of the routing table (its peer is gone for good).
-    pub(crate) fn detach_pipe(&self, id: PipeId) {
-        let notices = {
-            let st = &mut *self.lock();
-            let notices = match st.pipes.remove(id) {
-                Some(mut p) if p.attached => st.pattern.detached(&mut p),
-                _ => Vec::new(),
-            };
-            st.pattern.removed(id);
-            notices
-        };
-        self.deliver(id, notices);
-    }
-
-    /// Hands the pattern's own messages (XPUB's cancels) to the
-    /// application, regardless of the receive high-water mark.
-    fn deliver(&self, pipe: PipeId, msgs: Vec<Message>) {
-        if msgs.is_empty() {
-            return;
-        }
-        let mut batch = msgs.into_iter().map(|msg| Inbound { pipe, msg }).collect();
-        let _ = self.inbox().push_unbounded(&mut batch);
-    }
-
-    /// The prefixes a new session on a persistent pipe must (re)send.
-    pub(crate) fn own_subscriptions(&self) -> Vec<Bytes> {
-        self.lock().pattern.own_subscriptions()
-    }
-
-    /// A subscription or cancel from the peer on `pipe`; XPUB turns it
-    /// into a message for the application.
-    pub(crate) fn peer_subscription(
-        &self,
-        pipe: PipeId,
-        sub: Subscription,
-    ) -> Result<Option<Message>, OverLimit> {
-        let limits = self.with_options(|o| SubscriptionLimits {
-            count: o.max_subscriptions,
-            bytes: o.max_subscription_bytes,
-        });
-        let st = &mut *self.lock();
-        match st.pipes.get_mut(pipe) {
-            Some(p) => st.pattern.peer_subscription(p, sub, limits),
-            None => Ok(None),
-        }
-    }
-
-    /// Closes the socket: pending and future calls fail with `Closed`;
-    /// every pipe's queue is closed so its task sends what is queued (within
-    /// the linger) and ends; listeners stop.
-    pub(crate) fn close(&self) {
-        if self.closed.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let _ = self.closed_at.set(Instant::now());
-        let endpoints = {
-            let mut st = self.lock();
-            st.pipes.clear();
-            std::mem::take(&mut st.endpoints)
-        };
-        // Connecters see the socket closed (linger), listeners stop.
-        drop(endpoints);
-        self.inbox().close();
-        self.close_event.notify(usize::MAX);
-        self.notify_room();
-    }
-}
 
 /// A ZeroMQ socket. Methods take `&self`; a socket can be shared between
 /// tasks or threads. Dropping it closes it; queued messages are still sent
@@ -483,7 +237,7 @@ impl Socket {
         let ep_name = bound.clone();
         self.shared
             .spawner
-            .spawn(crate::driver::listen(shared, listener, ep_name, stop_rx));
+            .spawn(crate::listener::run(shared, listener, ep_name, stop_rx));
         Ok(bound)
     }
 
@@ -509,7 +263,7 @@ impl Socket {
             },
         );
         let shared = self.shared.clone();
-        self.shared.spawner.spawn(crate::driver::connect(
+        self.shared.spawner.spawn(crate::reconnect::run(
             shared,
             ep,
             endpoint.to_owned(),

@@ -1,0 +1,646 @@
+//! One peer connection's task, the only place its bytes are encoded,
+//! encrypted, decrypted and parsed. A [`Session`] owns the stream's
+//! sans-IO [`Connection`] and drives it in turns:
+//!
+//! 1. [`Session::deliver`]: decodes what was read and hands whole messages
+//!    to the socket's inbox in one batch (stopping when the inbox is full:
+//!    back-pressure);
+//! 2. [`Session::take_queued`]: moves every message queued for this peer
+//!    into the connection's output (up to a bound), so one write carries
+//!    them all;
+//! 3. [`Session::write`]: writes what it can without blocking, vectored;
+//! 4. [`Session::wait`]: waits for whichever comes first: input, room to
+//!    write, a queued message, room in the inbox, a timer, or a stop.
+
+use std::collections::VecDeque;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use async_channel::Receiver;
+use async_io::Timer;
+use bytes::Bytes;
+use concurrent_queue::PopError;
+use event_listener::EventListener;
+use futures_lite::FutureExt as _;
+use futures_lite::future::{or, pending};
+use zmtp_core::{
+    AuthVerdict, Connection, Error as CoreError, Event, MechanismName, Message, Metadata,
+    TimeoutKind,
+};
+use zmtp_security::AuthRequest;
+
+use crate::inbox::Inbox;
+use crate::monitor::{HandshakeFailure, MonitorEvent, Refusal};
+use crate::options::Options;
+use crate::pattern::Subscription;
+use crate::pipe::{Inbound, Out, PipeId, PipeRx};
+use crate::shared::SocketShared;
+use crate::stream_io::{ReadOutcome, Recycler, read_some, write_some};
+use crate::transport::Stream;
+
+/// Most bytes a task queues for writing before it stops taking messages.
+const OUTPUT_BOUND: usize = 1 << 20;
+/// Most messages decoded before they are handed to the socket.
+const BATCH: usize = 1024;
+/// Size of the scratch buffer for reads: large reads mean fewer system
+/// calls (64 KiB -> 256 KiB took 4 KiB messages from ~1.5 to 2-3.5 GB/s).
+/// One buffer per I/O thread, not per connection.
+const SCRATCH: usize = 256 * 1024;
+
+thread_local! {
+    static SCRATCH_BUF: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; SCRATCH]);
+}
+
+/// Where a connection's peer is.
+#[derive(Clone, Copy)]
+pub(crate) struct PeerAddr<'a> {
+    /// The endpoint bound or connected.
+    pub(crate) endpoint: &'a str,
+    /// The peer's address.
+    pub(crate) address: &'a str,
+    /// The peer's IP address (tcp), for the Authenticator.
+    pub(crate) ip: Option<IpAddr>,
+}
+
+/// A task's hold on its peer's queue.
+pub(crate) enum PipeSlot {
+    /// An accepted peer (or `immediate`): the queue is made when the
+    /// handshake succeeds, never before.
+    OnHandshake,
+    /// A connect endpoint's queue, which outlives each connection.
+    Persistent(PipeId, PipeRx),
+    /// A queue made by this connection.
+    Attached(PipeId, PipeRx),
+}
+
+impl PipeSlot {
+    pub(crate) fn get(&self) -> Option<(PipeId, &PipeRx)> {
+        match self {
+            PipeSlot::OnHandshake => None,
+            PipeSlot::Persistent(id, rx) | PipeSlot::Attached(id, rx) => Some((*id, rx)),
+        }
+    }
+}
+
+/// How a connection ended.
+pub(crate) enum End {
+    /// The handshake failed.
+    Handshake(HandshakeFailure),
+    /// The socket refused the peer after its handshake.
+    Refused(Refusal),
+    /// An established connection ended.
+    Lost(Option<String>),
+    /// Stopped by the socket (unbind, disconnect, close).
+    Stopped,
+}
+
+/// Runs one connection to its end.
+pub(crate) async fn run(
+    shared: &Arc<SocketShared>,
+    stream: Stream,
+    peer: PeerAddr<'_>,
+    slot: &mut PipeSlot,
+    stop: &Receiver<()>,
+) -> End {
+    let opts = shared.options();
+    stream.set_buffer_sizes(opts.sndbuf, opts.rcvbuf);
+    let mech = match opts.security.mechanism(opts.authenticator.is_some()) {
+        Ok(m) => m,
+        Err(e) => return End::Handshake(HandshakeFailure::Protocol(e.to_string())),
+    };
+    let config = opts.connection_config(shared.socket_type, peer.address);
+    let conn = Connection::new(config, mech, Instant::now());
+    let mut session = Session::new(shared, &stream, conn, opts, peer, slot, stop);
+    let end = session.drive().await;
+    session.finish(&end);
+    end
+}
+
+/// What a turn of decoding stopped at.
+enum Decoded {
+    /// Every buffered event was taken.
+    Drained,
+    /// The batch is full, or the inbox has no room: events remain.
+    Pending,
+    /// The mechanism asks the Authenticator about the peer.
+    Authenticate(Box<zmtp_core::AuthRequest>),
+}
+
+enum Wake {
+    Readable,
+    Writable,
+    Out(Option<Out>),
+    Room,
+    Timer,
+    Stop,
+}
+
+/// One branch of a connection's wait: `f(value)` when there is a value,
+/// otherwise a future that never completes.
+async fn branch<T, F: Future<Output = Wake>>(value: Option<T>, f: impl FnOnce(T) -> F) -> Wake {
+    match value {
+        Some(v) => f(v).await,
+        None => pending().await,
+    }
+}
+
+/// A peer connection being driven.
+pub(crate) struct Session<'a> {
+    shared: &'a Arc<SocketShared>,
+    inbox: &'a Inbox,
+    stream: &'a Stream,
+    conn: Connection,
+    opts: Options,
+    peer: PeerAddr<'a>,
+    slot: &'a mut PipeSlot,
+    stop: &'a Receiver<()>,
+    /// Messages decoded this turn, handed to the inbox in one batch.
+    batch: VecDeque<Inbound>,
+    /// Set when the inbox had no room for the whole batch.
+    room: Option<EventListener>,
+    eof: bool,
+    /// The pipe is closed: send what was taken, then end.
+    closing: bool,
+    stop_seen: bool,
+    /// Whether the handshake succeeded (the connection forgets it once an
+    /// error closes it).
+    established: bool,
+    /// Messages taken into the connection's output and not yet written.
+    in_output: u64,
+    /// Whether the last read filled all its room (see `ReadOutcome::More`).
+    read_more: bool,
+    recycler: Recycler,
+    /// Senders waiting for room are woken when the queue is down to half
+    /// the high-water mark, not at every message taken, as libzmq's
+    /// low-water mark does: a full queue then costs one wake-up per half
+    /// queue, not one per message.
+    low_water: usize,
+}
+
+impl<'a> Session<'a> {
+    fn new(
+        shared: &'a Arc<SocketShared>,
+        stream: &'a Stream,
+        conn: Connection,
+        opts: Options,
+        peer: PeerAddr<'a>,
+        slot: &'a mut PipeSlot,
+        stop: &'a Receiver<()>,
+    ) -> Session<'a> {
+        Session {
+            shared,
+            inbox: shared.inbox(),
+            stream,
+            conn,
+            low_water: opts.sndhwm.div_ceil(2),
+            opts,
+            peer,
+            slot,
+            stop,
+            batch: VecDeque::new(),
+            room: None,
+            eof: false,
+            closing: false,
+            stop_seen: stop.is_closed(),
+            established: false,
+            in_output: 0,
+            read_more: false,
+            recycler: Recycler::default(),
+        }
+    }
+
+    async fn drive(&mut self) -> End {
+        loop {
+            match self.turn() {
+                Ok(Some(Decoded::Authenticate(req))) => {
+                    if let Err(end) = self.authenticate(*req).await {
+                        return end;
+                    }
+                }
+                Ok(Some(_)) => {}
+                Ok(None) => {
+                    if let Err(end) = self.wait().await {
+                        return end;
+                    }
+                }
+                Err(end) => return end,
+            }
+        }
+    }
+
+    /// Steps 1 to 3. `None` when the next step is to wait; otherwise the
+    /// turn is to be taken again at once (events remain), or after asking
+    /// the Authenticator.
+    fn turn(&mut self) -> Result<Option<Decoded>, End> {
+        let now = Instant::now();
+        if self.conn.poll_timeout().is_some_and(|t| t <= now) {
+            self.conn.handle_timeout(now).map_err(|e| self.fail(e))?;
+        }
+        let decoded = self.deliver(now)?;
+        if let Decoded::Authenticate(_) = decoded {
+            return Ok(Some(decoded));
+        }
+        if self.eof && self.batch.is_empty() {
+            return Err(if self.established {
+                End::Lost(None)
+            } else {
+                End::Handshake(HandshakeFailure::NoDetail(
+                    "connection closed by peer".into(),
+                ))
+            });
+        }
+        self.take_queued()?;
+        self.write()?;
+        // Wait, unless decoded events are still buffered and there is room
+        // for them.
+        if matches!(decoded, Decoded::Pending) && self.room.is_none() {
+            return Ok(Some(decoded));
+        }
+        Ok(None)
+    }
+
+    fn fail(&self, e: CoreError) -> End {
+        if self.established {
+            End::Lost(Some(e.to_string()))
+        } else {
+            End::Handshake(HandshakeFailure::from_core(&e))
+        }
+    }
+
+    fn io_end(&self, e: std::io::Error) -> End {
+        if self.established {
+            End::Lost(Some(e.to_string()))
+        } else {
+            End::Handshake(HandshakeFailure::NoDetail(e.to_string()))
+        }
+    }
+
+    /// Hands the batch to the inbox; listens for room when it did not fit.
+    fn push_batch(&mut self) {
+        let l = self.inbox.listen_room();
+        // A closed inbox (the socket is gone) drops the batch.
+        if let Ok(false) = self.inbox.push(&mut self.batch) {
+            self.room = Some(l);
+        }
+    }
+
+    /// Step 1: decodes buffered input into the batch and hands it over.
+    fn deliver(&mut self, now: Instant) -> Result<Decoded, End> {
+        // First what did not fit last time.
+        if !self.batch.is_empty() {
+            self.push_batch();
+        }
+        let mut decoded = Decoded::Pending;
+        while self.batch.is_empty() || (self.batch.len() < BATCH && self.room.is_none()) {
+            // Messages go straight into the batch; other events come back.
+            let limit = if self.room.is_none() {
+                BATCH - self.batch.len()
+            } else {
+                1
+            };
+            let pipe = self.slot.get().map(|(pipe, _)| pipe);
+            let mut taken = 0;
+            let (batch, recycler) = (&mut self.batch, &mut self.recycler);
+            let polled = self.conn.poll_messages(now, limit, |msg| {
+                taken += 1;
+                take(batch, recycler, pipe, msg);
+            });
+            let ev = match polled {
+                Ok(Some(ev)) => ev,
+                Ok(None) if taken == limit => continue,
+                Ok(None) => {
+                    decoded = Decoded::Drained;
+                    break;
+                }
+                Err(e) => return Err(self.fail(e)),
+            };
+            match ev {
+                Event::Authenticate(req) => {
+                    if !self.batch.is_empty() && self.room.is_none() {
+                        self.push_batch();
+                    }
+                    return Ok(Decoded::Authenticate(req));
+                }
+                Event::HandshakeSucceeded(peer) => self.attached(&peer)?,
+                // `poll_messages` hands messages to its sink, not here.
+                Event::Message(msg) => {
+                    let pipe = self.slot.get().map(|(p, _)| p);
+                    take(&mut self.batch, &mut self.recycler, pipe, msg);
+                }
+                Event::Subscribe(topic) => self.subscription(Subscription::Subscribe(topic))?,
+                Event::Cancel(topic) => self.subscription(Subscription::Cancel(topic))?,
+            }
+        }
+        if !self.batch.is_empty() && self.room.is_none() {
+            self.push_batch();
+        }
+        Ok(decoded)
+    }
+
+    /// Asks the Authenticator (within the handshake's deadline) and hands
+    /// the verdict to the connection.
+    async fn authenticate(&mut self, req: zmtp_core::AuthRequest) -> Result<(), End> {
+        let deadline = self.conn.poll_timeout();
+        let v = or(
+            async { Some(verdict(&self.opts, req, self.peer.address, self.peer.ip).await) },
+            async {
+                match deadline {
+                    Some(d) => {
+                        Timer::at(d).await;
+                    }
+                    None => pending::<()>().await,
+                }
+                None
+            },
+        )
+        .await;
+        let Some(v) = v else {
+            return Err(self.fail(CoreError::Timeout(TimeoutKind::Handshake)));
+        };
+        self.conn
+            .authenticated(v, Instant::now())
+            .map_err(|e| self.fail(e))
+    }
+
+    /// The handshake succeeded: the peer joins the socket's routing, or is
+    /// refused by its pattern.
+    fn attached(&mut self, peer: &Metadata) -> Result<(), End> {
+        self.established = true;
+        let existing = self.slot.get().map(|(id, _)| id);
+        let attached = self.shared.attach_peer(existing, peer);
+        // After attaching: once the event is seen, a ROUTER can route to
+        // the peer.
+        self.shared.emit(MonitorEvent::HandshakeSucceeded {
+            endpoint: self.peer.endpoint.to_owned(),
+            peer: self.peer.address.to_owned(),
+        });
+        match attached {
+            Ok(Some((id, rx))) => *self.slot = PipeSlot::Attached(id, rx),
+            Ok(None) => {
+                // A new connection on a pipe that stays: send it every
+                // subscription in effect (SUB, XSUB).
+                for p in self.shared.own_subscriptions() {
+                    self.conn.subscribe(&p).map_err(|e| self.fail(e))?;
+                }
+            }
+            Err(r) => return Err(End::Refused(r)),
+        }
+        if self.opts.probe_router {
+            self.conn
+                .send(&Message::from(Bytes::new()))
+                .map_err(|e| self.fail(e))?;
+        }
+        Ok(())
+    }
+
+    /// Applies a peer's subscription or cancel; XPUB's notice for the
+    /// application joins the batch, in order with the peer's messages.
+    fn subscription(&mut self, sub: Subscription) -> Result<(), End> {
+        let Some((pipe, _)) = self.slot.get() else {
+            return Ok(());
+        };
+        match self.shared.peer_subscription(pipe, sub) {
+            Ok(Some(msg)) => {
+                self.batch.push_back(Inbound { pipe, msg });
+                Ok(())
+            }
+            Ok(None) => Ok(()),
+            Err(_) => Err(End::Lost(Some("subscription limit exceeded".into()))),
+        }
+    }
+
+    fn room_for_senders(&self, rx: &PipeRx) -> bool {
+        self.opts.sndhwm == 0 || rx.len() <= self.low_water
+    }
+
+    /// Step 2: moves queued messages into the connection's output.
+    fn take_queued(&mut self) -> Result<(), End> {
+        if !self.conn.is_ready() || self.closing {
+            return Ok(());
+        }
+        let Some((_, rx)) = self.slot.get() else {
+            return Ok(());
+        };
+        let mut took = false;
+        loop {
+            // `output_len`, not `output`: sealing happens once, when the
+            // writer runs, so records hold everything queued.
+            if self.conn.output_len() >= OUTPUT_BOUND {
+                break;
+            }
+            match rx.try_recv() {
+                Ok(out) => {
+                    took = true;
+                    self.in_output += u64::from(matches!(out, Out::Msg(_)));
+                    if let Err(e) = queue(&mut self.conn, out) {
+                        return Err(self.fail(e));
+                    }
+                }
+                Err(PopError::Empty) => break,
+                Err(PopError::Closed) => {
+                    self.closing = true;
+                    break;
+                }
+            }
+        }
+        if took && self.room_for_senders(rx) {
+            self.shared.notify_room();
+        }
+        Ok(())
+    }
+
+    /// Step 3: writes, and ends the session when it has nothing left to do.
+    fn write(&mut self) -> Result<(), End> {
+        if let Err(e) = write_some(self.stream, &mut self.conn) {
+            return Err(self.io_end(e));
+        }
+        if self.in_output > 0 && !self.conn.has_output() {
+            self.shared
+                .written
+                .fetch_add(self.in_output, Ordering::Release);
+            self.in_output = 0;
+        }
+        if self.closing && !self.conn.has_output() {
+            // The socket closed the pipe while it and the endpoint are
+            // still open: a ROUTER gave the peer's routing id to a new
+            // peer (`router_handover`). Closing the socket, unbinding and
+            // disconnecting all close the stop signal first.
+            if !self.shared.is_closed() && !self.stop.is_closed() {
+                return Err(End::Lost(Some(
+                    "a new peer took over its routing id".into(),
+                )));
+            }
+            return Err(End::Stopped);
+        }
+        if self.linger().is_some_and(|d| Instant::now() >= d) {
+            return Err(End::Stopped);
+        }
+        // Unbind or disconnect ends the connection now; closing the socket
+        // lets a connection with a queue finish its handshake and flush it
+        // within the linger.
+        if self.stop_seen && (!self.shared.is_closed() || self.slot.get().is_none()) {
+            return Err(End::Stopped);
+        }
+        Ok(())
+    }
+
+    fn linger(&self) -> Option<Instant> {
+        if self.shared.is_closed() {
+            self.shared.linger_deadline()
+        } else {
+            None
+        }
+    }
+
+    /// Step 4: waits for the next thing to do, and does the little it
+    /// takes (a read, one queued message).
+    async fn wait(&mut self) -> Result<(), End> {
+        let want_read = !self.eof && self.batch.is_empty();
+        let want_write = self.conn.has_output();
+        let want_out = self.conn.is_ready()
+            && !self.closing
+            && self.conn.output_len() < OUTPUT_BOUND
+            && self.slot.get().is_some();
+        let timer = [self.conn.poll_timeout(), self.linger()]
+            .into_iter()
+            .flatten()
+            .min();
+        // The queue is borrowed for the wait, not cloned (a clone per wait
+        // cost two atomic updates of the channel's receiver count).
+        let rx = self.slot.get().filter(|_| want_out).map(|(_, rx)| rx);
+        let room = self.room.take();
+        let stream = self.stream;
+        let stop = (!self.stop_seen).then_some(self.stop);
+        let wake = if want_read && self.read_more {
+            // The last read filled its buffer: read again first.
+            Wake::Readable
+        } else {
+            // Polled in this order; a branch without its value never wakes.
+            branch(want_read.then_some(stream), |s| async move {
+                let _ = s.readable().await;
+                Wake::Readable
+            })
+            .or(branch(want_write.then_some(stream), |s| async move {
+                let _ = s.writable().await;
+                Wake::Writable
+            }))
+            .or(branch(rx, |rx| async move { Wake::Out(rx.recv().await) }))
+            .or(branch(room, |l| async move {
+                l.await;
+                Wake::Room
+            }))
+            .or(branch(timer, |t| async move {
+                Timer::at(t).await;
+                Wake::Timer
+            }))
+            .or(branch(stop, |s| async move {
+                let _ = s.recv().await;
+                Wake::Stop
+            }))
+            .await
+        };
+        match wake {
+            Wake::Readable => {
+                let (conn, recycler) = (&mut self.conn, &mut self.recycler);
+                match SCRATCH_BUF.with(|b| read_some(stream, conn, &mut b.borrow_mut(), recycler)) {
+                    Ok(ReadOutcome::Eof) => self.eof = true,
+                    Ok(outcome) => self.read_more = outcome == ReadOutcome::More,
+                    Err(e) => return Err(self.io_end(e)),
+                }
+            }
+            Wake::Out(Some(out)) => {
+                if self
+                    .slot
+                    .get()
+                    .is_some_and(|(_, rx)| self.room_for_senders(rx))
+                {
+                    self.shared.notify_room();
+                }
+                self.in_output += u64::from(matches!(out, Out::Msg(_)));
+                if let Err(e) = queue(&mut self.conn, out) {
+                    return Err(self.fail(e));
+                }
+            }
+            Wake::Out(None) => self.closing = true,
+            Wake::Stop => self.stop_seen = true,
+            Wake::Writable | Wake::Room | Wake::Timer => {}
+        }
+        Ok(())
+    }
+
+    /// After the end: a best-effort write (the output may hold an ERROR for
+    /// the peer), then the stream is shut down.
+    fn finish(&mut self, end: &End) {
+        if !matches!(end, End::Stopped) || self.conn.has_output() {
+            let _ = write_some(self.stream, &mut self.conn);
+        }
+        self.stream.shutdown();
+    }
+}
+
+/// Adds a decoded message to the batch; without a pipe (not attached yet)
+/// it is dropped.
+fn take(batch: &mut VecDeque<Inbound>, recycler: &mut Recycler, pipe: Option<u64>, msg: Message) {
+    if let Some(pipe) = pipe {
+        recycler.watch(&msg);
+        batch.push_back(Inbound { pipe, msg });
+    }
+}
+
+fn queue(conn: &mut Connection, out: Out) -> Result<(), CoreError> {
+    match out {
+        Out::Msg(m) => conn.send(&m),
+        Out::Subscribe(t) => conn.subscribe(&t),
+        Out::Cancel(t) => conn.cancel(&t),
+    }
+}
+
+/// Asks the Authenticator, or applies libzmq's behaviour without a ZAP
+/// handler: CURVE accepts any client key; PLAIN refuses (libzmq's PLAIN
+/// server fails the handshake without a handler, sending no ERROR: status
+/// 300 is the silent close).
+async fn verdict(
+    opts: &Options,
+    req: zmtp_core::AuthRequest,
+    peer: &str,
+    ip: Option<IpAddr>,
+) -> AuthVerdict {
+    match &opts.authenticator {
+        Some(a) => {
+            let request = AuthRequest {
+                domain: opts.zap_domain.clone(),
+                address: peer.to_owned(),
+                ip,
+                mechanism: req.mechanism,
+                credentials: req.credentials,
+            };
+            a.authenticate(&request).await
+        }
+        None if req.mechanism == MechanismName::PLAIN => AuthVerdict::Deny { status: 300 },
+        None => AuthVerdict::allow(),
+    }
+}
+
+pub(crate) fn report(shared: &SocketShared, endpoint: &str, peer: &str, end: End) {
+    let (endpoint, peer) = (endpoint.to_owned(), peer.to_owned());
+    match end {
+        End::Handshake(reason) => shared.emit(MonitorEvent::HandshakeFailed {
+            endpoint,
+            peer,
+            reason,
+        }),
+        End::Lost(reason) => shared.emit(MonitorEvent::Disconnected {
+            endpoint,
+            peer,
+            reason,
+        }),
+        End::Refused(reason) => shared.emit(MonitorEvent::Refused {
+            endpoint,
+            peer,
+            reason,
+        }),
+        End::Stopped => {}
+    }
+}
