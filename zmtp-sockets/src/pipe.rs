@@ -98,12 +98,14 @@ impl Pipe {
         (pipe, rx)
     }
 
+    #[inline]
     pub(crate) fn is_full(&self) -> bool {
         !self.conflate && self.cap != 0 && self.tx.len() >= self.cap
     }
 
     /// Queues a message, within the high-water mark. A conflating pipe
     /// replaces what is queued and is never full.
+    #[inline]
     pub(crate) fn try_send(&self, out: Out) -> Result<(), Refused> {
         if self.is_full() {
             return Err(Refused::Full(out));
@@ -115,6 +117,7 @@ impl Pipe {
     }
 
     /// Queues regardless of the high-water mark (subscriptions).
+    #[inline]
     pub(crate) fn try_send_unbounded(&self, out: Out) -> Result<(), Refused> {
         match self.tx.push(out) {
             Ok(()) => {
@@ -126,6 +129,7 @@ impl Pipe {
     }
 
     /// Queues a message, giving it back when the pipe refuses it.
+    #[inline]
     pub(crate) fn try_send_msg(&self, msg: Message) -> Result<(), Message> {
         self.try_send(Out::Msg(msg))
             .map_err(|r| match r.into_inner() {

@@ -582,6 +582,7 @@ impl<'a> Session<'a> {
 
 /// Adds a decoded message to the batch; without a pipe (not attached yet)
 /// it is dropped.
+#[inline]
 fn take(batch: &mut VecDeque<Inbound>, recycler: &mut Recycler, pipe: Option<u64>, msg: Message) {
     if let Some(pipe) = pipe {
         recycler.watch(&msg);

@@ -16,7 +16,7 @@ use crate::context::Spawner;
 use crate::inbox::Inbox;
 use crate::monitor::{MonitorEvent, Refusal};
 use crate::options::Options;
-use crate::pattern::{Pattern, Subscription, SubscriptionLimits};
+use crate::pattern::{AnyPattern, Pattern, Subscription, SubscriptionLimits};
 use crate::pipe::{Inbound, Pipe, PipeId, PipeRx, Pipes};
 use crate::routing::OverLimit;
 use crate::waiters::Waiters;
@@ -30,7 +30,7 @@ pub(crate) struct EndpointHandle {
 
 pub(crate) struct State {
     pub(crate) pipes: Pipes,
-    pub(crate) pattern: Box<dyn Pattern>,
+    pub(crate) pattern: AnyPattern,
     pub(crate) endpoints: HashMap<String, EndpointHandle>,
 }
 

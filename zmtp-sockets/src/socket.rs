@@ -19,7 +19,7 @@ use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
 use crate::monitor::{Monitor, MonitorEvent};
 use crate::options::{Options, Security};
-use crate::pattern::{self, SendError};
+use crate::pattern::{self, Pattern, SendError};
 use crate::pipe::{Inbound, Pipes};
 use crate::shared::{EndpointHandle, SocketShared, State};
 use crate::waiters::{Entry, Waiters};

@@ -14,6 +14,7 @@ pub(crate) struct Dealer {
 }
 
 impl Pattern for Dealer {
+    #[inline]
     fn send(&mut self, msg: Message, pipes: &mut Pipes) -> Result<u64, SendError> {
         self.lb
             .send(pipes, msg)

@@ -13,6 +13,7 @@ pub(crate) struct LoadBalancer {
 impl LoadBalancer {
     /// Queues the message on the next pipe with room, starting after the
     /// last one used; gives it back when no pipe has room.
+    #[inline]
     pub(crate) fn send(&mut self, pipes: &Pipes, msg: Message) -> Result<PipeId, Message> {
         let n = pipes.len();
         let mut msg = msg;

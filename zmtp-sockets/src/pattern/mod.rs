@@ -173,24 +173,140 @@ pub(crate) trait Pattern: Send {
     }
 }
 
+/// A socket type's pattern. An enum rather than a `dyn Pattern`, so that
+/// the per-message calls (`send`, `received`) are direct calls the compiler
+/// can inline into the socket's own: through a trait object, the message
+/// was copied once more per call layer (measured: about 20 ns more of the
+/// application thread's time per 16-byte send).
+pub(crate) enum AnyPattern {
+    Pair(pair::Pair),
+    Pub(publish::Pub),
+    Sub(sub::Sub),
+    Req(req::Req),
+    Rep(rep::Rep),
+    Dealer(dealer::Dealer),
+    Router(router::Router),
+    Pull(pull::Pull),
+    Push(push::Push),
+    XPub(xpub::XPub),
+    XSub(xsub::XSub),
+}
+
+/// Runs `$e` with `$p` bound to the pattern inside `$self`.
+macro_rules! each {
+    ($self:expr, $p:ident => $e:expr) => {
+        match $self {
+            AnyPattern::Pair($p) => $e,
+            AnyPattern::Pub($p) => $e,
+            AnyPattern::Sub($p) => $e,
+            AnyPattern::Req($p) => $e,
+            AnyPattern::Rep($p) => $e,
+            AnyPattern::Dealer($p) => $e,
+            AnyPattern::Router($p) => $e,
+            AnyPattern::Pull($p) => $e,
+            AnyPattern::Push($p) => $e,
+            AnyPattern::XPub($p) => $e,
+            AnyPattern::XSub($p) => $e,
+        }
+    };
+}
+
+impl Pattern for AnyPattern {
+    fn configure(&mut self, options: &Options) {
+        each!(self, p => p.configure(options))
+    }
+
+    #[inline]
+    fn send(&mut self, msg: Message, pipes: &mut Pipes) -> Result<u64, SendError> {
+        each!(self, p => p.send(msg, pipes))
+    }
+
+    fn writable(&self, pipes: &Pipes) -> bool {
+        each!(self, p => p.writable(pipes))
+    }
+
+    fn check_recv(&self) -> Result<(), Error> {
+        each!(self, p => p.check_recv())
+    }
+
+    fn stateful_recv(&self) -> bool {
+        each!(self, p => p.stateful_recv())
+    }
+
+    fn passes_received(&self) -> bool {
+        each!(self, p => p.passes_received())
+    }
+
+    #[inline]
+    fn received(&mut self, pipes: &Pipes, from: PipeId, msg: Message) -> Option<Message> {
+        each!(self, p => p.received(pipes, from, msg))
+    }
+
+    fn bounded_pipes(&self) -> bool {
+        each!(self, p => p.bounded_pipes())
+    }
+
+    fn pipe_added(&mut self, pipe: &Pipe) {
+        each!(self, p => p.pipe_added(pipe))
+    }
+
+    fn attached(
+        &mut self,
+        pipes: &mut Pipes,
+        pipe: PipeId,
+        peer: &Metadata,
+    ) -> Result<(), Refusal> {
+        each!(self, p => p.attached(pipes, pipe, peer))
+    }
+
+    fn detached(&mut self, pipe: &mut Pipe) -> Vec<Message> {
+        each!(self, p => p.detached(pipe))
+    }
+
+    fn removed(&mut self, pipe: PipeId) {
+        each!(self, p => p.removed(pipe))
+    }
+
+    fn peer_subscription(
+        &mut self,
+        pipe: &mut Pipe,
+        sub: Subscription,
+        limits: SubscriptionLimits,
+    ) -> Result<Option<Message>, OverLimit> {
+        each!(self, p => p.peer_subscription(pipe, sub, limits))
+    }
+
+    fn subscribe(&mut self, pipes: &Pipes, add: bool, prefix: Bytes) -> Result<(), Error> {
+        each!(self, p => p.subscribe(pipes, add, prefix))
+    }
+
+    fn own_subscriptions(&self) -> Vec<Bytes> {
+        each!(self, p => p.own_subscriptions())
+    }
+
+    fn subscription_count(&self, pipes: &Pipes) -> usize {
+        each!(self, p => p.subscription_count(pipes))
+    }
+}
+
 /// The pattern of a socket type. Every standard type is listed by name; the
 /// one remaining arm is for types `zmtp-core` may add (it marks
 /// `SocketType` non-exhaustive, so the compiler asks for it), such as the
 /// draft CLIENT, SERVER, RADIO and DISH: they are refused, never given some
 /// other type's behaviour.
-pub(crate) fn for_type(t: SocketType) -> Result<Box<dyn Pattern>, Error> {
+pub(crate) fn for_type(t: SocketType) -> Result<AnyPattern, Error> {
     Ok(match t {
-        SocketType::Pair => Box::new(pair::Pair::default()),
-        SocketType::Pub => Box::new(publish::Pub),
-        SocketType::Sub => Box::new(sub::Sub::default()),
-        SocketType::Req => Box::new(req::Req::default()),
-        SocketType::Rep => Box::new(rep::Rep::default()),
-        SocketType::Dealer => Box::new(dealer::Dealer::default()),
-        SocketType::Router => Box::new(router::Router::new()),
-        SocketType::Pull => Box::new(pull::Pull),
-        SocketType::Push => Box::new(push::Push::default()),
-        SocketType::XPub => Box::new(xpub::XPub::default()),
-        SocketType::XSub => Box::new(xsub::XSub::default()),
+        SocketType::Pair => AnyPattern::Pair(pair::Pair::default()),
+        SocketType::Pub => AnyPattern::Pub(publish::Pub),
+        SocketType::Sub => AnyPattern::Sub(sub::Sub::default()),
+        SocketType::Req => AnyPattern::Req(req::Req::default()),
+        SocketType::Rep => AnyPattern::Rep(rep::Rep::default()),
+        SocketType::Dealer => AnyPattern::Dealer(dealer::Dealer::default()),
+        SocketType::Router => AnyPattern::Router(router::Router::new()),
+        SocketType::Pull => AnyPattern::Pull(pull::Pull),
+        SocketType::Push => AnyPattern::Push(push::Push::default()),
+        SocketType::XPub => AnyPattern::XPub(xpub::XPub::default()),
+        SocketType::XSub => AnyPattern::XSub(xsub::XSub::default()),
         _ => return Err(Error::NotSupported("this socket type")),
     })
 }

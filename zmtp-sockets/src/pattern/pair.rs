@@ -16,6 +16,7 @@ pub(crate) struct Pair {
 }
 
 impl Pattern for Pair {
+    #[inline]
     fn send(&mut self, msg: Message, pipes: &mut Pipes) -> Result<u64, SendError> {
         let Some(pipe) = self.peer.and_then(|id| pipes.get(id)) else {
             return Err(SendError::Blocked(msg));
@@ -35,6 +36,7 @@ impl Pattern for Pair {
         Ok(())
     }
 
+    #[inline]
     fn received(&mut self, _pipes: &Pipes, from: PipeId, msg: Message) -> Option<Message> {
         (self.peer == Some(from)).then_some(msg)
     }

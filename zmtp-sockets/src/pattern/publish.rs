@@ -28,6 +28,7 @@ pub(super) fn apply(
 }
 
 impl Pattern for Pub {
+    #[inline]
     fn send(&mut self, msg: Message, pipes: &mut Pipes) -> Result<u64, SendError> {
         let t = topic(&msg);
         Ok(distribute(pipes, &msg, |p| p.subs.matches(t)))

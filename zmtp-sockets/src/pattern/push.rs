@@ -14,6 +14,7 @@ pub(crate) struct Push {
 }
 
 impl Pattern for Push {
+    #[inline]
     fn send(&mut self, msg: Message, pipes: &mut Pipes) -> Result<u64, SendError> {
         self.lb
             .send(pipes, msg)

@@ -18,6 +18,7 @@ pub(crate) struct Rep {
 }
 
 impl Pattern for Rep {
+    #[inline]
     fn send(&mut self, msg: Message, pipes: &mut Pipes) -> Result<u64, SendError> {
         let Some((pipe, envelope)) = self.pending.take() else {
             return Err(SendError::State("REP must receive a request first"));
@@ -46,6 +47,7 @@ impl Pattern for Rep {
         Ok(())
     }
 
+    #[inline]
     fn received(&mut self, _pipes: &Pipes, from: PipeId, msg: Message) -> Option<Message> {
         let split = msg.frames().iter().position(|f| f.is_empty())?;
         let props = msg.properties_arc().cloned();

@@ -32,6 +32,7 @@ impl Pattern for Req {
         self.correlate = o.req_correlate;
     }
 
+    #[inline]
     fn send(&mut self, mut msg: Message, pipes: &mut Pipes) -> Result<u64, SendError> {
         if self.awaiting.is_some() && !self.relaxed {
             return Err(SendError::State("REQ must receive the reply first"));
@@ -73,6 +74,7 @@ impl Pattern for Req {
         Ok(())
     }
 
+    #[inline]
     fn received(&mut self, _pipes: &Pipes, from: PipeId, mut msg: Message) -> Option<Message> {
         if self.awaiting != Some(from) {
             return None;

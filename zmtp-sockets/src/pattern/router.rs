@@ -66,6 +66,7 @@ impl Pattern for Router {
         self.handover = o.router_handover;
     }
 
+    #[inline]
     fn send(&mut self, mut msg: Message, pipes: &mut Pipes) -> Result<u64, SendError> {
         let Some(id) = msg.pop_front() else {
             return Ok(0);
@@ -96,6 +97,7 @@ impl Pattern for Router {
         Ok(())
     }
 
+    #[inline]
     fn received(&mut self, pipes: &Pipes, from: PipeId, mut msg: Message) -> Option<Message> {
         let id = pipes.get(from)?.routing_id.clone()?;
         msg.push_front(id);

@@ -48,6 +48,7 @@ impl Pattern for Sub {
         Ok(())
     }
 
+    #[inline]
     fn received(&mut self, _pipes: &Pipes, _from: u64, msg: Message) -> Option<Message> {
         self.subs.matches(topic(&msg)).then_some(msg)
     }

@@ -59,6 +59,7 @@ impl Pattern for XPub {
         self.verbose_unsubscribe = o.xpub_verbose_unsubscribe;
     }
 
+    #[inline]
     fn send(&mut self, msg: Message, pipes: &mut Pipes) -> Result<u64, SendError> {
         let t = topic(&msg);
         Ok(distribute(pipes, &msg, |p| p.subs.matches(t)))

@@ -22,6 +22,7 @@ pub(crate) struct XSub {
 }
 
 impl Pattern for XSub {
+    #[inline]
     fn send(&mut self, msg: Message, pipes: &mut Pipes) -> Result<u64, SendError> {
         if let [f] = msg.frames() {
             match f.first() {
