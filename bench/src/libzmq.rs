@@ -146,6 +146,8 @@ pub(crate) fn run(w: &Work) -> String {
     match w.pattern.as_str() {
         "push-pull" | "pub-sub" => throughput(w),
         "req-rep" => req_rep(w),
+        "dealer-router" => dealer_router(w),
+        "router-echo" => router_echo(w),
         "handshake" => handshake(w),
         "idle" => idle(w),
         "slow-sub" => slow_sub(w),
@@ -236,6 +238,84 @@ fn req_rep(w: &Work) -> String {
         let t = Instant::now();
         req.send(&payload[..], 0).expect("send");
         req.recv(&mut reply, 0).expect("recv");
+        rtts.push(t.elapsed());
+    }
+    echo.join().expect("echo");
+    rtts.sort();
+    let pct = |p: f64| rtts[((rtts.len() as f64 - 1.0) * p) as usize].as_secs_f64() * 1e6;
+    format!("\"p50_us\": {:.2}, \"p99_us\": {:.2}", pct(0.5), pct(0.99))
+}
+
+/// A ROUTER bound, a DEALER connected to it, on two contexts.
+fn router_and_dealer(w: &Work) -> (zmq::Socket, zmq::Socket) {
+    let (rctx, sctx) = (zmq::Context::new(), zmq::Context::new());
+    let router = socket(&rctx, zmq::ROUTER);
+    let dealer = socket(&sctx, zmq::DEALER);
+    let keys = secure_server(&rctx, &router, &w.mechanism);
+    secure_client(&dealer, &w.mechanism, &keys);
+    let ep = bind(&router, &w.transport);
+    dealer.connect(&ep).expect("connect");
+    (router, dealer)
+}
+
+/// DEALER -> ROUTER throughput: the ROUTER receives each message as its
+/// routing id and the body, into reused messages.
+fn dealer_router(w: &Work) -> String {
+    let (router, dealer) = router_and_dealer(w);
+    let count = w.count;
+    let receiver = std::thread::spawn(move || {
+        router.set_rcvtimeo(10_000).expect("opt");
+        let (mut id, mut body) = (zmq::Message::new(), zmq::Message::new());
+        let mut first = None;
+        let mut last = Instant::now();
+        let mut n = 0;
+        while n < count && router.recv(&mut id, 0).is_ok() && router.recv(&mut body, 0).is_ok() {
+            if n == 0 || n + 1 == count || n % 4096 == 0 {
+                last = Instant::now();
+                first.get_or_insert(last);
+            }
+            n += 1;
+        }
+        (first.unwrap_or(last), last, n)
+    });
+    let payload = vec![0x5Au8; w.size];
+    let cpu0 = thread_cpu_ns();
+    for _ in 0..count {
+        dealer.send(&payload[..], 0).expect("send");
+    }
+    let cpu = thread_cpu_ns() - cpu0;
+    let (first, last, got) = receiver.join().expect("receiver");
+    let secs = (last - first).as_secs_f64().max(1e-9);
+    let timed = got.saturating_sub(1) as f64;
+    format!(
+        "\"received\": {got}, \"msgs_per_sec\": {:.1}, \"mb_per_sec\": {:.3}, \"send_cpu_ns_per_msg\": {:.1}",
+        timed / secs,
+        timed * w.size as f64 / secs / 1e6,
+        cpu as f64 / count as f64
+    )
+}
+
+/// Round trips from a DEALER through a ROUTER that sends every message
+/// back to the peer it came from.
+fn router_echo(w: &Work) -> String {
+    let (router, dealer) = router_and_dealer(w);
+    let count = w.count;
+    let echo = std::thread::spawn(move || {
+        let (mut id, mut body) = (zmq::Message::new(), zmq::Message::new());
+        for _ in 0..count {
+            router.recv(&mut id, 0).expect("recv");
+            router.recv(&mut body, 0).expect("recv");
+            router.send(&id[..], zmq::SNDMORE).expect("send");
+            router.send(&body[..], 0).expect("send");
+        }
+    });
+    let payload = vec![0x5Au8; w.size];
+    let mut reply = zmq::Message::new();
+    let mut rtts = Vec::with_capacity(count as usize);
+    for _ in 0..count {
+        let t = Instant::now();
+        dealer.send(&payload[..], 0).expect("send");
+        dealer.recv(&mut reply, 0).expect("recv");
         rtts.push(t.elapsed());
     }
     echo.join().expect("echo");

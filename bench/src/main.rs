@@ -160,7 +160,7 @@ fn measure(t: &Tools, imp: &str, w: &Work) -> Result<Fields, Miss> {
     }
     // Throughput from a run that lost messages is no throughput.
     let expected = match w.pattern {
-        "push-pull" => Some(w.count as f64),
+        "push-pull" | "dealer-router" => Some(w.count as f64),
         "pub-sub" => Some((w.count * w.subscribers as u64) as f64),
         "handshake" | "idle" => Some(w.count as f64),
         _ => None,
@@ -553,6 +553,19 @@ fn main() {
         1.0,
         false,
     );
+    let (dr, echo) = dealer_router(&t, &mut rep, runs, &n);
+    rep.target(
+        "DEALER→ROUTER 16 B ≥ 1.2× libzmq",
+        ratio(&dr, "zmtp", "libzmq", "msgs_per_sec"),
+        1.2,
+        true,
+    );
+    rep.target(
+        "DEALER→ROUTER→DEALER 16 B p50 round trip ≤ 1.0× libzmq's",
+        ratio(&echo, "zmtp", "libzmq", "p50_us"),
+        1.0,
+        false,
+    );
     let hs = handshakes(&t, &mut rep, runs, quick);
     let mem = memory(&t, &mut rep, runs, quick);
 
@@ -582,6 +595,11 @@ fn main() {
             let what = format!("REQ/REP {} {}", size_name(*size), &key[..3]);
             workloads.push((what, r, key, false));
         }
+    }
+    workloads.push(("DEALER→ROUTER 16 B".into(), &dr, "msgs_per_sec", true));
+    for key in ["p50_us", "p99_us"] {
+        let what = format!("ROUTER round trip 16 B {}", &key[..3]);
+        workloads.push((what, &echo, key, false));
     }
     for (mech, r) in &hs {
         let what = format!("{} handshakes", mech.to_uppercase());
@@ -885,6 +903,46 @@ fn latency(
         .render(),
     ));
     all
+}
+
+/// DEALER to ROUTER: throughput (the ROUTER receives each message with its
+/// routing id) and round trips (the ROUTER sends each message back).
+fn dealer_router(
+    t: &Tools,
+    rep: &mut Report,
+    runs: usize,
+    n: &dyn Fn(u64) -> u64,
+) -> (Results, Results) {
+    let imps: Vec<&'static str> = IMPLS.iter().map(|i| i.0).collect();
+    let _ = writeln!(
+        rep.md,
+        "\n### DEALER and ROUTER\n\nOne DEALER connected to one ROUTER over tcp, NULL, 16 B. Throughput: the DEALER sends, the ROUTER receives (msg/s). Round trip: the ROUTER sends every message back to its DEALER (µs, lower is better). Median (min–max) of the runs, ratio to libzmq's in the same runs.\n"
+    );
+    rep.impl_header("workload");
+    let work = |pattern, count| Work {
+        pattern,
+        mechanism: "null",
+        transport: "tcp",
+        size: 16,
+        count,
+        subscribers: 1,
+    };
+    let dr = run_interleaved(t, &work("dealer-router", n(1_000_000)), &imps, runs);
+    let echo = run_interleaved(t, &work("router-echo", n(10_000)), &imps, runs);
+    for (label, r, key) in [
+        ("DEALER→ROUTER msg/s", &dr, "msgs_per_sec"),
+        ("round trip p50", &echo, "p50_us"),
+        ("round trip p99", &echo, "p99_us"),
+    ] {
+        let base = field(r, "libzmq", key).map(|s| s.0);
+        let row: Vec<String> = IMPLS
+            .iter()
+            .enumerate()
+            .map(|(i, (imp, _))| cell_of(r, imp, key, if i == 0 { None } else { base }))
+            .collect();
+        let _ = writeln!(rep.md, "| {label} | {} |", row.join(" | "));
+    }
+    (dr, echo)
 }
 
 fn handshakes(

@@ -509,9 +509,12 @@ pub(crate) fn measure(a: &Args) -> Report {
         "slow-sub" => return slow_subscriber(a),
         _ => {}
     }
-    let (recv_type, send_type) = match a.pattern.as_str() {
-        "push-pull" => (SocketType::Pull, SocketType::Push),
-        "req-rep" => (SocketType::Rep, SocketType::Req),
+    // The receiving socket binds; round trips echo every message back.
+    let (recv_type, send_type, round_trip) = match a.pattern.as_str() {
+        "push-pull" => (SocketType::Pull, SocketType::Push, false),
+        "req-rep" => (SocketType::Rep, SocketType::Req, true),
+        "dealer-router" => (SocketType::Router, SocketType::Dealer, false),
+        "router-echo" => (SocketType::Router, SocketType::Dealer, true),
         p => bad(format_args!("unknown pattern {p}")),
     };
     if a.count < 2 {
@@ -546,7 +549,7 @@ pub(crate) fn measure(a: &Args) -> Report {
     let payload = Bytes::from(vec![0x5Au8; a.size]);
     let count = a.count;
 
-    if send_type == SocketType::Req {
+    if round_trip {
         let echo = std::thread::spawn(move || {
             for _ in 0..count {
                 let Ok(m) = receiver.recv_blocking() else {
