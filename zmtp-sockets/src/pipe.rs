@@ -7,6 +7,7 @@
 //! patterns know of its peer: its routing id (ROUTER) and its subscriptions
 //! (PUB, XPUB).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::task::Poll;
 
@@ -204,29 +205,38 @@ impl PipeRx {
     }
 }
 
-/// A socket's pipes, in the order they were made.
+/// A socket's pipes, found by id in constant time. As libzmq's `lb` and
+/// `fq` do, removing a pipe moves the last one into its place.
 #[derive(Default)]
 pub(crate) struct Pipes {
     list: Vec<Pipe>,
+    /// Each pipe's position in `list`.
+    index: HashMap<PipeId, usize>,
 }
 
 impl Pipes {
     pub(crate) fn push(&mut self, pipe: Pipe) {
+        self.index.insert(pipe.id, self.list.len());
         self.list.push(pipe);
     }
 
     /// Takes a pipe out (dropping it closes its queue).
     pub(crate) fn remove(&mut self, id: PipeId) -> Option<Pipe> {
-        let i = self.list.iter().position(|p| p.id == id)?;
-        Some(self.list.remove(i))
+        let i = self.index.remove(&id)?;
+        let pipe = self.list.swap_remove(i);
+        if let Some(moved) = self.list.get(i) {
+            self.index.insert(moved.id, i);
+        }
+        Some(pipe)
     }
 
+    #[inline]
     pub(crate) fn get(&self, id: PipeId) -> Option<&Pipe> {
-        self.list.iter().find(|p| p.id == id)
+        self.list.get(*self.index.get(&id)?)
     }
 
     pub(crate) fn get_mut(&mut self, id: PipeId) -> Option<&mut Pipe> {
-        self.list.iter_mut().find(|p| p.id == id)
+        self.list.get_mut(*self.index.get(&id)?)
     }
 
     pub(crate) fn iter(&self) -> std::slice::Iter<'_, Pipe> {
@@ -234,16 +244,19 @@ impl Pipes {
     }
 
     /// The pipe at a position (for round-robin).
+    #[inline]
     pub(crate) fn at(&self, i: usize) -> &Pipe {
         &self.list[i]
     }
 
+    #[inline]
     pub(crate) fn len(&self) -> usize {
         self.list.len()
     }
 
     pub(crate) fn clear(&mut self) {
         self.list.clear();
+        self.index.clear();
     }
 }
 
@@ -306,6 +319,27 @@ mod tests {
             panic!("a message")
         };
         assert_eq!(m.frames()[0][..], [4]);
+    }
+
+    #[test]
+    fn pipes_are_found_by_id_after_removals() {
+        let mut pipes = Pipes::default();
+        let mut rxs = Vec::new();
+        for id in 1..=5 {
+            let (p, rx) = Pipe::new(id, 0, false);
+            pipes.push(p);
+            rxs.push(rx);
+        }
+        assert_eq!(pipes.remove(2).map(|p| p.id), Some(2));
+        assert!(pipes.remove(2).is_none());
+        assert_eq!(pipes.remove(5).map(|p| p.id), Some(5));
+        for id in [1, 3, 4] {
+            assert_eq!(pipes.get(id).map(|p| p.id), Some(id));
+        }
+        assert!(pipes.get(2).is_none() && pipes.get(5).is_none());
+        assert_eq!(pipes.len(), 3);
+        pipes.clear();
+        assert!(pipes.get(1).is_none());
     }
 
     #[test]
