@@ -32,6 +32,8 @@ pub mod wire;
 
 #[cfg(feature = "fuzzing")]
 pub mod fuzz;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 pub use codec::{Encoder, Frame, FrameDecoder};
 pub use connection::{Config, Connection, Event};

@@ -22,8 +22,6 @@ pub mod keys;
 pub mod noise;
 pub mod plain;
 mod rng;
-#[cfg(test)]
-mod testing;
 pub mod z85;
 
 #[cfg(feature = "fuzzing")]

@@ -249,7 +249,7 @@ mod tests {
         }
     }
 
-    use crate::testing::{Side, pump};
+    use zmtp_core::testing::{Side, pump};
     use zmtp_core::{Message, SocketType};
 
     fn table(req: &zmtp_core::AuthRequest) -> AuthVerdict {

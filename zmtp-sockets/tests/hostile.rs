@@ -11,25 +11,10 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use common::TIMEOUT;
+use zmtp_core::testing::{cancel, command_frame, greeting, ready, subscribe};
 use zmtp_sockets::core::{Config, Connection, Event, Mechanism};
 use zmtp_sockets::security::{CurveClient, KeyPair};
 use zmtp_sockets::{Context, Message, MonitorEvent, Security, Socket, SocketType};
-
-fn greeting(mechanism: &str, major: u8, minor: u8) -> Vec<u8> {
-    let mut g = vec![0xFF, 0, 0, 0, 0, 0, 0, 0, 0, 0x7F, major, minor];
-    g.extend_from_slice(mechanism.as_bytes());
-    g.resize(64, 0);
-    g
-}
-
-fn ready(socket_type: &str) -> Vec<u8> {
-    let mut body = b"\x05READY\x0bSocket-Type".to_vec();
-    body.extend_from_slice(&(socket_type.len() as u32).to_be_bytes());
-    body.extend_from_slice(socket_type.as_bytes());
-    let mut f = vec![0x04, body.len() as u8];
-    f.extend_from_slice(&body);
-    f
-}
 
 fn addr(ep: &str) -> &str {
     ep.trim_start_matches("tcp://")
@@ -451,13 +436,7 @@ fn subscription_floods_are_bounded() {
     raw.write_all(&greeting("NULL", 3, 1)).unwrap();
     raw.write_all(&ready("SUB")).unwrap();
     for i in 0..4u8 {
-        let mut topic = vec![i; 1 << 20];
-        let mut body = b"\x09SUBSCRIBE".to_vec();
-        body.append(&mut topic);
-        let mut f = vec![0x06];
-        f.extend_from_slice(&(body.len() as u64).to_be_bytes());
-        f.extend_from_slice(&body);
-        raw.write_all(&f).unwrap();
+        raw.write_all(&subscribe(&vec![i; 1 << 20])).unwrap();
     }
     let deadline = Instant::now() + TIMEOUT;
     while publ.subscription_count() < 4 {
@@ -465,12 +444,7 @@ fn subscription_floods_are_bounded() {
         std::thread::sleep(Duration::from_millis(5));
     }
     for i in 0..4u8 {
-        let mut body = b"\x06CANCEL".to_vec();
-        body.extend(std::iter::repeat_n(i, 1 << 20));
-        let mut f = vec![0x06];
-        f.extend_from_slice(&(body.len() as u64).to_be_bytes());
-        f.extend_from_slice(&body);
-        raw.write_all(&f).unwrap();
+        raw.write_all(&cancel(&vec![i; 1 << 20])).unwrap();
     }
     while publ.subscription_count() > 0 {
         assert!(Instant::now() < deadline, "cancels not applied");
@@ -482,9 +456,7 @@ fn subscription_floods_are_bounded() {
     raw2.write_all(&ready("SUB")).unwrap();
     let mut batch = Vec::new();
     for i in 0..100_000u32 {
-        batch.extend_from_slice(&[0x04, 14, 9]);
-        batch.extend_from_slice(b"SUBSCRIBE");
-        batch.extend_from_slice(&i.to_be_bytes());
+        batch.extend_from_slice(&subscribe(&i.to_be_bytes()));
     }
     let _ = raw2.write_all(&batch);
     assert!(closed_by_server(&mut raw2), "over the subscription limit");
@@ -556,21 +528,6 @@ fn curve_initiate(ep: &str, server: zmtp_sockets::security::PublicKey) -> (TcpSt
     }
 }
 
-fn reframe_command(body: &[u8]) -> Vec<u8> {
-    let mut f = if body.len() > 255 {
-        vec![0x06]
-    } else {
-        vec![0x04]
-    };
-    if body.len() > 255 {
-        f.extend_from_slice(&(body.len() as u64).to_be_bytes());
-    } else {
-        f.push(body.len() as u8);
-    }
-    f.extend_from_slice(body);
-    f
-}
-
 #[test]
 fn curve_initiate_sizes_and_zero_keys_over_sockets() {
     let keys = KeyPair::generate();
@@ -605,7 +562,7 @@ fn curve_initiate_sizes_and_zero_keys_over_sockets() {
         }),
     ] {
         let (mut stream, _) = curve_initiate(&s.ep, public);
-        let _ = stream.write_all(&reframe_command(&tampered));
+        let _ = stream.write_all(&command_frame(&tampered));
         assert!(closed_by_server(&mut stream), "{what}");
     }
     // A HELLO whose client transient key is all zeros.
@@ -613,7 +570,7 @@ fn curve_initiate_sizes_and_zero_keys_over_sockets() {
     raw.write_all(&greeting("CURVE", 3, 1)).unwrap();
     let mut hello = b"\x05HELLO\x01\x00".to_vec();
     hello.resize(200, 0);
-    raw.write_all(&reframe_command(&hello)).unwrap();
+    raw.write_all(&command_frame(&hello)).unwrap();
     assert!(closed_by_server(&mut raw), "all-zero client key");
     s.still_serves("after tampered INITIATEs and zero keys");
 }

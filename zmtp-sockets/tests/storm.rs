@@ -6,18 +6,10 @@ use std::io::Write;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use zmtp_core::testing::{greeting, ready};
 use zmtp_sockets::{Context, SocketType};
 
 const TIMEOUT: Duration = Duration::from_secs(20);
-
-fn greeting() -> Vec<u8> {
-    let mut g = vec![0xFF, 0, 0, 0, 0, 0, 0, 0, 0, 0x7F, 3, 1];
-    g.extend_from_slice(b"NULL");
-    g.resize(64, 0);
-    g
-}
-
-const READY_PUSH: &[u8] = b"\x04\x1a\x05READY\x0bSocket-Type\x00\x00\x00\x04PUSH";
 
 fn rss_kib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
@@ -43,8 +35,8 @@ fn connect_disconnect_storm_leaks_nothing() {
         for i in 0..n {
             let mut raw = TcpStream::connect(ep.trim_start_matches("tcp://")).unwrap();
             if i % 2 == 0 {
-                let _ = raw.write_all(&greeting());
-                let _ = raw.write_all(READY_PUSH);
+                let _ = raw.write_all(&greeting("NULL", 3, 1));
+                let _ = raw.write_all(&ready("PUSH"));
             }
         }
     };

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::mechanism::Null;
+use crate::testing::{Side, greeting, pump, ready};
 
 fn now() -> Instant {
     // A fixed origin; tests add durations to it.
@@ -28,76 +29,43 @@ fn feed(c: &mut Connection, bytes: &[u8]) -> Result<Vec<Event>> {
     Ok(events)
 }
 
-/// Pumps bytes both ways until neither side has output. Returns each side's
-/// events, or the first error of each side.
-fn pump(a: &mut Connection, b: &mut Connection) -> (Result<Vec<Event>>, Result<Vec<Event>>) {
-    let (mut ea, mut eb) = (Ok(Vec::new()), Ok(Vec::new()));
-    for _ in 0..20 {
-        let (oa, ob) = (take_output(a), take_output(b));
-        if oa.is_empty() && ob.is_empty() {
-            break;
-        }
-        if let Ok(v) = &mut eb {
-            match feed(b, &oa) {
-                Ok(evs) => v.extend(evs),
-                Err(e) => eb = Err(e),
-            }
-        }
-        if let Ok(v) = &mut ea {
-            match feed(a, &ob) {
-                Ok(evs) => v.extend(evs),
-                Err(e) => ea = Err(e),
-            }
-        }
-    }
-    (ea, eb)
-}
-
+/// Two connections of these types after a NULL handshake.
 fn ready_pair(ta: SocketType, tb: SocketType) -> (Connection, Connection) {
-    let (mut a, mut b) = (conn(ta), conn(tb));
-    let (ea, eb) = pump(&mut a, &mut b);
-    assert!(matches!(ea.unwrap()[..], [Event::HandshakeSucceeded(_)]));
-    assert!(matches!(eb.unwrap()[..], [Event::HandshakeSucceeded(_)]));
+    let (mut a, mut b) = (Side::new(ta, Null::new()), Side::new(tb, Null::new()));
+    pump(&mut a, &mut b);
+    assert!(matches!(a.events[..], [Event::HandshakeSucceeded(_)]));
+    assert!(matches!(b.events[..], [Event::HandshakeSucceeded(_)]));
+    (a.conn, b.conn)
+}
+
+/// Moves bytes both ways between two connections until both are quiet;
+/// each side's events, or its error.
+fn exchange(a: Connection, b: Connection) -> (Side, Side) {
+    let (mut a, mut b) = (Side::from_connection(a), Side::from_connection(b));
+    pump(&mut a, &mut b);
     (a, b)
-}
-
-fn greeting(minor: u8, mechanism: &str) -> Vec<u8> {
-    let mut g = vec![0xFF, 0, 0, 0, 0, 0, 0, 0, 0, 0x7F, 3, minor];
-    g.extend_from_slice(mechanism.as_bytes());
-    g.resize(64, 0);
-    g
-}
-
-fn ready(socket_type: &str) -> Vec<u8> {
-    let mut body = b"\x05READY\x0bSocket-Type".to_vec();
-    body.extend_from_slice(&(socket_type.len() as u32).to_be_bytes());
-    body.extend_from_slice(socket_type.as_bytes());
-    let mut frame = vec![0x04, body.len() as u8];
-    frame.extend_from_slice(&body);
-    frame
 }
 
 #[test]
 fn null_handshake_for_every_pair() {
     for ta in SocketType::ALL {
         for tb in SocketType::ALL {
-            let (mut a, mut b) = (conn(ta), conn(tb));
-            let (ea, eb) = pump(&mut a, &mut b);
+            let (a, b) = exchange(conn(ta), conn(tb));
             if ta.is_compatible(tb) {
-                let ea = ea.unwrap();
-                let Event::HandshakeSucceeded(peer) = &ea[0] else {
+                assert!(a.error.is_none() && b.error.is_none(), "{ta} {tb}");
+                let Event::HandshakeSucceeded(peer) = &a.events[0] else {
                     panic!("{ta} {tb}")
                 };
                 assert_eq!(peer.get("Socket-Type").unwrap(), tb.as_str().as_bytes());
-                assert!(a.is_ready() && b.is_ready());
-                assert!(matches!(eb.unwrap()[..], [Event::HandshakeSucceeded(_)]));
+                assert!(a.conn.is_ready() && b.conn.is_ready());
+                assert!(matches!(b.events[..], [Event::HandshakeSucceeded(_)]));
             } else {
                 let expect = Error::Peer(PeerError::IncompatibleSocketType {
                     ours: ta,
                     theirs: tb,
                 });
-                assert_eq!(ea.unwrap_err(), expect, "{ta} {tb}");
-                assert!(!a.is_ready());
+                assert_eq!(a.error, Some(expect), "{ta} {tb}");
+                assert!(!a.conn.is_ready());
             }
         }
     }
@@ -110,8 +78,8 @@ fn our_ready_is_libzmq_exact() {
         *b"\x04\x29\x05READY\x0bSocket-Type\x00\x00\x00\x06DEALER\x08Identity\x00\x00\x00\x00";
     let mut c = conn(SocketType::Dealer);
     let out = take_output(&mut c);
-    assert_eq!(out, greeting(1, "NULL"));
-    feed(&mut c, &greeting(1, "NULL")).unwrap();
+    assert_eq!(out, greeting("NULL", 3, 1));
+    feed(&mut c, &greeting("NULL", 3, 1)).unwrap();
     assert_eq!(take_output(&mut c), zmtp_ready_dealer);
 }
 
@@ -126,13 +94,14 @@ fn messages_both_ways_with_multipart() {
     ]))
     .unwrap();
     b.send(&Message::from("back")).unwrap();
-    let (ea, eb) = pump(&mut a, &mut b);
-    let Event::Message(m) = &eb.unwrap()[0] else {
+    let (a, b) = exchange(a, b);
+    assert!(a.error.is_none() && b.error.is_none());
+    let Event::Message(m) = &b.events[0] else {
         panic!()
     };
     assert_eq!(m.frames(), &[Bytes::from_static(b"x"), Bytes::new(), big]);
     assert_eq!(m.socket_type().unwrap(), &b"DEALER"[..]);
-    let Event::Message(m) = &ea.unwrap()[0] else {
+    let Event::Message(m) = &a.events[0] else {
         panic!()
     };
     assert_eq!(m.frames(), &[Bytes::from_static(b"back")]);
@@ -231,7 +200,7 @@ fn poll_messages_stops_at_other_events_and_errors() {
 
 #[test]
 fn byte_by_byte_equals_all_at_once() {
-    let mut stream = greeting(1, "NULL");
+    let mut stream = greeting("NULL", 3, 1);
     stream.extend_from_slice(&ready("REQ"));
     stream.extend_from_slice(b"\x01\x00\x00\x03abc");
     stream.extend_from_slice(b"\x04\x0a\x04PING\x00\x00LOL");
@@ -262,7 +231,7 @@ fn byte_by_byte_equals_all_at_once() {
 #[test]
 fn ping_gets_pong_with_context_truncated_to_16() {
     let mut c = conn(SocketType::Pub);
-    feed(&mut c, &greeting(1, "NULL")).unwrap();
+    feed(&mut c, &greeting("NULL", 3, 1)).unwrap();
     feed(&mut c, &ready("SUB")).unwrap();
     take_output(&mut c);
     // libzmq test_heartbeats: PING "\x04PING\0\0LOL" answered by PONG "LOL".
@@ -282,7 +251,7 @@ fn subscriptions_as_commands_and_legacy_messages() {
     // sends the data message "\x00\x02\x01A".
     for (minor, sub) in [(1u8, &b"\x04\x0b\x09SUBSCRIBEA"[..]), (0, b"\x00\x02\x01A")] {
         let mut c = conn(SocketType::Pub);
-        feed(&mut c, &greeting(minor, "NULL")).unwrap();
+        feed(&mut c, &greeting("NULL", 3, minor)).unwrap();
         feed(&mut c, &ready("SUB")).unwrap();
         let evs = feed(&mut c, sub).unwrap();
         assert!(
@@ -295,7 +264,7 @@ fn subscriptions_as_commands_and_legacy_messages() {
     // Our SUB talks to each peer in its own version.
     for (minor, expect) in [(1u8, &b"\x04\x0b\x09SUBSCRIBEA"[..]), (0, b"\x00\x02\x01A")] {
         let mut c = conn(SocketType::Sub);
-        feed(&mut c, &greeting(minor, "NULL")).unwrap();
+        feed(&mut c, &greeting("NULL", 3, minor)).unwrap();
         feed(&mut c, &ready("PUB")).unwrap();
         take_output(&mut c);
         c.subscribe(b"A").unwrap();
@@ -306,7 +275,7 @@ fn subscriptions_as_commands_and_legacy_messages() {
 #[test]
 fn cancel_and_pub_drops_other_data() {
     let mut c = conn(SocketType::Pub);
-    feed(&mut c, &greeting(1, "NULL")).unwrap();
+    feed(&mut c, &greeting("NULL", 3, 1)).unwrap();
     feed(&mut c, &ready("SUB")).unwrap();
     let evs = feed(&mut c, b"\x04\x08\x06CANCELA\x00\x02\x05x").unwrap();
     assert!(matches!(&evs[..], [Event::Cancel(t)] if t == &b"A"[..]));
@@ -315,7 +284,7 @@ fn cancel_and_pub_drops_other_data() {
 #[test]
 fn refuses_mismatch_and_legacy() {
     let mut c = conn(SocketType::Push);
-    let err = feed(&mut c, &greeting(1, "CURVE")).unwrap_err();
+    let err = feed(&mut c, &greeting("CURVE", 3, 1)).unwrap_err();
     assert!(matches!(
         err,
         Error::Peer(PeerError::MechanismMismatch { .. })
@@ -338,7 +307,7 @@ fn malformed_traffic_closes() {
     ];
     for case in cases {
         let mut c = conn(SocketType::Pull);
-        feed(&mut c, &greeting(1, "NULL")).unwrap();
+        feed(&mut c, &greeting("NULL", 3, 1)).unwrap();
         feed(&mut c, &ready("PUSH")).unwrap();
         assert!(feed(&mut c, case).is_err(), "{case:?}");
         assert!(c.is_closed());
@@ -350,20 +319,20 @@ fn malformed_traffic_closes() {
 fn handshake_faults() {
     // A data frame where a command must be.
     let mut c = conn(SocketType::Pull);
-    feed(&mut c, &greeting(1, "NULL")).unwrap();
+    feed(&mut c, &greeting("NULL", 3, 1)).unwrap();
     assert!(feed(&mut c, b"\x00\x01x").is_err());
     // A handshake command above the fixed limit, whatever max_msg_size says.
     let mut c = conn(SocketType::Pull);
-    feed(&mut c, &greeting(1, "NULL")).unwrap();
+    feed(&mut c, &greeting("NULL", 3, 1)).unwrap();
     let err = feed(&mut c, b"\x06\x00\x00\x00\x00\x00\x01\x00\x00").unwrap_err();
     assert!(matches!(err, Error::Peer(PeerError::TooLarge { .. })));
     // READY without Socket-Type.
     let mut c = conn(SocketType::Pull);
-    feed(&mut c, &greeting(1, "NULL")).unwrap();
+    feed(&mut c, &greeting("NULL", 3, 1)).unwrap();
     assert!(feed(&mut c, b"\x04\x06\x05READY").is_err());
     // ERROR with a ZAP status is an authentication failure.
     let mut c = conn(SocketType::Pull);
-    feed(&mut c, &greeting(1, "NULL")).unwrap();
+    feed(&mut c, &greeting("NULL", 3, 1)).unwrap();
     let err = feed(&mut c, b"\x04\x0a\x05ERROR\x03400").unwrap_err();
     assert_eq!(err.auth_status(), Some(400));
     // Sending before the handshake is misuse, not a peer fault.
@@ -377,7 +346,7 @@ fn max_msg_size_applies_after_handshake() {
     let mut cfg = Config::new(SocketType::Pull);
     cfg.max_msg_size = Some(10);
     let mut c = Connection::new(cfg, Box::new(Null::new()), now());
-    feed(&mut c, &greeting(1, "NULL")).unwrap();
+    feed(&mut c, &greeting("NULL", 3, 1)).unwrap();
     feed(&mut c, &ready("PUSH")).unwrap();
     assert_eq!(feed(&mut c, b"\x00\x0a0123456789").unwrap().len(), 1);
     let err = feed(&mut c, b"\x00\x0b").unwrap_err();
@@ -407,7 +376,7 @@ fn heartbeats_ping_and_time_out() {
     cfg.heartbeat_ivl = Some(Duration::from_secs(1));
     cfg.heartbeat_ttl = Some(Duration::from_millis(2500));
     let mut c = Connection::new(cfg, Box::new(Null::new()), now());
-    feed(&mut c, &greeting(1, "NULL")).unwrap();
+    feed(&mut c, &greeting("NULL", 3, 1)).unwrap();
     feed(&mut c, &ready("PUSH")).unwrap();
     take_output(&mut c);
     let t1 = now() + Duration::from_secs(1);
@@ -428,7 +397,7 @@ fn heartbeats_ping_and_time_out() {
 #[test]
 fn peer_ttl_is_honoured() {
     let mut c = conn(SocketType::Pull);
-    feed(&mut c, &greeting(1, "NULL")).unwrap();
+    feed(&mut c, &greeting("NULL", 3, 1)).unwrap();
     feed(&mut c, &ready("PUSH")).unwrap();
     // TTL of 10 deciseconds.
     feed(&mut c, b"\x04\x07\x04PING\x00\x0a").unwrap();
@@ -448,7 +417,7 @@ fn null_with_authenticator() {
             now(),
         );
         take_output(&mut c);
-        let evs = feed(&mut c, &greeting(1, "NULL")).unwrap();
+        let evs = feed(&mut c, &greeting("NULL", 3, 1)).unwrap();
         assert!(
             matches!(&evs[..], [Event::Authenticate(r)] if r.credentials == crate::Credentials::Null)
         );
@@ -470,7 +439,7 @@ fn null_with_authenticator() {
         Box::new(Null::with_authentication(true)),
         now(),
     );
-    feed(&mut c, &greeting(1, "NULL")).unwrap();
+    feed(&mut c, &greeting("NULL", 3, 1)).unwrap();
     feed(&mut c, &ready("PUSH")).unwrap();
     let verdict = AuthVerdict::Allow {
         user_id: Bytes::from_static(b"bob"),
@@ -488,12 +457,12 @@ fn null_with_authenticator() {
 fn libzmq_plain_error_form_is_an_auth_failure() {
     // The exact bytes libzmq 4.3.4's PLAIN server sent on refusing a client.
     let mut c = conn(SocketType::Pull);
-    feed(&mut c, &greeting(1, "NULL")).unwrap();
+    feed(&mut c, &greeting("NULL", 3, 1)).unwrap();
     let err = feed(&mut c, b"\x04\x09\x5eRROR\x03400").unwrap_err();
     assert_eq!(err.auth_status(), Some(400));
     // Any other mangling is still malformed.
     let mut c = conn(SocketType::Pull);
-    feed(&mut c, &greeting(1, "NULL")).unwrap();
+    feed(&mut c, &greeting("NULL", 3, 1)).unwrap();
     assert_eq!(
         feed(&mut c, b"\x04\x09\x5eRROR\x03401")
             .unwrap_err()

@@ -7,7 +7,7 @@ use zmtp_core::{
 };
 
 use super::*;
-use crate::testing::{Side, pump, pump_with};
+use zmtp_core::testing::{Side, pump, pump_with};
 
 fn ctx_parts() -> (Greeting, [u8; 64], Metadata) {
     let g = Greeting::new(MechanismName::CURVE, false);

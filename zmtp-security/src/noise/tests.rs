@@ -8,7 +8,7 @@ use zmtp_core::{
 
 use super::*;
 use crate::keys::{KeyPair, SecretKey};
-use crate::testing::{Side, pump, pump_with};
+use zmtp_core::testing::{Side, pump, pump_with};
 
 const PATTERNS: [Pattern; 3] = [Pattern::XX, Pattern::IK, Pattern::NK];
 
