@@ -381,7 +381,9 @@ pub(crate) fn run(kind: Kind, a: Args) -> i32 {
         Kind::Push | Kind::Pub => send_loop(&run, &socket, linger),
         Kind::Req => req_loop(&run, &socket),
         Kind::Rep => rep_loop(&run, &socket, a.echo),
-        Kind::Router if a.echo => echo_loop(&run, &socket),
+        // ROUTER --echo answers as REP --echo does: each message goes back
+        // whole (a ROUTER's routing id leads it to its peer).
+        Kind::Router if a.echo => rep_loop(&run, &socket, true),
         Kind::Dealer | Kind::Router | Kind::Pair | Kind::XSub => {
             duplex(&run, &socket, Format::Plain, linger)
         }
@@ -637,25 +639,4 @@ fn duplex(run: &Run, socket: &Socket, format: Format, linger: Duration) -> i32 {
             Err(_) => 1,
         }
     })
-}
-
-/// ROUTER --echo: sends every message back to the peer it came from.
-fn echo_loop(run: &Run, socket: &Socket) -> i32 {
-    let mut n = 0;
-    loop {
-        if run.count.is_some_and(|c| n >= c) {
-            socket.flush_blocking(run.remaining().unwrap_or(Duration::from_secs(5)));
-            return 0;
-        }
-        set_rcvtimeo(run, socket);
-        let msg = match socket.recv_blocking() {
-            Ok(m) => m,
-            Err(Error::WouldBlock) => return run.timed_out(),
-            Err(e) => crate::die(1, e),
-        };
-        if let Err(e) = socket.send_blocking(msg) {
-            crate::die(1, e);
-        }
-        n += 1;
-    }
 }

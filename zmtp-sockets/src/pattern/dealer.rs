@@ -16,10 +16,7 @@ pub(crate) struct Dealer {
 impl Pattern for Dealer {
     #[inline]
     fn send(&mut self, msg: Message, pipes: &mut Pipes) -> Result<u64, SendError> {
-        self.lb
-            .send(pipes, msg)
-            .map(|_| 1)
-            .map_err(SendError::Blocked)
+        self.lb.route(pipes, msg)
     }
 
     fn writable(&self, pipes: &Pipes) -> bool {

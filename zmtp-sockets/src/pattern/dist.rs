@@ -17,6 +17,14 @@ pub(crate) fn distribute(pipes: &Pipes, msg: &Message, wanted: impl Fn(&Pipe) ->
     queued
 }
 
+/// Publishes: a copy to every pipe whose peer subscribed to a prefix of
+/// the message's first frame (PUB, XPUB).
+#[inline]
+pub(crate) fn publish(pipes: &Pipes, msg: &Message) -> u64 {
+    let t = topic(msg);
+    distribute(pipes, msg, |p| p.subs.matches(t))
+}
+
 /// The first frame of a message, the topic that subscriptions match.
 pub(crate) fn topic(msg: &Message) -> &[u8] {
     msg.get(0).map_or(&[][..], |f| &f[..])

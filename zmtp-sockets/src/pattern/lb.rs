@@ -2,6 +2,7 @@
 
 use zmtp_core::Message;
 
+use super::SendError;
 use crate::pipe::{PipeId, Pipes};
 
 /// Where the next message goes.
@@ -29,6 +30,13 @@ impl LoadBalancer {
             }
         }
         Err(msg)
+    }
+
+    /// [`LoadBalancer::send`] as a pattern's send: one pipe took it, or it
+    /// waits for room.
+    #[inline]
+    pub(crate) fn route(&mut self, pipes: &Pipes, msg: Message) -> Result<u64, SendError> {
+        self.send(pipes, msg).map(|_| 1).map_err(SendError::Blocked)
     }
 
     /// Whether some pipe has room.

@@ -5,7 +5,7 @@
 
 use zmtp_core::Message;
 
-use super::dist::{distribute, topic};
+use super::dist::publish;
 use super::{Pattern, SendError, Subscription, SubscriptionLimits};
 use crate::error::Error;
 use crate::pipe::{Pipe, Pipes};
@@ -30,8 +30,7 @@ pub(super) fn apply(
 impl Pattern for Pub {
     #[inline]
     fn send(&mut self, msg: Message, pipes: &mut Pipes) -> Result<u64, SendError> {
-        let t = topic(&msg);
-        Ok(distribute(pipes, &msg, |p| p.subs.matches(t)))
+        Ok(publish(pipes, &msg))
     }
 
     fn writable(&self, _pipes: &Pipes) -> bool {

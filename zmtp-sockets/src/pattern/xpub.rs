@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use bytes::{BufMut, Bytes, BytesMut};
 use zmtp_core::Message;
 
-use super::dist::{distribute, topic};
+use super::dist::publish;
 use super::publish::apply;
 use super::{Pattern, SendError, Subscription, SubscriptionLimits};
 use crate::error::Error;
@@ -61,8 +61,7 @@ impl Pattern for XPub {
 
     #[inline]
     fn send(&mut self, msg: Message, pipes: &mut Pipes) -> Result<u64, SendError> {
-        let t = topic(&msg);
-        Ok(distribute(pipes, &msg, |p| p.subs.matches(t)))
+        Ok(publish(pipes, &msg))
     }
 
     fn writable(&self, _pipes: &Pipes) -> bool {
