@@ -264,6 +264,9 @@ fn event_line(ev: &MonitorEvent) -> (bool, String) {
             };
             (true, "handshake-failed", Some(peer), Some(r), s)
         }
+        E::ConnectStopped { reason, .. } => {
+            (true, "connect-stopped", None, Some(reason.clone()), None)
+        }
         E::Refused { peer, reason, .. } => {
             (true, "refused", Some(peer), Some(reason.to_string()), None)
         }
@@ -323,11 +326,24 @@ pub(crate) fn run(kind: Kind, a: Args) -> i32 {
     }
     let monitor = socket.monitor();
     let verbose = a.verbose;
+    // Without a bound endpoint, the run is over once every connect
+    // endpoint has stopped (its peer refused us or broke the protocol).
+    let mut connecting = if a.bind.is_empty() {
+        a.connect.len()
+    } else {
+        usize::MAX
+    };
     std::thread::spawn(move || {
         while let Some(ev) = monitor.next_blocking() {
             let (failure, line) = event_line(&ev);
             if verbose || failure {
                 eprintln!("{line}");
+            }
+            if let MonitorEvent::ConnectStopped { .. } = ev {
+                connecting = connecting.saturating_sub(1);
+                if connecting == 0 {
+                    crate::die(1, "no endpoint left: every connect was refused by its peer");
+                }
             }
         }
     });

@@ -60,6 +60,13 @@ pub(crate) struct SecurityArgs {
     noise_serverkey: Option<String>,
 }
 
+/// Which end of a mechanism's handshake a flag belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Role {
+    Client,
+    Server,
+}
+
 fn bad(msg: impl std::fmt::Display) -> ! {
     crate::die(2, msg)
 }
@@ -178,8 +185,115 @@ impl SecurityArgs {
         }
     }
 
-    /// Applies these options to a socket's options; exits 2 on bad input.
+    /// Every security flag given, with its mechanism and the role it
+    /// belongs to (`None`: either role).
+    fn given(&self) -> Vec<(&'static str, &'static str, Option<Role>)> {
+        use Role::{Client, Server};
+        let flags = [
+            ("--plain-server", self.plain_server, "PLAIN", Some(Server)),
+            ("--plain-user", self.plain_user.is_some(), "PLAIN", None),
+            (
+                "--plain-password",
+                self.plain_password.is_some(),
+                "PLAIN",
+                None,
+            ),
+            (
+                "--plain-password-file",
+                self.plain_password_file.is_some(),
+                "PLAIN",
+                None,
+            ),
+            ("--curve-server", self.curve_server, "CURVE", Some(Server)),
+            (
+                "--curve-allow",
+                !self.curve_allow.is_empty(),
+                "CURVE",
+                Some(Server),
+            ),
+            (
+                "--curve-serverkey",
+                self.curve_serverkey.is_some(),
+                "CURVE",
+                Some(Client),
+            ),
+            ("--curve-secret", self.curve_secret.is_some(), "CURVE", None),
+            (
+                "--curve-secret-file",
+                self.curve_secret_file.is_some(),
+                "CURVE",
+                None,
+            ),
+            ("--noise", self.noise.is_some(), "NOISE", None),
+            ("--noise-server", self.noise_server, "NOISE", Some(Server)),
+            (
+                "--noise-allow",
+                !self.noise_allow.is_empty(),
+                "NOISE",
+                Some(Server),
+            ),
+            (
+                "--noise-serverkey",
+                self.noise_serverkey.is_some(),
+                "NOISE",
+                Some(Client),
+            ),
+            ("--noise-secret", self.noise_secret.is_some(), "NOISE", None),
+            (
+                "--noise-secret-file",
+                self.noise_secret_file.is_some(),
+                "NOISE",
+                None,
+            ),
+        ];
+        flags
+            .into_iter()
+            .filter(|f| f.1)
+            .map(|(flag, _, mech, role)| (flag, mech, role))
+            .collect()
+    }
+
+    /// Refuses flags of two mechanisms, or of both roles of one: the
+    /// socket would otherwise run one of them and drop the other silently.
+    fn check_conflicts(&self) {
+        let given = self.given();
+        for (i, (a, mech_a, role_a)) in given.iter().enumerate() {
+            for (b, mech_b, role_b) in &given[i + 1..] {
+                if mech_a != mech_b {
+                    bad(format_args!(
+                        "{a} ({mech_a}) and {b} ({mech_b}) cannot be used together: a socket has one mechanism"
+                    ));
+                }
+                if let (Some(ra), Some(rb)) = (role_a, role_b) {
+                    if ra != rb {
+                        bad(format_args!(
+                            "{a} ({mech_a} {ra:?}) and {b} ({mech_b} {rb:?}) cannot be used together: a socket plays one role"
+                        ));
+                    }
+                }
+            }
+        }
+        let has = |flag: &str| given.iter().any(|g| g.0 == flag);
+        for (flag, needs) in [
+            ("--curve-allow", "--curve-server"),
+            ("--noise-allow", "--noise-server"),
+        ] {
+            if has(flag) && !has(needs) {
+                bad(format_args!("{flag} needs {needs}"));
+            }
+        }
+        if (has("--plain-password") || has("--plain-password-file"))
+            && !has("--plain-user")
+            && !has("--plain-server")
+        {
+            bad("a PLAIN password needs --plain-user");
+        }
+    }
+
+    /// Applies these options to a socket's options; exits 2 on bad input,
+    /// including flags that conflict.
     pub(crate) fn apply(&self, o: &mut Options) {
+        self.check_conflicts();
         if self.noise.is_some() || self.noise_server {
             self.apply_noise(o);
             return;

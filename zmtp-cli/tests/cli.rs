@@ -12,8 +12,14 @@ fn zmtp() -> Command {
 
 /// Starts a binding command and returns it with its bound endpoint.
 fn start_bound(args: &[&str]) -> (Child, String) {
+    start_bound_with_env(args, &[])
+}
+
+/// [`start_bound`] with environment variables.
+fn start_bound_with_env(args: &[&str], env: &[(&str, &str)]) -> (Child, String) {
     let mut child = zmtp()
         .args(args)
+        .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -247,7 +253,8 @@ fn curve_denied_client_is_reported_and_server_keeps_serving() {
         "--curve-allow",
         &allowed_pub,
     ]);
-    // An unlisted client: its messages never arrive; it keeps retrying.
+    // An unlisted client: its messages never arrive; refused, it stops
+    // (no endpoint left: exit 1).
     let denied = send_lines(
         &[
             "push",
@@ -256,15 +263,15 @@ fn curve_denied_client_is_reported_and_server_keeps_serving() {
             "--curve-serverkey",
             &server_pub,
             "--timeout-ms",
-            "1500",
+            "20000",
             "--linger-ms",
-            "1000",
+            "20000",
         ],
         b"intruder\n",
     );
     assert_eq!(
         denied.status.code(),
-        Some(4),
+        Some(1),
         "{}",
         String::from_utf8_lossy(&denied.stderr)
     );
@@ -272,10 +279,10 @@ fn curve_denied_client_is_reported_and_server_keeps_serving() {
     assert!(
         err.contains("event=handshake-failed")
             && err.contains("reason=authentication")
-            && err.contains("status=400"),
+            && err.contains("status=400")
+            && err.contains("event=connect-stopped"),
         "{err}"
     );
-    assert!(err.contains("unsent: 1"), "{err}");
     // Without a client secret a fresh key is used, which is not listed.
     let fresh = send_lines(
         &[
@@ -287,11 +294,11 @@ fn curve_denied_client_is_reported_and_server_keeps_serving() {
             "--timeout-ms",
             "20000",
             "--linger-ms",
-            "500",
+            "20000",
         ],
         b"friend\n",
     );
-    assert_eq!(fresh.status.code(), Some(4));
+    assert_eq!(fresh.status.code(), Some(1));
     // The listed key, from the environment, gets through.
     let mut cmd = zmtp();
     cmd.args([
@@ -856,4 +863,131 @@ fn flags_that_do_not_apply_are_refused() {
             "{args:?}: {err}"
         );
     }
+}
+
+/// Issue: conflicting security flags were accepted and one dropped
+/// silently (a PLAIN server with --curve-server ran cleartext PLAIN).
+#[test]
+fn conflicting_security_flags_are_a_usage_error_naming_both() {
+    let key = "Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID";
+    let cases: &[(&[&str], &str, &str)] = &[
+        (
+            &["--plain-server", "--plain-user", "u", "--curve-server"],
+            "--plain-server",
+            "--curve-server",
+        ),
+        (
+            &["--curve-server", "--curve-serverkey", key],
+            "--curve-server",
+            "--curve-serverkey",
+        ),
+        (
+            &["--curve-serverkey", key, "--plain-user", "u"],
+            "--plain-user",
+            "--curve-serverkey",
+        ),
+        (
+            &["--noise", "xx", "--curve-serverkey", key],
+            "--curve-serverkey",
+            "--noise",
+        ),
+        (
+            &["--noise", "xx", "--noise-server", "--noise-serverkey", key],
+            "--noise-server",
+            "--noise-serverkey",
+        ),
+    ];
+    for (flags, a, b) in cases {
+        let mut args = vec!["pull", "--bind", "tcp://127.0.0.1:0"];
+        args.extend_from_slice(flags);
+        let out = zmtp()
+            .args(&args)
+            .env(
+                "ZMTP_CURVE_SECRET",
+                "JTKVSB%%)wK0E.X)V>+}o?pNmC{O&4W4b!Ni{Lh6",
+            )
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flags:?}: {err}");
+        assert!(
+            err.contains(a) && err.contains(b) && !err.contains("listening"),
+            "{flags:?}: {err}"
+        );
+    }
+    for (flags, what) in [
+        (
+            &["--curve-allow", key][..],
+            "--curve-allow needs --curve-server",
+        ),
+        (&["--plain-password", "p"], "needs --plain-user"),
+    ] {
+        let mut args = vec!["push", "--connect", "tcp://127.0.0.1:9"];
+        args.extend_from_slice(flags);
+        let out = zmtp().args(&args).stdin(Stdio::null()).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flags:?}: {err}");
+        assert!(err.contains(what), "{flags:?}: {err}");
+    }
+}
+
+/// Issue: `zmtp push --connect ipc:///tmp/<200 x's>` retried forever.
+#[test]
+fn an_ipc_path_too_long_is_a_usage_error() {
+    let ep = format!("ipc:///tmp/{}", "x".repeat(200));
+    for verb in ["--connect", "--bind"] {
+        let out = zmtp()
+            .args(["push", verb, &ep, "--linger-ms", "500"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{verb}: {err}");
+        assert!(err.contains("at most 107"), "{verb}: {err}");
+    }
+}
+
+/// Issue: a refused PLAIN client made 30 handshakes in 3 s. Now it makes
+/// one, says why, and exits 1 since no endpoint is left.
+#[test]
+fn a_refused_client_connects_once_and_exits() {
+    let (server, ep) = start_bound_with_env(
+        &[
+            "pull",
+            "--bind",
+            "tcp://127.0.0.1:0",
+            "--plain-server",
+            "--plain-user",
+            "admin",
+            "--timeout-ms",
+            "20000",
+            "-v",
+        ],
+        &[("ZMTP_PLAIN_PASSWORD", "secret")],
+    );
+    let mut push = zmtp()
+        .args([
+            "push",
+            "--connect",
+            &ep,
+            "--plain-user",
+            "admin",
+            "--timeout-ms",
+            "20000",
+        ])
+        .env("ZMTP_PLAIN_PASSWORD", "wrong")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    push.stdin.take().unwrap().write_all(b"hi\n").unwrap();
+    let out = push.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.matches("event=handshake-failed").count(), 1, "{err}");
+    assert!(err.contains("event=connect-stopped"), "{err}");
+    assert!(err.contains("no endpoint left"), "{err}");
+    drop(server);
 }

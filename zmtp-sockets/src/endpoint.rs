@@ -6,6 +6,13 @@ use std::path::PathBuf;
 
 use crate::error::{Error, Result};
 
+/// The longest ipc path: `sun_path` is 108 bytes on Linux (104 on the
+/// BSDs and macOS), less the terminating zero.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const MAX_IPC_PATH: usize = 107;
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+const MAX_IPC_PATH: usize = 103;
+
 /// A parsed endpoint.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Endpoint {
@@ -46,6 +53,15 @@ impl Endpoint {
             "ipc" => {
                 if rest.is_empty() {
                     return Err(bad());
+                }
+                // A Unix socket address holds the path and a terminating
+                // zero in `sun_path`; a longer path cannot be bound or
+                // connected to (libzmq: ENAMETOOLONG).
+                if rest.len() > MAX_IPC_PATH {
+                    return Err(Error::Endpoint(format!(
+                        "{s}: the path is {} bytes, a Unix socket address holds at most {MAX_IPC_PATH}",
+                        rest.len()
+                    )));
                 }
                 Ok(Endpoint::Ipc(PathBuf::from(rest)))
             }
@@ -113,6 +129,17 @@ pub(crate) fn tcp_endpoint(addr: SocketAddr) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_ipc_path_too_long_for_a_socket_address_is_refused() {
+        let longest = format!("ipc:///{}", "x".repeat(MAX_IPC_PATH - 1));
+        assert!(Endpoint::parse(&longest).is_ok());
+        let over = format!("ipc:///{}", "x".repeat(MAX_IPC_PATH));
+        match Endpoint::parse(&over) {
+            Err(Error::Endpoint(why)) => assert!(why.contains("at most"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+    }
 
     #[test]
     fn parses() {

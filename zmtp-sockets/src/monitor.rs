@@ -27,6 +27,8 @@ pub enum HandshakeFailure {
 impl HandshakeFailure {
     pub(crate) fn from_core(e: &CoreError) -> HandshakeFailure {
         match e {
+            // Silence is not refusal: the next attempt may find the peer.
+            CoreError::Timeout(_) => HandshakeFailure::NoDetail(e.to_string()),
             CoreError::Peer(PeerError::AuthFailed { status }) => {
                 HandshakeFailure::Auth { status: *status }
             }
@@ -61,6 +63,28 @@ impl std::fmt::Display for Refusal {
                 }
                 f.write_str(" is taken by another peer")
             }
+        }
+    }
+}
+
+impl HandshakeFailure {
+    /// Whether the peer refused us or broke the protocol (a retry with the
+    /// same settings would fail the same way), rather than the connection
+    /// breaking or timing out.
+    pub fn is_final(&self) -> bool {
+        !matches!(self, HandshakeFailure::NoDetail(_))
+    }
+}
+
+impl std::fmt::Display for HandshakeFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HandshakeFailure::Protocol(why) => write!(f, "protocol error: {why}"),
+            HandshakeFailure::Auth { status } => {
+                write!(f, "authentication failed (status {status})")
+            }
+            HandshakeFailure::MechanismMismatch => f.write_str("the peers' mechanisms differ"),
+            HandshakeFailure::NoDetail(why) => write!(f, "connection lost: {why}"),
         }
     }
 }
@@ -138,6 +162,18 @@ pub enum MonitorEvent {
         /// Why, if for a fault.
         reason: Option<String>,
     },
+    /// A connect endpoint stopped reconnecting: its peer refused us (an
+    /// ERROR command, a failed authentication) or the protocol broke, so
+    /// another attempt with the same settings would fail the same way
+    /// (libzmq does not reconnect after a protocol error either). Calling
+    /// `connect` again tries again; the option `reconnect_after_error`
+    /// keeps retrying instead.
+    ConnectStopped {
+        /// The endpoint.
+        endpoint: String,
+        /// Why.
+        reason: String,
+    },
     /// A listener or connecter was closed (unbind, disconnect or close).
     Closed {
         /// The endpoint.
@@ -157,6 +193,7 @@ impl MonitorEvent {
             | MonitorEvent::HandshakeSucceeded { endpoint, .. }
             | MonitorEvent::HandshakeFailed { endpoint, .. }
             | MonitorEvent::Refused { endpoint, .. }
+            | MonitorEvent::ConnectStopped { endpoint, .. }
             | MonitorEvent::Disconnected { endpoint, .. }
             | MonitorEvent::Closed { endpoint } => endpoint,
         }

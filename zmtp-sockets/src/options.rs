@@ -163,6 +163,13 @@ pub struct Options {
     /// Upper bound of exponential reconnect back-off
     /// (`ZMQ_RECONNECT_IVL_MAX`; `None`: no back-off).
     pub reconnect_ivl_max: Option<Duration>,
+    /// Keep reconnecting after the peer refused us (an ERROR command, a
+    /// failed authentication) or the protocol broke (off). By default, as
+    /// libzmq, such an endpoint stops and says why
+    /// ([`crate::MonitorEvent::ConnectStopped`]): RFC 23 asks a client
+    /// that received ERROR not to retry with the same credentials. The
+    /// inverse of libzmq's `ZMQ_RECONNECT_STOP` for these cases.
+    pub reconnect_after_error: bool,
     /// Handshake deadline (`ZMQ_HANDSHAKE_IVL`, 30 s; `None`: none).
     pub handshake_ivl: Option<Duration>,
     /// PING interval (`ZMQ_HEARTBEAT_IVL`, off).
@@ -235,6 +242,7 @@ impl Default for Options {
             immediate: false,
             reconnect_ivl: Duration::from_millis(100),
             reconnect_ivl_max: None,
+            reconnect_after_error: false,
             handshake_ivl: Some(Duration::from_secs(30)),
             heartbeat_ivl: None,
             heartbeat_timeout: None,

@@ -54,7 +54,17 @@ pub(crate) async fn run(
                 // It worked: start backing off afresh.
                 ivl = base;
             }
+            let stopped = end
+                .stops_reconnecting()
+                .filter(|_| !shared.options().reconnect_after_error);
             report(&shared, &endpoint, &peer, end);
+            if let Some(reason) = stopped {
+                shared.emit(MonitorEvent::ConnectStopped {
+                    endpoint: endpoint.clone(),
+                    reason,
+                });
+                break;
+            }
             match std::mem::replace(&mut slot, PipeSlot::OnHandshake) {
                 PipeSlot::Attached(id, _) => shared.detach_pipe(id),
                 PipeSlot::Persistent(id, rx) => {

@@ -90,10 +90,27 @@ pub(crate) enum End {
     Handshake(HandshakeFailure),
     /// The socket refused the peer after its handshake.
     Refused(Refusal),
-    /// An established connection ended.
+    /// An established connection ended (the peer left, the stream broke,
+    /// or the peer fell silent past the heartbeat timeout).
     Lost(Option<String>),
+    /// An established connection was closed for the peer's protocol error.
+    Fault(String),
     /// Stopped by the socket (unbind, disconnect, close).
     Stopped,
+}
+
+impl End {
+    /// Why a connect endpoint should stop reconnecting: the peer refused us
+    /// with ERROR, or either side broke the protocol. As libzmq's session
+    /// (`session_base_t::engine_error`), only a broken or closed connection
+    /// and a timeout are worth another attempt with the same settings.
+    pub(crate) fn stops_reconnecting(&self) -> Option<String> {
+        match self {
+            End::Handshake(f) if f.is_final() => Some(f.to_string()),
+            End::Fault(reason) => Some(reason.clone()),
+            _ => None,
+        }
+    }
 }
 
 /// Runs one connection to its end.
@@ -263,7 +280,10 @@ impl<'a> Session<'a> {
 
     fn fail(&self, e: CoreError) -> End {
         if self.established {
-            End::Lost(Some(e.to_string()))
+            match e {
+                CoreError::Timeout(_) => End::Lost(Some(e.to_string())),
+                _ => End::Fault(e.to_string()),
+            }
         } else {
             End::Handshake(HandshakeFailure::from_core(&e))
         }
@@ -407,7 +427,7 @@ impl<'a> Session<'a> {
                 Ok(())
             }
             Ok(None) => Ok(()),
-            Err(_) => Err(End::Lost(Some("subscription limit exceeded".into()))),
+            Err(_) => Err(End::Fault("subscription limit exceeded".into())),
         }
     }
 
@@ -636,6 +656,11 @@ pub(crate) fn report(shared: &SocketShared, endpoint: &str, peer: &str, end: End
             endpoint,
             peer,
             reason,
+        }),
+        End::Fault(reason) => shared.emit(MonitorEvent::Disconnected {
+            endpoint,
+            peer,
+            reason: Some(reason),
         }),
         End::Refused(reason) => shared.emit(MonitorEvent::Refused {
             endpoint,

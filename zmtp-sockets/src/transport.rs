@@ -220,10 +220,7 @@ impl Listener {
             }
             #[cfg(unix)]
             Endpoint::Ipc(path) => {
-                // As libzmq does, take over a stale socket file.
-                if path.exists() && UnixStream::connect(path).is_err() {
-                    let _ = std::fs::remove_file(path);
-                }
+                take_over_stale_socket(path)?;
                 let l = Async::<UnixListener>::bind(path)?;
                 Ok((Listener::Ipc(l, path.clone()), ep.to_string()))
             }
@@ -246,6 +243,34 @@ impl Listener {
                 Ok((Stream::new(Io::Ipc(s)), path.display().to_string(), None))
             }
         }
+    }
+}
+
+/// Removes a stale socket file at `path`, as libzmq does, and nothing
+/// else: a socket file whose listener is gone (a connect to it is refused)
+/// is removed; a live socket is left to fail the bind (address in use); a
+/// regular file, directory or symbolic link is an error.
+#[cfg(unix)]
+fn take_over_stale_socket(path: &std::path::Path) -> Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::Io(e)),
+    };
+    if !meta.file_type().is_socket() {
+        return Err(Error::Io(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!("{} exists and is not a socket", path.display()),
+        )));
+    }
+    match UnixStream::connect(path) {
+        Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+            let _ = std::fs::remove_file(path);
+            Ok(())
+        }
+        // Live (the bind then fails: address in use), or not ours to judge.
+        _ => Ok(()),
     }
 }
 

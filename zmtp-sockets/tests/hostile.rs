@@ -113,7 +113,7 @@ fn huge_frame_headers_cost_nothing_and_limits_disconnect() {
     s.still_serves("warm-up");
     let before = rss_kib();
     let mut peers = Vec::new();
-    for size in [1u64 << 40, 1 << 63, u64::MAX] {
+    for size in [1u64 << 40, i64::MAX as u64] {
         let mut raw = TcpStream::connect(addr(&s.ep)).unwrap();
         raw.write_all(&greeting("NULL", 3, 1)).unwrap();
         raw.write_all(&ready("PUSH")).unwrap();
@@ -128,6 +128,21 @@ fn huge_frame_headers_cost_nothing_and_limits_disconnect() {
     // Other tests share the process: the bound is loose, and still far
     // below the terabytes announced.
     assert!(grown < 64 * 1024, "RSS grew by {grown} KiB");
+
+    // Sizes of 2^63 and more are malformed, limit or not (RFC 23 makes the
+    // size a 63-bit number; libzmq 4.3's decoder refuses them and closes
+    // the connection).
+    for size in [1u64 << 63, u64::MAX] {
+        let mut raw = TcpStream::connect(addr(&s.ep)).unwrap();
+        raw.write_all(&greeting("NULL", 3, 1)).unwrap();
+        raw.write_all(&ready("PUSH")).unwrap();
+        let mut f = vec![0x02];
+        f.extend_from_slice(&size.to_be_bytes());
+        f.extend_from_slice(b"abc");
+        raw.write_all(&f).unwrap();
+        assert!(closed_by_server(&mut raw), "size {size}");
+    }
+    s.still_serves("after sizes of 2^63 and more");
 
     // With a maximum message size the header alone disconnects.
     let s = server(|o| o.max_msg_size = Some(1000), None);
@@ -573,4 +588,160 @@ fn curve_initiate_sizes_and_zero_keys_over_sockets() {
     raw.write_all(&command_frame(&hello)).unwrap();
     assert!(closed_by_server(&mut raw), "all-zero client key");
     s.still_serves("after tampered INITIATEs and zero keys");
+}
+
+/// Issue: an ipc bind replaced any file at its path with a socket.
+/// libzmq 4.3 unlinks whatever is at the path before it binds; we are
+/// stricter: only a socket whose listener is gone is taken over.
+#[test]
+fn an_ipc_bind_removes_only_a_stale_socket() {
+    let ctx = Context::new();
+    let dir = std::env::temp_dir().join(format!("zmtp-ipc-files-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("precious");
+    std::fs::write(&file, b"precious").unwrap();
+    let sub = dir.join("a-directory");
+    std::fs::create_dir_all(&sub).unwrap();
+    let link = dir.join("a-link");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(&file, &link).unwrap();
+    for path in [&file, &sub, &link] {
+        let s = ctx.socket(SocketType::Pull).unwrap();
+        let err = s
+            .bind(&format!("ipc://{}", path.display()))
+            .expect_err("not a socket");
+        assert!(err.to_string().contains("is not a socket"), "{err}");
+    }
+    assert_eq!(std::fs::read(&file).unwrap(), b"precious");
+    assert!(sub.is_dir());
+
+    // A stale socket (its listener is gone, the file stayed) is taken over.
+    let stale = dir.join("stale.sock");
+    let _ = std::fs::remove_file(&stale);
+    drop(std::os::unix::net::UnixListener::bind(&stale).unwrap());
+    let s = ctx.socket(SocketType::Pull).unwrap();
+    s.bind(&format!("ipc://{}", stale.display())).unwrap();
+    // A live one is not: the second bind fails.
+    let s2 = ctx.socket(SocketType::Pull).unwrap();
+    assert!(s2.bind(&format!("ipc://{}", stale.display())).is_err());
+    drop((s, s2));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Issue: an ipc connect to a path longer than a socket address holds
+/// retried forever. libzmq fails `zmq_connect` with ENAMETOOLONG.
+#[test]
+fn an_ipc_path_too_long_is_refused_at_bind_and_connect() {
+    let ctx = Context::new();
+    let ep = format!("ipc:///tmp/{}", "x".repeat(200));
+    let s = ctx.socket(SocketType::Push).unwrap();
+    for r in [s.connect(&ep), s.bind(&ep).map(|_| ())] {
+        match r {
+            Err(zmtp_sockets::Error::Endpoint(why)) => assert!(why.contains("at most"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+/// Every event a connect endpoint gives until it closes.
+fn events_until_closed(mon: &zmtp_sockets::Monitor) -> Vec<MonitorEvent> {
+    let mut seen = Vec::new();
+    loop {
+        let ev = mon
+            .wait_for_blocking(TIMEOUT, |_| true)
+            .unwrap_or_else(|| panic!("no event in time after {seen:?}"));
+        let closed = matches!(ev, MonitorEvent::Closed { .. });
+        seen.push(ev);
+        if closed {
+            return seen;
+        }
+    }
+}
+
+/// Issue: a client refused with ERROR reconnected every 100 ms with the
+/// same credentials (30 handshakes in 3 s). RFC 23: a peer that receives
+/// ERROR should not reconnect with the same credentials; libzmq ends the
+/// session on any protocol error (`session_base_t::engine_error` reconnects
+/// only after connection and timeout errors): one handshake, then nothing.
+#[test]
+fn a_refused_client_stops_reconnecting_until_told_to_connect_again() {
+    let ctx = Context::new();
+    let server = ctx.socket(SocketType::Pull).unwrap();
+    let mut creds = zmtp_sockets::security::PlainCredentials::new();
+    creds.insert("admin", "secret");
+    server
+        .configure(|o| {
+            o.security = Security::PlainServer;
+            o.authenticator = Some(std::sync::Arc::new(creds));
+        })
+        .unwrap();
+    let ep = server.bind("tcp://127.0.0.1:0").unwrap();
+    let wrong = Security::PlainClient {
+        username: "admin".into(),
+        password: "wrong".into(),
+    };
+    let client = ctx.socket(SocketType::Push).unwrap();
+    client.configure(|o| o.security = wrong.clone()).unwrap();
+    let mon = client.monitor();
+    client.connect(&ep).unwrap();
+    let seen = events_until_closed(&mon);
+    let failures = seen
+        .iter()
+        .filter(|e| matches!(e, MonitorEvent::HandshakeFailed { .. }))
+        .count();
+    assert_eq!(failures, 1, "{seen:?}");
+    assert!(
+        !seen
+            .iter()
+            .any(|e| matches!(e, MonitorEvent::ConnectRetried { .. })),
+        "{seen:?}"
+    );
+    assert!(
+        seen.iter().any(|e| matches!(
+            e,
+            MonitorEvent::ConnectStopped { reason, .. } if reason.contains("authentication")
+        )),
+        "{seen:?}"
+    );
+    // `connect` again tries again, once.
+    client.connect(&ep).unwrap();
+    let again = events_until_closed(&mon);
+    assert!(
+        again
+            .iter()
+            .any(|e| matches!(e, MonitorEvent::HandshakeFailed { .. })),
+        "{again:?}"
+    );
+
+    // A protocol error (here: the mechanisms differ) stops it the same way.
+    let null = ctx.socket(SocketType::Push).unwrap();
+    let mon = null.monitor();
+    null.connect(&ep).unwrap();
+    let seen = events_until_closed(&mon);
+    assert!(
+        seen.iter()
+            .any(|e| matches!(e, MonitorEvent::ConnectStopped { .. })),
+        "{seen:?}"
+    );
+
+    // With reconnect_after_error, it keeps trying.
+    let stubborn = ctx.socket(SocketType::Push).unwrap();
+    stubborn
+        .configure(|o| {
+            o.security = wrong;
+            o.reconnect_after_error = true;
+        })
+        .unwrap();
+    let mon = stubborn.monitor();
+    stubborn.connect(&ep).unwrap();
+    let retried = mon.wait_for_blocking(TIMEOUT, |e| {
+        matches!(
+            e,
+            MonitorEvent::ConnectRetried { .. } | MonitorEvent::ConnectStopped { .. }
+        )
+    });
+    assert!(
+        matches!(retried, Some(MonitorEvent::ConnectRetried { .. })),
+        "{retried:?}"
+    );
 }

@@ -94,6 +94,12 @@ impl FrameDecoder {
         if h.command && h.more {
             return Err(malformed("frame: MORE set on a command"));
         }
+        // A long frame's size is a 63-bit number: its top bit must be zero.
+        // libzmq's decoder refuses larger sizes (they do not fit its signed
+        // 64-bit message size) and closes the connection.
+        if h.size > i64::MAX as u64 {
+            return Err(malformed("frame: size of 2^63 or more"));
+        }
         if let Some(limit) = self.max_size {
             if h.size > limit {
                 return Err(Error::Peer(PeerError::TooLarge {
@@ -168,7 +174,7 @@ mod tests {
 
     #[test]
     fn huge_announcements_cost_nothing() {
-        for size in [1u64 << 40, 1 << 63, u64::MAX] {
+        for size in [1u64 << 40, (1 << 62) + 1, i64::MAX as u64] {
             let mut dec = FrameDecoder::new(None);
             let mut buf = BytesMut::new();
             buf.extend_from_slice(&[0x02]);
@@ -179,6 +185,31 @@ mod tests {
             assert!(buf.capacity() <= cap_before);
             assert!(dec.reserve_hint(&buf) <= READ_CHUNK);
         }
+    }
+
+    #[test]
+    fn sizes_of_2_63_and_above_are_malformed() {
+        // Byte fixtures: a long data frame announcing 2^63, and 2^64 - 1,
+        // then a few body bytes.
+        for header in [
+            &b"\x02\x80\x00\x00\x00\x00\x00\x00\x00abc"[..],
+            &b"\x02\xff\xff\xff\xff\xff\xff\xff\xffabc"[..],
+            &b"\x06\x80\x00\x00\x00\x00\x00\x00\x01abc"[..],
+        ] {
+            let mut dec = FrameDecoder::new(None);
+            let mut buf = BytesMut::from(header);
+            assert_eq!(
+                dec.decode(&mut buf),
+                Err(Error::Peer(PeerError::Malformed(
+                    "frame: size of 2^63 or more"
+                ))),
+                "{header:?}"
+            );
+        }
+        // 2^63 - 1 is a valid (if unreachable) size: more bytes are needed.
+        let mut dec = FrameDecoder::new(None);
+        let mut buf = BytesMut::from(&b"\x02\x7f\xff\xff\xff\xff\xff\xff\xffabc"[..]);
+        assert_eq!(dec.decode(&mut buf), Ok(None));
     }
 
     #[test]
