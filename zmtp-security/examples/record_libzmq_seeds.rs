@@ -20,23 +20,29 @@ use zmtp_security::{CurveClient, CurveServer, KeyPair, PlainClient, PlainServer,
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let (target, out) = (args[1].as_str(), &args[2]);
-    zmtp_security::reset_deterministic();
+    // The fuzz targets' source and seed: the same draws, in the same order.
+    let random: zmtp_security::random::Random = std::sync::Arc::new(
+        zmtp_security::random::Deterministic::new(0x5EED_0000_0000_0001),
+    );
     if target == "print_server_secret" {
         // The first key the CURVE targets draw: the server's.
-        println!("{}", KeyPair::generate().secret.to_z85().as_str());
+        println!(
+            "{}",
+            KeyPair::generate_with(&*random).secret.to_z85().as_str()
+        );
         return;
     }
     if target.ends_with("_client") {
-        return client(target, out, args[3].parse().expect("port"));
+        return client(target, out, args[3].parse().expect("port"), random);
     }
     let mech: Box<dyn Mechanism> = match target {
         "curve_server" => {
             // As `zmtp_security::fuzz::curve_server` draws them.
-            let server = KeyPair::generate();
-            let _client = KeyPair::generate();
-            let _client_transient = SecretKey::generate();
+            let server = KeyPair::generate_with(&*random);
+            let _client = KeyPair::generate_with(&*random);
+            let _client_transient = SecretKey::generate_with(&*random);
             println!("server-public {}", server.public);
-            Box::new(CurveServer::new(server))
+            Box::new(CurveServer::new(server).with_random(random))
         }
         "plain_server" => Box::new(PlainServer::new()),
         t => panic!("unknown target {t}"),
@@ -80,12 +86,12 @@ fn main() {
 
 /// Client targets: connect to a libzmq server on `port` and record what it
 /// sent, with the keys the fuzz target draws.
-fn client(target: &str, out: &str, port: u16) {
+fn client(target: &str, out: &str, port: u16, random: zmtp_security::random::Random) {
     let mech: Box<dyn Mechanism> = match target {
         "curve_client" => {
-            let server = KeyPair::generate();
-            let client = KeyPair::generate();
-            Box::new(CurveClient::new(client, server.public))
+            let server = KeyPair::generate_with(&*random);
+            let client = KeyPair::generate_with(&*random);
+            Box::new(CurveClient::new(client, server.public).with_random(random))
         }
         "plain_client" => Box::new(PlainClient::new("admin", "secret").expect("credentials")),
         t => panic!("unknown target {t}"),

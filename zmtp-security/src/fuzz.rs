@@ -4,16 +4,20 @@
 //!
 //! Handshake targets feed a connection in the chunks libzmq's fuzzers use
 //! (greeting 64, HELLO 202, INITIATE 301, then the rest). Keys and nonces
-//! come from the deterministic generator, reset per input, and each target
-//! draws them in the same order as the recording in [`seeds`], so a recorded
-//! handshake replays as valid and mutations reach the deep states.
+//! come from one [`Deterministic`] source per input, given to the mechanisms
+//! the target makes (nothing global changes), and each target draws them in
+//! the same order as the recording in [`seeds`], so a recorded handshake
+//! replays as valid and mutations reach the deep states.
 
 use std::time::Instant;
 
 use zmtp_core::{AuthVerdict, Config, Connection, Event, Mechanism, SocketType};
 
+use std::sync::Arc;
+
 use crate::keys::{KeyPair, SecretKey};
 use crate::noise::Pattern;
+use crate::random::{Deterministic, Random};
 use crate::{CurveClient, CurveServer, NoiseClient, NoiseServer, PlainClient, PlainServer};
 
 const SPLITS: [usize; 3] = [64, 64 + 202, 64 + 202 + 301];
@@ -28,15 +32,8 @@ pub fn handshake_completes(target: &str, data: &[u8]) -> bool {
             Ok(m) => conn(SocketType::Push, m),
             Err(_) => return false,
         },
-        "curve_server" => {
-            let (server, _client) = curve_keys();
-            let _client_transient = SecretKey::generate();
-            conn(SocketType::Pull, CurveServer::new(server))
-        }
-        "curve_client" => {
-            let (server, client) = curve_keys();
-            conn(SocketType::Push, CurveClient::new(client, server.public))
-        }
+        "curve_server" => curve_server_conn(),
+        "curve_client" => curve_client_conn(),
         t => match noise_target(t) {
             Some((pattern, true)) => noise_server_conn(pattern),
             Some((pattern, false)) => match noise_client_conn(pattern) {
@@ -104,10 +101,36 @@ fn conn(t: SocketType, m: impl Mechanism + 'static) -> Connection {
     Connection::new(Config::new(t), Box::new(m), Instant::now())
 }
 
-/// The keys every CURVE target and recording draws first, in this order.
-fn curve_keys() -> (KeyPair, KeyPair) {
-    crate::rng::reset_deterministic();
-    (KeyPair::generate(), KeyPair::generate())
+/// The seed of every target's and recording's source.
+const SEED: u64 = 0x5EED_0000_0000_0001;
+
+/// A fresh deterministic source, and the keys every CURVE and NOISE target
+/// and recording draws from it first, in this order: the server's, the
+/// client's.
+fn curve_keys() -> (KeyPair, KeyPair, Random) {
+    let random: Random = Arc::new(Deterministic::new(SEED));
+    let server = KeyPair::generate_with(&*random);
+    let client = KeyPair::generate_with(&*random);
+    (server, client, random)
+}
+
+/// A CURVE server as the recording made it: the recorded client drew its
+/// transient key after the long-term keys.
+fn curve_server_conn() -> Connection {
+    let (server, _client, random) = curve_keys();
+    let _client_transient = SecretKey::generate_with(&*random);
+    conn(
+        SocketType::Pull,
+        CurveServer::new(server).with_random(random),
+    )
+}
+
+fn curve_client_conn() -> Connection {
+    let (server, client, random) = curve_keys();
+    conn(
+        SocketType::Push,
+        CurveClient::new(client, server.public).with_random(random),
+    )
 }
 
 /// Z85 decoding: whatever decodes re-encodes to the same text.
@@ -136,17 +159,13 @@ pub fn plain_client(data: &[u8]) {
 
 /// A CURVE server fed a client's bytes.
 pub fn curve_server(data: &[u8]) {
-    let (server, _client) = curve_keys();
-    // The recorded client drew its transient key here.
-    let _client_transient = SecretKey::generate();
-    let mut c = conn(SocketType::Pull, CurveServer::new(server));
+    let mut c = curve_server_conn();
     feed(&mut c, data, true);
 }
 
 /// A CURVE client fed a server's bytes.
 pub fn curve_client(data: &[u8]) {
-    let (server, client) = curve_keys();
-    let mut c = conn(SocketType::Push, CurveClient::new(client, server.public));
+    let mut c = curve_client_conn();
     feed(&mut c, data, true);
 }
 
@@ -159,16 +178,21 @@ fn noise_target(t: &str) -> Option<(Pattern, bool)> {
 /// ephemeral when it writes the `e` token, and the client wrote its own
 /// first.
 fn noise_server_conn(pattern: Pattern) -> Connection {
-    let (server, _client) = curve_keys();
-    let _client_ephemeral = SecretKey::generate();
-    conn(SocketType::Pull, NoiseServer::new(pattern, server))
+    let (server, _client, random) = curve_keys();
+    let _client_ephemeral = SecretKey::generate_with(&*random);
+    conn(
+        SocketType::Pull,
+        NoiseServer::new(pattern, server).with_random(random),
+    )
 }
 
 /// A NOISE client as the recording made it: its ephemeral is the first draw
 /// after the keys.
 fn noise_client_conn(pattern: Pattern) -> Option<Connection> {
-    let (server, client) = curve_keys();
-    let m = NoiseClient::new(pattern, Some(client), Some(server.public)).ok()?;
+    let (server, client, random) = curve_keys();
+    let m = NoiseClient::new(pattern, Some(client), Some(server.public))
+        .ok()?
+        .with_random(random);
     Some(conn(SocketType::Push, m))
 }
 
@@ -199,11 +223,17 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
     );
     out.push(("plain_server", to_server));
     out.push(("plain_client", to_client));
-    // CURVE: the same draws as the targets make.
-    let (server, client) = curve_keys();
+    // CURVE: the same draws as the targets make, from one source.
+    let (server, client, random) = curve_keys();
     let (to_server, to_client) = record(
-        conn(SocketType::Push, CurveClient::new(client, server.public)),
-        conn(SocketType::Pull, CurveServer::new(server)),
+        conn(
+            SocketType::Push,
+            CurveClient::new(client, server.public).with_random(random.clone()),
+        ),
+        conn(
+            SocketType::Pull,
+            CurveServer::new(server).with_random(random),
+        ),
     );
     out.push(("curve_server", to_server));
     out.push(("curve_client", to_client));
@@ -212,13 +242,16 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
         (Pattern::IK, "noise_ik_server", "noise_ik_client"),
         (Pattern::NK, "noise_nk_server", "noise_nk_client"),
     ] {
-        let (server, client) = curve_keys();
+        let (server, client, random) = curve_keys();
         let Ok(m) = NoiseClient::new(pattern, Some(client), Some(server.public)) else {
             continue;
         };
         let (to_server, to_client) = record(
-            conn(SocketType::Push, m),
-            conn(SocketType::Pull, NoiseServer::new(pattern, server)),
+            conn(SocketType::Push, m.with_random(random.clone())),
+            conn(
+                SocketType::Pull,
+                NoiseServer::new(pattern, server).with_random(random),
+            ),
         );
         out.push((server_target, to_server));
         out.push((client_target, to_client));

@@ -101,7 +101,14 @@ pub struct SecretKey([u8; 32]);
 impl SecretKey {
     /// A fresh random key.
     pub fn generate() -> SecretKey {
-        SecretKey(crate::rng::array())
+        SecretKey::generate_with(&crate::random::OsRandom)
+    }
+
+    /// A secret key from the given source (tests and fuzzing give a
+    /// deterministic one; [`SecretKey::generate`] uses the operating
+    /// system's).
+    pub fn generate_with(random: &dyn crate::random::RandomSource) -> SecretKey {
+        SecretKey(crate::random::array(random))
     }
 
     /// From raw bytes. All-zero keys are refused.
@@ -192,6 +199,11 @@ impl KeyPair {
     /// A fresh random key pair.
     pub fn generate() -> KeyPair {
         KeyPair::from_secret(SecretKey::generate())
+    }
+
+    /// A key pair from the given source of randomness.
+    pub fn generate_with(random: &dyn crate::random::RandomSource) -> KeyPair {
+        KeyPair::from_secret(SecretKey::generate_with(random))
     }
 
     /// The pair of a secret key.

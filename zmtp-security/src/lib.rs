@@ -21,14 +21,11 @@ mod error;
 pub mod keys;
 pub mod noise;
 pub mod plain;
-mod rng;
+pub mod random;
 pub mod z85;
 
 #[cfg(feature = "fuzzing")]
 pub mod fuzz;
-
-#[cfg(feature = "fuzzing")]
-pub use rng::reset_deterministic;
 
 pub use auth::{
     AddressFilter, AllowAll, AuthRequest, Authenticator, FnAuthenticator, PlainCredentials,

@@ -159,3 +159,22 @@ fn write_seeds() {
         std::fs::write(dir.join(format!("seed-{n}")), &data).unwrap();
     }
 }
+
+/// Issue: the `fuzzing` feature replaced the operating system's generator
+/// for every key in the process, so any crate enabling it made
+/// `KeyPair::generate()` print the same key on every run. This file is
+/// built with that feature: keys must still come from the operating
+/// system, and only a mechanism given a `Deterministic` source draws from
+/// it.
+#[test]
+fn keys_stay_random_with_the_fuzzing_feature() {
+    use zmtp_security::KeyPair;
+    use zmtp_security::random::Deterministic;
+    let seeded = KeyPair::generate_with(&Deterministic::new(0x5EED_0000_0000_0001)).public;
+    // A fresh thread: the old thread-local generator started at its seed.
+    let first = std::thread::spawn(|| KeyPair::generate().public)
+        .join()
+        .expect("thread");
+    assert_ne!(first, seeded);
+    assert_ne!(KeyPair::generate().public, KeyPair::generate().public);
+}

@@ -16,6 +16,7 @@ use zmtp_core::{Metadata, Result};
 use super::cipher::{Authenticated, CurveCipher};
 use super::crypto::{BoxKey, nonce};
 use crate::keys::{KeyPair, PublicKey};
+use crate::random::RandomSource;
 use zmtp_core::error::cryptographic as crypto_err;
 use zmtp_core::error::{malformed, protocol};
 
@@ -40,8 +41,9 @@ pub(super) fn start(
     ours: KeyPair,
     server: PublicKey,
     local: Metadata,
+    random: &dyn RandomSource,
 ) -> Result<(ExpectWelcome, Bytes)> {
-    let transient = KeyPair::generate();
+    let transient = KeyPair::generate_with(random);
     let hello_key = BoxKey::new(&transient.secret, &server)?;
     let short = 1u64.to_be_bytes();
     let mut hello = Vec::with_capacity(200);
@@ -69,7 +71,11 @@ impl ExpectWelcome {
     /// WELCOME: a 16-byte long nonce and a box of S' and the cookie. Answers
     /// with INITIATE: the cookie, short nonce 2, and a box of C, the vouch
     /// and our metadata.
-    pub(super) fn welcome(self, body: &Bytes) -> Result<(ExpectReady, Bytes)> {
+    pub(super) fn welcome(
+        self,
+        body: &Bytes,
+        random: &dyn RandomSource,
+    ) -> Result<(ExpectReady, Bytes)> {
         let cmd = RawCommand::parse(body)?;
         if !cmd.is(b"WELCOME") {
             return Err(protocol("CURVE client: expected WELCOME"));
@@ -87,7 +93,7 @@ impl ExpectWelcome {
         let session = BoxKey::new(&self.transient.secret, &server_transient)?;
 
         // The vouch: C' and S boxed from C to S', proving we hold C's secret.
-        let vouch_nonce: [u8; 16] = crate::rng::array();
+        let vouch_nonce: [u8; 16] = crate::random::array(random);
         let mut vouch_pt = [0u8; 64];
         vouch_pt[..32].copy_from_slice(self.transient.public.as_bytes());
         vouch_pt[32..].copy_from_slice(self.server.as_bytes());

@@ -33,11 +33,13 @@ use zmtp_core::{
 };
 
 use crate::keys::{KeyPair, PublicKey};
+use crate::random::Random;
 use cipher::CurveCipher;
 
 /// The CURVE client: it must know the server's public key.
 pub struct CurveClient {
     state: ClientState,
+    random: Random,
 }
 
 enum ClientState {
@@ -53,7 +55,15 @@ impl CurveClient {
     pub fn new(ours: KeyPair, server: PublicKey) -> CurveClient {
         CurveClient {
             state: ClientState::New { ours, server },
+            random: crate::random::os(),
         }
+    }
+
+    /// Draws the transient key and nonces from `random` instead of the
+    /// operating system's generator (tests and fuzzing).
+    pub fn with_random(mut self, random: Random) -> CurveClient {
+        self.random = random;
+        self
     }
 
     /// A client with a fresh long-term key pair (libzmq clients without
@@ -94,7 +104,7 @@ impl Mechanism for CurveClient {
         else {
             return Err(protocol("CURVE client started twice"));
         };
-        let (next, hello) = client::start(ours, server, ctx.local.clone())?;
+        let (next, hello) = client::start(ours, server, ctx.local.clone(), &*self.random)?;
         out.push(hello);
         self.state = ClientState::ExpectWelcome(next);
         Ok(Step::Continue)
@@ -103,7 +113,7 @@ impl Mechanism for CurveClient {
     fn handle_command(&mut self, body: Bytes, out: &mut Vec<Bytes>) -> Result<Step> {
         match std::mem::replace(&mut self.state, ClientState::Failed) {
             ClientState::ExpectWelcome(s) => {
-                let (next, initiate) = s.welcome(&body)?;
+                let (next, initiate) = s.welcome(&body, &*self.random)?;
                 out.push(initiate);
                 self.state = ClientState::ExpectReady(next);
                 Ok(Step::Continue)
@@ -128,6 +138,7 @@ impl Mechanism for CurveClient {
 /// The CURVE server, with its long-term key pair.
 pub struct CurveServer {
     keys: KeyPair,
+    random: Random,
     local: Metadata,
     state: ServerState,
 }
@@ -145,9 +156,17 @@ impl CurveServer {
     pub fn new(keys: KeyPair) -> CurveServer {
         CurveServer {
             keys,
+            random: crate::random::os(),
             local: Metadata::new(),
             state: ServerState::ExpectHello,
         }
+    }
+
+    /// Draws the transient key, cookie key and nonces from `random` instead
+    /// of the operating system's generator (tests and fuzzing).
+    pub fn with_random(mut self, random: Random) -> CurveServer {
+        self.random = random;
+        self
     }
 }
 
@@ -184,7 +203,7 @@ impl Mechanism for CurveServer {
     fn handle_command(&mut self, body: Bytes, out: &mut Vec<Bytes>) -> Result<Step> {
         match std::mem::replace(&mut self.state, ServerState::Failed) {
             ServerState::ExpectHello => {
-                let (next, welcome) = server::hello(&self.keys, &body)?;
+                let (next, welcome) = server::hello(&self.keys, &body, &*self.random)?;
                 out.push(welcome);
                 self.state = ServerState::ExpectInitiate(next);
                 Ok(Step::Continue)

@@ -19,6 +19,7 @@ use zmtp_core::{AuthRequest, AuthVerdict, Credentials, MechanismName, Metadata, 
 use super::cipher::{Authenticated, CurveCipher};
 use super::crypto::{BoxKey, nonce};
 use crate::keys::{KeyPair, PublicKey};
+use crate::random::RandomSource;
 use zmtp_core::error::cryptographic as crypto_err;
 use zmtp_core::error::{malformed, protocol};
 
@@ -44,7 +45,11 @@ fn short_nonce(b: &[u8]) -> u64 {
 
 /// HELLO: exactly 200 bytes, version 1.0, C', and a box from C' to S that
 /// must open. Answers with WELCOME.
-pub(super) fn hello(keys: &KeyPair, body: &Bytes) -> Result<(ExpectInitiate, Bytes)> {
+pub(super) fn hello(
+    keys: &KeyPair,
+    body: &Bytes,
+    random: &dyn RandomSource,
+) -> Result<(ExpectInitiate, Bytes)> {
     let cmd = RawCommand::parse(body)?;
     if !cmd.is(b"HELLO") {
         return Err(protocol("CURVE server: expected HELLO"));
@@ -63,10 +68,10 @@ pub(super) fn hello(keys: &KeyPair, body: &Bytes) -> Result<(ExpectInitiate, Byt
     // The box holds 64 zero bytes; opening it proves the client knows S.
     hello_key.open(&nonce(b"CurveZMQHELLO---", short), &data[114..194])?;
 
-    let transient = KeyPair::generate();
-    let cookie_key = Zeroizing::new(crate::rng::array::<32>());
+    let transient = KeyPair::generate_with(random);
+    let cookie_key = Zeroizing::new(crate::random::array::<32>(random));
     // Cookie: C' and s' in a secretbox under the cookie key.
-    let cookie_nonce: [u8; 16] = crate::rng::array();
+    let cookie_nonce: [u8; 16] = crate::random::array(random);
     let mut cookie_pt = Zeroizing::new([0u8; 64]);
     cookie_pt[..32].copy_from_slice(client_transient.as_bytes());
     cookie_pt[32..].copy_from_slice(transient.secret.as_bytes());
@@ -79,7 +84,7 @@ pub(super) fn hello(keys: &KeyPair, body: &Bytes) -> Result<(ExpectInitiate, Byt
         &mut welcome_pt,
     );
 
-    let welcome_nonce: [u8; 16] = crate::rng::array();
+    let welcome_nonce: [u8; 16] = crate::random::array(random);
     let mut welcome = Vec::with_capacity(168);
     welcome.extend_from_slice(b"\x07WELCOME");
     welcome.extend_from_slice(&welcome_nonce);

@@ -34,33 +34,42 @@ use super::cipher::SnowAesGcm;
 use super::record::{MAX_RECORD, Records};
 use super::{PROLOGUE_LABEL, Pattern};
 use crate::keys::{KeyPair, PublicKey};
+use crate::random::Random;
 
 fn usage(what: &'static str) -> Error {
     Error::Usage(zmtp_core::UsageError::InvalidArgument(what))
 }
 
-/// snow's primitives with this crate's randomness (the OS generator, or
-/// the deterministic one of the `fuzzing` feature).
-pub(super) struct Resolver(pub(super) DefaultResolver);
+/// snow's primitives with the mechanism's own source of randomness (the
+/// operating system's generator unless the mechanism was given another).
+pub(super) struct Resolver(pub(super) Random);
 
-struct Rng;
+#[cfg(test)]
+impl Resolver {
+    /// With the operating system's generator.
+    pub(super) fn os() -> Resolver {
+        Resolver(crate::random::os())
+    }
+}
+
+struct Rng(Random);
 
 impl snow::types::Random for Rng {
     fn try_fill_bytes(&mut self, dest: &mut [u8]) -> std::result::Result<(), snow::Error> {
-        crate::rng::fill(dest);
+        self.0.fill(dest);
         Ok(())
     }
 }
 
 impl CryptoResolver for Resolver {
     fn resolve_rng(&self) -> Option<Box<dyn snow::types::Random>> {
-        Some(Box::new(Rng))
+        Some(Box::new(Rng(self.0.clone())))
     }
     fn resolve_dh(&self, c: &snow::params::DHChoice) -> Option<Box<dyn snow::types::Dh>> {
-        self.0.resolve_dh(c)
+        DefaultResolver.resolve_dh(c)
     }
     fn resolve_hash(&self, c: &snow::params::HashChoice) -> Option<Box<dyn snow::types::Hash>> {
-        self.0.resolve_hash(c)
+        DefaultResolver.resolve_hash(c)
     }
     fn resolve_cipher(
         &self,
@@ -80,7 +89,7 @@ impl CryptoResolver for Resolver {
 pub(super) fn snow_reference() -> snow::resolvers::BoxedCryptoResolver {
     Box::new(snow::resolvers::FallbackResolver::new(
         Box::new(DefaultResolver),
-        Box::new(Resolver(DefaultResolver)),
+        Box::new(Resolver::os()),
     ))
 }
 
@@ -94,6 +103,7 @@ pub(super) fn prologue(client_greeting: &[u8; 64], server_greeting: &[u8; 64]) -
 
 struct Setup<'a> {
     pattern: Pattern,
+    random: &'a Random,
     prologue: &'a [u8],
     local: Option<&'a KeyPair>,
     remote: Option<&'a PublicKey>,
@@ -106,7 +116,7 @@ fn build(s: Setup<'_>, initiator: bool) -> Result<HandshakeState> {
         .protocol()
         .parse()
         .map_err(|_| usage("Noise parameters"))?;
-    let mut b = snow::Builder::with_resolver(params, Box::new(Resolver(DefaultResolver)))
+    let mut b = snow::Builder::with_resolver(params, Box::new(Resolver(s.random.clone())))
         .prologue(s.prologue)
         .map_err(|_| usage("prologue"))?;
     if let Some(k) = s.local {
@@ -183,6 +193,7 @@ fn emit(m: &Metadata) -> Zeroizing<Vec<u8>> {
 /// The NOISE client.
 pub struct NoiseClient {
     pattern: Pattern,
+    random: Random,
     keys: Option<KeyPair>,
     server: Option<PublicKey>,
     fixed_ephemeral: Option<[u8; 32]>,
@@ -227,11 +238,19 @@ impl NoiseClient {
         };
         Ok(NoiseClient {
             pattern,
+            random: crate::random::os(),
             keys,
             server,
             fixed_ephemeral: None,
             state: ClientState::New,
         })
+    }
+
+    /// Draws the ephemeral key from `random` instead of the operating
+    /// system's generator (tests and fuzzing).
+    pub fn with_random(mut self, random: Random) -> NoiseClient {
+        self.random = random;
+        self
     }
 
     /// Fixes the ephemeral key, for the specification's test vectors only.
@@ -260,6 +279,7 @@ impl Mechanism for NoiseClient {
         };
         let setup = Setup {
             pattern: self.pattern,
+            random: &self.random,
             prologue: &p,
             local: self.keys.as_ref(),
             remote,
@@ -328,6 +348,7 @@ impl Mechanism for NoiseClient {
 /// The NOISE server, with its static key pair.
 pub struct NoiseServer {
     pattern: Pattern,
+    random: Random,
     keys: KeyPair,
     fixed_ephemeral: Option<[u8; 32]>,
     local: Metadata,
@@ -359,11 +380,19 @@ impl NoiseServer {
     pub fn new(pattern: Pattern, keys: KeyPair) -> NoiseServer {
         NoiseServer {
             pattern,
+            random: crate::random::os(),
             keys,
             fixed_ephemeral: None,
             local: Metadata::new(),
             state: ServerState::New,
         }
+    }
+
+    /// Draws the ephemeral key from `random` instead of the operating
+    /// system's generator (tests and fuzzing).
+    pub fn with_random(mut self, random: Random) -> NoiseServer {
+        self.random = random;
+        self
     }
 
     /// Fixes the ephemeral key, for the specification's test vectors only.
@@ -388,6 +417,7 @@ impl Mechanism for NoiseServer {
         let p = prologue(ctx.peer_greeting, ctx.our_greeting);
         let setup = Setup {
             pattern: self.pattern,
+            random: &self.random,
             prologue: &p,
             local: Some(&self.keys),
             remote: None,

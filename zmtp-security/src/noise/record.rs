@@ -225,9 +225,8 @@ mod tests {
     #[test]
     fn handshake_cipher_interoperates_with_snow_default() {
         use super::super::handshake::{Resolver, snow_reference};
-        use snow::resolvers::DefaultResolver;
         let params: snow::params::NoiseParams = "Noise_XX_25519_AESGCM_BLAKE2s".parse().unwrap();
-        let ours = || Box::new(Resolver(DefaultResolver));
+        let ours = || Box::new(Resolver::os());
         for ours_initiates in [true, false] {
             let (ri, rr): (
                 snow::resolvers::BoxedCryptoResolver,
