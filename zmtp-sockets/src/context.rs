@@ -11,7 +11,9 @@
 //! Shutdown works like `zmq_ctx_term`: [`Context::term`] (or dropping the
 //! last handle of the context and of its sockets) closes every socket,
 //! waits until every task has flushed its queue or hit its linger, and then
-//! stops the I/O threads.
+//! stops the I/O threads. Unlike libzmq, the default linger is finite
+//! ([`crate::DEFAULT_LINGER`], 5 s), so dropping never blocks for
+//! ever unless a socket was given `linger: None`.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -28,6 +30,11 @@ use crate::socket::Socket;
 use zmtp_core::SocketType;
 
 /// A ZeroMQ context. Cheap to clone; all clones share the I/O threads.
+///
+/// Dropping the last handle (of the context and of its sockets) waits, as
+/// [`Context::term`] does, for each socket's queued messages up to its
+/// linger, 5 s by default: it never blocks for ever unless a socket's
+/// linger was set to `None`.
 #[derive(Clone)]
 pub struct Context {
     pub(crate) inner: Arc<ContextInner>,
@@ -129,15 +136,39 @@ impl ContextBuilder {
     }
 
     /// Starts the I/O threads.
+    ///
+    /// # Panics
+    ///
+    /// When the operating system refuses to start a thread, as
+    /// `std::thread::spawn` does; [`ContextBuilder::try_build`] returns the
+    /// error instead.
     pub fn build(self) -> Context {
+        self.try_build()
+            .unwrap_or_else(|e| panic!("cannot start an I/O thread: {e}"))
+    }
+
+    /// Starts the I/O threads, or says why the operating system refused one
+    /// (the threads already started are stopped again).
+    pub fn try_build(self) -> Result<Context> {
         Context::build(self)
     }
 }
 
 impl Context {
     /// A context with one I/O thread.
+    ///
+    /// # Panics
+    ///
+    /// When the operating system refuses to start the thread;
+    /// [`Context::try_new`] returns the error instead.
     pub fn new() -> Context {
         Context::with_io_threads(1)
+    }
+
+    /// A context with one I/O thread, or the operating system's refusal to
+    /// start it.
+    pub fn try_new() -> Result<Context> {
+        Context::builder().try_build()
     }
 
     /// A context with `n` I/O threads (at least one).
@@ -153,12 +184,12 @@ impl Context {
         }
     }
 
-    fn build(b: ContextBuilder) -> Context {
+    fn build(b: ContextBuilder) -> Result<Context> {
         let n = b.io_threads.max(1);
         let busy_poll = b.busy_poll;
         let (stop, stop_rx) = async_channel::bounded::<()>(1);
         let mut executors = Vec::with_capacity(n);
-        let mut threads = Vec::with_capacity(n);
+        let mut threads: Vec<JoinHandle<()>> = Vec::with_capacity(n);
         for i in 0..n {
             let ex = Arc::new(Executor::new());
             let (ex2, stop_rx) = (ex.clone(), stop_rx.clone());
@@ -178,12 +209,22 @@ impl Context {
                         let _ = busy_poll;
                         async_io::block_on(run);
                     }
-                })
-                .unwrap_or_else(|e| panic!("cannot start I/O thread: {e}"));
+                });
+            let handle = match handle {
+                Ok(h) => h,
+                Err(e) => {
+                    // Stop the threads already running.
+                    stop.close();
+                    for t in threads {
+                        let _ = t.join();
+                    }
+                    return Err(crate::Error::Io(e));
+                }
+            };
             executors.push(ex);
             threads.push(handle);
         }
-        Context {
+        Ok(Context {
             inner: Arc::new(ContextInner {
                 spawner: Spawner {
                     executors: executors.into(),
@@ -194,7 +235,7 @@ impl Context {
                 stop,
                 sockets: Mutex::new(Vec::new()),
             }),
-        }
+        })
     }
 
     /// Number of I/O threads.
@@ -213,7 +254,14 @@ impl Context {
 
     /// Closes every socket of this context (their pending and future calls
     /// fail with [`crate::Error::Closed`]), waits until each connection has
-    /// sent its queue or hit its linger, and stops the I/O threads.
+    /// sent its queue or hit its linger, and stops the I/O threads. Dropping
+    /// the last handle of the context and of its sockets does the same.
+    ///
+    /// This is the call that waits for delivery: with a socket's linger set
+    /// to `None` it returns only once that socket's queued messages were
+    /// written, however long the peer takes to appear (as libzmq's
+    /// `zmq_ctx_term`). With the default linger it returns within 5 s of
+    /// being called.
     pub fn term(self) {
         self.inner.shutdown();
     }

@@ -74,7 +74,7 @@ pub use context::{Context, ContextBuilder, DEFAULT_BUSY_POLL};
 pub use endpoint::Endpoint;
 pub use error::{Error, Result};
 pub use monitor::{HandshakeFailure, Monitor, MonitorEvent, Refusal};
-pub use options::{MechanismFactory, Options, Security};
+pub use options::{DEFAULT_LINGER, MechanismFactory, Options, Security};
 pub use poller::{Interest, Poller, Ready};
 pub use socket::Socket;
 pub use zmtp_core as core;

@@ -139,6 +139,9 @@ impl fmt::Debug for Security {
     }
 }
 
+/// The default [`Options::linger`]: 5 s.
+pub const DEFAULT_LINGER: Duration = Duration::from_secs(5);
+
 /// Options of one socket.
 #[derive(Clone)]
 #[non_exhaustive]
@@ -150,7 +153,12 @@ pub struct Options {
     /// unlimited.
     pub rcvhwm: usize,
     /// How long a closed socket keeps trying to send queued messages
-    /// (`ZMQ_LINGER`; `None` is infinite, the default).
+    /// (`ZMQ_LINGER`; `None` waits for ever). Default [`DEFAULT_LINGER`],
+    /// 5 s, where libzmq's is infinite: dropping a socket, or the last
+    /// handle of its context, waits at most this long for the peer to take
+    /// what is queued, so a program whose peer never came still exits.
+    /// Set `None` to keep libzmq's behaviour, and `Some(Duration::ZERO)` to
+    /// discard queued messages at once.
     pub linger: Option<Duration>,
     /// Send timeout (`ZMQ_SNDTIMEO`; `None` waits forever).
     pub sndtimeo: Option<Duration>,
@@ -236,7 +244,7 @@ impl Default for Options {
         Options {
             sndhwm: 1000,
             rcvhwm: 1000,
-            linger: None,
+            linger: Some(DEFAULT_LINGER),
             sndtimeo: None,
             rcvtimeo: None,
             immediate: false,

@@ -26,7 +26,9 @@ use crate::waiters::{Entry, Waiters};
 
 /// A ZeroMQ socket. Methods take `&self`; a socket can be shared between
 /// tasks or threads. Dropping it closes it; queued messages are still sent
-/// for the linger period by the I/O threads.
+/// for the linger period ([`Options::linger`], 5 s by default) by the I/O
+/// threads, and the drop of the context's last handle waits for that (see
+/// [`Context::term`]).
 ///
 /// Every standard type is available: REQ, REP, DEALER, ROUTER, PUB, SUB,
 /// XPUB, XSUB, PUSH, PULL and PAIR. What `send` and `recv` do depends on

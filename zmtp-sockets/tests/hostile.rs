@@ -745,3 +745,71 @@ fn a_refused_client_stops_reconnecting_until_told_to_connect_again() {
         "{retried:?}"
     );
 }
+
+/// A tcp endpoint where nothing listens (a port just freed).
+fn nobody_listens() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    format!("tcp://{}", l.local_addr().unwrap())
+}
+
+/// Issue: with the default (infinite) linger, a program that sent to a peer
+/// that never came never exited: the drop of its Context waited for ever.
+/// libzmq's `zmq_ctx_term` blocks the same way; a Rust drop must not. The
+/// default linger is finite now, so the drop returns after it.
+#[test]
+fn dropping_a_context_with_a_message_for_nobody_returns() {
+    assert_eq!(
+        zmtp_sockets::Options::default().linger,
+        Some(zmtp_sockets::DEFAULT_LINGER)
+    );
+    let ep = nobody_listens();
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let ctx = Context::new();
+        let push = ctx.socket(SocketType::Push).unwrap();
+        push.connect(&ep).unwrap();
+        push.send_blocking("for nobody").unwrap();
+        let started = Instant::now();
+        drop(push);
+        drop(ctx);
+        let _ = done_tx.send(started.elapsed());
+    });
+    let took = done_rx
+        .recv_timeout(zmtp_sockets::DEFAULT_LINGER + TIMEOUT)
+        .expect("the drop returned");
+    assert!(
+        took >= zmtp_sockets::DEFAULT_LINGER - Duration::from_millis(100),
+        "{took:?}"
+    );
+}
+
+/// The explicit wait: with `linger: None`, `Context::term` returns only
+/// once the queued message was delivered, however late the peer comes.
+#[test]
+fn term_with_infinite_linger_waits_for_delivery() {
+    let ep = nobody_listens();
+    let ctx = Context::new();
+    let push = ctx.socket(SocketType::Push).unwrap();
+    push.configure(|o| o.linger = None).unwrap();
+    push.connect(&ep).unwrap();
+    push.send_blocking("late but delivered").unwrap();
+    drop(push);
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        ctx.term();
+        let _ = done_tx.send(());
+    });
+    // Still waiting: nothing has taken the message.
+    assert!(done_rx.try_recv().is_err());
+    let other = Context::new();
+    let pull = other.socket(SocketType::Pull).unwrap();
+    pull.configure(|o| o.rcvtimeo = Some(TIMEOUT)).unwrap();
+    pull.bind(&ep).unwrap();
+    assert_eq!(
+        pull.recv_blocking().unwrap().frames()[0],
+        "late but delivered"
+    );
+    done_rx
+        .recv_timeout(TIMEOUT)
+        .expect("term returned after delivery");
+}
