@@ -33,6 +33,8 @@ enum Ty {
     Sub,
     Req,
     Rep,
+    Dealer,
+    Router,
 }
 
 /// Keys shared by both sides of one run.
@@ -64,6 +66,8 @@ enum Z {
     Sub(zeromq::SubSocket),
     Req(zeromq::ReqSocket),
     Rep(zeromq::RepSocket),
+    Dealer(zeromq::DealerSocket),
+    Router(zeromq::RouterSocket),
 }
 
 /// Evaluates `$body` with `$s` bound to whichever zeromq socket `$z` holds.
@@ -76,13 +80,17 @@ macro_rules! each_z {
             Z::Sub($s) => $body,
             Z::Req($s) => $body,
             Z::Rep($s) => $body,
+            Z::Dealer($s) => $body,
+            Z::Router($s) => $body,
         }
     };
 }
 
 enum Sock {
     Zmq(Z),
-    Rzmq(rzmq::Socket),
+    /// An rzmq socket, and whether it receives whole multipart messages
+    /// (its `recv` gives one frame at a time).
+    Rzmq(rzmq::Socket, bool),
     Omq(omq_tokio::Socket),
 }
 
@@ -122,6 +130,8 @@ impl Side {
                     Ty::Sub => Z::Sub(zeromq::SubSocket::new()),
                     Ty::Req => Z::Req(zeromq::ReqSocket::new()),
                     Ty::Rep => Z::Rep(zeromq::RepSocket::new()),
+                    Ty::Dealer => Z::Dealer(zeromq::DealerSocket::new()),
+                    Ty::Router => Z::Router(zeromq::RouterSocket::new()),
                 })
             }
             Side::Rzmq(ctx) => {
@@ -133,6 +143,8 @@ impl Side {
                     Ty::Sub => rzmq::SocketType::Sub,
                     Ty::Req => rzmq::SocketType::Req,
                     Ty::Rep => rzmq::SocketType::Rep,
+                    Ty::Dealer => rzmq::SocketType::Dealer,
+                    Ty::Router => rzmq::SocketType::Router,
                 };
                 let s = ctx.socket(t).unwrap();
                 match (mech, server) {
@@ -186,7 +198,7 @@ impl Side {
                         .await
                         .unwrap();
                 }
-                Sock::Rzmq(s)
+                Sock::Rzmq(s, ty == Ty::Router)
             }
             Side::Omq(ctx) => {
                 let t = match ty {
@@ -196,6 +208,8 @@ impl Side {
                     Ty::Sub => omq_tokio::SocketType::Sub,
                     Ty::Req => omq_tokio::SocketType::Req,
                     Ty::Rep => omq_tokio::SocketType::Rep,
+                    // Its ROUTER is driven through another API; not here.
+                    Ty::Dealer | Ty::Router => unsupported(),
                 };
                 let mut o = omq_tokio::Options::default();
                 if UNLIMITED.load(Ordering::Relaxed) {
@@ -234,7 +248,7 @@ impl Sock {
                 use zeromq::Socket;
                 each_z!(z, s => s.bind(ep).await).unwrap();
             }
-            Sock::Rzmq(s) => s.bind(ep).await.unwrap(),
+            Sock::Rzmq(s, _) => s.bind(ep).await.unwrap(),
             Sock::Omq(s) => {
                 s.bind(ep).await.unwrap();
             }
@@ -247,7 +261,7 @@ impl Sock {
                 use zeromq::Socket;
                 each_z!(z, s => s.connect(ep).await).unwrap();
             }
-            Sock::Rzmq(s) => s.connect(ep).await.unwrap(),
+            Sock::Rzmq(s, _) => s.connect(ep).await.unwrap(),
             Sock::Omq(s) => {
                 s.connect(ep).await.unwrap();
             }
@@ -257,7 +271,7 @@ impl Sock {
     async fn subscribe(&mut self) {
         match self {
             Sock::Zmq(Z::Sub(s)) => s.subscribe("").await.unwrap(),
-            Sock::Rzmq(s) => s
+            Sock::Rzmq(s, _) => s
                 .set_option_raw(rzmq::socket::options::SUBSCRIBE, b"")
                 .await
                 .unwrap(),
@@ -276,11 +290,12 @@ impl Sock {
                     Z::Pub(s) => s.send(msg).await,
                     Z::Req(s) => s.send(msg).await,
                     Z::Rep(s) => s.send(msg).await,
+                    Z::Dealer(s) => s.send(msg).await,
                     _ => panic!("cannot send"),
                 };
                 r.unwrap();
             }
-            Sock::Rzmq(s) => s.send(rzmq::Msg::from_vec(m.to_vec())).await.unwrap(),
+            Sock::Rzmq(s, _) => s.send(rzmq::Msg::from_vec(m.to_vec())).await.unwrap(),
             Sock::Omq(s) => s.send(omq_tokio::Message::single(m.clone())).await.unwrap(),
         }
     }
@@ -297,6 +312,8 @@ impl Sock {
                         Z::Sub(s) => s.recv().await,
                         Z::Req(s) => s.recv().await,
                         Z::Rep(s) => s.recv().await,
+                        Z::Dealer(s) => s.recv().await,
+                        Z::Router(s) => s.recv().await,
                         _ => panic!("cannot receive"),
                     };
                     r.ok().map(|m| {
@@ -307,7 +324,8 @@ impl Sock {
                         }
                     })
                 }
-                Sock::Rzmq(s) => s.recv().await.ok().map(|m| {
+                Sock::Rzmq(s, true) => s.recv_multipart().await.ok().map(|_| Bytes::new()),
+                Sock::Rzmq(s, false) => s.recv().await.ok().map(|m| {
                     if keep {
                         Bytes::copy_from_slice(m.data().unwrap_or(&[]))
                     } else {
@@ -342,7 +360,7 @@ impl Sock {
                 use zeromq::Socket;
                 each_z!(z, s => drop(s.close().await))
             }
-            Sock::Rzmq(s) => drop(s.close().await),
+            Sock::Rzmq(s, _) => drop(s.close().await),
             Sock::Omq(s) => drop(s.close().await),
         }
     }
@@ -437,8 +455,8 @@ fn main() {
         "handshake" => handshake(&run),
         "idle" => idle(&run),
         "slow-sub" => slow_sub(&run),
-        // DEALER and ROUTER are not driven here yet: their rows show "–".
-        "dealer-router" | "router-echo" => unsupported(),
+        "dealer-router" => throughput(&run),
+        "router-echo" => router_echo(&run),
         p => panic!("unknown pattern {p}"),
     };
     println!(
@@ -482,12 +500,13 @@ fn throughput(r: &Run) -> String {
     let (recv_side, send_side) = (Side::new(&r.imp), Side::new(&r.imp));
     let payload = Bytes::from(vec![0x5Au8; r.size]);
     // The sender binds for PUB/SUB (as a publisher does), the receiver for PUSH/PULL.
-    let mut sender = rt_send.block_on(send_side.socket(
-        if pubsub { Ty::Pub } else { Ty::Push },
-        &r.mech,
-        pubsub,
-        &r.keys,
-    ));
+    let dealer = r.pattern == "dealer-router";
+    let (send_ty, recv_ty) = match (pubsub, dealer) {
+        (true, _) => (Ty::Pub, Ty::Sub),
+        (_, true) => (Ty::Dealer, Ty::Router),
+        _ => (Ty::Push, Ty::Pull),
+    };
+    let mut sender = rt_send.block_on(send_side.socket(send_ty, &r.mech, pubsub, &r.keys));
     let mut receivers = Vec::new();
     if pubsub {
         rt_send.block_on(sender.bind(&r.ep));
@@ -514,7 +533,7 @@ fn throughput(r: &Run) -> String {
             });
         }
     } else {
-        let mut s = rt_recv.block_on(recv_side.socket(Ty::Pull, &r.mech, true, &r.keys));
+        let mut s = rt_recv.block_on(recv_side.socket(recv_ty, &r.mech, true, &r.keys));
         rt_recv.block_on(s.bind(&r.ep));
         rt_send.block_on(sender.connect(&r.ep));
         receivers.push(s);
@@ -586,6 +605,59 @@ fn req_rep(r: &Run) -> String {
     let pct = |p: f64| rtts[((rtts.len() as f64 - 1.0) * p) as usize].as_secs_f64() * 1e6;
     let out = format!("\"p50_us\": {:.2}, \"p99_us\": {:.2}", pct(0.5), pct(0.99));
     std::mem::forget((req, rt_req, rt_rep, rep_side, req_side));
+    out
+}
+
+/// Round trips from a DEALER through a ROUTER that sends each message back
+/// whole (its routing id first): zmq.rs only, whose ROUTER takes the id
+/// from the first frame as libzmq's does.
+fn router_echo(r: &Run) -> String {
+    if r.imp != "zeromq" {
+        unsupported();
+    }
+    let (rt_router, rt_dealer) = (rt(), rt());
+    let (router_side, dealer_side) = (Side::new(&r.imp), Side::new(&r.imp));
+    let Sock::Zmq(Z::Router(mut router)) =
+        rt_router.block_on(router_side.socket(Ty::Router, &r.mech, true, &r.keys))
+    else {
+        unsupported()
+    };
+    rt_router.block_on(async {
+        use zeromq::Socket;
+        router.bind(&r.ep).await.unwrap();
+    });
+    let count = r.count;
+    let echo = rt_router.spawn(async move {
+        use zeromq::{SocketRecv, SocketSend};
+        for _ in 0..count {
+            let Ok(m) = router.recv().await else {
+                return;
+            };
+            if router.send(m).await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut dealer = rt_dealer.block_on(dealer_side.socket(Ty::Dealer, &r.mech, false, &r.keys));
+    rt_dealer.block_on(dealer.connect(&r.ep));
+    let payload = Bytes::from(vec![0x5Au8; r.size]);
+    let mut rtts = Vec::with_capacity(count as usize);
+    rt_dealer.block_on(async {
+        for _ in 0..count {
+            let t = Instant::now();
+            dealer.send(&payload).await;
+            if dealer.recv().await.is_none() {
+                eprintln!("reply missing");
+                std::process::exit(1);
+            }
+            rtts.push(t.elapsed());
+        }
+    });
+    drop(echo);
+    rtts.sort();
+    let pct = |p: f64| rtts[((rtts.len() as f64 - 1.0) * p) as usize].as_secs_f64() * 1e6;
+    let out = format!("\"p50_us\": {:.2}, \"p99_us\": {:.2}", pct(0.5), pct(0.99));
+    std::mem::forget((dealer, rt_dealer, rt_router, router_side, dealer_side));
     out
 }
 
