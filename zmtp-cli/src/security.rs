@@ -161,6 +161,10 @@ impl SecurityArgs {
                 keys: KeyPair::from_secret(secret),
             };
             if !self.noise_allow.is_empty() {
+                // NOISE specification §5: NK clients have no key to judge.
+                if pattern == NoisePattern::NK {
+                    bad("--noise-allow cannot apply to --noise nk: NK clients have no key");
+                }
                 let list: PublicKeyAllowList = self
                     .noise_allow
                     .iter()

@@ -991,3 +991,30 @@ fn a_refused_client_connects_once_and_exits() {
     assert!(err.contains("no endpoint left"), "{err}");
     drop(server);
 }
+
+/// NOISE specification §5: an allow list of client keys cannot apply to
+/// NK, whose clients have no key; the configuration is refused at start.
+#[test]
+fn a_noise_nk_server_with_an_allow_list_is_refused() {
+    let (_, secret) = keygen();
+    let (public, _) = keygen();
+    let out = zmtp()
+        .args([
+            "pull",
+            "--bind",
+            "tcp://127.0.0.1:0",
+            "--noise",
+            "nk",
+            "--noise-server",
+            "--noise-secret",
+            &secret,
+            "--noise-allow",
+            &public,
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("NK clients have no key") && !err.contains("listening"), "{err}");
+}

@@ -169,6 +169,9 @@ pub struct Connection {
     peer: Option<Arc<Metadata>>,
     rx: BytesMut,
     plain_rx: BytesMut,
+    /// A record that failed to open, reported once the frames decrypted
+    /// before it are decoded.
+    stream_failure: Option<Error>,
     decoder: FrameDecoder,
     tx: Encoder,
     plain_tx: BytesMut,
@@ -209,6 +212,7 @@ impl Connection {
             peer: None,
             rx: BytesMut::new(),
             plain_rx: BytesMut::new(),
+            stream_failure: None,
             tx,
             plain_tx: BytesMut::new(),
             partial: Vec::new(),
@@ -526,10 +530,23 @@ impl Connection {
                 }))
             }
             Traffic::Stream(cipher) => {
-                if !self.rx.is_empty() {
-                    cipher.open(&mut self.rx, &mut self.plain_rx)?;
+                // A record that fails does not take back the frames of the
+                // records before it, even those that came in the same read
+                // (NOISE specification §6.3): they are decoded first, and
+                // the failure ends the connection once they are.
+                if self.stream_failure.is_none() && !self.rx.is_empty() {
+                    if let Err(e) = cipher.open(&mut self.rx, &mut self.plain_rx) {
+                        self.rx.clear();
+                        self.stream_failure = Some(e);
+                    }
                 }
-                self.decoder.decode(&mut self.plain_rx)
+                match self.decoder.decode(&mut self.plain_rx)? {
+                    Some(frame) => Ok(Some(frame)),
+                    None => match self.stream_failure.take() {
+                        Some(e) => Err(e),
+                        None => Ok(None),
+                    },
+                }
             }
         }
     }

@@ -1,8 +1,10 @@
 //! # zmtp-sockets: ZeroMQ sockets in pure Rust
 //!
-//! REQ/REP, PUB/SUB and PUSH/PULL over `tcp://` and `ipc://`, with NULL,
-//! PLAIN and CURVE security, talking to libzmq byte for byte, and NOISE
-//! between zmtp peers.
+//! Every standard socket type (REQ, REP, DEALER, ROUTER, PUB, SUB, XPUB,
+//! XSUB, PUSH, PULL, PAIR) over `tcp://` and `ipc://`, with NULL, PLAIN and
+//! CURVE security, talking to libzmq byte for byte, and NOISE between zmtp
+//! peers. What each type does with messages is in one file per type
+//! (`src/pattern/`), a pure state machine over the socket's pipes.
 //!
 //! ```no_run
 //! use zmtp_sockets::{Context, SocketType};

@@ -78,6 +78,43 @@ fn every_pattern_completes_and_carries_messages() {
     }
 }
 
+/// Specification §6.3: the messages completed by records that decrypted
+/// before a failing one are delivered, then the connection closes, whether
+/// the failing record came in the same read or later.
+#[test]
+fn messages_before_a_failing_record_are_delivered_however_the_bytes_arrive() {
+    for same_read in [true, false] {
+        let server_keys = KeyPair::generate();
+        let (mut c, mut s) = pair(
+            Pattern::XX,
+            server_keys.clone(),
+            Some(KeyPair::generate()),
+            None,
+        );
+        pump(&mut c, &mut s);
+        assert!(c.ready() && s.ready());
+        c.conn.send(&Message::from("valid")).unwrap();
+        let record = c.take_output();
+        // The same record again: a replay, which must not open.
+        if same_read {
+            let mut both = record.clone();
+            both.extend_from_slice(&record);
+            s.feed(&both);
+        } else {
+            s.feed(&record);
+            assert!(s.error.is_none());
+            s.feed(&record);
+        }
+        let got: Vec<_> = s.messages().iter().map(|m| m.frames()[0].clone()).collect();
+        assert_eq!(got, [Bytes::from_static(b"valid")], "same read: {same_read}");
+        assert!(
+            matches!(s.error, Some(Error::Peer(PeerError::Cryptographic(_)))),
+            "same read: {same_read}: {:?}",
+            s.error
+        );
+    }
+}
+
 #[test]
 fn many_small_messages_share_records() {
     let server_keys = KeyPair::generate();
@@ -395,8 +432,65 @@ pub(crate) fn vectors() -> Vec<(String, String)> {
         let mut plain = BytesMut::new();
         s.open(&mut w, &mut plain).unwrap();
         assert_eq!(&plain[..], b"\x00\x05hello");
+        if pattern == Pattern::XX {
+            // §6.2: the records around the rekeys, the same plaintext each
+            // time. The client's record 1 used nonce 0, the server's nonce 1
+            // (after READY at 0).
+            for (who, cipher, first, text) in [
+                ("client", &mut c, 1u64, &b"\x00\x05hello"[..]),
+                ("server", &mut s, 2, &b"\x00\x05world"[..]),
+            ] {
+                for n in first..=2000u64 {
+                    let mut w = BytesMut::new();
+                    cipher.seal(text, &mut w).unwrap();
+                    if [999, 1000, 1001, 2000].contains(&n) {
+                        out.push((format!("xx {who} record at nonce {n}"), hex(&w)));
+                    }
+                }
+            }
+            // §4.1: a whole frame, the first command with its header.
+            let (label, body) = out
+                .iter()
+                .find(|(l, _)| l == "xx client command 1")
+                .cloned()
+                .expect("logged");
+            let mut framed = format!("04{:02x}", body.len() / 2);
+            framed.push_str(&body);
+            out.push((format!("{label} as a frame"), framed));
+        }
     }
+    // §6.2: REKEY of the key 05 x 32.
+    out.push(("rekey of the key 05 x 32".into(), hex(&rekeyed([5; 32]))));
+    // §4.1: ERROR with status 400, as a command body.
+    out.push(("error 400 command".into(), hex(b"\x05ERROR\x03400")));
     out
+}
+
+/// Noise REKEY (§6.2) with ring's AES-256-GCM: the first 32 bytes of 32
+/// zero bytes sealed under `key` with the nonce 2^64 - 1.
+fn rekeyed(key: [u8; 32]) -> [u8; 32] {
+    let mut k = [0u8; 32];
+    let _tag = super::cipher::AesGcm::new(&key).seal(u64::MAX, &[], &mut k);
+    k
+}
+
+/// The rekey vector is Noise's REKEY as snow computes it with its own
+/// AES-256-GCM (RustCrypto's, not ring's).
+#[test]
+fn the_rekey_vector_is_snows_rekey() {
+    use snow::resolvers::CryptoResolver;
+    let mut theirs = snow::resolvers::DefaultResolver
+        .resolve_cipher(&snow::params::CipherChoice::AESGCM)
+        .expect("AESGCM");
+    theirs.set(&[5; 32]);
+    theirs.rekey();
+    let mut ours = [0u8; 48];
+    let n = theirs.encrypt(7, b"", &[0x11; 32], &mut ours);
+    let rekeyed = super::cipher::AesGcm::new(&rekeyed([5; 32]));
+    let mut buf = [0x11u8; 32];
+    let tag = rekeyed.seal(7, b"", &mut buf);
+    assert_eq!(&ours[..32], &buf[..]);
+    assert_eq!(&ours[32..n], &tag[..]);
 }
 
 #[test]
