@@ -1016,5 +1016,8 @@ fn a_noise_nk_server_with_an_allow_list_is_refused() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(err.contains("NK clients have no key") && !err.contains("listening"), "{err}");
+    assert!(
+        err.contains("NK clients have no key") && !err.contains("listening"),
+        "{err}"
+    );
 }

@@ -87,13 +87,45 @@ fn read_command(s: &mut TcpStream, name: &str) -> Vec<u8> {
     body[1 + name.len()..].to_vec()
 }
 
+/// snow's own primitives (RustCrypto's AES-256-GCM), with randomness from
+/// the operating system (snow's build here has no generator of its own).
+struct Primitives;
+
+struct OsRng;
+
+impl snow::types::Random for OsRng {
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), snow::Error> {
+        use zmtp_sockets::security::random::RandomSource;
+        zmtp_sockets::security::random::OsRandom.fill(dest);
+        Ok(())
+    }
+}
+
+impl snow::resolvers::CryptoResolver for Primitives {
+    fn resolve_rng(&self) -> Option<Box<dyn snow::types::Random>> {
+        Some(Box::new(OsRng))
+    }
+    fn resolve_dh(&self, c: &snow::params::DHChoice) -> Option<Box<dyn snow::types::Dh>> {
+        snow::resolvers::DefaultResolver.resolve_dh(c)
+    }
+    fn resolve_hash(&self, c: &snow::params::HashChoice) -> Option<Box<dyn snow::types::Hash>> {
+        snow::resolvers::DefaultResolver.resolve_hash(c)
+    }
+    fn resolve_cipher(
+        &self,
+        c: &snow::params::CipherChoice,
+    ) -> Option<Box<dyn snow::types::Cipher>> {
+        snow::resolvers::DefaultResolver.resolve_cipher(c)
+    }
+}
+
 /// §2 and §3: the protocol name, and the prologue of the label and both
 /// greetings, the client's first.
 fn handshake(greetings: &[u8], secret: &[u8; 32], initiator: bool) -> snow::HandshakeState {
     let params = "Noise_XX_25519_AESGCM_BLAKE2s".parse().unwrap();
     let mut prologue = b"ZMTP-NOISE/1".to_vec();
     prologue.extend_from_slice(greetings);
-    let b = snow::Builder::new(params)
+    let b = snow::Builder::with_resolver(params, Box::new(Primitives))
         .prologue(&prologue)
         .unwrap()
         .local_private_key(secret)
@@ -310,19 +342,27 @@ fn req_rep_with_the_spec_peer_as_client_and_as_server() {
         peer.send(&[b"", q.as_bytes()]);
         let got = rep.recv_blocking().unwrap();
         assert_eq!(got.frames()[0], q.as_bytes());
-        rep.send_blocking(format!("reply {i}").into_bytes()).unwrap();
-        assert_eq!(peer.recv(), [b"".to_vec(), format!("reply {i}").into_bytes()]);
+        rep.send_blocking(format!("reply {i}").into_bytes())
+            .unwrap();
+        assert_eq!(
+            peer.recv(),
+            [b"".to_vec(), format!("reply {i}").into_bytes()]
+        );
     }
     check_records(&peer);
 
     // The peer is REP (the NOISE server); our REQ asks.
     let (_ctx, req, mut peer) = we_connect(SocketType::Req, "REP");
     for i in 0..ROUNDS {
-        req.send_blocking(format!("request {i}").into_bytes()).unwrap();
+        req.send_blocking(format!("request {i}").into_bytes())
+            .unwrap();
         let got = peer.recv();
         assert_eq!(got, [b"".to_vec(), format!("request {i}").into_bytes()]);
         peer.send(&[b"", format!("reply {i}").as_bytes()]);
-        assert_eq!(req.recv_blocking().unwrap().frames()[0], format!("reply {i}").as_bytes());
+        assert_eq!(
+            req.recv_blocking().unwrap().frames()[0],
+            format!("reply {i}").as_bytes()
+        );
     }
     check_records(&peer);
 }

@@ -106,7 +106,11 @@ fn messages_before_a_failing_record_are_delivered_however_the_bytes_arrive() {
             s.feed(&record);
         }
         let got: Vec<_> = s.messages().iter().map(|m| m.frames()[0].clone()).collect();
-        assert_eq!(got, [Bytes::from_static(b"valid")], "same read: {same_read}");
+        assert_eq!(
+            got,
+            [Bytes::from_static(b"valid")],
+            "same read: {same_read}"
+        );
         assert!(
             matches!(s.error, Some(Error::Peer(PeerError::Cryptographic(_)))),
             "same read: {same_read}: {:?}",
