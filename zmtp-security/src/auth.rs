@@ -138,7 +138,9 @@ impl Authenticator for PlainCredentials {
 
 /// An allow list of client public keys (CURVE long-term keys, NOISE static
 /// keys). The key in Z85 becomes the `User-Id`, as czmq's zauth does.
-/// Other mechanisms are denied.
+/// Clients without a key are denied (status 400): NULL and PLAIN clients,
+/// and NOISE-NK clients, which are anonymous (the NOISE specification,
+/// §5: an allow list cannot apply to NK).
 #[derive(Debug, Clone, Default)]
 pub struct PublicKeyAllowList {
     keys: HashSet<[u8; 32]>,
