@@ -500,6 +500,19 @@ mod async_channel_lite {
 
 use async_channel_lite::Line;
 
+/// Sends one stdin line within the time left; `Err` carries the exit code
+/// for a send that timed out.
+fn send_line(run: &Run, socket: &Socket, line: Vec<u8>) -> Result<(), i32> {
+    let msg = run.parse_line(line);
+    let t = run.remaining();
+    let _ = socket.configure(|o| o.sndtimeo = t);
+    match socket.send_blocking(msg) {
+        Ok(()) => Ok(()),
+        Err(Error::WouldBlock) => Err(run.timed_out()),
+        Err(e) => crate::die(1, e),
+    }
+}
+
 fn send_loop(run: &Run, socket: &Socket, linger: Duration) -> i32 {
     let lines = stdin_lines();
     let mut n = 0;
@@ -508,16 +521,10 @@ fn send_loop(run: &Run, socket: &Socket, linger: Duration) -> i32 {
             break;
         }
         match lines.next(run.remaining()) {
-            Line::Text(l) => {
-                let msg = run.parse_line(l);
-                let t = run.remaining();
-                let _ = socket.configure(|o| o.sndtimeo = t);
-                match socket.send_blocking(msg) {
-                    Ok(()) => n += 1,
-                    Err(Error::WouldBlock) => return run.timed_out(),
-                    Err(e) => crate::die(1, e),
-                }
-            }
+            Line::Text(l) => match send_line(run, socket, l) {
+                Ok(()) => n += 1,
+                Err(code) => return code,
+            },
             Line::End => break,
             Line::Timeout => return run.timed_out(),
         }
@@ -614,13 +621,8 @@ fn duplex(run: &Run, socket: &Socket, format: Format, linger: Duration) -> i32 {
             loop {
                 match lines.next(run.remaining()) {
                     Line::Text(l) => {
-                        let msg = run.parse_line(l);
-                        let t = run.remaining();
-                        let _ = socket.configure(|o| o.sndtimeo = t);
-                        match socket.send_blocking(msg) {
-                            Ok(()) => {}
-                            Err(Error::WouldBlock) => std::process::exit(run.timed_out()),
-                            Err(e) => crate::die(1, e),
+                        if let Err(code) = send_line(run, socket, l) {
+                            std::process::exit(code);
                         }
                     }
                     Line::End => break,

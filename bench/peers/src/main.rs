@@ -587,25 +587,31 @@ fn req_rep(r: &Run) -> String {
     });
     let mut req = rt_req.block_on(req_side.socket(Ty::Req, &r.mech, false, &r.keys));
     rt_req.block_on(req.connect(&r.ep));
-    let payload = Bytes::from(vec![0x5Au8; r.size]);
+    let out = round_trips(&rt_req, &mut req, r.size, count);
+    drop(echo);
+    std::mem::forget((req, rt_req, rt_rep, rep_side, req_side));
+    out
+}
+
+/// `count` round trips of `size`-byte messages from `client`; the p50 and
+/// p99 fields.
+fn round_trips(rt: &tokio::runtime::Runtime, client: &mut Sock, size: usize, count: u64) -> String {
+    let payload = Bytes::from(vec![0x5Au8; size]);
     let mut rtts = Vec::with_capacity(count as usize);
-    rt_req.block_on(async {
+    rt.block_on(async {
         for _ in 0..count {
             let t = Instant::now();
-            req.send(&payload).await;
-            if req.recv().await.is_none() {
+            client.send(&payload).await;
+            if client.recv().await.is_none() {
                 eprintln!("reply missing");
                 std::process::exit(1);
             }
             rtts.push(t.elapsed());
         }
     });
-    drop(echo);
     rtts.sort();
     let pct = |p: f64| rtts[((rtts.len() as f64 - 1.0) * p) as usize].as_secs_f64() * 1e6;
-    let out = format!("\"p50_us\": {:.2}, \"p99_us\": {:.2}", pct(0.5), pct(0.99));
-    std::mem::forget((req, rt_req, rt_rep, rep_side, req_side));
-    out
+    format!("\"p50_us\": {:.2}, \"p99_us\": {:.2}", pct(0.5), pct(0.99))
 }
 
 /// Round trips from a DEALER through a ROUTER that sends each message back
@@ -640,23 +646,8 @@ fn router_echo(r: &Run) -> String {
     });
     let mut dealer = rt_dealer.block_on(dealer_side.socket(Ty::Dealer, &r.mech, false, &r.keys));
     rt_dealer.block_on(dealer.connect(&r.ep));
-    let payload = Bytes::from(vec![0x5Au8; r.size]);
-    let mut rtts = Vec::with_capacity(count as usize);
-    rt_dealer.block_on(async {
-        for _ in 0..count {
-            let t = Instant::now();
-            dealer.send(&payload).await;
-            if dealer.recv().await.is_none() {
-                eprintln!("reply missing");
-                std::process::exit(1);
-            }
-            rtts.push(t.elapsed());
-        }
-    });
+    let out = round_trips(&rt_dealer, &mut dealer, r.size, count);
     drop(echo);
-    rtts.sort();
-    let pct = |p: f64| rtts[((rtts.len() as f64 - 1.0) * p) as usize].as_secs_f64() * 1e6;
-    let out = format!("\"p50_us\": {:.2}, \"p99_us\": {:.2}", pct(0.5), pct(0.99));
     std::mem::forget((dealer, rt_dealer, rt_router, router_side, dealer_side));
     out
 }
