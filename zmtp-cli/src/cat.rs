@@ -242,7 +242,7 @@ impl Run {
     }
 }
 
-fn event_line(ev: &MonitorEvent) -> (bool, String) {
+pub(crate) fn event_line(ev: &MonitorEvent) -> (bool, String) {
     use MonitorEvent as E;
     let (failure, name, peer, reason, status) = match ev {
         E::Listening { .. } => (false, "listening", None, None, None),

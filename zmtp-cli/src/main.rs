@@ -4,6 +4,7 @@
 //! - `zmtp <TYPE> --bind/--connect ...`: cat-style sockets for scripts and
 //!   other languages' test suites: stdin lines become messages, received
 //!   messages become stdout lines.
+//! - `zmtp proxy`: a broker or forwarder between two sockets.
 //! - `zmtp bench`: throughput, latency and the application thread's CPU per
 //!   send, with both ends in one process.
 //!
@@ -15,6 +16,7 @@ mod bench;
 mod cat;
 mod keygen;
 mod probe;
+mod proxy;
 mod security;
 
 use clap::{Parser, Subcommand};
@@ -58,6 +60,10 @@ enum Command {
     /// An XSUB socket: subscribes with --subscribe, sends each stdin line
     /// upstream, and prints every message it receives.
     Xsub(cat::Args),
+    /// A proxy between two sockets (zmq_proxy): a broker (router/dealer),
+    /// a forwarder (xsub/xpub) or a streamer (pull/push). Security flags
+    /// apply to the frontend.
+    Proxy(proxy::Args),
     /// Measure throughput and latency.
     Bench(bench::Args),
 }
@@ -88,6 +94,7 @@ fn main() {
         Command::Pair(a) => cat::run(K::Pair, a),
         Command::Xpub(a) => cat::run(K::XPub, a),
         Command::Xsub(a) => cat::run(K::XSub, a),
+        Command::Proxy(a) => proxy::run(a),
         Command::Bench(a) => bench::run(a),
     };
     std::process::exit(code);

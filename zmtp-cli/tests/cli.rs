@@ -1021,3 +1021,110 @@ fn a_noise_nk_server_with_an_allow_list_is_refused() {
         "{err}"
     );
 }
+
+/// Starts a command and reads `n` `listening` lines from its stderr.
+fn start_listening(args: &[&str], n: usize) -> (Child, Vec<String>) {
+    let mut child = zmtp()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut eps = Vec::new();
+    let mut line = String::new();
+    while eps.len() < n {
+        line.clear();
+        assert!(
+            err.read_line(&mut line).unwrap() > 0,
+            "{args:?} ended early"
+        );
+        if let Some(ep) = line.trim().strip_prefix("listening ") {
+            eps.push(ep.to_owned());
+        }
+    }
+    std::thread::spawn(move || {
+        let mut sink = String::new();
+        let _ = err.read_to_string(&mut sink);
+    });
+    (child, eps)
+}
+
+/// `zmtp proxy` as a CURVE-terminating broker: REQ (CURVE) -> ROUTER |
+/// DEALER (NULL) -> REP.
+#[test]
+fn proxy_brokers_curve_clients_to_null_workers() {
+    let (public, secret) = keygen();
+    let (mut proxy, eps) = start_listening(
+        &[
+            "proxy",
+            "--frontend",
+            "router",
+            "--frontend-bind",
+            "tcp://127.0.0.1:0",
+            "--curve-server",
+            "--curve-secret",
+            &secret,
+            "--backend",
+            "dealer",
+            "--backend-bind",
+            "tcp://127.0.0.1:0",
+            "--timeout-ms",
+            "20000",
+        ],
+        2,
+    );
+    let rep = zmtp()
+        .args([
+            "rep",
+            "--connect",
+            &eps[1],
+            "--echo",
+            "--count",
+            "1",
+            "--timeout-ms",
+            "20000",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = send_lines(
+        &[
+            "req",
+            "--connect",
+            &eps[0],
+            "--curve-serverkey",
+            &public,
+            "--timeout-ms",
+            "20000",
+        ],
+        b"through the broker\n",
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "through the broker\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(finish(rep).status.code(), Some(0));
+    let _ = proxy.kill();
+    let _ = proxy.wait();
+    // A socket type the proxy does not know is a usage error.
+    let out = zmtp()
+        .args([
+            "proxy",
+            "--frontend",
+            "bogus",
+            "--frontend-bind",
+            "tcp://127.0.0.1:0",
+            "--backend",
+            "dealer",
+            "--backend-bind",
+            "tcp://127.0.0.1:0",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -61,6 +61,7 @@ mod options;
 mod pattern;
 mod pipe;
 mod poller;
+mod proxy;
 #[cfg(target_os = "linux")]
 mod reactor;
 mod reconnect;
@@ -78,6 +79,9 @@ pub use error::{Error, Result};
 pub use monitor::{HandshakeFailure, Monitor, MonitorEvent, Refusal};
 pub use options::{DEFAULT_LINGER, MechanismFactory, Options, Security};
 pub use poller::{Interest, Poller, Ready};
+pub use proxy::{
+    ProxyStats, SocketStats, proxy, proxy_blocking, proxy_steerable, proxy_steerable_blocking,
+};
 pub use socket::Socket;
 pub use zmtp_core as core;
 pub use zmtp_core::{Message, Metadata, SocketType};

@@ -415,7 +415,7 @@ impl Socket {
 
     /// [`Socket::recv`]; without `timed` it ignores the receive timeout
     /// (the blocking call bounds the wait itself).
-    async fn recv_inner(&self, timed: bool) -> Result<Message> {
+    pub(crate) async fn recv_inner(&self, timed: bool) -> Result<Message> {
         self.check_recv()?;
         let inbox = self.shared.inbox();
         let mut deadline = None;
@@ -495,6 +495,22 @@ impl Socket {
         }
         let st = &mut *self.shared.lock();
         Ok(st.pattern.received(&st.pipes, pipe, msg))
+    }
+
+    /// Whether this socket type receives at all (PUB and PUSH do not).
+    pub(crate) fn receives(&self) -> bool {
+        self.shared.recv_supported
+    }
+
+    /// Sends ignoring the send timeout (the proxy waits for room as long
+    /// as it takes, as `zmq_proxy` does).
+    pub(crate) async fn send_untimed(&self, msg: Message) -> Result<()> {
+        self.check_open()?;
+        match self.try_route(prepare(msg)) {
+            Ok(()) => Ok(()),
+            Err(SendError::Blocked(back)) => self.send_prepared(back, None).await,
+            Err(e) => Err(e.into_error()),
+        }
     }
 
     /// Whether a receive would not wait (for the poller).
