@@ -148,6 +148,7 @@ pub(crate) fn run(w: &Work) -> String {
         "req-rep" => req_rep(w),
         "dealer-router" => dealer_router(w),
         "router-echo" => router_echo(w),
+        "proxy" => proxy(w),
         "handshake" => handshake(w),
         "idle" => idle(w),
         "slow-sub" => slow_sub(w),
@@ -244,6 +245,44 @@ fn req_rep(w: &Work) -> String {
     rtts.sort();
     let pct = |p: f64| rtts[((rtts.len() as f64 - 1.0) * p) as usize].as_secs_f64() * 1e6;
     format!("\"p50_us\": {:.2}, \"p99_us\": {:.2}", pct(0.5), pct(0.99))
+}
+
+/// PUSH -> `zmq_proxy` (PULL frontend, PUSH backend, a context of its own,
+/// a thread of its own) -> PULL.
+fn proxy(w: &Work) -> String {
+    let (rctx, sctx, pctx) = (
+        zmq::Context::new(),
+        zmq::Context::new(),
+        zmq::Context::new(),
+    );
+    let receiver = socket(&rctx, zmq::PULL);
+    let out_ep = bind(&receiver, &w.transport);
+    let frontend = socket(&pctx, zmq::PULL);
+    let backend = socket(&pctx, zmq::PUSH);
+    let in_ep = bind(&frontend, &w.transport);
+    backend.connect(&out_ep).expect("connect");
+    let sender = socket(&sctx, zmq::PUSH);
+    sender.connect(&in_ep).expect("connect");
+    std::thread::spawn(move || {
+        let _ = zmq::proxy(&frontend, &backend);
+    });
+    let count = w.count;
+    let recv = std::thread::spawn(move || timed_receive(&receiver, count));
+    let payload = vec![0x5Au8; w.size];
+    let cpu0 = thread_cpu_ns();
+    for _ in 0..count {
+        sender.send(&payload[..], 0).expect("send");
+    }
+    let cpu = thread_cpu_ns() - cpu0;
+    let (first, last, got) = recv.join().expect("receiver");
+    let secs = (last - first).as_secs_f64().max(1e-9);
+    let timed = got.saturating_sub(1) as f64;
+    format!(
+        "\"received\": {got}, \"msgs_per_sec\": {:.1}, \"mb_per_sec\": {:.3}, \"send_cpu_ns_per_msg\": {:.1}",
+        timed / secs,
+        timed * w.size as f64 / secs / 1e6,
+        cpu as f64 / count as f64
+    )
 }
 
 /// A ROUTER bound, a DEALER connected to it, on two contexts.

@@ -160,7 +160,7 @@ fn measure(t: &Tools, imp: &str, w: &Work) -> Result<Fields, Miss> {
     }
     // Throughput from a run that lost messages is no throughput.
     let expected = match w.pattern {
-        "push-pull" | "dealer-router" => Some(w.count as f64),
+        "push-pull" | "dealer-router" | "proxy" => Some(w.count as f64),
         "pub-sub" => Some((w.count * w.subscribers as u64) as f64),
         "handshake" | "idle" => Some(w.count as f64),
         _ => None,
@@ -566,6 +566,13 @@ fn main() {
         1.0,
         false,
     );
+    let px = proxies(&t, &mut rep, runs, &n);
+    rep.target(
+        "PUSH→proxy→PULL 16 B ≥ 1.2× libzmq's zmq_proxy",
+        ratio(&px, "zmtp", "libzmq", "msgs_per_sec"),
+        1.2,
+        true,
+    );
     let hs = handshakes(&t, &mut rep, runs, quick);
     let mem = memory(&t, &mut rep, runs, quick);
 
@@ -903,6 +910,34 @@ fn latency(
         .render(),
     ));
     all
+}
+
+/// PUSH -> proxy -> PULL: the proxy on a context and a thread of its own,
+/// ours against libzmq's `zmq_proxy`.
+fn proxies(t: &Tools, rep: &mut Report, runs: usize, n: &dyn Fn(u64) -> u64) -> Results {
+    let imps = ["libzmq", "zmtp"];
+    let _ = writeln!(
+        rep.md,
+        "\n### Proxy\n\nPUSH → proxy (PULL frontend, PUSH backend, on a context and a thread of its own) → PULL, over tcp, NULL, 16 B; msg/s, median (min–max) of the runs, ratio to libzmq's `zmq_proxy` in the same runs.\n"
+    );
+    rep.header(&["workload", "libzmq", "zmtp"]);
+    let w = Work {
+        pattern: "proxy",
+        mechanism: "null",
+        transport: "tcp",
+        size: 16,
+        count: n(1_000_000),
+        subscribers: 1,
+    };
+    let r = run_interleaved(t, &w, &imps, runs);
+    let base = field(&r, "libzmq", "msgs_per_sec").map(|s| s.0);
+    let _ = writeln!(
+        rep.md,
+        "| PUSH→proxy→PULL msg/s | {} | {} |",
+        cell_of(&r, "libzmq", "msgs_per_sec", None),
+        cell_of(&r, "zmtp", "msgs_per_sec", base)
+    );
+    r
 }
 
 /// DEALER to ROUTER: throughput (the ROUTER receives each message with its

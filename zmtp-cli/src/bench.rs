@@ -13,7 +13,10 @@ use crate::probe::{status_kib, thread_cpu_ns};
 /// Options of `zmtp bench`.
 #[derive(clap::Args, Debug, Clone)]
 pub(crate) struct Args {
-    /// push-pull, req-rep or pub-sub; handshake (sequential connections:
+    /// push-pull, req-rep or pub-sub; dealer-router (DEALER sends, ROUTER
+    /// receives); router-echo (round trips through a ROUTER that sends each
+    /// message back); proxy (PUSH -> a PULL/PUSH proxy on a context of its
+    /// own -> PULL); handshake (sequential connections:
     /// connect, one message, close; --count connections); idle (RSS with
     /// --count connected idle PUSH sockets); slow-sub (peak RSS while a
     /// publisher sends --count messages to a subscriber reading one per ms);
@@ -377,6 +380,57 @@ fn slow_subscriber(a: &Args) -> Report {
     )
 }
 
+/// PUSH -> proxy -> PULL: the proxy (a PULL frontend and a PUSH backend)
+/// runs on a context of its own, in a thread of its own, as a libzmq
+/// `zmq_proxy` would.
+fn proxy_throughput(a: &Args) -> Report {
+    if a.mechanism != "null" {
+        bad("--pattern proxy measures NULL");
+    }
+    let (recv_ctx, send_ctx) = contexts(a);
+    let proxy_ctx = contexts(a).0;
+    let receiver = socket(&recv_ctx, SocketType::Pull);
+    let out_ep = receiver
+        .bind(&endpoint(&a.transport))
+        .unwrap_or_else(|e| crate::die(1, e));
+    let frontend = socket(&proxy_ctx, SocketType::Pull);
+    let backend = socket(&proxy_ctx, SocketType::Push);
+    let in_ep = frontend
+        .bind(&endpoint(&a.transport))
+        .unwrap_or_else(|e| crate::die(1, e));
+    backend
+        .connect(&out_ep)
+        .unwrap_or_else(|e| crate::die(1, e));
+    let sender = socket(&send_ctx, SocketType::Push);
+    sender.connect(&in_ep).unwrap_or_else(|e| crate::die(1, e));
+    // The proxy runs until the process ends.
+    std::thread::spawn(move || {
+        let _ = zmtp_sockets::proxy_blocking(&frontend, &backend, None);
+    });
+    let count = a.count;
+    let recv_thread = std::thread::spawn(move || timed_receive(&receiver, count));
+    let payload = Bytes::from(vec![0x5Au8; a.size]);
+    let cpu0 = thread_cpu_ns();
+    for _ in 0..count {
+        sender
+            .send_blocking(payload.clone())
+            .unwrap_or_else(|e| crate::die(1, e));
+    }
+    let cpu = thread_cpu_ns().saturating_sub(cpu0);
+    let (first, last, received) = recv_thread
+        .join()
+        .unwrap_or_else(|_| crate::die(1, "receiver panicked"));
+    let secs = (last - first).as_secs_f64().max(1e-9);
+    let timed = received.saturating_sub(1) as f64;
+    Report {
+        seconds: secs,
+        msgs_per_sec: timed / secs,
+        mb_per_sec: timed * a.size as f64 / secs / 1e6,
+        send_cpu_ns_per_msg: cpu as f64 / count as f64,
+        ..extra_report(a, vec![("received", received as f64)])
+    }
+}
+
 /// Receives `count` messages (or until 10 s of silence) and returns the
 /// clock at the first and the last, and how many arrived.
 fn timed_receive(receiver: &Socket, count: u64) -> (Instant, Instant, u64) {
@@ -505,6 +559,7 @@ pub(crate) fn measure(a: &Args) -> Report {
         "seal" => return seal_rate(a),
         "pub-sub" => return pub_sub(a),
         "handshake" => return handshakes(a),
+        "proxy" => return proxy_throughput(a),
         "idle" => return idle(a),
         "slow-sub" => return slow_subscriber(a),
         _ => {}
