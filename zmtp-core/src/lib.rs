@@ -42,6 +42,6 @@ pub use mechanism::{
     AuthRequest, AuthVerdict, Credentials, FrameCipher, HandshakeContext, Mechanism, Null, Step,
     StreamCipher, Traffic,
 };
-pub use message::Message;
+pub use message::{IntoFrame, Message};
 pub use socket_type::SocketType;
 pub use wire::{Command, Greeting, MechanismName, Metadata};

@@ -65,13 +65,26 @@ impl Message {
         Message::default()
     }
 
-    /// A message of the given frames.
+    /// A message of the given frames: `Bytes`, `Vec<u8>` and `String` are
+    /// taken without a copy, borrowed bytes and strings are copied.
+    ///
+    /// ```
+    /// use zmtp_core::Message;
+    /// let topic = String::from("weather");
+    /// let m = Message::from_frames([topic.as_bytes(), format!("{}", 21).as_bytes()]);
+    /// assert_eq!(m.len(), 2);
+    /// ```
     pub fn from_frames<I, B>(frames: I) -> Message
     where
         I: IntoIterator<Item = B>,
-        B: Into<Bytes>,
+        B: IntoFrame,
     {
-        Message::from(frames.into_iter().map(Into::into).collect::<Vec<Bytes>>())
+        Message::from(
+            frames
+                .into_iter()
+                .map(IntoFrame::into_frame)
+                .collect::<Vec<Bytes>>(),
+        )
     }
 
     /// Appends a frame.
@@ -187,9 +200,59 @@ impl From<Bytes> for Message {
     }
 }
 
-impl From<&'static str> for Message {
-    fn from(s: &'static str) -> Message {
-        Message::from(Bytes::from_static(s.as_bytes()))
+impl From<&str> for Message {
+    /// Copies the string (a `String` is taken without a copy).
+    fn from(s: &str) -> Message {
+        Message::from(Bytes::copy_from_slice(s.as_bytes()))
+    }
+}
+
+impl From<String> for Message {
+    fn from(s: String) -> Message {
+        Message::from(Bytes::from(s))
+    }
+}
+
+/// What can be a frame of a message: owned bytes are taken as they are,
+/// borrowed ones copied.
+pub trait IntoFrame {
+    /// The frame.
+    fn into_frame(self) -> Bytes;
+}
+
+impl IntoFrame for Bytes {
+    fn into_frame(self) -> Bytes {
+        self
+    }
+}
+
+impl IntoFrame for Vec<u8> {
+    fn into_frame(self) -> Bytes {
+        Bytes::from(self)
+    }
+}
+
+impl IntoFrame for String {
+    fn into_frame(self) -> Bytes {
+        Bytes::from(self)
+    }
+}
+
+impl IntoFrame for &[u8] {
+    fn into_frame(self) -> Bytes {
+        Bytes::copy_from_slice(self)
+    }
+}
+
+impl<const N: usize> IntoFrame for &[u8; N] {
+    fn into_frame(self) -> Bytes {
+        Bytes::copy_from_slice(self)
+    }
+}
+
+impl IntoFrame for &str {
+    fn into_frame(self) -> Bytes {
+        Bytes::copy_from_slice(self.as_bytes())
     }
 }
 

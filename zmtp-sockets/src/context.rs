@@ -252,6 +252,28 @@ impl Context {
         Ok(s)
     }
 
+    /// A new socket with options set before anything else happens to it:
+    ///
+    /// ```
+    /// use zmtp_sockets::{Context, SocketType};
+    /// let ctx = Context::new();
+    /// let push = ctx.socket_with(SocketType::Push, |o| {
+    ///     o.sndhwm = 10;
+    ///     o.linger = None;
+    /// })?;
+    /// assert_eq!(push.options().sndhwm, 10);
+    /// # Ok::<(), zmtp_sockets::Error>(())
+    /// ```
+    pub fn socket_with(
+        &self,
+        socket_type: SocketType,
+        f: impl FnOnce(&mut crate::Options),
+    ) -> Result<Socket> {
+        let s = self.socket(socket_type)?;
+        s.configure(f)?;
+        Ok(s)
+    }
+
     /// Closes every socket of this context (their pending and future calls
     /// fail with [`crate::Error::Closed`]), waits until each connection has
     /// sent its queue or hit its linger, and stops the I/O threads. Dropping

@@ -24,6 +24,10 @@ pub enum Error {
     /// message's first frame: libzmq's `EHOSTUNREACH`.
     #[error("no peer with this routing id (EHOSTUNREACH)")]
     HostUnreachable,
+    /// A message without a frame: ZeroMQ has no such message (an empty
+    /// message is one empty frame, `Message::from("")`).
+    #[error("a message needs at least one frame (EINVAL)")]
+    EmptyMessage,
     /// A malformed endpoint or unsupported transport.
     #[error("invalid endpoint {0:?}")]
     Endpoint(String),

@@ -84,5 +84,5 @@ pub use proxy::{
 };
 pub use socket::Socket;
 pub use zmtp_core as core;
-pub use zmtp_core::{Message, Metadata, SocketType};
+pub use zmtp_core::{IntoFrame, Message, Metadata, SocketType};
 pub use zmtp_security as security;

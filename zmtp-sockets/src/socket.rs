@@ -131,10 +131,11 @@ impl Socket {
     }
 
     /// Changes options. Most take effect for connections made afterwards;
-    /// `rcvhwm` only before the first bind, connect or receive. An option
-    /// that does not apply to the socket type is an error
-    /// ([`Error::InvalidOption`]), and so is `conflate` changed after the
-    /// first bind or connect.
+    /// `rcvhwm` and `conflate` can only change before the first bind,
+    /// connect or receive, and changing them later is an error
+    /// ([`Error::InvalidOption`]), as is an option that does not apply to
+    /// the socket type. [`Context::socket_with`] makes a socket with its
+    /// options in one step.
     pub fn configure(&self, f: impl FnOnce(&mut Options)) -> Result<()> {
         let new = {
             let mut o = self
@@ -172,10 +173,19 @@ impl Socket {
                 ));
             }
             pattern::check_options(self.shared.socket_type, &new)?;
-            if new.conflate != o.conflate && self.shared.inbox.get().is_some() {
-                return Err(Error::InvalidOption(
-                    "conflate must be set before the first bind or connect",
-                ));
+            // The inbox is made at the first bind, connect or receive,
+            // with these two: a later change would be accepted and ignored.
+            if self.shared.inbox.get().is_some() {
+                if new.conflate != o.conflate {
+                    return Err(Error::InvalidOption(
+                        "conflate must be set before the first bind, connect or receive",
+                    ));
+                }
+                if new.rcvhwm != o.rcvhwm {
+                    return Err(Error::InvalidOption(
+                        "rcvhwm must be set before the first bind, connect or receive",
+                    ));
+                }
             }
             *o = new.clone();
             new
@@ -321,7 +331,7 @@ impl Socket {
     pub async fn send(&self, msg: impl Into<Message>) -> Result<()> {
         self.check_open()?;
         // Fast path: a peer has room.
-        match self.try_route(prepare(msg.into())) {
+        match self.try_route(prepare(msg.into())?) {
             Ok(()) => Ok(()),
             Err(SendError::Blocked(back)) => {
                 let deadline = self.shared.sndtimeo().map(|t| Instant::now() + t);
@@ -379,7 +389,7 @@ impl Socket {
     /// Sends without waiting: [`Error::WouldBlock`] when no peer has room.
     pub fn try_send(&self, msg: impl Into<Message>) -> Result<()> {
         self.check_open()?;
-        self.try_route(prepare(msg.into()))
+        self.try_route(prepare(msg.into())?)
             .map_err(SendError::into_error)
     }
 
@@ -387,7 +397,7 @@ impl Socket {
     pub fn send_blocking(&self, msg: impl Into<Message>) -> Result<()> {
         self.check_open()?;
         // Only park the thread when no peer has room.
-        match self.try_route(prepare(msg.into())) {
+        match self.try_route(prepare(msg.into())?) {
             Ok(()) => Ok(()),
             Err(SendError::Blocked(back)) => {
                 let deadline = self.shared.sndtimeo().map(|t| Instant::now() + t);
@@ -506,7 +516,7 @@ impl Socket {
     /// as it takes, as `zmq_proxy` does).
     pub(crate) async fn send_untimed(&self, msg: Message) -> Result<()> {
         self.check_open()?;
-        match self.try_route(prepare(msg)) {
+        match self.try_route(prepare(msg)?) {
             Ok(()) => Ok(()),
             Err(SendError::Blocked(back)) => self.send_prepared(back, None).await,
             Err(e) => Err(e.into_error()),
@@ -557,10 +567,10 @@ impl Socket {
     }
 }
 
-/// A message with no frame is sent as one empty frame.
-fn prepare(mut msg: Message) -> Message {
+/// A message with no frame is refused, as every ZeroMQ binding refuses it.
+fn prepare(msg: Message) -> Result<Message> {
     if msg.is_empty() {
-        msg.push(Bytes::new());
+        return Err(Error::EmptyMessage);
     }
-    msg
+    Ok(msg)
 }

@@ -1,0 +1,86 @@
+//! The API as a new user meets it: messages from owned and borrowed data,
+//! options set with the socket, options refused when set too late, and an
+//! empty message refused.
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use zmtp_sockets::{Context, Error, Message, SocketType};
+
+#[test]
+fn messages_come_from_strings_vectors_and_borrowed_frames() {
+    let ctx = Context::new();
+    let pull = ctx
+        .socket_with(SocketType::Pull, |o| {
+            o.rcvtimeo = Some(Duration::from_secs(20))
+        })
+        .unwrap();
+    let ep = pull.bind("tcp://127.0.0.1:0").unwrap();
+    let push = ctx.socket(SocketType::Push).unwrap();
+    push.connect(&ep).unwrap();
+    let n = 21;
+    push.send_blocking(format!("temperature {n}")).unwrap();
+    let topic = String::from("weather");
+    push.send_blocking(Message::from_frames([
+        topic.as_bytes(),
+        format!("{n}").as_bytes(),
+    ]))
+    .unwrap();
+    let borrowed = topic.clone();
+    push.send_blocking(borrowed.as_str()).unwrap();
+    assert_eq!(pull.recv_blocking().unwrap().frames()[0], "temperature 21");
+    assert_eq!(
+        pull.recv_blocking().unwrap().frames(),
+        [&b"weather"[..], b"21"]
+    );
+    assert_eq!(pull.recv_blocking().unwrap().frames()[0], "weather");
+}
+
+#[test]
+fn a_message_without_a_frame_is_refused_and_an_empty_frame_is_not() {
+    let ctx = Context::new();
+    let push = ctx
+        .socket_with(SocketType::Push, |o| o.linger = Some(Duration::ZERO))
+        .unwrap();
+    push.connect("tcp://127.0.0.1:9").unwrap();
+    assert!(matches!(
+        push.try_send(Message::new()),
+        Err(Error::EmptyMessage)
+    ));
+    assert!(matches!(
+        push.send_blocking(Message::new()),
+        Err(Error::EmptyMessage)
+    ));
+    assert!(matches!(
+        futures_lite::future::block_on(push.send(Message::new())),
+        Err(Error::EmptyMessage)
+    ));
+    // One empty frame is a message (it waits for the peer's queue).
+    assert!(push.try_send("").is_ok());
+}
+
+#[test]
+fn options_are_set_with_the_socket_and_refused_when_too_late() {
+    let ctx = Context::new();
+    let pull = ctx
+        .socket_with(SocketType::Pull, |o| {
+            o.rcvhwm = 10;
+            o.sndhwm = 20;
+        })
+        .unwrap();
+    assert_eq!((pull.options().rcvhwm, pull.options().sndhwm), (10, 20));
+    // A socket_with whose options do not apply fails as configure does.
+    assert!(matches!(
+        ctx.socket_with(SocketType::Pull, |o| o.router_mandatory = true),
+        Err(Error::InvalidOption(_))
+    ));
+    pull.bind("tcp://127.0.0.1:0").unwrap();
+    // The receive queue exists now: a new bound would be ignored.
+    assert!(matches!(
+        pull.configure(|o| o.rcvhwm = 50),
+        Err(Error::InvalidOption(_))
+    ));
+    assert_eq!(pull.options().rcvhwm, 10);
+    // Options that apply to later connections are still accepted.
+    pull.configure(|o| o.sndhwm = 30).unwrap();
+}
