@@ -234,7 +234,7 @@ pub fn cell(s: &Setup) -> Cell {
         Mech::Plain => {
             if s.zmtp_is_server {
                 let mut t = PlainCredentials::new();
-                t.insert("admin", "secret");
+                t.allow("admin", "secret");
                 ours.configure(|o| {
                     o.security = Security::PlainServer;
                     o.authenticator = Some(Arc::new(t));

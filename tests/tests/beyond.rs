@@ -310,7 +310,7 @@ fn our_authenticator_denial_is_seen_by_libzmq_monitor() {
         let push = theirs(&z, zmq::PUSH);
         if mech == "plain" {
             let mut t = PlainCredentials::new();
-            t.insert("admin", "secret");
+            t.allow("admin", "secret");
             pull.configure(|o| {
                 o.security = Security::PlainServer;
                 o.authenticator = Some(Arc::new(t));
@@ -410,7 +410,7 @@ fn metadata_user_id_and_libzmq_properties() {
     let z = zmq::Context::new();
     let rep = ours(&ctx, SocketType::Rep);
     let mut t = PlainCredentials::new();
-    t.insert("admin", "secret");
+    t.allow("admin", "secret");
     rep.configure(|o| {
         o.security = Security::PlainServer;
         o.authenticator = Some(Arc::new(t));

@@ -128,7 +128,7 @@ fn secure_server(server: &Socket, mechanism: &str) -> Option<zmtp_sockets::secur
         "null" => None,
         "plain" => {
             let mut t = PlainCredentials::new();
-            t.insert("bench", "bench");
+            t.allow("bench", "bench");
             let _ = server.configure(|o| {
                 o.security = Security::PlainServer;
                 o.authenticator = Some(Arc::new(t));

@@ -10,16 +10,25 @@ pub(crate) struct Args {
     /// Print `{"public": "...", "secret": "..."}`.
     #[arg(long)]
     json: bool,
-    /// Write a zcert secret certificate at PATH (mode 0600) and the public
-    /// one at PATH.pub; print nothing.
+    /// Write a zcert public certificate at PATH and the secret one at
+    /// PATH_secret (mode 0600), as czmq and pyzmq name them; print nothing.
+    /// Existing files are not replaced without --force.
     #[arg(long, value_name = "PATH")]
     out: Option<PathBuf>,
+    /// With --out: replace existing certificate files.
+    #[arg(long, requires = "out")]
+    force: bool,
 }
 
 pub(crate) fn run(a: Args) -> i32 {
     let pair = KeyPair::generate();
     if let Some(path) = a.out {
-        if let Err(e) = pair.save(&path) {
+        let saved = if a.force {
+            pair.save_replacing(&path)
+        } else {
+            pair.save(&path)
+        };
+        if let Err(e) = saved {
             crate::die(1, e);
         }
         return 0;

@@ -23,7 +23,15 @@ use clap::{Parser, Subcommand};
 
 /// ZeroMQ (ZMTP 3.1) sockets from the shell, in pure Rust.
 #[derive(Parser, Debug)]
-#[command(name = "zmtp", version, about)]
+#[command(
+    name = "zmtp",
+    version,
+    about,
+    after_help = "Exit codes: 0 done (or --timeout-ms reached without --count); 1 runtime \
+failure (a bind failed, every connect was refused by its peer, a socket error); 2 bad \
+arguments, keys or endpoints; 3 --count not reached within --timeout-ms; 4 messages still \
+unsent when the linger ran out."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -68,13 +76,10 @@ enum Command {
     Bench(bench::Args),
 }
 
-/// Ends the process with a message on stderr.
+/// Ends the process with a message on stderr, prefixed `error:` as clap's
+/// own are, whatever the exit code.
 pub(crate) fn die(code: i32, msg: impl std::fmt::Display) -> ! {
-    if code == 2 {
-        eprintln!("error: {msg}");
-    } else {
-        eprintln!("zmtp: {msg}");
-    }
+    eprintln!("error: {msg}");
     std::process::exit(code)
 }
 

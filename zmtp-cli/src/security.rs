@@ -318,7 +318,7 @@ impl SecurityArgs {
                 .unwrap_or_else(|| bad("--plain-server needs --plain-user"));
             let pass = plain_password().unwrap_or_else(|| bad("--plain-server needs a password"));
             let mut t = PlainCredentials::new();
-            t.insert(user, pass);
+            t.allow(user, pass);
             o.security = Security::PlainServer;
             o.authenticator = Some(Arc::new(t));
         } else if self.curve_server {

@@ -96,24 +96,36 @@ fn keygen_formats() {
     );
     let dir = std::env::temp_dir().join(format!("zmtp-cli-keygen-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("server.key");
-    let out = zmtp()
-        .args(["keygen", "--out", path.to_str().unwrap()])
-        .output()
-        .unwrap();
+    // czmq's and pyzmq's names: NAME public, NAME_secret secret.
+    let public = dir.join("server.key");
+    let path = dir.join("server.key_secret");
+    let _ = std::fs::remove_file(&public);
+    let _ = std::fs::remove_file(&path);
+    let keygen_out = |force: bool| {
+        let mut args = vec!["keygen", "--out", public.to_str().unwrap()];
+        if force {
+            args.push("--force");
+        }
+        zmtp().args(args).output().unwrap()
+    };
+    let out = keygen_out(false);
     assert!(out.status.success() && out.stdout.is_empty());
     let secret = std::fs::read_to_string(&path).unwrap();
     assert!(secret.contains("secret-key = \""));
-    assert!(
-        std::fs::read_to_string(dir.join("server.key.pub"))
-            .unwrap()
-            .contains("public-key")
-    );
+    let public_text = std::fs::read_to_string(&public).unwrap();
+    assert!(public_text.contains("public-key") && !public_text.contains("secret-key"));
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(
         std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
         0o600
     );
+    // An existing key is not replaced without --force.
+    let again = keygen_out(false);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("exists"));
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), secret);
+    assert!(keygen_out(true).status.success());
+    assert_ne!(std::fs::read_to_string(&path).unwrap(), secret);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -1127,4 +1139,30 @@ fn proxy_brokers_curve_clients_to_null_workers() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
+}
+
+/// One error prefix, and the exit codes in --help.
+#[test]
+fn errors_have_one_prefix_and_help_lists_the_exit_codes() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let ep = format!("tcp://127.0.0.1:{}", taken.local_addr().unwrap().port());
+    // A runtime failure (exit 1) and a usage error (exit 2) alike.
+    for (args, code) in [
+        (
+            vec!["pull", "--bind", ep.as_str(), "--timeout-ms", "100"],
+            1,
+        ),
+        (vec!["pull", "--bind", "nonsense"], 2),
+    ] {
+        let out = zmtp().args(&args).output().unwrap();
+        assert_eq!(out.status.code(), Some(code), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).starts_with("error: "),
+            "{args:?}"
+        );
+    }
+    let help = String::from_utf8(zmtp().arg("--help").output().unwrap().stdout).unwrap();
+    for code in ["0 done", "1 runtime", "2 bad", "3 --count", "4 messages"] {
+        assert!(help.contains(code), "{help}");
+    }
 }

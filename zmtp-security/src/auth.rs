@@ -105,8 +105,10 @@ impl PlainCredentials {
         PlainCredentials::default()
     }
 
-    /// Adds or replaces a user.
-    pub fn insert(&mut self, username: impl AsRef<[u8]>, password: impl AsRef<[u8]>) -> &mut Self {
+    /// Allows a user with this password (replacing its old one): the verb
+    /// of every allow list here (`PublicKeyAllowList::allow`,
+    /// `AddressFilter::allow`).
+    pub fn allow(&mut self, username: impl AsRef<[u8]>, password: impl AsRef<[u8]>) -> &mut Self {
         self.users.insert(
             username.as_ref().to_vec(),
             zeroize::Zeroizing::new(password.as_ref().to_vec()),
@@ -277,7 +279,7 @@ mod tests {
     #[test]
     fn plain_table() {
         let mut t = PlainCredentials::new();
-        t.insert("admin", "secret");
+        t.allow("admin", "secret");
         let ok = block_on(t.authenticate(&request(plain(b"admin", b"secret"), "127.0.0.1")));
         assert!(matches!(ok, AuthVerdict::Allow { ref user_id, .. } if user_id == &b"admin"[..]));
         for creds in [

@@ -19,6 +19,9 @@ pub enum KeyError {
     /// A key that is not 32 bytes (40 Z85 characters).
     #[error("a key is 40 Z85 characters or 32 bytes, not {0}")]
     KeyLength(usize),
+    /// A certificate file that is already there (nothing was written).
+    #[error("{0} exists: not replaced")]
+    Exists(String),
     /// An all-zero key, which libsodium (and so libzmq) refuses.
     #[error("all-zero key")]
     ZeroKey,

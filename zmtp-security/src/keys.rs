@@ -233,11 +233,21 @@ impl KeyPair {
         Ok(pair)
     }
 
-    /// Writes the secret certificate at `path` (mode 0600 on Unix) and the
-    /// public one at `path.pub`, as czmq's `zcert_save` does... with the
-    /// public file named by appending `.pub`.
+    /// Writes the public certificate at `path` and the secret one at
+    /// `path` followed by `_secret` (mode 0600 on Unix), as czmq's
+    /// `zcert_save` and pyzmq's `zmq.auth.create_certificates` name them.
+    /// Refuses, with [`KeyError::Exists`], to replace either file; see
+    /// [`KeyPair::save_replacing`].
     pub fn save(&self, path: impl AsRef<Path>) -> Result<(), KeyError> {
-        let path = path.as_ref();
+        self.write_certificates(path.as_ref(), false)
+    }
+
+    /// [`KeyPair::save`], replacing the files if they exist.
+    pub fn save_replacing(&self, path: impl AsRef<Path>) -> Result<(), KeyError> {
+        self.write_certificates(path.as_ref(), true)
+    }
+
+    fn write_certificates(&self, path: &Path, replace: bool) -> Result<(), KeyError> {
         let public = self.public.to_z85();
         let secret = self.secret.to_z85();
         let secret_text = Zeroizing::new(format!(
@@ -255,12 +265,26 @@ impl KeyPair {
              #   directory, in the .curve subdirectory.\n\n\
              metadata\ncurve\n    public-key = \"{public}\"\n"
         );
-        write_private(path, secret_text.as_bytes())?;
-        let mut pub_path = path.as_os_str().to_owned();
-        pub_path.push(".pub");
-        std::fs::write(&pub_path, public_text)
-            .map_err(|e| KeyError::Certificate(format!("{}: {e}", Path::new(&pub_path).display())))
+        let secret_path = secret_certificate_path(path);
+        if !replace {
+            for p in [path, secret_path.as_path()] {
+                if p.exists() {
+                    return Err(KeyError::Exists(p.display().to_string()));
+                }
+            }
+        }
+        write_private(&secret_path, secret_text.as_bytes())?;
+        std::fs::write(path, public_text)
+            .map_err(|e| KeyError::Certificate(format!("{}: {e}", path.display())))
     }
+}
+
+/// Where [`KeyPair::save`] puts the secret certificate of `path`:
+/// `path_secret`, as czmq does.
+pub fn secret_certificate_path(path: impl AsRef<Path>) -> std::path::PathBuf {
+    let mut p = path.as_ref().as_os_str().to_owned();
+    p.push("_secret");
+    p.into()
 }
 
 /// Loads the public key from a zcert file (public or secret certificate).
@@ -431,15 +455,22 @@ mod tests {
     fn zcert_save_and_load() {
         let dir = std::env::temp_dir().join(format!("zmtp-cert-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("server.key_secret");
+        let pub_path = dir.join("server.key");
+        let _ = std::fs::remove_file(&pub_path);
+        let path = secret_certificate_path(&pub_path);
+        let _ = std::fs::remove_file(&path);
         let pair = KeyPair::generate();
-        pair.save(&path).unwrap();
+        pair.save(&pub_path).unwrap();
         assert_eq!(KeyPair::load(&path).unwrap(), pair);
-        let mut pub_path = path.clone().into_os_string();
-        pub_path.push(".pub");
         assert_eq!(load_public_certificate(&pub_path).unwrap(), pair.public);
         assert!(KeyPair::load(&pub_path).is_err());
         assert_eq!(load_secret_key(&path).unwrap(), pair.secret);
+        // Never replaced unless asked.
+        let other = KeyPair::generate();
+        assert!(matches!(other.save(&pub_path), Err(KeyError::Exists(_))));
+        assert_eq!(KeyPair::load(&path).unwrap(), pair);
+        other.save_replacing(&pub_path).unwrap();
+        assert_eq!(KeyPair::load(&path).unwrap(), other);
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

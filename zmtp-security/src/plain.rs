@@ -254,7 +254,7 @@ mod tests {
 
     fn table(req: &zmtp_core::AuthRequest) -> AuthVerdict {
         let mut t = crate::PlainCredentials::new();
-        t.insert("admin", "password");
+        t.allow("admin", "password");
         futures_lite::future::block_on(crate::Authenticator::authenticate(
             &t,
             &crate::AuthRequest {

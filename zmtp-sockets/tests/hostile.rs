@@ -668,7 +668,7 @@ fn a_refused_client_stops_reconnecting_until_told_to_connect_again() {
     let ctx = Context::new();
     let server = ctx.socket(SocketType::Pull).unwrap();
     let mut creds = zmtp_sockets::security::PlainCredentials::new();
-    creds.insert("admin", "secret");
+    creds.allow("admin", "secret");
     server
         .configure(|o| {
             o.security = Security::PlainServer;

@@ -469,7 +469,7 @@ fn plain_denied_reports_auth_status_on_both_sides() {
     let pull = ctx.socket(SocketType::Pull).unwrap();
     let push = ctx.socket(SocketType::Push).unwrap();
     let mut t = zmtp_sockets::security::PlainCredentials::new();
-    t.insert("admin", "secret");
+    t.allow("admin", "secret");
     pull.configure(|o| {
         o.security = zmtp_sockets::Security::PlainServer;
         o.authenticator = Some(std::sync::Arc::new(t));

@@ -56,7 +56,7 @@ pub fn secure(server: &Socket, client: &Socket, m: Mech) {
         Mech::Null => {}
         Mech::Plain => {
             let mut t = PlainCredentials::new();
-            t.insert("admin", "secret");
+            t.allow("admin", "secret");
             server
                 .configure(|o| {
                     o.security = Security::PlainServer;
