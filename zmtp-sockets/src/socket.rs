@@ -394,6 +394,12 @@ impl Socket {
     }
 
     /// Blocking [`Socket::send`], for plain threads.
+    ///
+    /// It parks the calling thread. Call it from plain threads, not from a
+    /// task of an async runtime: on a runtime thread it stops every other
+    /// task of that thread, and if the peer this call waits for is such a
+    /// task (a current-thread runtime, say), the two wait for each other
+    /// for ever. In async code use the future form.
     pub fn send_blocking(&self, msg: impl Into<Message>) -> Result<()> {
         self.check_open()?;
         // Only park the thread when no peer has room.
@@ -474,6 +480,12 @@ impl Socket {
     }
 
     /// Blocking [`Socket::recv`], for plain threads.
+    ///
+    /// It parks the calling thread. Call it from plain threads, not from a
+    /// task of an async runtime: on a runtime thread it stops every other
+    /// task of that thread, and if the peer this call waits for is such a
+    /// task (a current-thread runtime, say), the two wait for each other
+    /// for ever. In async code use the future form.
     pub fn recv_blocking(&self) -> Result<Message> {
         // Only park the thread when nothing is queued.
         match self.try_recv() {
