@@ -43,10 +43,10 @@ type Fields = BTreeMap<String, f64>;
 fn parse(line: &str) -> Fields {
     let mut f = Fields::new();
     for part in line.trim().trim_matches(['{', '}']).split(", \"") {
-        if let Some((k, v)) = part.split_once("\": ") {
-            if let Ok(v) = v.trim().parse::<f64>() {
-                f.insert(k.trim_matches('"').to_owned(), v);
-            }
+        if let Some((k, v)) = part.split_once("\": ")
+            && let Ok(v) = v.trim().parse::<f64>()
+        {
+            f.insert(k.trim_matches('"').to_owned(), v);
         }
     }
     f
@@ -165,11 +165,11 @@ fn measure(t: &Tools, imp: &str, w: &Work) -> Result<Fields, Miss> {
         "handshake" | "idle" => Some(w.count as f64),
         _ => None,
     };
-    if let (Some(e), Some(got)) = (expected, f.get("received")) {
-        if *got < e {
-            eprintln!("  {imp} {w:?}: {got} of {e} arrived");
-            return Err(Miss::Failed);
-        }
+    if let (Some(e), Some(got)) = (expected, f.get("received"))
+        && *got < e
+    {
+        eprintln!("  {imp} {w:?}: {got} of {e} arrived");
+        return Err(Miss::Failed);
     }
     Ok(f)
 }
@@ -621,10 +621,10 @@ fn main() {
             continue;
         };
         for (imp, name) in &IMPLS[2..] {
-            if let Some((theirs, _, _)) = field(r, imp, key) {
-                if (*higher && theirs > ours) || (!*higher && theirs < ours) {
-                    behind.push(format!("{name} at {what}"));
-                }
+            if let Some((theirs, _, _)) = field(r, imp, key)
+                && ((*higher && theirs > ours) || (!*higher && theirs < ours))
+            {
+                behind.push(format!("{name} at {what}"));
             }
         }
     }

@@ -442,7 +442,7 @@ fn timed_receive(receiver: &Socket, count: u64) -> (Instant, Instant, u64) {
         // The clock is read at the first and last message (and now and
         // then, in case some never arrive), not per message: reading it
         // costs as much as a small message.
-        if n == 0 || n + 1 == count || n % 4096 == 0 {
+        if n == 0 || n + 1 == count || n.is_multiple_of(4096) {
             last = Instant::now();
             first.get_or_insert(last);
         }

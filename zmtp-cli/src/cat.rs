@@ -151,7 +151,7 @@ fn hex_encode(b: &[u8]) -> String {
 }
 
 fn hex_decode(s: &[u8]) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     s.chunks(2)
@@ -202,22 +202,23 @@ impl Run {
     }
 
     fn print_as(&self, out: &mut impl Write, msg: &Message, format: Format) {
-        if format == Format::Subscriptions && !self.hex {
-            if let [f] = msg.frames() {
-                let sign = match f.first() {
-                    Some(1) => Some(b'+'),
-                    Some(0) => Some(b'-'),
-                    _ => None,
-                };
-                if let Some(sign) = sign {
-                    let mut line = vec![sign];
-                    line.extend_from_slice(&f[1..]);
-                    line.push(b'\n');
-                    if out.write_all(&line).and_then(|_| out.flush()).is_err() {
-                        std::process::exit(0);
-                    }
-                    return;
+        if format == Format::Subscriptions
+            && !self.hex
+            && let [f] = msg.frames()
+        {
+            let sign = match f.first() {
+                Some(1) => Some(b'+'),
+                Some(0) => Some(b'-'),
+                _ => None,
+            };
+            if let Some(sign) = sign {
+                let mut line = vec![sign];
+                line.extend_from_slice(&f[1..]);
+                line.push(b'\n');
+                if out.write_all(&line).and_then(|_| out.flush()).is_err() {
+                    std::process::exit(0);
                 }
+                return;
             }
         }
         self.print(out, msg);
@@ -386,10 +387,10 @@ pub(crate) fn run(kind: Kind, a: Args) -> i32 {
             Err(e) => crate::die(1, format_args!("connect {ep}: {e}")),
         }
     }
-    if let Some(n) = a.wait_subscribers {
-        if !wait_until(&run, || socket.subscription_count() >= n) {
-            return 3;
-        }
+    if let Some(n) = a.wait_subscribers
+        && !wait_until(&run, || socket.subscription_count() >= n)
+    {
+        return 3;
     }
     let linger = Duration::from_millis(a.linger_ms);
     let code = match kind {

@@ -268,12 +268,12 @@ impl SecurityArgs {
                         "{a} ({mech_a}) and {b} ({mech_b}) cannot be used together: a socket has one mechanism"
                     ));
                 }
-                if let (Some(ra), Some(rb)) = (role_a, role_b) {
-                    if ra != rb {
-                        bad(format_args!(
-                            "{a} ({mech_a} {ra:?}) and {b} ({mech_b} {rb:?}) cannot be used together: a socket plays one role"
-                        ));
-                    }
+                if let (Some(ra), Some(rb)) = (role_a, role_b)
+                    && ra != rb
+                {
+                    bad(format_args!(
+                        "{a} ({mech_a} {ra:?}) and {b} ({mech_b} {rb:?}) cannot be used together: a socket plays one role"
+                    ));
                 }
             }
         }

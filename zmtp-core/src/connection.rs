@@ -119,6 +119,7 @@ impl Config {
 
 /// What the connection reports to its driver.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum Event {
     /// The mechanism needs the Authenticator's verdict; answer with
     /// [`Connection::authenticated`]. No input is processed until then.
@@ -534,11 +535,12 @@ impl Connection {
                 // records before it, even those that came in the same read
                 // (NOISE specification §6.3): they are decoded first, and
                 // the failure ends the connection once they are.
-                if self.stream_failure.is_none() && !self.rx.is_empty() {
-                    if let Err(e) = cipher.open(&mut self.rx, &mut self.plain_rx) {
-                        self.rx.clear();
-                        self.stream_failure = Some(e);
-                    }
+                if self.stream_failure.is_none()
+                    && !self.rx.is_empty()
+                    && let Err(e) = cipher.open(&mut self.rx, &mut self.plain_rx)
+                {
+                    self.rx.clear();
+                    self.stream_failure = Some(e);
                 }
                 match self.decoder.decode(&mut self.plain_rx)? {
                     Some(frame) => Ok(Some(frame)),
@@ -742,13 +744,13 @@ impl Connection {
     /// The bytes to write. Stream ciphers seal everything queued so far into
     /// records here, when the writer runs, and wait for nothing more.
     pub fn output(&mut self) -> Result<&mut Encoder> {
-        if !self.plain_tx.is_empty() {
-            if let Traffic::Stream(cipher) = &mut self.traffic {
-                let plain = self.plain_tx.split();
-                self.tx.append_with(|out| cipher.seal(&plain, out))?;
-                // Reuse the plaintext buffer's memory for the next batch.
-                drop(plain);
-            }
+        if !self.plain_tx.is_empty()
+            && let Traffic::Stream(cipher) = &mut self.traffic
+        {
+            let plain = self.plain_tx.split();
+            self.tx.append_with(|out| cipher.seal(&plain, out))?;
+            // Reuse the plaintext buffer's memory for the next batch.
+            drop(plain);
         }
         Ok(&mut self.tx)
     }
@@ -788,20 +790,20 @@ impl Connection {
         if self.heartbeat.ttl_deadline.is_some_and(|d| now >= d) {
             return Err(Error::Timeout(TimeoutKind::Ttl));
         }
-        if let (Some(at), Some(ivl)) = (self.heartbeat.next_ping, self.config.heartbeat_ivl) {
-            if now >= at {
-                let ttl = self.config.heartbeat_ttl.map_or(0, |t| {
-                    u16::try_from(t.as_millis() / 100).unwrap_or(u16::MAX)
-                });
-                self.send_command(&Command::Ping {
-                    ttl,
-                    context: Bytes::new(),
-                })?;
-                self.heartbeat.next_ping = Some(now + ivl);
-                if self.heartbeat.answer_deadline.is_none() {
-                    let timeout = self.config.heartbeat_timeout.unwrap_or(ivl);
-                    self.heartbeat.answer_deadline = Some(now + timeout);
-                }
+        if let (Some(at), Some(ivl)) = (self.heartbeat.next_ping, self.config.heartbeat_ivl)
+            && now >= at
+        {
+            let ttl = self.config.heartbeat_ttl.map_or(0, |t| {
+                u16::try_from(t.as_millis() / 100).unwrap_or(u16::MAX)
+            });
+            self.send_command(&Command::Ping {
+                ttl,
+                context: Bytes::new(),
+            })?;
+            self.heartbeat.next_ping = Some(now + ivl);
+            if self.heartbeat.answer_deadline.is_none() {
+                let timeout = self.config.heartbeat_timeout.unwrap_or(ivl);
+                self.heartbeat.answer_deadline = Some(now + timeout);
             }
         }
         Ok(())

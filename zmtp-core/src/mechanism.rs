@@ -48,6 +48,7 @@ pub struct HandshakeContext<'a> {
 /// What a mechanism asks for after each input.
 #[derive(Debug)]
 #[must_use]
+#[non_exhaustive]
 pub enum Step {
     /// Waiting for the peer's next command.
     Continue,
@@ -116,6 +117,7 @@ pub struct AuthRequest {
 
 /// The Authenticator's answer (the ZAP reply).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum AuthVerdict {
     /// Status 200: accepted.
     Allow {
@@ -134,6 +136,19 @@ pub enum AuthVerdict {
 }
 
 impl AuthVerdict {
+    /// The allowed peer's user id and properties, or the status it was
+    /// denied with. Mechanisms decide through this, so that a verdict this
+    /// crate adds later is judged here, failing closed.
+    pub fn decision(self) -> std::result::Result<(Bytes, Metadata), u16> {
+        match self {
+            AuthVerdict::Allow {
+                user_id,
+                properties,
+            } => Ok((user_id, properties)),
+            AuthVerdict::Deny { status } => Err(status),
+        }
+    }
+
     /// Status 200 with no user id.
     pub fn allow() -> AuthVerdict {
         AuthVerdict::Allow {
@@ -170,6 +185,7 @@ pub trait Mechanism: Send {
 }
 
 /// How traffic is transformed after the handshake.
+#[non_exhaustive]
 pub enum Traffic {
     /// Frames travel as they are (NULL, PLAIN): no cost at all.
     Plain,

@@ -135,10 +135,10 @@ fn curve_client_conn() -> Connection {
 
 /// Z85 decoding: whatever decodes re-encodes to the same text.
 pub fn z85(data: &[u8]) {
-    if let Ok(text) = std::str::from_utf8(data) {
-        if let Ok(bytes) = crate::z85::decode(text) {
-            assert_eq!(crate::z85::encode(&bytes).ok().as_deref(), Some(text));
-        }
+    if let Ok(text) = std::str::from_utf8(data)
+        && let Ok(bytes) = crate::z85::decode(text)
+    {
+        assert_eq!(crate::z85::encode(&bytes).ok().as_deref(), Some(text));
     }
 }
 

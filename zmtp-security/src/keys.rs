@@ -223,12 +223,12 @@ impl KeyPair {
             KeyError::Certificate(format!("{}: no secret-key", path.as_ref().display()))
         })?;
         let pair = KeyPair::from_secret(secret);
-        if let Some(public) = cert.public {
-            if public != pair.public {
-                return Err(KeyError::Certificate(
-                    "public-key does not match secret-key".into(),
-                ));
-            }
+        if let Some(public) = cert.public
+            && public != pair.public
+        {
+            return Err(KeyError::Certificate(
+                "public-key does not match secret-key".into(),
+            ));
         }
         Ok(pair)
     }

@@ -205,18 +205,15 @@ impl Mechanism for PlainServer {
         if self.state != ServerState::AwaitVerdict {
             return Err(protocol("PLAIN server: unexpected verdict"));
         }
-        match verdict {
-            AuthVerdict::Allow {
-                user_id,
-                properties,
-            } => {
-                self.auth = Some((user_id, properties));
+        match verdict.decision() {
+            Ok(allowed) => {
+                self.auth = Some(allowed);
                 out.push(Bytes::from_static(b"\x07WELCOME"));
                 self.state = ServerState::ExpectInitiate;
                 Ok(Step::Continue)
             }
             // libzmq's PLAIN clients only understand libzmq's ERROR form.
-            AuthVerdict::Deny { status } => Err(deny_libzmq_plain(status, out)),
+            Err(status) => Err(deny_libzmq_plain(status, out)),
         }
     }
 

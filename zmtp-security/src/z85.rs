@@ -18,7 +18,7 @@ const DECODE: [u8; 256] = {
 
 /// Encodes bytes whose length is a multiple of 4.
 pub fn encode(data: &[u8]) -> Result<String, KeyError> {
-    if data.len() % 4 != 0 {
+    if !data.len().is_multiple_of(4) {
         return Err(KeyError::Z85Length);
     }
     let mut out = String::with_capacity(data.len() / 4 * 5);
@@ -39,7 +39,7 @@ pub fn encode(data: &[u8]) -> Result<String, KeyError> {
 /// outside the alphabet and groups whose value exceeds 2^32 - 1.
 pub fn decode(text: &str) -> Result<Vec<u8>, KeyError> {
     let bytes = text.as_bytes();
-    if bytes.len() % 5 != 0 {
+    if !bytes.len().is_multiple_of(5) {
         return Err(KeyError::Z85Length);
     }
     let mut out = Vec::with_capacity(bytes.len() / 5 * 4);

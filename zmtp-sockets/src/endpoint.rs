@@ -15,6 +15,7 @@ const MAX_IPC_PATH: usize = 103;
 
 /// A parsed endpoint.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Endpoint {
     /// `tcp://host:port`. `host` is kept as written for connects (resolved
     /// at each attempt) and resolved at once for binds.

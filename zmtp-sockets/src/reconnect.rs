@@ -90,10 +90,10 @@ pub(crate) async fn run(
             wait_stop_or_linger(&shared, &stop),
         )
         .await;
-        if let Some(max) = shared.options().reconnect_ivl_max {
-            if max > base {
-                ivl = (ivl * 2).min(max);
-            }
+        if let Some(max) = shared.options().reconnect_ivl_max
+            && max > base
+        {
+            ivl = (ivl * 2).min(max);
         }
     }
     if let PipeSlot::Persistent(id, _) | PipeSlot::Attached(id, _) = slot {

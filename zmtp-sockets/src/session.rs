@@ -351,6 +351,9 @@ impl<'a> Session<'a> {
                 }
                 Event::Subscribe(topic) => self.subscription(Subscription::Subscribe(topic))?,
                 Event::Cancel(topic) => self.subscription(Subscription::Cancel(topic))?,
+                // An event a later zmtp-core adds: this engine has nothing
+                // to do for it.
+                _ => {}
             }
         }
         if !self.batch.is_empty() && self.room.is_none() {

@@ -145,12 +145,12 @@ impl Socket {
                 .unwrap_or_else(|e| e.into_inner());
             let mut new = o.clone();
             f(&mut new);
-            if let Security::PlainClient { username, password } = &new.security {
-                if username.len() > 255 || password.len() > 255 {
-                    return Err(Error::InvalidOption(
-                        "PLAIN credentials are at most 255 bytes",
-                    ));
-                }
+            if let Security::PlainClient { username, password } = &new.security
+                && (username.len() > 255 || password.len() > 255)
+            {
+                return Err(Error::InvalidOption(
+                    "PLAIN credentials are at most 255 bytes",
+                ));
             }
             if !new.routing_id.is_empty() && new.routing_id.len() > 255 {
                 return Err(Error::InvalidOption("routing id is at most 255 bytes"));
@@ -160,12 +160,11 @@ impl Socket {
                 server: None,
                 ..
             } = &new.security
+                && pattern.needs_server_key()
             {
-                if pattern.needs_server_key() {
-                    return Err(Error::InvalidOption(
-                        "NOISE-IK and NOISE-NK clients need the server's key",
-                    ));
-                }
+                return Err(Error::InvalidOption(
+                    "NOISE-IK and NOISE-NK clients need the server's key",
+                ));
             }
             if new.routing_id.first() == Some(&0) {
                 return Err(Error::InvalidOption(

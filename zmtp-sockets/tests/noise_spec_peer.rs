@@ -217,7 +217,7 @@ impl Peer {
             }
             pt.extend_from_slice(f);
         }
-        if self.tx_nonce > 0 && self.tx_nonce % 1000 == 0 {
+        if self.tx_nonce > 0 && self.tx_nonce.is_multiple_of(1000) {
             self.transport.rekey_outgoing();
         }
         let mut ct = vec![0u8; pt.len() + 16];
@@ -252,7 +252,7 @@ impl Peer {
         assert!(len >= 16);
         let mut ct = vec![0u8; len];
         self.stream.read_exact(&mut ct).unwrap();
-        if self.rx_nonce > 0 && self.rx_nonce % 1000 == 0 {
+        if self.rx_nonce > 0 && self.rx_nonce.is_multiple_of(1000) {
             self.transport.rekey_incoming();
         }
         let mut pt = vec![0u8; len];

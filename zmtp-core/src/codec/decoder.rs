@@ -100,13 +100,13 @@ impl FrameDecoder {
         if h.size > i64::MAX as u64 {
             return Err(malformed("frame: size of 2^63 or more"));
         }
-        if let Some(limit) = self.max_size {
-            if h.size > limit {
-                return Err(Error::Peer(PeerError::TooLarge {
-                    size: h.size,
-                    limit,
-                }));
-            }
+        if let Some(limit) = self.max_size
+            && h.size > limit
+        {
+            return Err(Error::Peer(PeerError::TooLarge {
+                size: h.size,
+                limit,
+            }));
         }
         if usize::try_from(h.size).is_err() {
             return Err(Error::Peer(PeerError::TooLarge {

@@ -153,10 +153,10 @@ impl Greeting {
     /// is 1.0 and 1 is 2.0. A revision of 2, or 4 and above, is taken down
     /// the 3.x path, as libzmq does and as RFC 37 asks.
     pub fn decode(buf: &[u8]) -> Result<Option<Greeting>> {
-        if let Some(&first) = buf.first() {
-            if first != 0xFF {
-                return Err(legacy(LegacyVersion::Unversioned));
-            }
+        if let Some(&first) = buf.first()
+            && first != 0xFF
+        {
+            return Err(legacy(LegacyVersion::Unversioned));
         }
         if buf.len() < SIGNATURE_LEN {
             return Ok(None);

@@ -173,12 +173,9 @@ impl AwaitVerdict {
             mut peer,
             initiate_nonce,
         } = self;
-        let (user_id, properties) = match verdict {
-            AuthVerdict::Allow {
-                user_id,
-                properties,
-            } => (user_id, properties),
-            AuthVerdict::Deny { status } => return Err(deny(status, out)),
+        let (user_id, properties) = match verdict.decision() {
+            Ok(allowed) => allowed,
+            Err(status) => return Err(deny(status, out)),
         };
         merge_auth(&mut peer, user_id, properties);
         let short = 1u64.to_be_bytes();

@@ -306,10 +306,10 @@ impl Mechanism for NoiseClient {
                 }
                 if self.pattern == Pattern::XX {
                     let server = remote_static(&hs)?;
-                    if let Some(pin) = &self.server {
-                        if !bool::from(server.ct_eq(pin.as_bytes())) {
-                            return Err(crypto("server key does not match the pinned key"));
-                        }
+                    if let Some(pin) = &self.server
+                        && !bool::from(server.ct_eq(pin.as_bytes()))
+                    {
+                        return Err(crypto("server key does not match the pinned key"));
                     }
                     out.push(write(&mut hs, &emit(&local))?);
                 }
@@ -470,12 +470,9 @@ impl Mechanism for NoiseServer {
         else {
             return Err(protocol("NOISE server: unexpected verdict"));
         };
-        let (user_id, properties) = match verdict {
-            AuthVerdict::Allow {
-                user_id,
-                properties,
-            } => (user_id, properties),
-            AuthVerdict::Deny { status } => return Err(deny(status, out)),
+        let (user_id, properties) = match verdict.decision() {
+            Ok(allowed) => allowed,
+            Err(status) => return Err(deny(status, out)),
         };
         merge_auth(&mut peer, user_id, properties);
         if self.pattern != Pattern::XX {

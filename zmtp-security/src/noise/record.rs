@@ -56,7 +56,7 @@ impl Direction {
     /// [`take`]: Direction::take
     fn advance(&mut self) {
         self.nonce += 1;
-        if self.nonce % REKEY_INTERVAL == 0 {
+        if self.nonce.is_multiple_of(REKEY_INTERVAL) {
             self.cipher.rekey();
         }
     }

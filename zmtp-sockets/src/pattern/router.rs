@@ -114,16 +114,16 @@ impl Pattern for Router {
             Some(id) if !id.is_empty() => id.clone(),
             _ => self.generate(),
         };
-        if let Some(&old) = self.ids.get(&id) {
-            if old != pipe {
-                if !self.handover {
-                    return Err(Refusal::DuplicateRoutingId(id));
-                }
-                // Dropping the old pipe closes its queue: its connection
-                // sends what is queued and ends.
-                if let Some(mut p) = pipes.remove(old) {
-                    p.routing_id = None;
-                }
+        if let Some(&old) = self.ids.get(&id)
+            && old != pipe
+        {
+            if !self.handover {
+                return Err(Refusal::DuplicateRoutingId(id));
+            }
+            // Dropping the old pipe closes its queue: its connection
+            // sends what is queued and ends.
+            if let Some(mut p) = pipes.remove(old) {
+                p.routing_id = None;
             }
         }
         if let Some(p) = pipes.get_mut(pipe) {
@@ -134,10 +134,10 @@ impl Pattern for Router {
     }
 
     fn detached(&mut self, pipe: &mut Pipe) -> Vec<Message> {
-        if let Some(id) = pipe.routing_id.take() {
-            if self.ids.get(&id) == Some(&pipe.id) {
-                self.ids.remove(&id);
-            }
+        if let Some(id) = pipe.routing_id.take()
+            && self.ids.get(&id) == Some(&pipe.id)
+        {
+            self.ids.remove(&id);
         }
         Vec::new()
     }
