@@ -189,6 +189,8 @@ pub(crate) struct Session<'a> {
     /// Whether the last read filled all its room (see `ReadOutcome::More`).
     read_more: bool,
     recycler: Recycler,
+    /// The routing id put in front of each message from the peer (ROUTER).
+    routing_id: Option<Bytes>,
     /// Senders waiting for room are woken when the queue is down to half
     /// the high-water mark, not at every message taken, as libzmq's
     /// low-water mark does: a full queue then costs one wake-up per half
@@ -225,6 +227,7 @@ impl<'a> Session<'a> {
             in_output: 0,
             read_more: false,
             recycler: Recycler::default(),
+            routing_id: None,
         }
     }
 
@@ -323,9 +326,10 @@ impl<'a> Session<'a> {
             let pipe = self.slot.get().map(|(pipe, _)| pipe);
             let mut taken = 0;
             let (batch, recycler) = (&mut self.batch, &mut self.recycler);
+            let id = self.routing_id.as_ref();
             let polled = self.conn.poll_messages(now, limit, |msg| {
                 taken += 1;
-                take(batch, recycler, pipe, msg);
+                take(batch, recycler, pipe, id, msg);
             });
             let ev = match polled {
                 Ok(Some(ev)) => ev,
@@ -347,7 +351,8 @@ impl<'a> Session<'a> {
                 // `poll_messages` hands messages to its sink, not here.
                 Event::Message(msg) => {
                     let pipe = self.slot.get().map(|(p, _)| p);
-                    take(&mut self.batch, &mut self.recycler, pipe, msg);
+                    let id = self.routing_id.as_ref();
+                    take(&mut self.batch, &mut self.recycler, pipe, id, msg);
                 }
                 Event::Subscribe(topic) => self.subscription(Subscription::Subscribe(topic))?,
                 Event::Cancel(topic) => self.subscription(Subscription::Cancel(topic))?,
@@ -398,6 +403,12 @@ impl<'a> Session<'a> {
         self.shared.emit(MonitorEvent::HandshakeSucceeded {
             endpoint: self.peer.endpoint.to_owned(),
             peer: self.peer.address.to_owned(),
+        });
+        let attached = attached.map(|a| {
+            // ROUTER: each message from this peer carries its id in front,
+            // put there here, on the I/O thread.
+            self.routing_id = a.routing_id;
+            a.new_pipe
         });
         match attached {
             Ok(Some((id, rx))) => *self.slot = PipeSlot::Attached(id, rx),
@@ -603,12 +614,21 @@ impl<'a> Session<'a> {
     }
 }
 
-/// Adds a decoded message to the batch; without a pipe (not attached yet)
-/// it is dropped.
+/// Adds a decoded message to the batch, behind the peer's routing id for
+/// ROUTER; without a pipe (not attached yet) it is dropped.
 #[inline]
-fn take(batch: &mut VecDeque<Inbound>, recycler: &mut Recycler, pipe: Option<u64>, msg: Message) {
+fn take(
+    batch: &mut VecDeque<Inbound>,
+    recycler: &mut Recycler,
+    pipe: Option<u64>,
+    routing_id: Option<&Bytes>,
+    mut msg: Message,
+) {
     if let Some(pipe) = pipe {
         recycler.watch(&msg);
+        if let Some(id) = routing_id {
+            msg.push_front(id.clone());
+        }
         batch.push_back(Inbound { pipe, msg });
     }
 }

@@ -34,6 +34,13 @@ pub(crate) struct State {
     pub(crate) endpoints: HashMap<String, EndpointHandle>,
 }
 
+/// A peer that joined: its new pipe (an accepted peer's), and the routing
+/// id its messages carry in front (ROUTER).
+pub(crate) struct Attached {
+    pub(crate) new_pipe: Option<(PipeId, PipeRx)>,
+    pub(crate) routing_id: Option<Bytes>,
+}
+
 /// State shared between a socket and its tasks.
 pub(crate) struct SocketShared {
     pub(crate) socket_type: SocketType,
@@ -151,7 +158,7 @@ impl SocketShared {
         &self,
         pipe: Option<PipeId>,
         peer: &Metadata,
-    ) -> Result<Option<(PipeId, PipeRx)>, Refusal> {
+    ) -> Result<Attached, Refusal> {
         let made = match pipe {
             Some(_) => None,
             None => Some(self.new_pipe()),
@@ -159,7 +166,7 @@ impl SocketShared {
         let id = pipe
             .or(made.as_ref().map(|(p, _)| p.id))
             .unwrap_or_default();
-        let rx = {
+        let (rx, routing_id) = {
             let st = &mut *self.lock();
             let rx = made.map(|(p, rx)| {
                 st.pattern.pipe_added(&p);
@@ -176,10 +183,14 @@ impl SocketShared {
                 }
                 return Err(r);
             }
-            rx
+            let routing_id = st.pipes.get(id).and_then(|p| p.routing_id.clone());
+            (rx, routing_id)
         };
         self.notify_room();
-        Ok(rx.map(|rx| (id, rx)))
+        Ok(Attached {
+            new_pipe: rx.map(|rx| (id, rx)),
+            routing_id,
+        })
     }
 
     /// The peer on a pipe that stays (a connect endpoint's) is gone.

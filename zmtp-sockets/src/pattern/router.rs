@@ -5,7 +5,9 @@
 //!   a 32-bit counter (RFC 37 reserves ids starting with a zero byte for
 //!   generated ones, so the two never collide). A pipe gets its id when its
 //!   peer's handshake completes: until then it is not routable by id.
-//! - On receive, the peer's routing id is put in front of the message.
+//! - On receive, the peer's routing id is put in front of the message (by
+//!   the peer's connection task, which learns it when the peer attaches:
+//!   the application's receive then takes no lock).
 //! - On send, the first frame picks the peer and is removed. An unknown id,
 //!   or a peer at its high-water mark, drops the message silently; with
 //!   `router_mandatory` the first is an error (`EHOSTUNREACH`) and the
@@ -97,11 +99,9 @@ impl Pattern for Router {
         Ok(())
     }
 
-    #[inline]
-    fn received(&mut self, pipes: &Pipes, from: PipeId, mut msg: Message) -> Option<Message> {
-        let id = pipes.get(from)?.routing_id.clone()?;
-        msg.push_front(id);
-        Some(msg)
+    fn passes_received(&self) -> bool {
+        // The connection task put the routing id in front already.
+        true
     }
 
     fn attached(
@@ -167,10 +167,17 @@ mod tests {
         assert!(ok.is_ok());
         let (rx_anon, ok) = add(&mut r, &mut table, 2, 10, &Metadata::new());
         assert!(ok.is_ok());
-        let got = r.received(&table, 1, msg(&["hello"])).expect("kept");
-        assert_eq!(got.frames(), frames(&["A", "hello"]));
-        let anon = r.received(&table, 2, msg(&["x"])).expect("kept");
-        let generated = anon.frames()[0].clone();
+        // The ids a connection task puts in front of its peer's messages.
+        assert_eq!(
+            table.get(1).expect("pipe").routing_id.as_deref(),
+            Some(&b"A"[..])
+        );
+        let generated = table
+            .get(2)
+            .expect("pipe")
+            .routing_id
+            .clone()
+            .expect("an id");
         assert_eq!(generated.len(), 5);
         assert_eq!(generated[0], 0);
         // Routed by id; the id frame is not sent.
