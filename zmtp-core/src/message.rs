@@ -98,7 +98,18 @@ impl Message {
 
     /// Inserts a frame at the front (used for envelopes).
     pub fn push_front(&mut self, frame: impl Into<Bytes>) {
-        self.frames.as_vec().insert(0, frame.into());
+        let frame = frame.into();
+        match &mut self.frames {
+            // One allocation of the right size, not a vector of one that
+            // then grows (a ROUTER does this for every message it gets).
+            Frames::One(b) => {
+                let mut v = Vec::with_capacity(2);
+                v.push(frame);
+                v.push(std::mem::take(b));
+                self.frames = Frames::Many(v);
+            }
+            Frames::Many(v) => v.insert(0, frame),
+        }
     }
 
     /// Removes and returns the first frame.
