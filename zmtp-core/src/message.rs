@@ -103,10 +103,7 @@ impl Message {
             // One allocation of the right size, not a vector of one that
             // then grows (a ROUTER does this for every message it gets).
             Frames::One(b) => {
-                let mut v = Vec::with_capacity(2);
-                v.push(frame);
-                v.push(std::mem::take(b));
-                self.frames = Frames::Many(v);
+                self.frames = Frames::Many(vec![frame, std::mem::take(b)]);
             }
             Frames::Many(v) => v.insert(0, frame),
         }

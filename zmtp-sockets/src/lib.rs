@@ -69,6 +69,7 @@ mod routing;
 mod session;
 mod shared;
 mod socket;
+mod stream;
 mod stream_io;
 mod transport;
 mod waiters;
@@ -83,6 +84,7 @@ pub use proxy::{
     ProxyStats, SocketStats, proxy, proxy_blocking, proxy_steerable, proxy_steerable_blocking,
 };
 pub use socket::Socket;
+pub use stream::{MessageSink, MessageStream};
 pub use zmtp_core as core;
 pub use zmtp_core::{IntoFrame, Message, Metadata, SocketType};
 pub use zmtp_security as security;

@@ -518,6 +518,22 @@ impl Socket {
         Ok(st.pattern.received(&st.pipes, pipe, msg))
     }
 
+    /// Queues a message if a peer has room now; gives it back when it must
+    /// wait (for the `Sink`).
+    pub(crate) fn try_send_or_back(&self, msg: Message) -> Result<Option<Message>> {
+        self.check_open()?;
+        match self.try_route(prepare(msg)?) {
+            Ok(()) => Ok(None),
+            Err(SendError::Blocked(back)) => Ok(Some(back)),
+            Err(e) => Err(e.into_error()),
+        }
+    }
+
+    /// Waits for room for a message refused by [`Socket::try_send_or_back`].
+    pub(crate) async fn send_when_room(&self, msg: Message) -> Result<()> {
+        self.send_prepared(msg, None).await
+    }
+
     /// Whether this socket type receives at all (PUB and PUSH do not).
     pub(crate) fn receives(&self) -> bool {
         self.shared.recv_supported
