@@ -61,10 +61,10 @@ fn the_declared_msrv_covers_every_dependency() {
             continue;
         }
         let p = packages[id];
-        if let Some(rv) = p["rust_version"].as_str() {
-            if version(rv) > version(ours) {
-                too_new.push(format!("{} {} needs {rv}", p["name"], p["version"]));
-            }
+        if let Some(rv) = p["rust_version"].as_str()
+            && version(rv) > version(ours)
+        {
+            too_new.push(format!("{} {} needs {rv}", p["name"], p["version"]));
         }
         for dep in nodes[id]["deps"].as_array().unwrap() {
             let normal = dep["dep_kinds"]
