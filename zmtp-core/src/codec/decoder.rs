@@ -65,10 +65,8 @@ impl FrameDecoder {
                 if buf.len() < 2 {
                     return Ok(None);
                 }
-                let (header, consumed) = match FrameHeader::parse(buf) {
-                    Ok((_, parsed)) => parsed,
-                    Err(nom::Err::Incomplete(_)) => return Ok(None),
-                    Err(_) => return Err(malformed("frame header")),
+                let Some((header, consumed)) = FrameHeader::parse(buf) else {
+                    return Ok(None);
                 };
                 self.check(&header)?;
                 buf.advance(consumed);

@@ -35,23 +35,12 @@ pub struct FrameHeader {
 }
 
 impl FrameHeader {
-    /// Parses a header. `Err(Incomplete)` means more bytes are needed; there
-    /// is no other failure, since every flags value is accepted.
-    pub fn parse(input: &[u8]) -> IResult<&[u8], (FrameHeader, usize)> {
-        let (rest, flags) = byte(input)?;
-        let (rest, size) = if flags & FLAG_LONG != 0 {
-            be_u64(rest)?
-        } else {
-            let (rest, s) = byte(rest)?;
-            (rest, u64::from(s))
-        };
-        let header = FrameHeader {
-            more: flags & FLAG_MORE != 0,
-            command: flags & FLAG_COMMAND != 0,
-            size,
-        };
-        let consumed = input.len() - rest.len();
-        Ok((rest, (header, consumed)))
+    /// Parses a header from the start of `input`: the header and the bytes
+    /// it took, or `None` when more bytes are needed. There is no other
+    /// outcome, since every flags value is accepted (the limits are the
+    /// decoder's).
+    pub fn parse(input: &[u8]) -> Option<(FrameHeader, usize)> {
+        parse_header(input).ok().map(|(_, parsed)| parsed)
     }
 
     /// Bytes this header takes on the wire. Sizes above 255 use the long form.
@@ -85,13 +74,30 @@ impl FrameHeader {
     }
 }
 
+fn parse_header(input: &[u8]) -> IResult<&[u8], (FrameHeader, usize)> {
+    let (rest, flags) = byte(input)?;
+    let (rest, size) = if flags & FLAG_LONG != 0 {
+        be_u64(rest)?
+    } else {
+        let (rest, s) = byte(rest)?;
+        (rest, u64::from(s))
+    };
+    let header = FrameHeader {
+        more: flags & FLAG_MORE != 0,
+        command: flags & FLAG_COMMAND != 0,
+        size,
+    };
+    let consumed = input.len() - rest.len();
+    Ok((rest, (header, consumed)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn short_and_long() {
-        let (_, (h, n)) = FrameHeader::parse(&[0x01, 0x05, b'x']).unwrap();
+        let (h, n) = FrameHeader::parse(&[0x01, 0x05, b'x']).unwrap();
         assert_eq!(
             h,
             FrameHeader {
@@ -102,7 +108,7 @@ mod tests {
         );
         assert_eq!(n, 2);
         let bytes = [0x06, 0, 0, 0, 0, 0, 0, 1, 0];
-        let (_, (h, n)) = FrameHeader::parse(&bytes).unwrap();
+        let (h, n) = FrameHeader::parse(&bytes).unwrap();
         assert_eq!(
             h,
             FrameHeader {
@@ -119,7 +125,7 @@ mod tests {
 
     #[test]
     fn reserved_bits_are_ignored() {
-        let (_, (h, _)) = FrameHeader::parse(&[0xF9, 0x00]).unwrap();
+        let (h, _) = FrameHeader::parse(&[0xF9, 0x00]).unwrap();
         assert_eq!(
             h,
             FrameHeader {
@@ -134,12 +140,9 @@ mod tests {
     fn prefixes_are_incomplete() {
         let bytes = [0x02, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF];
         for cut in 0..bytes.len() {
-            assert!(matches!(
-                FrameHeader::parse(&bytes[..cut]),
-                Err(nom::Err::Incomplete(_))
-            ));
+            assert_eq!(FrameHeader::parse(&bytes[..cut]), None);
         }
-        let (_, (h, _)) = FrameHeader::parse(&bytes).unwrap();
+        let (h, _) = FrameHeader::parse(&bytes).unwrap();
         assert_eq!(h.size, u64::MAX);
     }
 
