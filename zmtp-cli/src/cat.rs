@@ -247,7 +247,7 @@ pub(crate) fn event_line(ev: &MonitorEvent) -> (bool, String) {
     use MonitorEvent as E;
     let (failure, name, peer, reason, status) = match ev {
         E::Listening { .. } => (false, "listening", None, None, None),
-        E::BindFailed { reason, .. } => (true, "bind-failed", None, Some(reason.clone()), None),
+        E::BindFailed { reason, .. } => (true, "bind-failed", None, Some(reason.to_string()), None),
         E::Accepted { peer, .. } => (false, "accepted", Some(peer), None, None),
         E::Connected { peer, .. } => (false, "connected", Some(peer), None, None),
         E::ConnectRetried { .. } => (false, "connect-retried", None, None, None),
@@ -265,9 +265,13 @@ pub(crate) fn event_line(ev: &MonitorEvent) -> (bool, String) {
             };
             (true, "handshake-failed", Some(peer), Some(r), s)
         }
-        E::ConnectStopped { reason, .. } => {
-            (true, "connect-stopped", None, Some(reason.clone()), None)
-        }
+        E::ConnectStopped { reason, .. } => (
+            true,
+            "connect-stopped",
+            None,
+            Some(reason.to_string()),
+            None,
+        ),
         E::Refused { peer, reason, .. } => {
             (true, "refused", Some(peer), Some(reason.to_string()), None)
         }
@@ -275,7 +279,7 @@ pub(crate) fn event_line(ev: &MonitorEvent) -> (bool, String) {
             reason.is_some(),
             "disconnected",
             Some(peer),
-            reason.clone(),
+            reason.as_ref().map(ToString::to_string),
             None,
         ),
         E::Closed { .. } => (false, "closed", None, None, None),

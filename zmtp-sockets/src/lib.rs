@@ -77,7 +77,7 @@ mod waiters;
 pub use context::{Context, ContextBuilder, DEFAULT_BUSY_POLL};
 pub use endpoint::Endpoint;
 pub use error::{Error, Result};
-pub use monitor::{HandshakeFailure, Monitor, MonitorEvent, Refusal};
+pub use monitor::{HandshakeFailure, Monitor, MonitorEvent, Reason, Refusal, StopReason};
 pub use options::{DEFAULT_LINGER, MechanismFactory, Options, Security};
 pub use poller::{Interest, Poller, Ready};
 pub use proxy::{

@@ -4,13 +4,70 @@ use std::time::Duration;
 
 use zmtp_core::{Error as CoreError, PeerError};
 
+/// Why a connection ended or an endpoint stopped, by cause.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Reason {
+    /// The wire layer's verdict: the peer broke the protocol, failed
+    /// authentication, or fell silent past a deadline (a heartbeat or the
+    /// handshake): [`zmtp_core::Error`], nested by its own cause.
+    Wire(CoreError),
+    /// The stream failed (reset, broken pipe, closed by the peer...).
+    Io {
+        /// The kind of I/O error.
+        kind: std::io::ErrorKind,
+        /// The operating system's words.
+        message: String,
+    },
+    /// The peer sent more subscriptions than the socket keeps
+    /// (`Options::max_subscriptions`, `max_subscription_bytes`).
+    SubscriptionLimit,
+    /// A new peer with the same routing id took this one's place
+    /// (`router_handover`).
+    RoutingIdTakenOver,
+    /// The socket's own settings could not make a mechanism.
+    Setup(CoreError),
+}
+
+impl Reason {
+    pub(crate) fn io(e: &std::io::Error) -> Reason {
+        Reason::Io {
+            kind: e.kind(),
+            message: e.to_string(),
+        }
+    }
+
+    /// Whether the peer fell silent past a heartbeat deadline.
+    pub fn is_heartbeat_timeout(&self) -> bool {
+        matches!(
+            self,
+            Reason::Wire(CoreError::Timeout(
+                zmtp_core::TimeoutKind::Heartbeat | zmtp_core::TimeoutKind::Ttl
+            ))
+        )
+    }
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reason::Wire(e) => write!(f, "{e}"),
+            Reason::Io { message, .. } => write!(f, "{message}"),
+            Reason::SubscriptionLimit => f.write_str("subscription limit exceeded"),
+            Reason::RoutingIdTakenOver => f.write_str("a new peer took over its routing id"),
+            Reason::Setup(e) => write!(f, "mechanism setup: {e}"),
+        }
+    }
+}
+
 /// Why a handshake failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum HandshakeFailure {
     /// The peer broke the protocol (malformed or unexpected input, a bad
-    /// box, a timeout). `ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL`.
-    Protocol(String),
+    /// box), or the socket's settings could not make its mechanism.
+    /// `ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL`.
+    Protocol(Reason),
     /// Authentication failed with a ZAP status.
     /// `ZMQ_EVENT_HANDSHAKE_FAILED_AUTH`.
     Auth {
@@ -19,23 +76,42 @@ pub enum HandshakeFailure {
     },
     /// The peers use different mechanisms.
     MechanismMismatch,
-    /// The connection broke during the handshake
-    /// (`ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL`).
-    NoDetail(String),
+    /// The connection broke, or the peer fell silent, during the
+    /// handshake (`ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL`).
+    NoDetail(Reason),
 }
 
 impl HandshakeFailure {
     pub(crate) fn from_core(e: &CoreError) -> HandshakeFailure {
         match e {
             // Silence is not refusal: the next attempt may find the peer.
-            CoreError::Timeout(_) => HandshakeFailure::NoDetail(e.to_string()),
+            CoreError::Timeout(_) => HandshakeFailure::NoDetail(Reason::Wire(e.clone())),
             CoreError::Peer(PeerError::AuthFailed { status }) => {
                 HandshakeFailure::Auth { status: *status }
             }
             CoreError::Peer(PeerError::MechanismMismatch { .. }) => {
                 HandshakeFailure::MechanismMismatch
             }
-            other => HandshakeFailure::Protocol(other.to_string()),
+            other => HandshakeFailure::Protocol(Reason::Wire(other.clone())),
+        }
+    }
+}
+
+/// Why a connect endpoint stopped reconnecting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StopReason {
+    /// The handshake failed for good (refused, or a protocol error).
+    Handshake(HandshakeFailure),
+    /// An established connection was closed for the peer's fault.
+    Fault(Reason),
+}
+
+impl std::fmt::Display for StopReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StopReason::Handshake(h) => write!(f, "{h}"),
+            StopReason::Fault(r) => write!(f, "{r}"),
         }
     }
 }
@@ -103,7 +179,7 @@ pub enum MonitorEvent {
         /// The endpoint.
         endpoint: String,
         /// The error.
-        reason: String,
+        reason: Reason,
     },
     /// A connection was accepted on a bound endpoint.
     Accepted {
@@ -159,8 +235,8 @@ pub enum MonitorEvent {
         endpoint: String,
         /// The peer's address.
         peer: String,
-        /// Why, if for a fault.
-        reason: Option<String>,
+        /// Why, unless the peer simply closed the connection.
+        reason: Option<Reason>,
     },
     /// A connect endpoint stopped reconnecting: its peer refused us (an
     /// ERROR command, a failed authentication) or the protocol broke, so
@@ -171,8 +247,8 @@ pub enum MonitorEvent {
     ConnectStopped {
         /// The endpoint.
         endpoint: String,
-        /// Why.
-        reason: String,
+        /// Why: the failure of the last attempt.
+        reason: StopReason,
     },
     /// A listener or connecter was closed (unbind, disconnect or close).
     Closed {

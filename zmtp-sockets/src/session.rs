@@ -32,7 +32,7 @@ use zmtp_core::{
 use zmtp_security::AuthRequest;
 
 use crate::inbox::Inbox;
-use crate::monitor::{HandshakeFailure, MonitorEvent, Refusal};
+use crate::monitor::{HandshakeFailure, MonitorEvent, Reason, Refusal, StopReason};
 use crate::options::Options;
 use crate::pattern::Subscription;
 use crate::pipe::{Inbound, Out, PipeId, PipeRx};
@@ -92,9 +92,9 @@ pub(crate) enum End {
     Refused(Refusal),
     /// An established connection ended (the peer left, the stream broke,
     /// or the peer fell silent past the heartbeat timeout).
-    Lost(Option<String>),
+    Lost(Option<Reason>),
     /// An established connection was closed for the peer's protocol error.
-    Fault(String),
+    Fault(Reason),
     /// Stopped by the socket (unbind, disconnect, close).
     Stopped,
 }
@@ -104,10 +104,10 @@ impl End {
     /// with ERROR, or either side broke the protocol. As libzmq's session
     /// (`session_base_t::engine_error`), only a broken or closed connection
     /// and a timeout are worth another attempt with the same settings.
-    pub(crate) fn stops_reconnecting(&self) -> Option<String> {
+    pub(crate) fn stops_reconnecting(&self) -> Option<StopReason> {
         match self {
-            End::Handshake(f) if f.is_final() => Some(f.to_string()),
-            End::Fault(reason) => Some(reason.clone()),
+            End::Handshake(f) if f.is_final() => Some(StopReason::Handshake(f.clone())),
+            End::Fault(reason) => Some(StopReason::Fault(reason.clone())),
             _ => None,
         }
     }
@@ -125,7 +125,7 @@ pub(crate) async fn run(
     stream.set_buffer_sizes(opts.sndbuf, opts.rcvbuf);
     let mech = match opts.security.mechanism(opts.authenticator.is_some()) {
         Ok(m) => m,
-        Err(e) => return End::Handshake(HandshakeFailure::Protocol(e.to_string())),
+        Err(e) => return End::Handshake(HandshakeFailure::Protocol(Reason::Setup(e))),
     };
     let config = opts.connection_config(shared.socket_type, peer.address);
     let conn = Connection::new(config, mech, Instant::now());
@@ -266,9 +266,10 @@ impl<'a> Session<'a> {
             return Err(if self.established {
                 End::Lost(None)
             } else {
-                End::Handshake(HandshakeFailure::NoDetail(
-                    "connection closed by peer".into(),
-                ))
+                End::Handshake(HandshakeFailure::NoDetail(Reason::Io {
+                    kind: std::io::ErrorKind::UnexpectedEof,
+                    message: "connection closed by peer".into(),
+                }))
             });
         }
         self.take_queued()?;
@@ -284,8 +285,8 @@ impl<'a> Session<'a> {
     fn fail(&self, e: CoreError) -> End {
         if self.established {
             match e {
-                CoreError::Timeout(_) => End::Lost(Some(e.to_string())),
-                _ => End::Fault(e.to_string()),
+                CoreError::Timeout(_) => End::Lost(Some(Reason::Wire(e))),
+                _ => End::Fault(Reason::Wire(e)),
             }
         } else {
             End::Handshake(HandshakeFailure::from_core(&e))
@@ -294,9 +295,9 @@ impl<'a> Session<'a> {
 
     fn io_end(&self, e: std::io::Error) -> End {
         if self.established {
-            End::Lost(Some(e.to_string()))
+            End::Lost(Some(Reason::io(&e)))
         } else {
-            End::Handshake(HandshakeFailure::NoDetail(e.to_string()))
+            End::Handshake(HandshakeFailure::NoDetail(Reason::io(&e)))
         }
     }
 
@@ -441,7 +442,7 @@ impl<'a> Session<'a> {
                 Ok(())
             }
             Ok(None) => Ok(()),
-            Err(_) => Err(End::Fault("subscription limit exceeded".into())),
+            Err(_) => Err(End::Fault(Reason::SubscriptionLimit)),
         }
     }
 
@@ -502,9 +503,7 @@ impl<'a> Session<'a> {
             // peer (`router_handover`). Closing the socket, unbinding and
             // disconnecting all close the stop signal first.
             if !self.shared.is_closed() && !self.stop.is_closed() {
-                return Err(End::Lost(Some(
-                    "a new peer took over its routing id".into(),
-                )));
+                return Err(End::Lost(Some(Reason::RoutingIdTakenOver)));
             }
             return Err(End::Stopped);
         }

@@ -226,9 +226,16 @@ impl Socket {
         let (listener, bound) = match crate::transport::Listener::bind(&ep) {
             Ok(l) => l,
             Err(e) => {
+                let reason = match &e {
+                    Error::Io(io) => crate::monitor::Reason::io(io),
+                    other => crate::monitor::Reason::Io {
+                        kind: std::io::ErrorKind::InvalidInput,
+                        message: other.to_string(),
+                    },
+                };
                 self.shared.emit(MonitorEvent::BindFailed {
                     endpoint: endpoint.to_owned(),
-                    reason: e.to_string(),
+                    reason,
                 });
                 return Err(e);
             }

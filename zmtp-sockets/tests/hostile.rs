@@ -699,7 +699,12 @@ fn a_refused_client_stops_reconnecting_until_told_to_connect_again() {
     assert!(
         seen.iter().any(|e| matches!(
             e,
-            MonitorEvent::ConnectStopped { reason, .. } if reason.contains("authentication")
+            MonitorEvent::ConnectStopped {
+                reason: zmtp_sockets::StopReason::Handshake(zmtp_sockets::HandshakeFailure::Auth {
+                    status: 400
+                }),
+                ..
+            }
         )),
         "{seen:?}"
     );
