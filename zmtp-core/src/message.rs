@@ -13,6 +13,16 @@ use crate::wire::{Metadata, PEER_ADDRESS, SOCKET_TYPE, USER_ID};
 /// A received message also carries the sending peer's properties: the
 /// metadata from its READY, plus the local `User-Id` (from the
 /// Authenticator) and `Peer-Address`.
+///
+/// ```
+/// use zmtp_core::Message;
+/// let mut m = Message::from("body");
+/// m.push_front(""); // an envelope delimiter
+/// assert_eq!(m.len(), 2);
+/// assert_eq!(m.frames()[1], "body");
+/// let multipart = Message::from_frames([b"topic".as_slice(), b"data"]);
+/// assert_eq!(multipart.byte_len(), 9);
+/// ```
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Message {
     frames: Frames,

@@ -50,6 +50,23 @@ pub struct AuthRequest {
 pub type VerdictFuture<'a> = Pin<Box<dyn Future<Output = AuthVerdict> + Send + 'a>>;
 
 /// Decides whether a client may connect.
+///
+/// The built-in policies cover the usual cases; a closure covers the rest:
+///
+/// ```
+/// use zmtp_security::{AuthVerdict, FnAuthenticator, PlainCredentials};
+/// let mut users = PlainCredentials::new();
+/// users.allow("admin", "secret");
+/// // Any policy as a function of the request:
+/// let only_local = FnAuthenticator(|req: &zmtp_security::AuthRequest| {
+///     if req.address.starts_with("127.") {
+///         AuthVerdict::allow()
+///     } else {
+///         AuthVerdict::Deny { status: 400 }
+///     }
+/// });
+/// # let _ = (users, only_local);
+/// ```
 pub trait Authenticator: Send + Sync + 'static {
     /// Judges one client. May be asynchronous.
     fn authenticate<'a>(&'a self, request: &'a AuthRequest) -> VerdictFuture<'a>;

@@ -178,6 +178,16 @@ impl FromStr for SecretKey {
 }
 
 /// A public key with its secret.
+///
+/// ```
+/// use zmtp_security::KeyPair;
+/// let server = KeyPair::generate();
+/// // Z85 text, as libzmq's `zmq_curve_keypair` prints it.
+/// let public = server.public.to_z85();
+/// assert_eq!(public.len(), 40);
+/// // The secret never shows in Debug output.
+/// assert!(!format!("{server:?}").contains(server.secret.to_z85().as_str()));
+/// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct KeyPair {
     /// The public half.

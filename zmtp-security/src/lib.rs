@@ -6,8 +6,12 @@
 //!   clear.
 //! - [`CurveClient`] / [`CurveServer`] (RFC 25/26): X25519 and
 //!   XSalsa20-Poly1305, byte-compatible with libzmq 4.3.
+//! - [`NoiseClient`] / [`NoiseServer`]: NOISE-XX, -IK and -NK, specified in
+//!   the project's `docs/noise-mechanism.md`, between zmtp peers.
 //! - Keys: [`PublicKey`], [`SecretKey`], [`KeyPair`], Z85 ([`z85`], RFC 32),
-//!   and zcert certificate files.
+//!   and zcert certificate files (czmq's and pyzmq's names).
+//! - [`random`]: where the mechanisms' random bytes come from (the
+//!   operating system's generator unless a mechanism is given another).
 //! - [`Authenticator`]: the in-process equivalent of ZAP (RFC 27), with
 //!   built-in policies.
 //!

@@ -35,6 +35,18 @@ use zmtp_core::SocketType;
 /// [`Context::term`] does, for each socket's queued messages up to its
 /// linger, 5 s by default: it never blocks for ever unless a socket's
 /// linger was set to `None`.
+///
+/// ```
+/// use zmtp_sockets::{Context, SocketType};
+/// let ctx = Context::new(); // one I/O thread, as libzmq's default
+/// let push = ctx.socket(SocketType::Push)?;
+/// let pull = ctx.socket(SocketType::Pull)?;
+/// let ep = pull.bind("tcp://127.0.0.1:0")?;
+/// push.connect(&ep)?;
+/// push.send_blocking("work")?;
+/// assert_eq!(pull.recv_blocking()?.frames()[0], "work");
+/// # Ok::<(), zmtp_sockets::Error>(())
+/// ```
 #[derive(Clone)]
 pub struct Context {
     pub(crate) inner: Arc<ContextInner>,

@@ -278,6 +278,22 @@ impl MonitorEvent {
 
 /// A stream of monitor events. Events are dropped, never blocking the
 /// socket, when the monitor falls 10,000 events behind.
+///
+/// ```
+/// use std::time::Duration;
+/// use zmtp_sockets::{Context, MonitorEvent, SocketType};
+/// let ctx = Context::new();
+/// let pull = ctx.socket(SocketType::Pull)?;
+/// let events = pull.monitor();
+/// let ep = pull.bind("tcp://127.0.0.1:0")?;
+/// let push = ctx.socket(SocketType::Push)?;
+/// push.connect(&ep)?;
+/// let ev = events.wait_for_blocking(Duration::from_secs(20), |e| {
+///     matches!(e, MonitorEvent::HandshakeSucceeded { .. })
+/// });
+/// assert!(ev.is_some());
+/// # Ok::<(), zmtp_sockets::Error>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct Monitor {
     pub(crate) rx: async_channel::Receiver<MonitorEvent>,

@@ -12,6 +12,30 @@ use zmtp_security::{
 };
 
 /// The security mechanism and its role.
+///
+/// A CURVE server that accepts one client key, and that client:
+///
+/// ```
+/// use std::sync::Arc;
+/// use zmtp_sockets::security::{KeyPair, PublicKeyAllowList};
+/// use zmtp_sockets::{Context, Security, SocketType};
+/// let (server_keys, client_keys) = (KeyPair::generate(), KeyPair::generate());
+/// let server_public = server_keys.public;
+/// let allowed: PublicKeyAllowList = [client_keys.public].into_iter().collect();
+/// let ctx = Context::new();
+/// let pull = ctx.socket_with(SocketType::Pull, |o| {
+///     o.security = Security::CurveServer { keys: server_keys };
+///     o.authenticator = Some(Arc::new(allowed));
+/// })?;
+/// let push = ctx.socket_with(SocketType::Push, |o| {
+///     o.security = Security::CurveClient { keys: client_keys, server: server_public };
+/// })?;
+/// let ep = pull.bind("tcp://127.0.0.1:0")?;
+/// push.connect(&ep)?;
+/// push.send_blocking("sealed")?;
+/// assert_eq!(pull.recv_blocking()?.frames()[0], "sealed");
+/// # Ok::<(), zmtp_sockets::Error>(())
+/// ```
 #[derive(Clone, Default)]
 #[non_exhaustive]
 pub enum Security {
@@ -143,6 +167,22 @@ impl fmt::Debug for Security {
 pub const DEFAULT_LINGER: Duration = Duration::from_secs(5);
 
 /// Options of one socket.
+///
+/// Options are set when a socket is made, or with [`crate::Socket::configure`]:
+///
+/// ```
+/// use std::time::Duration;
+/// use zmtp_sockets::{Context, SocketType};
+/// let ctx = Context::new();
+/// let s = ctx.socket_with(SocketType::Dealer, |o| {
+///     o.sndhwm = 10_000;
+///     o.rcvtimeo = Some(Duration::from_millis(500));
+///     o.routing_id = "client-7".into();
+/// })?;
+/// s.configure(|o| o.linger = None)?;
+/// assert_eq!(s.options().sndhwm, 10_000);
+/// # Ok::<(), zmtp_sockets::Error>(())
+/// ```
 #[derive(Clone)]
 #[non_exhaustive]
 pub struct Options {

@@ -30,6 +30,25 @@ pub struct Ready {
 }
 
 /// Waits until one of several sockets is ready.
+///
+/// ```
+/// use std::time::Duration;
+/// use zmtp_sockets::{Context, Interest, Poller, SocketType};
+/// let ctx = Context::new();
+/// let a = ctx.socket(SocketType::Pull)?;
+/// let b = ctx.socket(SocketType::Pull)?;
+/// let ep = b.bind("tcp://127.0.0.1:0")?;
+/// let _ = a.bind("tcp://127.0.0.1:0")?;
+/// let push = ctx.socket(SocketType::Push)?;
+/// push.connect(&ep)?;
+/// push.send_blocking("for b")?;
+/// let mut poller = Poller::new();
+/// poller.add(&a, Interest::Readable);
+/// poller.add(&b, Interest::Readable);
+/// let ready = poller.wait_blocking(Some(Duration::from_secs(20)));
+/// assert_eq!(ready[0].index, 1);
+/// # Ok::<(), zmtp_sockets::Error>(())
+/// ```
 #[derive(Debug, Default)]
 pub struct Poller<'a> {
     items: Vec<(&'a Socket, Interest)>,

@@ -36,6 +36,22 @@ use crate::waiters::{Entry, Waiters};
 /// routing id in front and sends to the peer named by the first frame; an
 /// XPUB receives its peers' subscriptions (`0x01 prefix`, `0x00 prefix`); an
 /// XSUB subscribes by sending them.
+///
+/// ```
+/// use bytes::Bytes;
+/// use zmtp_sockets::{Context, Message, SocketType};
+/// let ctx = Context::new();
+/// let router = ctx.socket(SocketType::Router)?;
+/// let ep = router.bind("tcp://127.0.0.1:0")?;
+/// let dealer = ctx.socket_with(SocketType::Dealer, |o| o.routing_id = "D".into())?;
+/// dealer.connect(&ep)?;
+/// dealer.send_blocking("hello")?;
+/// let got = router.recv_blocking()?; // the peer's routing id comes first
+/// assert_eq!(got.frames(), [Bytes::from("D"), Bytes::from("hello")]);
+/// router.send_blocking(Message::from_frames(["D", "welcome"]))?;
+/// assert_eq!(dealer.recv_blocking()?.frames()[0], "welcome");
+/// # Ok::<(), zmtp_sockets::Error>(())
+/// ```
 pub struct Socket {
     shared: Arc<SocketShared>,
     _ctx: Context,
