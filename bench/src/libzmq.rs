@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::probe::{status_kib, thread_cpu_ns};
+use crate::probe::{process_cpu_ns, status_kib, thread_cpu_ns};
 
 /// One measurement's parameters.
 pub(crate) struct Work {
@@ -189,6 +189,7 @@ fn throughput(w: &Work) -> String {
         receivers.push(r);
     }
     let count = w.count;
+    let process0 = process_cpu_ns();
     let threads: Vec<_> = receivers
         .into_iter()
         .map(|r| std::thread::spawn(move || timed_receive(&r, count)))
@@ -203,16 +204,18 @@ fn throughput(w: &Work) -> String {
         .into_iter()
         .map(|t| t.join().expect("receiver"))
         .collect();
+    let process = process_cpu_ns().saturating_sub(process0);
     let first = results.iter().map(|r| r.0).min().expect("one");
     let last = results.iter().map(|r| r.1).max().expect("one");
     let got: u64 = results.iter().map(|r| r.2).sum();
     let secs = (last - first).as_secs_f64().max(1e-9);
     let timed = got.saturating_sub(results.len() as u64) as f64;
     format!(
-        "\"received\": {got}, \"msgs_per_sec\": {:.1}, \"mb_per_sec\": {:.3}, \"send_cpu_ns_per_msg\": {:.1}",
+        "\"received\": {got}, \"msgs_per_sec\": {:.1}, \"mb_per_sec\": {:.3}, \"send_cpu_ns_per_msg\": {:.1}, \"cpu_ns_per_msg\": {:.1}",
         timed / secs,
         timed * w.size as f64 / secs / 1e6,
-        cpu as f64 / count as f64
+        cpu as f64 / count as f64,
+        process as f64 / got.max(1) as f64
     )
 }
 

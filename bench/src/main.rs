@@ -544,6 +544,12 @@ fn main() {
     );
 
     send_cpu(&mut rep, &n16, &c16, &x16);
+    rep.target(
+        "NULL 16 B CPU per message (whole process) ≤ 0.6× libzmq's",
+        ratio(&n16, "zmtp", "libzmq", "cpu_ns_per_msg"),
+        0.6,
+        false,
+    );
     mechanisms_interleaved(&t, &mut rep, runs, &n);
     let subs = pub_sub(&t, &mut rep, runs, &n);
     let rr = latency(&t, &mut rep, runs, &n);
@@ -754,6 +760,29 @@ fn send_cpu(rep: &mut Report, n16: &Results, c16: &Results, x16: &Results) {
         let row: Vec<String> = IMPLS
             .iter()
             .map(|(imp, _)| field(r, imp, key).map_or("–".into(), |s| format!("{:.0} ns", s.0)))
+            .collect();
+        let _ = writeln!(rep.md, "| {name} | {} |", row.join(" | "));
+    }
+    let _ = writeln!(
+        rep.md,
+        "\nThe whole process's CPU per message (every thread of both ends, user and system, from `/proc/self/stat`, divided by the messages received), the same runs: the work each stack does per message, which on this shared machine is steadier than msg/s.\n"
+    );
+    rep.impl_header("mechanism");
+    for (name, r) in [
+        ("NULL", n16),
+        ("CURVE", c16),
+        ("NOISE-XX (libzmq: CURVE)", x16),
+    ] {
+        let base = field(r, "libzmq", "cpu_ns_per_msg").map(|s| s.0);
+        let row: Vec<String> = IMPLS
+            .iter()
+            .enumerate()
+            .map(|(i, (imp, _))| {
+                field(r, imp, "cpu_ns_per_msg").map_or("–".into(), |s| match base {
+                    Some(b) if i > 0 && b > 0.0 => format!("{:.0} ns **{:.2}×**", s.0, s.0 / b),
+                    _ => format!("{:.0} ns", s.0),
+                })
+            })
             .collect();
         let _ = writeln!(rep.md, "| {name} | {} |", row.join(" | "));
     }

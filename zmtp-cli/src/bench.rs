@@ -8,7 +8,7 @@ use bytes::Bytes;
 use zmtp_sockets::security::{KeyPair, PlainCredentials};
 use zmtp_sockets::{Context, MonitorEvent, Security, Socket, SocketType};
 
-use crate::probe::{status_kib, thread_cpu_ns};
+use crate::probe::{process_cpu_ns, status_kib, thread_cpu_ns};
 
 /// Options of `zmtp bench`.
 #[derive(clap::Args, Debug, Clone)]
@@ -408,6 +408,7 @@ fn proxy_throughput(a: &Args) -> Report {
         let _ = zmtp_sockets::proxy_blocking(&frontend, &backend, None);
     });
     let count = a.count;
+    let process0 = process_cpu_ns();
     let recv_thread = std::thread::spawn(move || timed_receive(&receiver, count));
     let payload = Bytes::from(vec![0x5Au8; a.size]);
     let cpu0 = thread_cpu_ns();
@@ -420,6 +421,7 @@ fn proxy_throughput(a: &Args) -> Report {
     let (first, last, received) = recv_thread
         .join()
         .unwrap_or_else(|_| crate::die(1, "receiver panicked"));
+    let process = process_cpu_ns().saturating_sub(process0);
     let secs = (last - first).as_secs_f64().max(1e-9);
     let timed = received.saturating_sub(1) as f64;
     Report {
@@ -427,7 +429,13 @@ fn proxy_throughput(a: &Args) -> Report {
         msgs_per_sec: timed / secs,
         mb_per_sec: timed * a.size as f64 / secs / 1e6,
         send_cpu_ns_per_msg: cpu as f64 / count as f64,
-        ..extra_report(a, vec![("received", received as f64)])
+        ..extra_report(
+            a,
+            vec![
+                ("received", received as f64),
+                ("cpu_ns_per_msg", per_message(process, received)),
+            ],
+        )
     }
 }
 
@@ -647,6 +655,7 @@ pub(crate) fn measure(a: &Args) -> Report {
         };
     }
 
+    let process0 = process_cpu_ns();
     let recv_thread = std::thread::spawn(move || timed_receive(&receiver, count));
     let cpu0 = thread_cpu_ns();
     for _ in 0..count {
@@ -658,6 +667,7 @@ pub(crate) fn measure(a: &Args) -> Report {
     let (first, last, received) = recv_thread
         .join()
         .unwrap_or_else(|_| crate::die(1, "receiver panicked"));
+    let process = process_cpu_ns().saturating_sub(process0);
     if received < count {
         eprintln!("zmtp bench: only {received} of {count} messages arrived");
     }
@@ -675,8 +685,16 @@ pub(crate) fn measure(a: &Args) -> Report {
         send_cpu_ns_per_msg: cpu as f64 / count as f64,
         p50_us: None,
         p99_us: None,
-        extra: vec![("received", received as f64)],
+        extra: vec![
+            ("received", received as f64),
+            ("cpu_ns_per_msg", per_message(process, received)),
+        ],
     }
+}
+
+/// Process CPU per message received, in ns.
+fn per_message(cpu_ns: u64, received: u64) -> f64 {
+    (cpu_ns as f64 / received.max(1) as f64 * 10.0).round() / 10.0
 }
 
 pub(crate) fn run(a: Args) -> i32 {

@@ -23,7 +23,7 @@ use bytes::Bytes;
 
 #[path = "../../../zmtp-cli/src/probe.rs"]
 mod probe;
-use probe::{status_kib, thread_cpu_ns};
+use probe::{process_cpu_ns, status_kib, thread_cpu_ns};
 
 #[derive(Clone, Copy, PartialEq, Debug)]
 enum Ty {
@@ -545,6 +545,7 @@ fn throughput(r: &Run) -> String {
         .into_iter()
         .map(|mut s| rt_recv.spawn(async move { timed_receive(&mut s, count).await }))
         .collect();
+    let process0 = process_cpu_ns();
     let cpu0 = thread_cpu_ns();
     rt_send.block_on(async {
         for _ in 0..count {
@@ -564,12 +565,14 @@ fn throughput(r: &Run) -> String {
     let got: u64 = results.iter().map(|x| x.2).sum();
     let secs = (last - first).as_secs_f64().max(1e-9);
     let timed = got.saturating_sub(results.len() as u64) as f64;
+    let process = process_cpu_ns().saturating_sub(process0);
     std::mem::forget((sender, rt_send, rt_recv, recv_side, send_side));
     format!(
-        "\"received\": {got}, \"msgs_per_sec\": {:.1}, \"mb_per_sec\": {:.3}, \"send_cpu_ns_per_msg\": {:.1}",
+        "\"received\": {got}, \"msgs_per_sec\": {:.1}, \"mb_per_sec\": {:.3}, \"send_cpu_ns_per_msg\": {:.1}, \"cpu_ns_per_msg\": {:.1}",
         timed / secs,
         timed * r.size as f64 / secs / 1e6,
-        cpu as f64 / count as f64
+        cpu as f64 / count as f64,
+        process as f64 / got.max(1) as f64
     )
 }
 
