@@ -235,16 +235,23 @@ fn req_rep(w: &Work) -> String {
             rep.send(&m[..], 0).expect("send");
         }
     });
-    let payload = vec![0x5Au8; w.size];
+    let out = round_trips(&req, w.size, count);
+    echo.join().expect("echo");
+    out
+}
+
+/// `count` round trips of `size`-byte messages from `client`: the p50 and
+/// p99 fields.
+fn round_trips(client: &zmq::Socket, size: usize, count: u64) -> String {
+    let payload = vec![0x5Au8; size];
     let mut reply = zmq::Message::new();
     let mut rtts = Vec::with_capacity(count as usize);
     for _ in 0..count {
         let t = Instant::now();
-        req.send(&payload[..], 0).expect("send");
-        req.recv(&mut reply, 0).expect("recv");
+        client.send(&payload[..], 0).expect("send");
+        client.recv(&mut reply, 0).expect("recv");
         rtts.push(t.elapsed());
     }
-    echo.join().expect("echo");
     rtts.sort();
     let pct = |p: f64| rtts[((rtts.len() as f64 - 1.0) * p) as usize].as_secs_f64() * 1e6;
     format!("\"p50_us\": {:.2}, \"p99_us\": {:.2}", pct(0.5), pct(0.99))
@@ -351,19 +358,9 @@ fn router_echo(w: &Work) -> String {
             router.send(&body[..], 0).expect("send");
         }
     });
-    let payload = vec![0x5Au8; w.size];
-    let mut reply = zmq::Message::new();
-    let mut rtts = Vec::with_capacity(count as usize);
-    for _ in 0..count {
-        let t = Instant::now();
-        dealer.send(&payload[..], 0).expect("send");
-        dealer.recv(&mut reply, 0).expect("recv");
-        rtts.push(t.elapsed());
-    }
+    let out = round_trips(&dealer, w.size, count);
     echo.join().expect("echo");
-    rtts.sort();
-    let pct = |p: f64| rtts[((rtts.len() as f64 - 1.0) * p) as usize].as_secs_f64() * 1e6;
-    format!("\"p50_us\": {:.2}, \"p99_us\": {:.2}", pct(0.5), pct(0.99))
+    out
 }
 
 fn handshake(w: &Work) -> String {

@@ -407,6 +407,13 @@ fn proxy_throughput(a: &Args) -> Report {
     std::thread::spawn(move || {
         let _ = zmtp_sockets::proxy_blocking(&frontend, &backend, None);
     });
+    stream(a, &sender, receiver)
+}
+
+/// Sends --count messages of --size bytes from `sender` while a thread
+/// receives them on `receiver`: the throughput report, with the sending
+/// thread's CPU per send and the process's CPU per message received.
+fn stream(a: &Args, sender: &Socket, receiver: Socket) -> Report {
     let count = a.count;
     let process0 = process_cpu_ns();
     let recv_thread = std::thread::spawn(move || timed_receive(&receiver, count));
@@ -422,6 +429,9 @@ fn proxy_throughput(a: &Args) -> Report {
         .join()
         .unwrap_or_else(|_| crate::die(1, "receiver panicked"));
     let process = process_cpu_ns().saturating_sub(process0);
+    if received < count {
+        eprintln!("zmtp bench: only {received} of {count} messages arrived");
+    }
     let secs = (last - first).as_secs_f64().max(1e-9);
     let timed = received.saturating_sub(1) as f64;
     Report {
@@ -655,41 +665,7 @@ pub(crate) fn measure(a: &Args) -> Report {
         };
     }
 
-    let process0 = process_cpu_ns();
-    let recv_thread = std::thread::spawn(move || timed_receive(&receiver, count));
-    let cpu0 = thread_cpu_ns();
-    for _ in 0..count {
-        sender
-            .send_blocking(payload.clone())
-            .unwrap_or_else(|e| crate::die(1, e));
-    }
-    let cpu = thread_cpu_ns().saturating_sub(cpu0);
-    let (first, last, received) = recv_thread
-        .join()
-        .unwrap_or_else(|_| crate::die(1, "receiver panicked"));
-    let process = process_cpu_ns().saturating_sub(process0);
-    if received < count {
-        eprintln!("zmtp bench: only {received} of {count} messages arrived");
-    }
-    let secs = (last - first).as_secs_f64().max(1e-9);
-    let timed = received.saturating_sub(1) as f64;
-    Report {
-        pattern: a.pattern.clone(),
-        mechanism: a.mechanism.clone(),
-        transport: a.transport.clone(),
-        size: a.size,
-        count,
-        seconds: secs,
-        msgs_per_sec: timed / secs,
-        mb_per_sec: timed * a.size as f64 / secs / 1e6,
-        send_cpu_ns_per_msg: cpu as f64 / count as f64,
-        p50_us: None,
-        p99_us: None,
-        extra: vec![
-            ("received", received as f64),
-            ("cpu_ns_per_msg", per_message(process, received)),
-        ],
-    }
+    stream(a, &sender, receiver)
 }
 
 /// Process CPU per message received, in ns.
