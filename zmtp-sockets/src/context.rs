@@ -109,6 +109,9 @@ impl TaskCount {
     }
 }
 
+/// The name of every I/O thread starts with this.
+pub(crate) const IO_THREAD_PREFIX: &str = "zmtp-io-";
+
 /// How long an I/O thread that ran out of work keeps looking for more
 /// before it sleeps, by default: [`ContextBuilder::busy_poll`].
 pub const DEFAULT_BUSY_POLL: Duration = Duration::from_micros(50);
@@ -206,7 +209,7 @@ impl Context {
             let ex = Arc::new(Executor::new());
             let (ex2, stop_rx) = (ex.clone(), stop_rx.clone());
             let handle = std::thread::Builder::new()
-                .name(format!("zmtp-io-{i}"))
+                .name(format!("{IO_THREAD_PREFIX}{i}"))
                 .spawn(move || {
                     // Returns when `stop` is closed.
                     let run = ex2.run(async move {

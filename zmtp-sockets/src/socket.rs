@@ -71,6 +71,22 @@ impl Drop for Socket {
     }
 }
 
+/// A `_blocking` call that would wait on one of a context's I/O threads
+/// (from an Authenticator or a mechanism, which run there) would stop the
+/// thread that has to make the wait end: refused instead of hanging. The
+/// check costs nothing on the paths that do not wait.
+fn refuse_on_io_thread() -> Result<()> {
+    if std::thread::current()
+        .name()
+        .is_some_and(|n| n.starts_with(crate::context::IO_THREAD_PREFIX))
+    {
+        return Err(Error::State(
+            "a blocking call on a context's I/O thread would wait for itself; use the async form",
+        ));
+    }
+    Ok(())
+}
+
 /// Runs `fut` on this thread until it completes (`Some`) or `deadline`
 /// passes (`None`), parking in between. The deadline is the thread's own
 /// park timeout: an `async_io::Timer` would register with the reactor and
@@ -421,13 +437,16 @@ impl Socket {
     /// task of an async runtime: on a runtime thread it stops every other
     /// task of that thread, and if the peer this call waits for is such a
     /// task (a current-thread runtime, say), the two wait for each other
-    /// for ever. In async code use the future form.
+    /// for ever. In async code use the future form. On one of a context's
+    /// own I/O threads (inside an Authenticator, say) a call that would
+    /// wait returns [`Error::State`] instead.
     pub fn send_blocking(&self, msg: impl Into<Message>) -> Result<()> {
         self.check_open()?;
         // Only park the thread when no peer has room.
         match self.try_route(prepare(msg.into())?) {
             Ok(()) => Ok(()),
             Err(SendError::Blocked(back)) => {
+                refuse_on_io_thread()?;
                 let deadline = self.shared.sndtimeo().map(|t| Instant::now() + t);
                 block_on_until(self.send_prepared(back, None), deadline)
                     .unwrap_or(Err(Error::WouldBlock))
@@ -507,11 +526,14 @@ impl Socket {
     /// task of an async runtime: on a runtime thread it stops every other
     /// task of that thread, and if the peer this call waits for is such a
     /// task (a current-thread runtime, say), the two wait for each other
-    /// for ever. In async code use the future form.
+    /// for ever. In async code use the future form. On one of a context's
+    /// own I/O threads (inside an Authenticator, say) a call that would
+    /// wait returns [`Error::State`] instead.
     pub fn recv_blocking(&self) -> Result<Message> {
         // Only park the thread when nothing is queued.
         match self.try_recv() {
             Err(Error::WouldBlock) => {
+                refuse_on_io_thread()?;
                 let deadline = self.shared.rcvtimeo().map(|t| Instant::now() + t);
                 block_on_until(self.recv_inner(false), deadline).unwrap_or(Err(Error::WouldBlock))
             }

@@ -84,3 +84,38 @@ fn options_are_set_with_the_socket_and_refused_when_too_late() {
     // Options that apply to later connections are still accepted.
     pull.configure(|o| o.sndhwm = 30).unwrap();
 }
+
+/// A blocking call that would wait on one of the context's I/O threads
+/// (here, inside an Authenticator) returns an error instead of hanging the
+/// thread that would have to end the wait.
+#[test]
+fn a_blocking_call_on_an_io_thread_is_refused_not_hung() {
+    use std::sync::{Arc, Mutex};
+    use zmtp_sockets::security::{AuthRequest, AuthVerdict, FnAuthenticator};
+    use zmtp_sockets::{MonitorEvent, Security};
+    let ctx = Context::new();
+    let idle = Arc::new(ctx.socket(SocketType::Pull).unwrap());
+    let _ = idle.bind("tcp://127.0.0.1:0").unwrap();
+    let seen: Arc<Mutex<Option<String>>> = Arc::default();
+    let (idle2, seen2) = (idle.clone(), seen.clone());
+    let server = ctx
+        .socket_with(SocketType::Pull, |o| {
+            o.security = Security::Null;
+            o.authenticator = Some(Arc::new(FnAuthenticator(move |_: &AuthRequest| {
+                let r = idle2.recv_blocking();
+                *seen2.lock().unwrap() = Some(format!("{r:?}"));
+                AuthVerdict::allow()
+            })));
+        })
+        .unwrap();
+    let mon = server.monitor();
+    let ep = server.bind("tcp://127.0.0.1:0").unwrap();
+    let client = ctx.socket(SocketType::Push).unwrap();
+    client.connect(&ep).unwrap();
+    let ev = mon.wait_for_blocking(Duration::from_secs(20), |e| {
+        matches!(e, MonitorEvent::HandshakeSucceeded { .. })
+    });
+    assert!(ev.is_some(), "the handshake went on");
+    let seen = seen.lock().unwrap().clone().unwrap();
+    assert!(seen.contains("I/O thread"), "{seen}");
+}
