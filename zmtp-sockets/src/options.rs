@@ -268,7 +268,7 @@ pub struct Options {
     /// for a prefix (`ZMQ_XPUB_VERBOSER`, off).
     pub xpub_verbose_unsubscribe: bool,
     /// Keep only the newest message in each queue, inbound and outbound
-    /// (`ZMQ_CONFLATE`, off). PUB, SUB, XPUB, XSUB, PUSH, PULL and DEALER
+    /// (`ZMQ_CONFLATE`, off). PUB, SUB, XPUB, PUSH, PULL and DEALER
     /// only; set it before the first bind or connect. Unlike libzmq, whole
     /// multipart messages are kept.
     pub conflate: bool,

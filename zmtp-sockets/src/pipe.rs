@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::Poll;
 
 use atomic_waker::AtomicWaker;
@@ -65,8 +66,10 @@ pub(crate) struct Pipe {
     /// The connection task waiting for this queue (see [`PipeRx`]).
     ready: Arc<AtomicWaker>,
     cap: usize,
-    /// Keep only the newest message (`conflate`).
-    conflate: bool,
+    /// Keep only the newest message (`conflate`): the count of messages
+    /// given up that way, shared with the socket (they will never be
+    /// written, so they must not stay "unsent").
+    conflate: Option<Arc<AtomicU64>>,
     /// Whether the peer has finished its handshake on this pipe. A connect
     /// endpoint's pipe exists (and queues) before that.
     pub(crate) attached: bool,
@@ -79,7 +82,7 @@ pub(crate) struct Pipe {
 impl Pipe {
     /// A new pipe with room for `cap` messages (0: no limit), and the
     /// connection task's end of it.
-    pub(crate) fn new(id: PipeId, cap: usize, conflate: bool) -> (Pipe, PipeRx) {
+    pub(crate) fn new(id: PipeId, cap: usize, conflate: Option<Arc<AtomicU64>>) -> (Pipe, PipeRx) {
         let tx = Arc::new(ConcurrentQueue::unbounded());
         let ready = Arc::new(AtomicWaker::new());
         let rx = PipeRx {
@@ -101,7 +104,7 @@ impl Pipe {
 
     #[inline]
     pub(crate) fn is_full(&self) -> bool {
-        !self.conflate && self.cap != 0 && self.tx.len() >= self.cap
+        self.conflate.is_none() && self.cap != 0 && self.tx.len() >= self.cap
     }
 
     /// Queues a message, within the high-water mark. A conflating pipe
@@ -111,8 +114,14 @@ impl Pipe {
         if self.is_full() {
             return Err(Refused::Full(out));
         }
-        if self.conflate {
-            while self.tx.pop().is_ok() {}
+        if let Some(given_up) = &self.conflate {
+            // Only messages travel on a conflating pipe (conflate is refused
+            // for XSUB, whose pipes also carry subscriptions).
+            let mut n = 0;
+            while self.tx.pop().is_ok() {
+                n += 1;
+            }
+            given_up.fetch_add(n, Ordering::Release);
         }
         self.try_send_unbounded(out)
     }
@@ -266,7 +275,7 @@ mod tests {
 
     #[test]
     fn pipe_wakes_its_reader_for_every_send_and_closes_after_draining() {
-        let (p, rx) = Pipe::new(1, 0, false);
+        let (p, rx) = Pipe::new(1, 0, None);
         let sender = std::thread::spawn(move || {
             for i in 0..10_000u32 {
                 assert!(
@@ -296,7 +305,7 @@ mod tests {
 
     #[test]
     fn a_full_pipe_refuses_messages_but_not_subscriptions() {
-        let (p, rx) = Pipe::new(1, 2, false);
+        let (p, rx) = Pipe::new(1, 2, None);
         assert!(p.try_send(Out::Cancel(Bytes::new())).is_ok());
         assert!(p.try_send(Out::Cancel(Bytes::new())).is_ok());
         assert!(matches!(
@@ -310,7 +319,7 @@ mod tests {
 
     #[test]
     fn a_conflating_pipe_keeps_only_the_newest_message() {
-        let (p, rx) = Pipe::new(1, 2, true);
+        let (p, rx) = Pipe::new(1, 2, Some(Arc::new(AtomicU64::new(0))));
         for i in 0..5u8 {
             p.try_send_msg(Message::from(vec![i])).expect("never full");
         }
@@ -326,7 +335,7 @@ mod tests {
         let mut pipes = Pipes::default();
         let mut rxs = Vec::new();
         for id in 1..=5 {
-            let (p, rx) = Pipe::new(id, 0, false);
+            let (p, rx) = Pipe::new(id, 0, None);
             pipes.push(p);
             rxs.push(rx);
         }
@@ -344,7 +353,7 @@ mod tests {
 
     #[test]
     fn a_closed_pipe_gives_the_message_back() {
-        let (p, rx) = Pipe::new(1, 0, false);
+        let (p, rx) = Pipe::new(1, 0, None);
         drop(rx);
         let back = p.try_send_msg(Message::from("x")).expect_err("closed");
         assert_eq!(back.frames()[0], "x");

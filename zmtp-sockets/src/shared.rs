@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use async_channel::Sender;
@@ -65,7 +65,7 @@ pub(crate) struct SocketShared {
     pub(crate) next_pipe: AtomicU64,
     /// Messages queued for a peer, and messages written to the kernel.
     pub(crate) routed: AtomicU64,
-    pub(crate) written: AtomicU64,
+    pub(crate) written: Arc<AtomicU64>,
 }
 
 impl SocketShared {
@@ -145,7 +145,10 @@ impl SocketShared {
         let (hwm, conflate) = self.with_options(|o| (o.sndhwm, o.conflate));
         let id = self.next_pipe.fetch_add(1, Ordering::Relaxed);
         let bounded = self.lock().pattern.bounded_pipes();
-        Pipe::new(id, if bounded { hwm } else { 0 }, conflate)
+        // Messages a conflating pipe gives up count as written: they are
+        // not "unsent", they are gone by design.
+        let given_up = conflate.then(|| self.written.clone());
+        Pipe::new(id, if bounded { hwm } else { 0 }, given_up)
     }
 
     /// A peer finished its handshake, on its connect endpoint's pipe

@@ -148,7 +148,7 @@ impl Socket {
             monitor: Mutex::new(None),
             next_pipe: AtomicU64::new(1),
             routed: AtomicU64::new(0),
-            written: AtomicU64::new(0),
+            written: Arc::new(AtomicU64::new(0)),
         });
         Ok(Socket { shared, _ctx: ctx })
     }

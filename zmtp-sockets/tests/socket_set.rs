@@ -376,11 +376,13 @@ fn conflate_keeps_the_newest_message_and_is_refused_where_it_cannot_apply() {
         pull.configure(|o| o.conflate = false),
         Err(Error::InvalidOption(_))
     ));
+    // XSUB too: its pipes carry subscriptions, which conflating would drop.
     for t in [
         SocketType::Req,
         SocketType::Rep,
         SocketType::Router,
         SocketType::Pair,
+        SocketType::XSub,
     ] {
         let s = ctx.socket(t).unwrap();
         assert!(
@@ -391,6 +393,25 @@ fn conflate_keeps_the_newest_message_and_is_refused_where_it_cannot_apply() {
             "{t}"
         );
     }
+}
+
+/// Messages a conflating PUSH replaces are gone by design: they do not
+/// stay "unsent", so a flush does not wait for them.
+#[test]
+fn conflated_messages_do_not_count_as_unsent() {
+    let ctx = Context::new();
+    let push = socket(&ctx, SocketType::Push);
+    push.configure(|o| o.conflate = true).unwrap();
+    // Nobody listens: everything waits on the connect endpoint's pipe.
+    let nobody = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let ep = format!("tcp://{}", nobody.local_addr().unwrap());
+    drop(nobody);
+    push.connect(&ep).unwrap();
+    for i in 0..10u8 {
+        push.send_blocking(vec![i]).unwrap();
+    }
+    // Nine were replaced, the newest waits.
+    assert_eq!(push.unsent(), 1);
 }
 
 #[test]

@@ -40,7 +40,7 @@ mod tests {
         let mut pipes = Pipes::default();
         let mut rxs = Vec::new();
         for id in 1..=3 {
-            let (p, rx) = Pipe::new(id, 1, false);
+            let (p, rx) = Pipe::new(id, 1, None);
             pipes.push(p);
             rxs.push(rx);
         }
