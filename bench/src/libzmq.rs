@@ -149,6 +149,8 @@ pub(crate) fn run(w: &Work) -> String {
         "dealer-router" => dealer_router(w),
         "router-echo" => router_echo(w),
         "proxy" => proxy(w),
+        "fan-in" => fan_in(w),
+        "round-robin" => round_robin(w),
         "handshake" => handshake(w),
         "idle" => idle(w),
         "slow-sub" => slow_sub(w),
@@ -292,6 +294,124 @@ fn proxy(w: &Work) -> String {
         timed / secs,
         timed * w.size as f64 / secs / 1e6,
         cpu as f64 / count as f64
+    )
+}
+
+/// `subscribers` PUSH sockets (a thread each) into one bound PULL.
+fn fan_in(w: &Work) -> String {
+    let n = w.subscribers.max(1);
+    let (rctx, sctx) = (zmq::Context::new(), zmq::Context::new());
+    let pull = socket(&rctx, zmq::PULL);
+    let ep = bind(&pull, &w.transport);
+    let per = (w.count / n as u64).max(1);
+    let count = per * n as u64;
+    let pushes: Vec<zmq::Socket> = (0..n)
+        .map(|_| {
+            let s = socket(&sctx, zmq::PUSH);
+            s.connect(&ep).expect("connect");
+            s
+        })
+        .collect();
+    let process0 = process_cpu_ns();
+    let recv = std::thread::spawn(move || timed_receive(&pull, count));
+    let payload = vec![0x5Au8; w.size];
+    // Each thread gives its socket back: closed before the receiver has
+    // everything, a socket with linger 0 would drop what it still holds.
+    let _open: Vec<zmq::Socket> = std::thread::scope(|scope| {
+        let threads: Vec<_> = pushes
+            .into_iter()
+            .map(|s| {
+                let payload = &payload;
+                scope.spawn(move || {
+                    for _ in 0..per {
+                        s.send(&payload[..], 0).expect("send");
+                    }
+                    s
+                })
+            })
+            .collect();
+        threads
+            .into_iter()
+            .map(|t| t.join().expect("sender"))
+            .collect()
+    });
+    let (first, last, got) = recv.join().expect("receiver");
+    let process = process_cpu_ns().saturating_sub(process0);
+    let secs = (last - first).as_secs_f64().max(1e-9);
+    let timed = got.saturating_sub(1) as f64;
+    format!(
+        "\"received\": {got}, \"msgs_per_sec\": {:.1}, \"mb_per_sec\": {:.3}, \"cpu_ns_per_msg\": {:.1}",
+        timed / secs,
+        timed * w.size as f64 / secs / 1e6,
+        process as f64 / got.max(1) as f64
+    )
+}
+
+/// One bound PUSH dealing to `subscribers` PULL sockets (a thread each).
+fn round_robin(w: &Work) -> String {
+    let n = w.subscribers.max(1);
+    let (rctx, sctx) = (zmq::Context::new(), zmq::Context::new());
+    let push = socket(&sctx, zmq::PUSH);
+    let ep = bind(&push, &w.transport);
+    let pulls: Vec<zmq::Socket> = (0..n)
+        .map(|_| {
+            let s = socket(&rctx, zmq::PULL);
+            s.set_rcvtimeo(200).expect("opt");
+            s.connect(&ep).expect("connect");
+            s
+        })
+        .collect();
+    // Every PULL connected before the first message: probe until each has
+    // had one, then drain the probes left over.
+    let mut reached = vec![false; n];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while reached.iter().any(|r| !r) {
+        assert!(Instant::now() < deadline, "a PULL never connected");
+        push.send("probe", 0).expect("send");
+        for (s, r) in pulls.iter().zip(reached.iter_mut()) {
+            while s.recv_bytes(zmq::DONTWAIT).is_ok() {
+                *r = true;
+            }
+        }
+    }
+    for s in &pulls {
+        s.set_rcvtimeo(50).expect("opt");
+        while s.recv_bytes(0).is_ok() {}
+        s.set_rcvtimeo(200).expect("opt");
+    }
+    let count = w.count;
+    let total = std::sync::atomic::AtomicU64::new(0);
+    let process0 = process_cpu_ns();
+    let t0 = Instant::now();
+    let last = std::sync::Mutex::new(t0);
+    std::thread::scope(|scope| {
+        for s in pulls {
+            let (total, last) = (&total, &last);
+            scope.spawn(move || {
+                let mut m = zmq::Message::new();
+                let deadline = Instant::now() + Duration::from_secs(60);
+                while total.load(Ordering::Relaxed) < count && Instant::now() < deadline {
+                    if s.recv(&mut m, 0).is_ok()
+                        && total.fetch_add(1, Ordering::Relaxed) + 1 == count
+                    {
+                        *last.lock().expect("clock") = Instant::now();
+                    }
+                }
+            });
+        }
+        let payload = vec![0x5Au8; w.size];
+        for _ in 0..count {
+            push.send(&payload[..], 0).expect("send");
+        }
+    });
+    let got = total.load(Ordering::Relaxed);
+    let process = process_cpu_ns().saturating_sub(process0);
+    let secs = (*last.lock().expect("clock") - t0).as_secs_f64().max(1e-9);
+    format!(
+        "\"received\": {got}, \"msgs_per_sec\": {:.1}, \"mb_per_sec\": {:.3}, \"cpu_ns_per_msg\": {:.1}",
+        got as f64 / secs,
+        got as f64 * w.size as f64 / secs / 1e6,
+        process as f64 / got.max(1) as f64
     )
 }
 

@@ -160,7 +160,10 @@ fn measure(t: &Tools, imp: &str, w: &Work) -> Result<Fields, Miss> {
     }
     // Throughput from a run that lost messages is no throughput.
     let expected = match w.pattern {
-        "push-pull" | "dealer-router" | "proxy" => Some(w.count as f64),
+        "push-pull" | "dealer-router" | "proxy" | "round-robin" => Some(w.count as f64),
+        "fan-in" => {
+            Some((w.count / w.subscribers.max(1) as u64 * w.subscribers.max(1) as u64) as f64)
+        }
         "pub-sub" => Some((w.count * w.subscribers as u64) as f64),
         "handshake" | "idle" => Some(w.count as f64),
         _ => None,
@@ -579,6 +582,19 @@ fn main() {
         1.2,
         true,
     );
+    let (fan_in, deal) = fan_in_and_out(&t, &mut rep, runs, &n);
+    rep.target(
+        "32 PUSH → 1 PULL 16 B ≥ 1.5× libzmq",
+        ratio(&fan_in, "zmtp", "libzmq", "msgs_per_sec"),
+        1.5,
+        true,
+    );
+    rep.target(
+        "1 PUSH → 8 PULL 16 B ≥ 1.5× libzmq",
+        ratio(&deal, "zmtp", "libzmq", "msgs_per_sec"),
+        1.5,
+        true,
+    );
     let hs = handshakes(&t, &mut rep, runs, quick);
     let mem = memory(&t, &mut rep, runs, quick);
 
@@ -939,6 +955,58 @@ fn latency(
         .render(),
     ));
     all
+}
+
+/// Many peers: 32 PUSH sockets into one PULL (fan-in) and one PUSH dealing
+/// to 8 PULL sockets (round-robin), a thread per socket, ours against
+/// libzmq's.
+fn fan_in_and_out(
+    t: &Tools,
+    rep: &mut Report,
+    runs: usize,
+    n: &dyn Fn(u64) -> u64,
+) -> (Results, Results) {
+    let imps = ["libzmq", "zmtp"];
+    let _ = writeln!(
+        rep.md,
+        "\n### Fan-in and round-robin\n\n32 PUSH sockets (a thread each) into one PULL, and one PUSH dealing round-robin to 8 PULL sockets (a thread each), over tcp, NULL, 16 B: messages received per second, and the whole process's CPU per message; median (min–max) of the runs, ratio to libzmq's in the same runs.\n"
+    );
+    rep.header(&[
+        "workload",
+        "libzmq",
+        "zmtp",
+        "CPU per message, libzmq",
+        "zmtp",
+    ]);
+    let mut out = Vec::new();
+    for (pattern, peers, label) in [
+        ("fan-in", 32usize, "32 PUSH → 1 PULL"),
+        ("round-robin", 8, "1 PUSH → 8 PULL"),
+    ] {
+        let w = Work {
+            pattern,
+            mechanism: "null",
+            transport: "tcp",
+            size: 16,
+            count: n(1_000_000),
+            subscribers: peers,
+        };
+        let r = run_interleaved(t, &w, &imps, runs);
+        let base = field(&r, "libzmq", "msgs_per_sec").map(|s| s.0);
+        let cpu_base = field(&r, "libzmq", "cpu_ns_per_msg").map(|s| s.0);
+        let _ = writeln!(
+            rep.md,
+            "| {label} | {} | {} | {} | {} |",
+            cell_of(&r, "libzmq", "msgs_per_sec", None),
+            cell_of(&r, "zmtp", "msgs_per_sec", base),
+            cell_of(&r, "libzmq", "cpu_ns_per_msg", None),
+            cell_of(&r, "zmtp", "cpu_ns_per_msg", cpu_base),
+        );
+        out.push(r);
+    }
+    let deal = out.pop().unwrap_or_default();
+    let fan_in = out.pop().unwrap_or_default();
+    (fan_in, deal)
 }
 
 /// PUSH -> proxy -> PULL: the proxy on a context and a thread of its own,

@@ -23,7 +23,9 @@ pub(crate) struct Args {
     /// seal (CURVE's single-core seal rate, no sockets).
     #[arg(long, default_value = "push-pull")]
     pattern: String,
-    /// pub-sub: the number of subscribers (on the receiving context).
+    /// pub-sub: the number of subscribers (on the receiving context);
+    /// fan-in: the number of PUSH sockets into one PULL; round-robin: the
+    /// number of PULL sockets one PUSH deals to.
     #[arg(long, default_value_t = 1)]
     subscribers: usize,
     /// null, plain, curve, noise-xx, noise-ik or noise-nk.
@@ -469,6 +471,142 @@ fn timed_receive(receiver: &Socket, count: u64) -> (Instant, Instant, u64) {
     (first.unwrap_or(last), last, n)
 }
 
+/// --subscribers PUSH sockets (on the sending context, a thread each) into
+/// one bound PULL: msg/s counts what the PULL receives.
+fn fan_in(a: &Args) -> Report {
+    if a.mechanism != "null" {
+        bad("--pattern fan-in measures NULL");
+    }
+    let n = a.subscribers.max(1);
+    let (recv_ctx, send_ctx) = contexts(a);
+    let pull = socket(&recv_ctx, SocketType::Pull);
+    let ep = pull
+        .bind(&endpoint(&a.transport))
+        .unwrap_or_else(|e| crate::die(1, e));
+    let per = (a.count / n as u64).max(1);
+    let count = per * n as u64;
+    let pushes: Vec<Socket> = (0..n)
+        .map(|_| {
+            let s = socket(&send_ctx, SocketType::Push);
+            s.connect(&ep).unwrap_or_else(|e| crate::die(1, e));
+            s
+        })
+        .collect();
+    let process0 = process_cpu_ns();
+    let recv_thread = std::thread::spawn(move || timed_receive(&pull, count));
+    let payload = Bytes::from(vec![0x5Au8; a.size]);
+    std::thread::scope(|scope| {
+        for s in &pushes {
+            let payload = payload.clone();
+            scope.spawn(move || {
+                for _ in 0..per {
+                    s.send_blocking(payload.clone())
+                        .unwrap_or_else(|e| crate::die(1, e));
+                }
+            });
+        }
+    });
+    let (first, last, received) = recv_thread
+        .join()
+        .unwrap_or_else(|_| crate::die(1, "receiver panicked"));
+    let process = process_cpu_ns().saturating_sub(process0);
+    let secs = (last - first).as_secs_f64().max(1e-9);
+    let timed = received.saturating_sub(1) as f64;
+    Report {
+        count,
+        seconds: secs,
+        msgs_per_sec: timed / secs,
+        mb_per_sec: timed * a.size as f64 / secs / 1e6,
+        ..extra_report(
+            a,
+            vec![
+                ("peers", n as f64),
+                ("received", received as f64),
+                ("cpu_ns_per_msg", per_message(process, received)),
+            ],
+        )
+    }
+}
+
+/// One bound PUSH dealing round-robin to --subscribers PULL sockets (on
+/// the receiving context, a thread each): msg/s counts what they receive
+/// together.
+fn round_robin(a: &Args) -> Report {
+    if a.mechanism != "null" {
+        bad("--pattern round-robin measures NULL");
+    }
+    let n = a.subscribers.max(1);
+    let (recv_ctx, send_ctx) = contexts(a);
+    let push = socket(&send_ctx, SocketType::Push);
+    let mon = push.monitor();
+    let ep = push
+        .bind(&endpoint(&a.transport))
+        .unwrap_or_else(|e| crate::die(1, e));
+    let pulls: Vec<Socket> = (0..n)
+        .map(|_| {
+            let s = socket(&recv_ctx, SocketType::Pull);
+            let _ = s.configure(|o| o.rcvtimeo = Some(Duration::from_millis(200)));
+            s.connect(&ep).unwrap_or_else(|e| crate::die(1, e));
+            s
+        })
+        .collect();
+    // Every PULL is attached before the first message, so that all take
+    // their turns from the start.
+    for _ in 0..n {
+        let ok = mon.wait_for_blocking(Duration::from_secs(30), |e| {
+            matches!(e, MonitorEvent::HandshakeSucceeded { .. })
+        });
+        if ok.is_none() {
+            crate::die(1, "a PULL never finished its handshake");
+        }
+    }
+    let count = a.count;
+    let total = std::sync::atomic::AtomicU64::new(0);
+    let process0 = process_cpu_ns();
+    let t0 = Instant::now();
+    let last = std::sync::Mutex::new(t0);
+    std::thread::scope(|scope| {
+        for s in &pulls {
+            let (total, last) = (&total, &last);
+            scope.spawn(move || {
+                let deadline = Instant::now() + Duration::from_secs(60);
+                while total.load(std::sync::atomic::Ordering::Relaxed) < count
+                    && Instant::now() < deadline
+                {
+                    if s.recv_blocking().is_ok() {
+                        let seen = total.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                        if seen == count {
+                            *last.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+                        }
+                    }
+                }
+            });
+        }
+        let payload = Bytes::from(vec![0x5Au8; a.size]);
+        for _ in 0..count {
+            push.send_blocking(payload.clone())
+                .unwrap_or_else(|e| crate::die(1, e));
+        }
+    });
+    let received = total.load(std::sync::atomic::Ordering::Relaxed);
+    let process = process_cpu_ns().saturating_sub(process0);
+    let end = *last.lock().unwrap_or_else(|e| e.into_inner());
+    let secs = (end - t0).as_secs_f64().max(1e-9);
+    Report {
+        seconds: secs,
+        msgs_per_sec: received as f64 / secs,
+        mb_per_sec: received as f64 * a.size as f64 / secs / 1e6,
+        ..extra_report(
+            a,
+            vec![
+                ("peers", n as f64),
+                ("received", received as f64),
+                ("cpu_ns_per_msg", per_message(process, received)),
+            ],
+        )
+    }
+}
+
 /// One publisher (binding) and --subscribers subscribers on the other
 /// context, unlimited queues; msg/s counts deliveries to all subscribers.
 fn pub_sub(a: &Args) -> Report {
@@ -576,6 +714,8 @@ pub(crate) fn measure(a: &Args) -> Report {
     match a.pattern.as_str() {
         "seal" => return seal_rate(a),
         "pub-sub" => return pub_sub(a),
+        "fan-in" => return fan_in(a),
+        "round-robin" => return round_robin(a),
         "handshake" => return handshakes(a),
         "proxy" => return proxy_throughput(a),
         "idle" => return idle(a),

@@ -457,8 +457,8 @@ fn main() {
         "slow-sub" => slow_sub(&run),
         "dealer-router" => throughput(&run),
         "router-echo" => router_echo(&run),
-        // The proxy is compared with libzmq's only.
-        "proxy" => unsupported(),
+        // The proxy, fan-in and round-robin are compared with libzmq only.
+        "proxy" | "fan-in" | "round-robin" => unsupported(),
         p => panic!("unknown pattern {p}"),
     };
     println!(
