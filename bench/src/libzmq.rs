@@ -121,6 +121,38 @@ fn timed_receive(s: &zmq::Socket, count: u64) -> (Instant, Instant, u64) {
     (first.unwrap_or(last), last, n)
 }
 
+/// Sends `count` messages of `size` bytes; the sending thread's CPU, in ns.
+fn send_all(sender: &zmq::Socket, size: usize, count: u64) -> u64 {
+    let payload = vec![0x5Au8; size];
+    let cpu0 = thread_cpu_ns();
+    for _ in 0..count {
+        sender.send(&payload[..], 0).expect("send");
+    }
+    thread_cpu_ns() - cpu0
+}
+
+/// The throughput fields of a run: `got` messages received, `timed` of them
+/// within `secs`, the sending thread's CPU per send where there was one
+/// sender, and the process's CPU (`process_ns`) per message received.
+fn rate_fields(
+    got: u64,
+    timed: f64,
+    secs: f64,
+    size: usize,
+    send_cpu_ns_per_msg: Option<f64>,
+    process_ns: u64,
+) -> String {
+    let send_cpu = send_cpu_ns_per_msg
+        .map(|c| format!(", \"send_cpu_ns_per_msg\": {c:.1}"))
+        .unwrap_or_default();
+    format!(
+        "\"received\": {got}, \"msgs_per_sec\": {:.1}, \"mb_per_sec\": {:.3}{send_cpu}, \"cpu_ns_per_msg\": {:.1}",
+        timed / secs,
+        timed * size as f64 / secs / 1e6,
+        process_ns as f64 / got.max(1) as f64
+    )
+}
+
 /// Publishes probes until `sub` gets one: its subscription is in effect.
 fn await_subscription(publisher: &zmq::Socket, sub: &zmq::Socket) {
     sub.set_rcvtimeo(20).expect("opt");
@@ -196,12 +228,7 @@ fn throughput(w: &Work) -> String {
         .into_iter()
         .map(|r| std::thread::spawn(move || timed_receive(&r, count)))
         .collect();
-    let payload = vec![0x5Au8; w.size];
-    let cpu0 = thread_cpu_ns();
-    for _ in 0..count {
-        sender.send(&payload[..], 0).expect("send");
-    }
-    let cpu = thread_cpu_ns() - cpu0;
+    let cpu = send_all(&sender, w.size, count);
     let results: Vec<_> = threads
         .into_iter()
         .map(|t| t.join().expect("receiver"))
@@ -212,13 +239,8 @@ fn throughput(w: &Work) -> String {
     let got: u64 = results.iter().map(|r| r.2).sum();
     let secs = (last - first).as_secs_f64().max(1e-9);
     let timed = got.saturating_sub(results.len() as u64) as f64;
-    format!(
-        "\"received\": {got}, \"msgs_per_sec\": {:.1}, \"mb_per_sec\": {:.3}, \"send_cpu_ns_per_msg\": {:.1}, \"cpu_ns_per_msg\": {:.1}",
-        timed / secs,
-        timed * w.size as f64 / secs / 1e6,
-        cpu as f64 / count as f64,
-        process as f64 / got.max(1) as f64
-    )
+    let send_cpu = cpu as f64 / count as f64;
+    rate_fields(got, timed, secs, w.size, Some(send_cpu), process)
 }
 
 fn req_rep(w: &Work) -> String {
@@ -279,22 +301,15 @@ fn proxy(w: &Work) -> String {
         let _ = zmq::proxy(&frontend, &backend);
     });
     let count = w.count;
+    let process0 = process_cpu_ns();
     let recv = std::thread::spawn(move || timed_receive(&receiver, count));
-    let payload = vec![0x5Au8; w.size];
-    let cpu0 = thread_cpu_ns();
-    for _ in 0..count {
-        sender.send(&payload[..], 0).expect("send");
-    }
-    let cpu = thread_cpu_ns() - cpu0;
+    let cpu = send_all(&sender, w.size, count);
     let (first, last, got) = recv.join().expect("receiver");
+    let process = process_cpu_ns().saturating_sub(process0);
     let secs = (last - first).as_secs_f64().max(1e-9);
     let timed = got.saturating_sub(1) as f64;
-    format!(
-        "\"received\": {got}, \"msgs_per_sec\": {:.1}, \"mb_per_sec\": {:.3}, \"send_cpu_ns_per_msg\": {:.1}",
-        timed / secs,
-        timed * w.size as f64 / secs / 1e6,
-        cpu as f64 / count as f64
-    )
+    let send_cpu = cpu as f64 / count as f64;
+    rate_fields(got, timed, secs, w.size, Some(send_cpu), process)
 }
 
 /// `subscribers` PUSH sockets (a thread each) into one bound PULL.
@@ -339,12 +354,7 @@ fn fan_in(w: &Work) -> String {
     let process = process_cpu_ns().saturating_sub(process0);
     let secs = (last - first).as_secs_f64().max(1e-9);
     let timed = got.saturating_sub(1) as f64;
-    format!(
-        "\"received\": {got}, \"msgs_per_sec\": {:.1}, \"mb_per_sec\": {:.3}, \"cpu_ns_per_msg\": {:.1}",
-        timed / secs,
-        timed * w.size as f64 / secs / 1e6,
-        process as f64 / got.max(1) as f64
-    )
+    rate_fields(got, timed, secs, w.size, None, process)
 }
 
 /// One bound PUSH dealing to `subscribers` PULL sockets (a thread each).
@@ -407,12 +417,7 @@ fn round_robin(w: &Work) -> String {
     let got = total.load(Ordering::Relaxed);
     let process = process_cpu_ns().saturating_sub(process0);
     let secs = (*last.lock().expect("clock") - t0).as_secs_f64().max(1e-9);
-    format!(
-        "\"received\": {got}, \"msgs_per_sec\": {:.1}, \"mb_per_sec\": {:.3}, \"cpu_ns_per_msg\": {:.1}",
-        got as f64 / secs,
-        got as f64 * w.size as f64 / secs / 1e6,
-        process as f64 / got.max(1) as f64
-    )
+    rate_fields(got, got as f64, secs, w.size, None, process)
 }
 
 /// A ROUTER bound, a DEALER connected to it, on two contexts.
@@ -432,6 +437,7 @@ fn router_and_dealer(w: &Work) -> (zmq::Socket, zmq::Socket) {
 fn dealer_router(w: &Work) -> String {
     let (router, dealer) = router_and_dealer(w);
     let count = w.count;
+    let process0 = process_cpu_ns();
     let receiver = std::thread::spawn(move || {
         router.set_rcvtimeo(10_000).expect("opt");
         let (mut id, mut body) = (zmq::Message::new(), zmq::Message::new());
@@ -447,21 +453,13 @@ fn dealer_router(w: &Work) -> String {
         }
         (first.unwrap_or(last), last, n)
     });
-    let payload = vec![0x5Au8; w.size];
-    let cpu0 = thread_cpu_ns();
-    for _ in 0..count {
-        dealer.send(&payload[..], 0).expect("send");
-    }
-    let cpu = thread_cpu_ns() - cpu0;
+    let cpu = send_all(&dealer, w.size, count);
     let (first, last, got) = receiver.join().expect("receiver");
+    let process = process_cpu_ns().saturating_sub(process0);
     let secs = (last - first).as_secs_f64().max(1e-9);
     let timed = got.saturating_sub(1) as f64;
-    format!(
-        "\"received\": {got}, \"msgs_per_sec\": {:.1}, \"mb_per_sec\": {:.3}, \"send_cpu_ns_per_msg\": {:.1}",
-        timed / secs,
-        timed * w.size as f64 / secs / 1e6,
-        cpu as f64 / count as f64
-    )
+    let send_cpu = cpu as f64 / count as f64;
+    rate_fields(got, timed, secs, w.size, Some(send_cpu), process)
 }
 
 /// Round trips from a DEALER through a ROUTER that sends every message

@@ -400,7 +400,6 @@ impl<'a> Session<'a> {
             endpoint: self.peer.endpoint.to_owned(),
             peer: self.peer.address.to_owned(),
         });
-        let attached = attached.map(|a| a.new_pipe);
         match attached {
             Ok(Some((id, rx))) => *self.slot = PipeSlot::Attached(id, rx),
             Ok(None) => {

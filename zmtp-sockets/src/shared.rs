@@ -34,11 +34,6 @@ pub(crate) struct State {
     pub(crate) endpoints: HashMap<String, EndpointHandle>,
 }
 
-/// A peer that joined: its new pipe (an accepted peer's).
-pub(crate) struct Attached {
-    pub(crate) new_pipe: Option<(PipeId, PipeRx)>,
-}
-
 /// State shared between a socket and its tasks.
 pub(crate) struct SocketShared {
     pub(crate) socket_type: SocketType,
@@ -53,6 +48,9 @@ pub(crate) struct SocketShared {
     /// on the state (REQ, REP).
     pub(crate) recv_supported: bool,
     pub(crate) recv_stateful: bool,
+    /// Whether the pattern's pipes are bounded by the high-water mark
+    /// (fixed by the socket type).
+    pub(crate) bounded_pipes: bool,
     /// A pipe gained room or appeared (for the [`crate::Poller`]).
     pub(crate) room: Event,
     /// Senders waiting for room; woken with `room`, outside the lock that
@@ -144,11 +142,10 @@ impl SocketShared {
     fn new_pipe(&self) -> (Pipe, PipeRx) {
         let (hwm, conflate) = self.with_options(|o| (o.sndhwm, o.conflate));
         let id = self.next_pipe.fetch_add(1, Ordering::Relaxed);
-        let bounded = self.lock().pattern.bounded_pipes();
         // Messages a conflating pipe gives up count as written: they are
         // not "unsent", they are gone by design.
         let given_up = conflate.then(|| self.written.clone());
-        Pipe::new(id, if bounded { hwm } else { 0 }, given_up)
+        Pipe::new(id, if self.bounded_pipes { hwm } else { 0 }, given_up)
     }
 
     /// A peer finished its handshake, on its connect endpoint's pipe
@@ -159,7 +156,7 @@ impl SocketShared {
         &self,
         pipe: Option<PipeId>,
         peer: &Metadata,
-    ) -> Result<Attached, Refusal> {
+    ) -> Result<Option<(PipeId, PipeRx)>, Refusal> {
         let made = match pipe {
             Some(_) => None,
             None => Some(self.new_pipe()),
@@ -187,9 +184,7 @@ impl SocketShared {
             rx
         };
         self.notify_room();
-        Ok(Attached {
-            new_pipe: rx.map(|rx| (id, rx)),
-        })
+        Ok(rx.map(|rx| (id, rx)))
     }
 
     /// The peer on a pipe that stays (a connect endpoint's) is gone.

@@ -127,6 +127,7 @@ impl Socket {
         let recv_stateful = pattern.stateful_recv();
         let recv_supported = recv_stateful || pattern.check_recv().is_ok();
         let passes_received = pattern.passes_received();
+        let bounded_pipes = pattern.bounded_pipes();
         let shared = Arc::new(SocketShared {
             socket_type,
             options: Mutex::new(options),
@@ -140,6 +141,7 @@ impl Socket {
             passes_received,
             recv_supported,
             recv_stateful,
+            bounded_pipes,
             room: Event::new(),
             senders: Waiters::default(),
             closed: AtomicBool::new(false),
@@ -587,11 +589,9 @@ impl Socket {
     /// Sends ignoring the send timeout (the proxy waits for room as long
     /// as it takes, as `zmq_proxy` does).
     pub(crate) async fn send_untimed(&self, msg: Message) -> Result<()> {
-        self.check_open()?;
-        match self.try_route(prepare(msg)?) {
-            Ok(()) => Ok(()),
-            Err(SendError::Blocked(back)) => self.send_prepared(back, None).await,
-            Err(e) => Err(e.into_error()),
+        match self.try_send_or_back(msg)? {
+            None => Ok(()),
+            Some(back) => self.send_when_room(back).await,
         }
     }
 
