@@ -512,6 +512,21 @@ fn fan_in(a: &Args) -> Report {
     let process = process_cpu_ns().saturating_sub(process0);
     let secs = (last - first).as_secs_f64().max(1e-9);
     let timed = received.saturating_sub(1) as f64;
+    peers_report(a, n, count, received, timed, secs, process)
+}
+
+/// The report of a workload spread over `peers` sockets: `timed`
+/// messages in `secs`, with the process CPU shared out over the
+/// `received` ones.
+fn peers_report(
+    a: &Args,
+    peers: usize,
+    count: u64,
+    received: u64,
+    timed: f64,
+    secs: f64,
+    process: u64,
+) -> Report {
     Report {
         count,
         seconds: secs,
@@ -520,7 +535,7 @@ fn fan_in(a: &Args) -> Report {
         ..extra_report(
             a,
             vec![
-                ("peers", n as f64),
+                ("peers", peers as f64),
                 ("received", received as f64),
                 ("cpu_ns_per_msg", per_message(process, received)),
             ],
@@ -592,19 +607,7 @@ fn round_robin(a: &Args) -> Report {
     let process = process_cpu_ns().saturating_sub(process0);
     let end = *last.lock().unwrap_or_else(|e| e.into_inner());
     let secs = (end - t0).as_secs_f64().max(1e-9);
-    Report {
-        seconds: secs,
-        msgs_per_sec: received as f64 / secs,
-        mb_per_sec: received as f64 * a.size as f64 / secs / 1e6,
-        ..extra_report(
-            a,
-            vec![
-                ("peers", n as f64),
-                ("received", received as f64),
-                ("cpu_ns_per_msg", per_message(process, received)),
-            ],
-        )
-    }
+    peers_report(a, n, a.count, received, received as f64, secs, process)
 }
 
 /// One publisher (binding) and --subscribers subscribers on the other
