@@ -66,6 +66,8 @@ pub(crate) struct ContextInner {
     /// Closed to stop the I/O threads.
     stop: async_channel::Sender<()>,
     sockets: Mutex<Vec<Weak<SocketShared>>>,
+    /// The inproc names bound in this context.
+    pub(crate) inproc: Arc<crate::inproc::Registry>,
 }
 
 /// Spawns tasks onto the I/O threads. Tasks hold this, never the context,
@@ -249,6 +251,7 @@ impl Context {
                 threads: Mutex::new(threads),
                 stop,
                 sockets: Mutex::new(Vec::new()),
+                inproc: Arc::default(),
             }),
         })
     }

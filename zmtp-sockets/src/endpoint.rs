@@ -1,4 +1,4 @@
-//! Endpoint strings: `tcp://host:port` and `ipc:///path`.
+//! Endpoint strings: `tcp://host:port`, `ipc:///path` and `inproc://name`.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
@@ -27,6 +27,10 @@ pub enum Endpoint {
     },
     /// `ipc:///path` (Unix domain socket).
     Ipc(PathBuf),
+    /// `inproc://name`: between sockets of one [`crate::Context`], in one
+    /// process. Messages are handed over, not encoded; security options do
+    /// not apply (as in libzmq).
+    Inproc(String),
 }
 
 impl Endpoint {
@@ -66,6 +70,12 @@ impl Endpoint {
                 }
                 Ok(Endpoint::Ipc(PathBuf::from(rest)))
             }
+            "inproc" => {
+                if rest.is_empty() {
+                    return Err(Error::Endpoint(format!("{s}: an inproc name is not empty")));
+                }
+                Ok(Endpoint::Inproc(rest.to_owned()))
+            }
             _ => Err(bad()),
         }
     }
@@ -79,7 +89,7 @@ impl Endpoint {
                 *port,
             )]),
             Endpoint::Tcp { host, port } => resolve(host, *port),
-            Endpoint::Ipc(_) => Ok(Vec::new()),
+            Endpoint::Ipc(_) | Endpoint::Inproc(_) => Ok(Vec::new()),
         }
     }
 
@@ -91,7 +101,7 @@ impl Endpoint {
                 *port,
             )]),
             Endpoint::Tcp { host, port } => resolve(host, *port),
-            Endpoint::Ipc(_) => Ok(Vec::new()),
+            Endpoint::Ipc(_) | Endpoint::Inproc(_) => Ok(Vec::new()),
         }
     }
 }
@@ -115,6 +125,7 @@ impl fmt::Display for Endpoint {
             }
             Endpoint::Tcp { host, port } => write!(f, "tcp://{host}:{port}"),
             Endpoint::Ipc(p) => write!(f, "ipc://{}", p.display()),
+            Endpoint::Inproc(name) => write!(f, "inproc://{name}"),
         }
     }
 }
@@ -173,12 +184,18 @@ mod tests {
             Endpoint::parse("ipc:///tmp/x.sock").unwrap(),
             Endpoint::Ipc("/tmp/x.sock".into())
         );
+        assert_eq!(
+            Endpoint::parse("inproc://work-queue").unwrap(),
+            Endpoint::Inproc("work-queue".into())
+        );
+        assert_eq!(Endpoint::Inproc("w".into()).to_string(), "inproc://w");
         for bad in [
             "tcp://host",
             "tcp://:5",
             "udp://a:1",
             "tcp://a:99999",
             "ipc://",
+            "inproc://",
             "nothing",
         ] {
             assert!(Endpoint::parse(bad).is_err(), "{bad}");

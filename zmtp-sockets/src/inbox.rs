@@ -113,6 +113,31 @@ impl Inbox {
         Ok(batch.is_empty())
     }
 
+    /// Adds one item regardless of the bound (an inproc message, whose
+    /// sender's link bounds it; an XPUB notice). The item comes back when
+    /// the inbox is closed.
+    pub(crate) fn push_one(&self, item: Inbound) -> Result<(), Inbound> {
+        let replaced = {
+            let mut s = lock(&self.shared);
+            if s.closed {
+                return Err(item);
+            }
+            // Conflating: only the newest is kept (what is replaced is
+            // dropped once the lock is released).
+            let replaced = if self.conflate {
+                std::mem::take(&mut s.queue)
+            } else {
+                VecDeque::new()
+            };
+            s.queue.push_back(item);
+            replaced
+        };
+        drop(replaced);
+        self.waiters.wake_all();
+        self.readable.notify(usize::MAX);
+        Ok(())
+    }
+
     /// A listener for room, to create before a `push` that may not fit.
     pub(crate) fn listen_room(&self) -> EventListener {
         self.room.listen()
@@ -178,10 +203,7 @@ mod tests {
     use zmtp_core::Message;
 
     fn item(i: u8) -> Inbound {
-        Inbound {
-            pipe: 1,
-            msg: Message::from(vec![i]),
-        }
+        Inbound::new(1, Message::from(vec![i]))
     }
 
     #[test]

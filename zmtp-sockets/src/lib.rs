@@ -55,6 +55,7 @@ mod context;
 mod endpoint;
 mod error;
 mod inbox;
+mod inproc;
 mod listener;
 mod monitor;
 mod options;

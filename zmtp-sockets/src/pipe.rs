@@ -17,6 +17,7 @@ use bytes::Bytes;
 use concurrent_queue::{ConcurrentQueue, PopError};
 use zmtp_core::Message;
 
+use crate::inproc::{Link, Token};
 use crate::routing::PeerSubscriptions;
 
 /// A pipe's identity within its socket.
@@ -35,6 +36,21 @@ pub(crate) enum Out {
 pub(crate) struct Inbound {
     pub(crate) pipe: PipeId,
     pub(crate) msg: Message,
+    /// An inproc message's hold on its sender's high-water mark, released
+    /// when the message is taken.
+    pub(crate) credit: Option<Token>,
+}
+
+impl Inbound {
+    /// A message from a connection (not inproc).
+    #[inline]
+    pub(crate) fn new(pipe: PipeId, msg: Message) -> Inbound {
+        Inbound {
+            pipe,
+            msg,
+            credit: None,
+        }
+    }
 }
 
 /// Why a pipe did not take an item; the item comes back.
@@ -54,22 +70,33 @@ impl Refused {
     }
 }
 
+/// Where a pipe's messages go.
+enum Channel {
+    /// To a connection task.
+    Queue {
+        /// An unbounded queue holding at most `cap` messages (0: no
+        /// limit). A bounded queue would allocate all `cap` slots up front,
+        /// 64 KiB per idle peer at the default HWM; this one grows with its
+        /// content. Only the routing code sends, under the socket's state
+        /// lock, so the length check and the send cannot race with another
+        /// send.
+        tx: Arc<ConcurrentQueue<Out>>,
+        /// The connection task waiting for this queue (see [`PipeRx`]).
+        ready: Arc<AtomicWaker>,
+        cap: usize,
+        /// Keep only the newest message (`conflate`): the count of
+        /// messages given up that way, shared with the socket (they will
+        /// never be written, so they must not stay "unsent").
+        conflate: Option<Arc<AtomicU64>>,
+    },
+    /// Straight into an inproc peer's inbox.
+    Inproc(Link),
+}
+
 /// The socket's end of a pipe.
 pub(crate) struct Pipe {
     pub(crate) id: PipeId,
-    /// An unbounded queue holding at most `cap` messages (0: no limit). A
-    /// bounded queue would allocate all `cap` slots up front, 64 KiB per idle
-    /// peer at the default HWM; this one grows with its content. Only the
-    /// routing code sends, under the socket's state lock, so the length
-    /// check and the send cannot race with another send.
-    tx: Arc<ConcurrentQueue<Out>>,
-    /// The connection task waiting for this queue (see [`PipeRx`]).
-    ready: Arc<AtomicWaker>,
-    cap: usize,
-    /// Keep only the newest message (`conflate`): the count of messages
-    /// given up that way, shared with the socket (they will never be
-    /// written, so they must not stay "unsent").
-    conflate: Option<Arc<AtomicU64>>,
+    channel: Channel,
     /// Whether the peer has finished its handshake on this pipe. A connect
     /// endpoint's pipe exists (and queues) before that.
     pub(crate) attached: bool,
@@ -91,10 +118,12 @@ impl Pipe {
         };
         let pipe = Pipe {
             id,
-            tx,
-            ready,
-            cap,
-            conflate,
+            channel: Channel::Queue {
+                tx,
+                ready,
+                cap,
+                conflate,
+            },
             attached: false,
             routing_id: None,
             subs: PeerSubscriptions::default(),
@@ -102,23 +131,57 @@ impl Pipe {
         (pipe, rx)
     }
 
+    /// An inproc pipe, sending through `link` (see [`crate::inproc`]).
+    pub(crate) fn inproc(id: PipeId, link: Link) -> Pipe {
+        Pipe {
+            id,
+            channel: Channel::Inproc(link),
+            attached: false,
+            routing_id: None,
+            subs: PeerSubscriptions::default(),
+        }
+    }
+
+    /// Makes a connect's queue an inproc link, once its name is bound;
+    /// the old queue closes (its reader drains it).
+    pub(crate) fn become_inproc(&mut self, link: Link) {
+        self.channel = Channel::Inproc(link);
+    }
+
+    /// The inproc link, when the pipe is one.
+    pub(crate) fn link(&self) -> Option<&Link> {
+        match &self.channel {
+            Channel::Inproc(l) => Some(l),
+            Channel::Queue { .. } => None,
+        }
+    }
+
     #[inline]
     pub(crate) fn is_full(&self) -> bool {
-        self.conflate.is_none() && self.cap != 0 && self.tx.len() >= self.cap
+        match &self.channel {
+            Channel::Queue {
+                tx, cap, conflate, ..
+            } => conflate.is_none() && *cap != 0 && tx.len() >= *cap,
+            Channel::Inproc(link) => link.is_full(),
+        }
     }
 
     /// Queues a message, within the high-water mark. A conflating pipe
     /// replaces what is queued and is never full.
     #[inline]
     pub(crate) fn try_send(&self, out: Out) -> Result<(), Refused> {
+        let (tx, conflate) = match &self.channel {
+            Channel::Queue { tx, conflate, .. } => (tx, conflate),
+            Channel::Inproc(link) => return link.try_send(out),
+        };
         if self.is_full() {
             return Err(Refused::Full(out));
         }
-        if let Some(given_up) = &self.conflate {
+        if let Some(given_up) = conflate {
             // Only messages travel on a conflating pipe (conflate is refused
             // for XSUB, whose pipes also carry subscriptions).
             let mut n = 0;
-            while self.tx.pop().is_ok() {
+            while tx.pop().is_ok() {
                 n += 1;
             }
             given_up.fetch_add(n, Ordering::Release);
@@ -129,12 +192,15 @@ impl Pipe {
     /// Queues regardless of the high-water mark (subscriptions).
     #[inline]
     pub(crate) fn try_send_unbounded(&self, out: Out) -> Result<(), Refused> {
-        match self.tx.push(out) {
-            Ok(()) => {
-                self.ready.wake();
-                Ok(())
-            }
-            Err(e) => Err(Refused::Closed(e.into_inner())),
+        match &self.channel {
+            Channel::Queue { tx, ready, .. } => match tx.push(out) {
+                Ok(()) => {
+                    ready.wake();
+                    Ok(())
+                }
+                Err(e) => Err(Refused::Closed(e.into_inner())),
+            },
+            Channel::Inproc(link) => link.send(out),
         }
     }
 
@@ -150,11 +216,14 @@ impl Pipe {
     }
 }
 
-impl Drop for Pipe {
+impl Drop for Channel {
     fn drop(&mut self) {
-        // The task drains what is queued, then sees the queue closed.
-        self.tx.close();
-        self.ready.wake();
+        // The task drains what is queued, then sees the queue closed. (An
+        // inproc link's own drop takes its peer's pipe away.)
+        if let Channel::Queue { tx, ready, .. } = self {
+            tx.close();
+            ready.wake();
+        }
     }
 }
 

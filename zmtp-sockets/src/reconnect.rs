@@ -66,7 +66,9 @@ pub(crate) async fn run(
                 break;
             }
             match std::mem::replace(&mut slot, PipeSlot::OnHandshake) {
-                PipeSlot::Attached(id, _) => shared.detach_pipe(id),
+                PipeSlot::Attached(id, _) => {
+                    shared.detach_pipe(id);
+                }
                 PipeSlot::Persistent(id, rx) => {
                     // The pipe waits for the next peer, which sends its own
                     // subscriptions and has its own routing id.

@@ -427,7 +427,7 @@ impl<'a> Session<'a> {
         };
         match self.shared.peer_subscription(pipe, sub) {
             Ok(Some(msg)) => {
-                self.batch.push_back(Inbound { pipe, msg });
+                self.batch.push_back(Inbound::new(pipe, msg));
                 Ok(())
             }
             Ok(None) => Ok(()),
@@ -608,7 +608,7 @@ impl<'a> Session<'a> {
 fn take(batch: &mut VecDeque<Inbound>, recycler: &mut Recycler, pipe: Option<u64>, msg: Message) {
     if let Some(pipe) = pipe {
         recycler.watch(&msg);
-        batch.push_back(Inbound { pipe, msg });
+        batch.push_back(Inbound::new(pipe, msg));
     }
 }
 

@@ -14,7 +14,8 @@ use zmtp_core::{Message, Metadata, SocketType};
 
 use crate::context::Spawner;
 use crate::inbox::Inbox;
-use crate::monitor::{MonitorEvent, Refusal};
+use crate::inproc::Link;
+use crate::monitor::{MonitorEvent, Reason, Refusal};
 use crate::options::Options;
 use crate::pattern::{AnyPattern, Pattern, Subscription, SubscriptionLimits};
 use crate::pipe::{Inbound, Pipe, PipeId, PipeRx, Pipes};
@@ -22,10 +23,33 @@ use crate::routing::OverLimit;
 use crate::waiters::Waiters;
 
 pub(crate) struct EndpointHandle {
-    /// Dropping it stops the listener or connecter and its connections.
-    pub(crate) _stop: Sender<()>,
+    /// Dropping it stops the listener or connecter and its connections
+    /// (none for inproc, which has no task).
+    pub(crate) _stop: Option<Sender<()>>,
     /// The persistent pipe of a connect endpoint.
     pub(crate) pipe: Option<PipeId>,
+    /// The pipes paired through a bound inproc name.
+    pub(crate) accepted: Vec<PipeId>,
+}
+
+impl EndpointHandle {
+    /// A listener's or connecter's, stopped by dropping `stop`.
+    pub(crate) fn task(stop: Sender<()>, pipe: Option<PipeId>) -> EndpointHandle {
+        EndpointHandle {
+            _stop: Some(stop),
+            pipe,
+            accepted: Vec::new(),
+        }
+    }
+
+    /// An inproc endpoint's.
+    pub(crate) fn inproc(pipe: Option<PipeId>) -> EndpointHandle {
+        EndpointHandle {
+            _stop: None,
+            pipe,
+            accepted: Vec::new(),
+        }
+    }
 }
 
 pub(crate) struct State {
@@ -64,6 +88,8 @@ pub(crate) struct SocketShared {
     /// Messages queued for a peer, and messages written to the kernel.
     pub(crate) routed: AtomicU64,
     pub(crate) written: Arc<AtomicU64>,
+    /// The context's inproc names.
+    pub(crate) inproc: Arc<crate::inproc::Registry>,
 }
 
 impl SocketShared {
@@ -139,9 +165,13 @@ impl SocketShared {
         (id, rx)
     }
 
+    pub(crate) fn next_pipe_id(&self) -> PipeId {
+        self.next_pipe.fetch_add(1, Ordering::Relaxed)
+    }
+
     fn new_pipe(&self) -> (Pipe, PipeRx) {
         let (hwm, conflate) = self.with_options(|o| (o.sndhwm, o.conflate));
-        let id = self.next_pipe.fetch_add(1, Ordering::Relaxed);
+        let id = self.next_pipe_id();
         // Messages a conflating pipe gives up count as written: they are
         // not "unsent", they are gone by design.
         let given_up = conflate.then(|| self.written.clone());
@@ -202,18 +232,117 @@ impl SocketShared {
         self.deliver(id, notices);
     }
 
-    /// Takes a pipe out of the routing table (its peer is gone for good).
-    pub(crate) fn detach_pipe(&self, id: PipeId) {
-        let notices = {
+    /// Takes a pipe out of the routing table (its peer is gone for good);
+    /// whether it was there.
+    pub(crate) fn detach_pipe(&self, id: PipeId) -> bool {
+        let (found, notices) = {
             let st = &mut *self.lock();
-            let notices = match st.pipes.remove(id) {
+            let removed = st.pipes.remove(id);
+            let found = removed.is_some();
+            let notices = match removed {
                 Some(mut p) if p.attached => st.pattern.detached(&mut p),
                 _ => Vec::new(),
             };
             st.pattern.removed(id);
-            notices
+            (found, notices)
         };
         self.deliver(id, notices);
+        found
+    }
+
+    /// An inproc peer's pipe left its socket: this end goes too, and the
+    /// monitor hears of it.
+    pub(crate) fn detach_inproc(&self, id: PipeId, endpoint: &str, reason: Option<Reason>) {
+        if let Some(h) = self.lock().endpoints.get_mut(endpoint) {
+            h.accepted.retain(|a| *a != id);
+        }
+        if self.detach_pipe(id) {
+            self.emit(MonitorEvent::Disconnected {
+                endpoint: endpoint.to_owned(),
+                peer: endpoint.to_owned(),
+                reason,
+            });
+            // A sender waiting on this pipe looks at the others again.
+            self.notify_room();
+        }
+    }
+
+    /// Remembers the pipe an inproc connect made when it was paired.
+    pub(crate) fn set_endpoint_pipe(&self, endpoint: &str, id: PipeId) {
+        if let Some(h) = self.lock().endpoints.get_mut(endpoint) {
+            h.pipe = Some(id);
+        }
+    }
+
+    /// Remembers a pipe paired through a bound inproc name (for unbind).
+    pub(crate) fn add_accepted(&self, bound: &str, id: PipeId) {
+        if let Some(h) = self.lock().endpoints.get_mut(bound) {
+            h.accepted.push(id);
+        }
+    }
+
+    /// The bound side of an inproc pair: a new pipe for the peer joins
+    /// the routing. `Err(None)`: the socket is closed.
+    pub(crate) fn attach_inproc(
+        &self,
+        id: PipeId,
+        link: Link,
+        peer: &Metadata,
+    ) -> Result<(), Option<Refusal>> {
+        let pipe = Pipe::inproc(id, link);
+        {
+            let st = &mut *self.lock();
+            if self.is_closed() {
+                return Err(None);
+            }
+            st.pattern.pipe_added(&pipe);
+            st.pipes.push(pipe);
+            if let Some(p) = st.pipes.get_mut(id) {
+                p.attached = true;
+            }
+            if let Err(r) = st.pattern.attached(&mut st.pipes, id, peer) {
+                st.pipes.remove(id);
+                st.pattern.removed(id);
+                return Err(Some(r));
+            }
+        }
+        self.notify_room();
+        Ok(())
+    }
+
+    /// The connecting side of an inproc pair: its queue becomes the link,
+    /// what it queued goes first, and the peer joins the routing.
+    /// `Err(None)`: the socket is closed or the connect withdrawn.
+    pub(crate) fn join_inproc(
+        &self,
+        id: PipeId,
+        queue: PipeRx,
+        link: Link,
+        peer: &Metadata,
+    ) -> Result<(), Option<Refusal>> {
+        {
+            let st = &mut *self.lock();
+            if self.is_closed() {
+                return Err(None);
+            }
+            let Some(p) = st.pipes.get_mut(id) else {
+                return Err(None);
+            };
+            // Under the lock: no send can come between the queue and the
+            // link.
+            p.become_inproc(link);
+            if let Some(link) = p.link() {
+                crate::inproc::drain(&queue, link);
+            }
+            p.attached = true;
+            if let Err(r) = st.pattern.attached(&mut st.pipes, id, peer) {
+                st.pipes.remove(id);
+                st.pattern.removed(id);
+                return Err(Some(r));
+            }
+        }
+        self.notify_room();
+        Ok(())
     }
 
     /// Hands the pattern's own messages (XPUB's cancels) to the
@@ -222,7 +351,10 @@ impl SocketShared {
         if msgs.is_empty() {
             return;
         }
-        let mut batch = msgs.into_iter().map(|msg| Inbound { pipe, msg }).collect();
+        let mut batch = msgs
+            .into_iter()
+            .map(|msg| Inbound::new(pipe, msg))
+            .collect();
         let _ = self.inbox().push_unbounded(&mut batch);
     }
 
@@ -262,8 +394,10 @@ impl SocketShared {
             st.pipes.clear();
             std::mem::take(&mut st.endpoints)
         };
-        // Connecters see the socket closed (linger), listeners stop.
+        // Connecters see the socket closed (linger), listeners stop; inproc
+        // names are free again.
         drop(endpoints);
+        self.inproc.forget(self);
         self.inbox().close();
         self.close_event.notify(usize::MAX);
         self.notify_room();

@@ -151,6 +151,7 @@ impl Socket {
             next_pipe: AtomicU64::new(1),
             routed: AtomicU64::new(0),
             written: Arc::new(AtomicU64::new(0)),
+            inproc: ctx.inner.inproc.clone(),
         });
         Ok(Socket { shared, _ctx: ctx })
     }
@@ -253,10 +254,20 @@ impl Socket {
 
     /// Binds to an endpoint and returns it as bound (`tcp://127.0.0.1:0`
     /// comes back with the real port).
+    ///
+    /// `inproc://name` takes the name within the socket's [`Context`]
+    /// (another socket holding it is `AddrInUse`) until the socket unbinds
+    /// or closes. Connects to it may come before the bind. Inproc messages
+    /// are handed over between the two sockets without encoding or copying;
+    /// security options do not apply to inproc (as in libzmq), since no
+    /// byte leaves the process.
     pub fn bind(&self, endpoint: &str) -> Result<String> {
         self.check_open()?;
         let ep = Endpoint::parse(endpoint)?;
         let _ = self.shared.inbox();
+        if let Endpoint::Inproc(name) = &ep {
+            return self.bind_inproc(name);
+        }
         let (listener, bound) = match crate::transport::Listener::bind(&ep) {
             Ok(l) => l,
             Err(e) => {
@@ -275,13 +286,10 @@ impl Socket {
             }
         };
         let (stop, stop_rx) = async_channel::bounded::<()>(1);
-        self.shared.lock().endpoints.insert(
-            bound.clone(),
-            EndpointHandle {
-                _stop: stop,
-                pipe: None,
-            },
-        );
+        self.shared
+            .lock()
+            .endpoints
+            .insert(bound.clone(), EndpointHandle::task(stop, None));
         self.shared.emit(MonitorEvent::Listening {
             endpoint: bound.clone(),
         });
@@ -306,13 +314,21 @@ impl Socket {
         } else {
             Some(self.shared.attach_pipe())
         };
+        if let Endpoint::Inproc(name) = &ep {
+            let id = pipe.as_ref().map(|(id, _)| *id);
+            let old = self
+                .shared
+                .lock()
+                .endpoints
+                .insert(endpoint.to_owned(), EndpointHandle::inproc(id));
+            self.end_endpoint(endpoint, old);
+            crate::inproc::connect(&self.shared, name, endpoint, pipe);
+            return Ok(());
+        }
         let (stop, stop_rx) = async_channel::bounded::<()>(1);
         self.shared.lock().endpoints.insert(
             endpoint.to_owned(),
-            EndpointHandle {
-                _stop: stop,
-                pipe: pipe.as_ref().map(|(id, _)| *id),
-            },
+            EndpointHandle::task(stop, pipe.as_ref().map(|(id, _)| *id)),
         );
         let shared = self.shared.clone();
         self.shared.spawner.spawn(crate::reconnect::run(
@@ -329,19 +345,54 @@ impl Socket {
     pub fn disconnect(&self, endpoint: &str) -> Result<()> {
         let handle = self.shared.lock().endpoints.remove(endpoint);
         let handle = handle.ok_or_else(|| Error::NotFound(endpoint.to_owned()))?;
-        if let Some(id) = handle.pipe {
-            self.shared.detach_pipe(id);
-        }
+        self.end_endpoint(endpoint, Some(handle));
         Ok(())
     }
 
     /// Stops listening on a bound endpoint (as returned by
     /// [`Socket::bind`]) and closes the connections accepted through it.
+    /// An inproc name is free again at once.
     pub fn unbind(&self, endpoint: &str) -> Result<()> {
         let handle = self.shared.lock().endpoints.remove(endpoint);
-        handle
-            .map(|_| ())
-            .ok_or_else(|| Error::NotFound(endpoint.to_owned()))
+        let handle = handle.ok_or_else(|| Error::NotFound(endpoint.to_owned()))?;
+        self.end_endpoint(endpoint, Some(handle));
+        Ok(())
+    }
+
+    /// Ends what an endpoint holds: a task stops when its handle drops; an
+    /// inproc endpoint's pipes leave here (taking their peers' pipes with
+    /// them), its name is freed and a connect waiting for its bind is
+    /// withdrawn.
+    fn end_endpoint(&self, endpoint: &str, handle: Option<EndpointHandle>) {
+        let Some(handle) = handle else { return };
+        if let Some(name) = endpoint.strip_prefix("inproc://") {
+            crate::inproc::unbind(&self.shared, name);
+            crate::inproc::withdraw(&self.shared, name);
+            for id in &handle.accepted {
+                self.shared.detach_pipe(*id);
+            }
+        }
+        if let Some(id) = handle.pipe {
+            self.shared.detach_pipe(id);
+        }
+    }
+
+    fn bind_inproc(&self, name: &str) -> Result<String> {
+        let bound = format!("inproc://{name}");
+        {
+            let mut st = self.shared.lock();
+            if st.endpoints.contains_key(&bound) {
+                return Err(Error::Io(std::io::Error::new(
+                    std::io::ErrorKind::AddrInUse,
+                    format!("{bound} is bound by this socket already"),
+                )));
+            }
+            st.endpoints
+                .insert(bound.clone(), EndpointHandle::inproc(None));
+        }
+        crate::inproc::bind(&self.shared, name).inspect_err(|_| {
+            self.shared.lock().endpoints.remove(&bound);
+        })
     }
 
     /// Subscribes to a prefix (SUB). Counted: subscribe twice, unsubscribe
@@ -557,7 +608,11 @@ impl Socket {
     /// Applies the receiving side of the socket's pattern; `None` drops
     /// the message.
     fn accept(&self, item: Inbound) -> Result<Option<Message>> {
-        let Inbound { pipe, msg } = item;
+        if crate::inproc::superseded(&item) {
+            return Ok(None);
+        }
+        // An inproc message's credit goes back to its sender here.
+        let Inbound { pipe, msg, .. } = item;
         if self.shared.passes_received {
             return Ok(Some(msg));
         }

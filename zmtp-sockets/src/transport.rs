@@ -187,6 +187,8 @@ impl Stream {
             }
             #[cfg(not(unix))]
             Endpoint::Ipc(_) => Err(Error::Endpoint("ipc is not supported here".into())),
+            // The socket pairs inproc endpoints itself (`crate::inproc`).
+            other => Err(Error::Endpoint(format!("{other} has no stream"))),
         }
     }
 }
@@ -226,6 +228,8 @@ impl Listener {
             }
             #[cfg(not(unix))]
             Endpoint::Ipc(_) => Err(Error::Endpoint("ipc is not supported here".into())),
+            // The socket pairs inproc endpoints itself (`crate::inproc`).
+            other => Err(Error::Endpoint(format!("{other} has no listener"))),
         }
     }
 
