@@ -25,8 +25,27 @@ fn bind(s: &zmq::Socket, transport: &str) -> String {
     s.get_last_endpoint().expect("ep").expect("utf8")
 }
 
+/// One context per side, as libzmq's local_thr and remote_thr run; over
+/// inproc, one context for the process (inproc names belong to a context).
+fn contexts(w: &Work) -> (zmq::Context, zmq::Context) {
+    if w.transport == "inproc" {
+        if w.mechanism != "null" {
+            unsupported();
+        }
+        static SHARED: std::sync::OnceLock<zmq::Context> = std::sync::OnceLock::new();
+        let c = SHARED.get_or_init(zmq::Context::new).clone();
+        return (c.clone(), c);
+    }
+    (zmq::Context::new(), zmq::Context::new())
+}
+
 fn endpoint(t: &str) -> String {
     match t {
+        "inproc" => {
+            static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+            let n = N.fetch_add(1, Ordering::Relaxed);
+            format!("inproc://zmtp-compare-{n}")
+        }
         "ipc" => format!(
             "ipc://{}/zmtp-compare-{}.sock",
             std::env::temp_dir().display(),
@@ -191,7 +210,7 @@ pub(crate) fn run(w: &Work) -> String {
 }
 
 fn throughput(w: &Work) -> String {
-    let (rctx, sctx) = (zmq::Context::new(), zmq::Context::new());
+    let (rctx, sctx) = contexts(w);
     let pubsub = w.pattern == "pub-sub";
     let sender = socket(&sctx, if pubsub { zmq::PUB } else { zmq::PUSH });
     let mut receivers = Vec::new();
@@ -244,7 +263,7 @@ fn throughput(w: &Work) -> String {
 }
 
 fn req_rep(w: &Work) -> String {
-    let (rctx, sctx) = (zmq::Context::new(), zmq::Context::new());
+    let (rctx, sctx) = contexts(w);
     let rep = socket(&rctx, zmq::REP);
     let req = socket(&sctx, zmq::REQ);
     let keys = secure_server(&rctx, &rep, &w.mechanism);
@@ -315,7 +334,7 @@ fn proxy(w: &Work) -> String {
 /// `subscribers` PUSH sockets (a thread each) into one bound PULL.
 fn fan_in(w: &Work) -> String {
     let n = w.subscribers.max(1);
-    let (rctx, sctx) = (zmq::Context::new(), zmq::Context::new());
+    let (rctx, sctx) = contexts(w);
     let pull = socket(&rctx, zmq::PULL);
     let ep = bind(&pull, &w.transport);
     let per = (w.count / n as u64).max(1);
@@ -360,7 +379,7 @@ fn fan_in(w: &Work) -> String {
 /// One bound PUSH dealing to `subscribers` PULL sockets (a thread each).
 fn round_robin(w: &Work) -> String {
     let n = w.subscribers.max(1);
-    let (rctx, sctx) = (zmq::Context::new(), zmq::Context::new());
+    let (rctx, sctx) = contexts(w);
     let push = socket(&sctx, zmq::PUSH);
     let ep = bind(&push, &w.transport);
     let pulls: Vec<zmq::Socket> = (0..n)
@@ -422,7 +441,7 @@ fn round_robin(w: &Work) -> String {
 
 /// A ROUTER bound, a DEALER connected to it, on two contexts.
 fn router_and_dealer(w: &Work) -> (zmq::Socket, zmq::Socket) {
-    let (rctx, sctx) = (zmq::Context::new(), zmq::Context::new());
+    let (rctx, sctx) = contexts(w);
     let router = socket(&rctx, zmq::ROUTER);
     let dealer = socket(&sctx, zmq::DEALER);
     let keys = secure_server(&rctx, &router, &w.mechanism);
@@ -482,7 +501,7 @@ fn router_echo(w: &Work) -> String {
 }
 
 fn handshake(w: &Work) -> String {
-    let (rctx, sctx) = (zmq::Context::new(), zmq::Context::new());
+    let (rctx, sctx) = contexts(w);
     let pull = socket(&rctx, zmq::PULL);
     pull.set_rcvtimeo(10_000).expect("opt");
     let keys = secure_server(&rctx, &pull, &w.mechanism);
@@ -510,7 +529,7 @@ fn handshake(w: &Work) -> String {
 
 fn idle(w: &Work) -> String {
     let base = status_kib("VmRSS:");
-    let (rctx, sctx) = (zmq::Context::new(), zmq::Context::new());
+    let (rctx, sctx) = contexts(w);
     let pull = socket(&rctx, zmq::PULL);
     pull.set_rcvtimeo(10_000).expect("opt");
     let keys = secure_server(&rctx, &pull, &w.mechanism);
@@ -535,7 +554,7 @@ fn idle(w: &Work) -> String {
 
 fn slow_sub(w: &Work) -> String {
     let base = status_kib("VmRSS:");
-    let (pctx, sctx) = (zmq::Context::new(), zmq::Context::new());
+    let (pctx, sctx) = contexts(w);
     let publisher = socket(&pctx, zmq::PUB);
     let sub = socket(&sctx, zmq::SUB);
     let keys = secure_server(&pctx, &publisher, &w.mechanism);

@@ -37,7 +37,8 @@ pub(crate) struct Args {
     /// Number of messages (round trips for req-rep).
     #[arg(long, default_value_t = 1_000_000)]
     count: u64,
-    /// tcp or ipc.
+    /// tcp, ipc or inproc (both ends in one context; NULL only, as inproc
+    /// has no mechanism).
     #[arg(long, default_value = "tcp")]
     transport: String,
     /// I/O threads per side.
@@ -47,6 +48,14 @@ pub(crate) struct Args {
     /// (the context's busy_poll; 0 sleeps at once).
     #[arg(long, default_value_t = zmtp_sockets::DEFAULT_BUSY_POLL.as_micros() as u64)]
     busy_poll_us: u64,
+    /// How each message's body is made: `shared` clones one `Bytes`
+    /// (zero-copy, but its reference count moves between the sending and
+    /// the receiving thread at every message), `static` points at a static
+    /// buffer (no reference count: as libzmq's 16-byte messages, which it
+    /// copies into the message itself), `copy` allocates and fills a new
+    /// buffer per message.
+    #[arg(long, default_value = "shared", value_parser = ["shared", "static", "copy"])]
+    payload: String,
     /// One JSON object per line.
     #[arg(long)]
     json: bool,
@@ -61,6 +70,7 @@ pub(crate) struct Report {
     pattern: String,
     mechanism: String,
     transport: String,
+    payload: String,
     size: usize,
     count: u64,
     seconds: f64,
@@ -76,10 +86,11 @@ pub(crate) struct Report {
 impl Report {
     fn json(&self) -> String {
         let mut s = format!(
-            "{{\"impl\": \"zmtp\", \"pattern\": \"{}\", \"mechanism\": \"{}\", \"transport\": \"{}\", \"size\": {}, \"count\": {}, \"seconds\": {:.6}, \"msgs_per_sec\": {:.1}, \"mb_per_sec\": {:.3}, \"send_cpu_ns_per_msg\": {:.1}",
+            "{{\"impl\": \"zmtp\", \"pattern\": \"{}\", \"mechanism\": \"{}\", \"transport\": \"{}\", \"payload\": \"{}\", \"size\": {}, \"count\": {}, \"seconds\": {:.6}, \"msgs_per_sec\": {:.1}, \"mb_per_sec\": {:.3}, \"send_cpu_ns_per_msg\": {:.1}",
             self.pattern,
             self.mechanism,
             self.transport,
+            self.payload,
             self.size,
             self.count,
             self.seconds,
@@ -99,10 +110,11 @@ impl Report {
 
     fn human(&self) -> String {
         let mut s = format!(
-            "{} {} {} {} B x {}: {:.0} msg/s, {:.1} MB/s, send CPU {:.0} ns/msg",
+            "{} {} {} {} payload {} B x {}: {:.0} msg/s, {:.1} MB/s, send CPU {:.0} ns/msg",
             self.pattern,
             self.mechanism,
             self.transport,
+            self.payload,
             self.size,
             self.count,
             self.msgs_per_sec,
@@ -206,6 +218,11 @@ fn endpoint(transport: &str) -> String {
             std::env::temp_dir().display(),
             std::process::id()
         ),
+        "inproc" => {
+            static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+            let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            format!("inproc://zmtp-bench-{n}")
+        }
         t => bad(format_args!("unknown transport {t}")),
     }
 }
@@ -216,12 +233,50 @@ fn socket(ctx: &Context, ty: SocketType) -> Socket {
     s
 }
 
+/// The most `--payload static` can send.
+const STATIC_MAX: usize = 1 << 20;
+static STATIC_BODY: [u8; STATIC_MAX] = [0; STATIC_MAX];
+
+/// Makes each message's body as `--payload` says.
+#[derive(Clone)]
+struct Payload {
+    shared: Bytes,
+    mode: &'static str,
+}
+
+impl Payload {
+    fn new(a: &Args) -> Payload {
+        let mode = match a.payload.as_str() {
+            "static" if a.size > STATIC_MAX => bad(format_args!(
+                "--payload static takes --size up to {STATIC_MAX}"
+            )),
+            "static" => "static",
+            "copy" => "copy",
+            _ => "shared",
+        };
+        Payload {
+            shared: Bytes::from(vec![0x5Au8; a.size]),
+            mode,
+        }
+    }
+
+    #[inline]
+    fn get(&self) -> Bytes {
+        match self.mode {
+            "static" => Bytes::from_static(&STATIC_BODY[..self.shared.len()]),
+            "copy" => Bytes::copy_from_slice(&self.shared),
+            _ => self.shared.clone(),
+        }
+    }
+}
+
 /// A report with only pattern-specific figures.
 fn extra_report(a: &Args, extra: Vec<(&'static str, f64)>) -> Report {
     Report {
         pattern: a.pattern.clone(),
         mechanism: a.mechanism.clone(),
         transport: a.transport.clone(),
+        payload: a.payload.clone(),
         size: a.size,
         count: a.count,
         seconds: 0.0,
@@ -281,7 +336,8 @@ fn handshakes(a: &Args) -> Report {
 }
 
 /// One context per side, each with --io-threads I/O threads, as libzmq's
-/// local_thr and remote_thr run.
+/// local_thr and remote_thr run; over inproc, one context for the whole
+/// process (inproc names belong to a context).
 fn contexts(a: &Args) -> (Context, Context) {
     let ctx = || {
         Context::builder()
@@ -289,6 +345,11 @@ fn contexts(a: &Args) -> (Context, Context) {
             .busy_poll(Duration::from_micros(a.busy_poll_us))
             .build()
     };
+    if a.transport == "inproc" {
+        static SHARED: std::sync::OnceLock<Context> = std::sync::OnceLock::new();
+        let c = SHARED.get_or_init(ctx).clone();
+        return (c.clone(), c);
+    }
     (ctx(), ctx())
 }
 
@@ -356,11 +417,11 @@ fn slow_subscriber(a: &Args) -> Report {
         }
         read
     });
-    let payload = Bytes::from(vec![0x5Au8; a.size]);
+    let payload = Payload::new(a);
     let t0 = Instant::now();
     for _ in 0..a.count {
         publisher
-            .send_blocking(payload.clone())
+            .send_blocking(payload.get())
             .unwrap_or_else(|e| crate::die(1, e));
     }
     let secs = t0.elapsed().as_secs_f64();
@@ -419,11 +480,11 @@ fn stream(a: &Args, sender: &Socket, receiver: Socket) -> Report {
     let count = a.count;
     let process0 = process_cpu_ns();
     let recv_thread = std::thread::spawn(move || timed_receive(&receiver, count));
-    let payload = Bytes::from(vec![0x5Au8; a.size]);
+    let payload = Payload::new(a);
     let cpu0 = thread_cpu_ns();
     for _ in 0..count {
         sender
-            .send_blocking(payload.clone())
+            .send_blocking(payload.get())
             .unwrap_or_else(|e| crate::die(1, e));
     }
     let cpu = thread_cpu_ns().saturating_sub(cpu0);
@@ -494,13 +555,13 @@ fn fan_in(a: &Args) -> Report {
         .collect();
     let process0 = process_cpu_ns();
     let recv_thread = std::thread::spawn(move || timed_receive(&pull, count));
-    let payload = Bytes::from(vec![0x5Au8; a.size]);
+    let payload = Payload::new(a);
     std::thread::scope(|scope| {
         for s in &pushes {
             let payload = payload.clone();
             scope.spawn(move || {
                 for _ in 0..per {
-                    s.send_blocking(payload.clone())
+                    s.send_blocking(payload.get())
                         .unwrap_or_else(|e| crate::die(1, e));
                 }
             });
@@ -597,9 +658,9 @@ fn round_robin(a: &Args) -> Report {
                 }
             });
         }
-        let payload = Bytes::from(vec![0x5Au8; a.size]);
+        let payload = Payload::new(a);
         for _ in 0..count {
-            push.send_blocking(payload.clone())
+            push.send_blocking(payload.get())
                 .unwrap_or_else(|e| crate::die(1, e));
         }
     });
@@ -643,11 +704,11 @@ fn pub_sub(a: &Args) -> Report {
         .into_iter()
         .map(|s| std::thread::spawn(move || timed_receive(&s, count)))
         .collect();
-    let payload = Bytes::from(vec![0x5Au8; a.size]);
+    let payload = Payload::new(a);
     let cpu0 = thread_cpu_ns();
     for _ in 0..count {
         publisher
-            .send_blocking(payload.clone())
+            .send_blocking(payload.get())
             .unwrap_or_else(|e| crate::die(1, e));
     }
     let cpu = thread_cpu_ns().saturating_sub(cpu0);
@@ -693,7 +754,7 @@ fn seal_rate(a: &Args) -> Report {
     }
     let (mut client, _) =
         zmtp_sockets::security::curve::cipher_pair().unwrap_or_else(|e| crate::die(1, e));
-    let body = Bytes::from(vec![0x5Au8; a.size]);
+    let body = vec![0x5Au8; a.size];
     let mut out = bytes::BytesMut::with_capacity(a.size + 64);
     let t0 = Instant::now();
     for _ in 0..a.count {
@@ -714,6 +775,15 @@ fn seal_rate(a: &Args) -> Report {
 
 /// Runs one benchmark.
 pub(crate) fn measure(a: &Args) -> Report {
+    if a.transport == "inproc" && a.mechanism != "null" {
+        bad("inproc has no security mechanism: use --mechanism null");
+    }
+    if a.payload != "shared" && matches!(a.pattern.as_str(), "seal" | "handshake" | "idle") {
+        bad(format_args!(
+            "--pattern {} sends no payload: --payload does not apply",
+            a.pattern
+        ));
+    }
     match a.pattern.as_str() {
         "seal" => return seal_rate(a),
         "pub-sub" => return pub_sub(a),
@@ -762,7 +832,7 @@ pub(crate) fn measure(a: &Args) -> Report {
     if !matches!(ok, Some(MonitorEvent::HandshakeSucceeded { .. })) {
         crate::die(1, format_args!("handshake failed: {ok:?}"));
     }
-    let payload = Bytes::from(vec![0x5Au8; a.size]);
+    let payload = Payload::new(a);
     let count = a.count;
 
     if round_trip {
@@ -782,7 +852,7 @@ pub(crate) fn measure(a: &Args) -> Report {
         for _ in 0..count {
             let t = Instant::now();
             sender
-                .send_blocking(payload.clone())
+                .send_blocking(payload.get())
                 .unwrap_or_else(|e| crate::die(1, e));
             sender.recv_blocking().unwrap_or_else(|e| crate::die(1, e));
             rtts.push(t.elapsed());
@@ -796,6 +866,7 @@ pub(crate) fn measure(a: &Args) -> Report {
             pattern: a.pattern.clone(),
             mechanism: a.mechanism.clone(),
             transport: a.transport.clone(),
+            payload: a.payload.clone(),
             size: a.size,
             count,
             seconds: secs,

@@ -10,7 +10,7 @@
 //! - **High-water mark**: each direction holds at most the sender's SNDHWM
 //!   plus the receiver's RCVHWM messages (no limit when either is 0), as
 //!   libzmq computes it for inproc. A message counts until the receiving
-//!   application takes it ([`Token`]); the sender is woken when its
+//!   application takes it ([`Credit`]); the sender is woken when its
 //!   direction is down to half of that, as libzmq's low-water mark does.
 //! - **Either order**: a connect before the bind queues in its pipe (unless
 //!   `immediate`) and is paired when the name is bound; what it queued is
@@ -37,48 +37,53 @@ use crate::pattern::Subscription;
 use crate::pipe::{Inbound, Out, PipeId, PipeRx, Refused};
 use crate::shared::SocketShared;
 
-/// One direction's count of messages in flight: sent and not yet taken by
-/// the receiving application.
+/// A cache line of its own: the sender writes one counter and the
+/// receiver the other, and neither should move the other's line.
+#[repr(align(128))]
+#[derive(Default)]
+struct Line(AtomicUsize);
+
+/// One direction's flow control: messages sent, and messages the receiving
+/// application took. In flight = sent - taken.
 pub(crate) struct Credit {
-    in_flight: AtomicUsize,
+    /// Written only by the sending socket, under its state lock.
+    sent: Line,
+    /// Written only by the receiving socket, under its inbox's lock for
+    /// the application's side (see [`crate::inbox::Inbox::try_pop`]).
+    taken: Line,
+    /// The `taken` count at which to wake a waiting sender (`usize::MAX`:
+    /// none waits).
+    wake_at: Line,
     /// At most this many in flight; 0 for no limit.
     cap: usize,
     /// Only the newest message of this direction is delivered (`conflate`
     /// on the sender): an older one still in flight is skipped.
     conflate: bool,
-    /// Woken when the count falls to half the cap.
+    /// Woken at `wake_at`.
     sender: Weak<SocketShared>,
 }
 
-/// A message's hold on its direction's credit, released when the message
-/// is taken or dropped.
-pub(crate) struct Token(Arc<Credit>);
-
-impl Token {
-    /// Whether a newer message of a conflating direction follows this one
-    /// (messages of one direction stay in order, so any other message
-    /// still in flight is newer).
-    pub(crate) fn superseded(&self) -> bool {
-        self.0.conflate && self.0.in_flight.load(Ordering::Acquire) > 1
-    }
-}
-
-impl Drop for Token {
-    fn drop(&mut self) {
-        let c = &*self.0;
-        let left = c.in_flight.fetch_sub(1, Ordering::AcqRel) - 1;
-        if c.cap != 0
-            && left == c.cap / 2
-            && let Some(sender) = c.sender.upgrade()
+impl Credit {
+    /// The receiving application takes a message of this direction;
+    /// `false` when it is to be skipped instead (a newer one of a
+    /// conflating direction follows: messages of one direction stay in
+    /// order, so any other in flight is newer). Called by one thread at a
+    /// time (under the inbox's lock), so the count needs no read-modify-
+    /// write.
+    pub(crate) fn take(&self) -> bool {
+        let taken = self.taken.0.load(Ordering::Relaxed) + 1;
+        let keep = !self.conflate || self.sent.0.load(Ordering::Acquire) == taken;
+        // SeqCst store then load, against the sender's store of `wake_at`
+        // then load of `taken` (see `Link::is_full`): one of the two sees
+        // the other.
+        self.taken.0.store(taken, Ordering::SeqCst);
+        if self.wake_at.0.load(Ordering::SeqCst) <= taken
+            && self.wake_at.0.swap(usize::MAX, Ordering::SeqCst) != usize::MAX
+            && let Some(sender) = self.sender.upgrade()
         {
             sender.notify_room();
         }
-    }
-}
-
-impl std::fmt::Debug for Token {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Token")
+        keep
     }
 }
 
@@ -89,6 +94,9 @@ pub(crate) struct Link {
     /// messages with.
     peer_pipe: PipeId,
     credit: Arc<Credit>,
+    /// The last `taken` count seen: until `sent` is `cap` past it, the
+    /// sender need not look at the receiver's line.
+    taken_seen: AtomicUsize,
     /// The sending socket's count of written messages: an inproc message
     /// is written once it is in the peer's inbox.
     written: Arc<AtomicU64>,
@@ -96,10 +104,29 @@ pub(crate) struct Link {
 }
 
 impl Link {
+    /// Whether this direction holds `cap` messages. When it does, the
+    /// receiver will wake the sending socket once it has taken half of
+    /// them (libzmq's low-water mark).
     #[inline]
     pub(crate) fn is_full(&self) -> bool {
         let c = &*self.credit;
-        c.cap != 0 && !c.conflate && c.in_flight.load(Ordering::Acquire) >= c.cap
+        if c.cap == 0 {
+            return false;
+        }
+        let sent = c.sent.0.load(Ordering::Relaxed);
+        if sent - self.taken_seen.load(Ordering::Relaxed) < c.cap {
+            return false;
+        }
+        let taken = c.taken.0.load(Ordering::Acquire);
+        self.taken_seen.store(taken, Ordering::Relaxed);
+        if sent - taken < c.cap {
+            return false;
+        }
+        c.wake_at.0.store(sent - c.cap / 2, Ordering::SeqCst);
+        // Taken meanwhile? Then there is room after all.
+        let taken = c.taken.0.load(Ordering::SeqCst);
+        self.taken_seen.store(taken, Ordering::Relaxed);
+        sent - taken >= c.cap
     }
 
     /// Sends within the high-water mark.
@@ -115,15 +142,18 @@ impl Link {
     pub(crate) fn send(&self, out: Out) -> Result<(), Refused> {
         match out {
             Out::Msg(msg) => {
-                self.credit.in_flight.fetch_add(1, Ordering::AcqRel);
                 let item = Inbound {
                     pipe: self.peer_pipe,
                     msg,
-                    credit: Some(Token(self.credit.clone())),
+                    inproc: true,
                 };
+                // Counted before it is receivable; only this socket, under
+                // its state lock, writes `sent`.
+                let sent = &self.credit.sent.0;
+                sent.store(sent.load(Ordering::Relaxed) + 1, Ordering::Release);
                 match self.peer.inbox().push_one(item) {
                     Ok(()) => {
-                        self.written.fetch_add(1, Ordering::Release);
+                        self.written.fetch_add(1, Ordering::Relaxed);
                         Ok(())
                     }
                     Err(back) => Err(Refused::Closed(Out::Msg(back.msg))),
@@ -348,15 +378,19 @@ fn metadata(shared: &SocketShared, o: &Options) -> Metadata {
     m
 }
 
-/// The high-water mark of the direction from `from` to `to`.
+/// The high-water mark of the direction from `from` to `to`: none when
+/// either side conflates (as libzmq), since replaced messages are never
+/// taken.
 fn cap(from: &SocketShared, fo: &Options, to: &Options) -> usize {
-    if !from.bounded_pipes || fo.sndhwm == 0 || to.rcvhwm == 0 {
+    if !from.bounded_pipes || fo.sndhwm == 0 || to.rcvhwm == 0 || fo.conflate || to.conflate {
         0
     } else {
         fo.sndhwm.saturating_add(to.rcvhwm)
     }
 }
 
+/// The direction from `from` to `to`'s pipe `to_pipe`; its credit is
+/// registered with `to`'s inbox before any message can travel.
 fn link(
     from: &Arc<SocketShared>,
     fo: &Options,
@@ -365,15 +399,20 @@ fn link(
     to_pipe: PipeId,
     endpoint: &Arc<str>,
 ) -> Link {
+    let credit = Arc::new(Credit {
+        sent: Line::default(),
+        taken: Line::default(),
+        wake_at: Line(AtomicUsize::new(usize::MAX)),
+        cap: cap(from, fo, to_o),
+        conflate: fo.conflate,
+        sender: Arc::downgrade(from),
+    });
+    to.inbox().add_credit(to_pipe, credit.clone());
     Link {
         peer: to.clone(),
         peer_pipe: to_pipe,
-        credit: Arc::new(Credit {
-            in_flight: AtomicUsize::new(0),
-            cap: cap(from, fo, to_o),
-            conflate: fo.conflate,
-            sender: Arc::downgrade(from),
-        }),
+        credit,
+        taken_seen: AtomicUsize::new(0),
         written: from.written.clone(),
         endpoint: endpoint.clone(),
     }
@@ -473,11 +512,4 @@ pub(crate) fn drain(rx: &PipeRx, link: &Link) {
         // would.
         let _ = link.send(out);
     }
-}
-
-/// Whether a received item is an older message of a conflating direction,
-/// to be skipped.
-#[inline]
-pub(crate) fn superseded(item: &Inbound) -> bool {
-    item.credit.as_ref().is_some_and(Token::superseded)
 }

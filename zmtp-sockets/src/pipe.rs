@@ -17,11 +17,38 @@ use bytes::Bytes;
 use concurrent_queue::{ConcurrentQueue, PopError};
 use zmtp_core::Message;
 
-use crate::inproc::{Link, Token};
+use crate::inproc::Link;
 use crate::routing::PeerSubscriptions;
 
 /// A pipe's identity within its socket.
 pub(crate) type PipeId = u64;
+
+/// Hashes a pipe id with one multiplication: ids are small counters made
+/// by the socket itself, not input an attacker picks, so SipHash's cost
+/// (a few percent of a 16-byte message's receive) buys nothing here.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u64(u64::from(*b) ^ self.0.rotate_left(8));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        // Fibonacci hashing: the high bits, which the table uses, depend
+        // on every bit of the id.
+        self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+/// A map keyed by pipe id.
+pub(crate) type IdMap<V> = HashMap<PipeId, V, std::hash::BuildHasherDefault<IdHasher>>;
 
 /// What a socket gives a connection task to send.
 #[derive(Debug)]
@@ -36,9 +63,9 @@ pub(crate) enum Out {
 pub(crate) struct Inbound {
     pub(crate) pipe: PipeId,
     pub(crate) msg: Message,
-    /// An inproc message's hold on its sender's high-water mark, released
-    /// when the message is taken.
-    pub(crate) credit: Option<Token>,
+    /// Sent over inproc: taking it gives its sender credit (see
+    /// [`crate::inproc::Credit`]).
+    pub(crate) inproc: bool,
 }
 
 impl Inbound {
@@ -48,7 +75,7 @@ impl Inbound {
         Inbound {
             pipe,
             msg,
-            credit: None,
+            inproc: false,
         }
     }
 }
@@ -289,7 +316,7 @@ impl PipeRx {
 pub(crate) struct Pipes {
     list: Vec<Pipe>,
     /// Each pipe's position in `list`.
-    index: HashMap<PipeId, usize>,
+    index: IdMap<usize>,
 }
 
 impl Pipes {

@@ -90,16 +90,14 @@ impl<'a> Poller<'a> {
         let deadline = timeout.map(|t| std::time::Instant::now() + t);
         loop {
             // Listen first, then check, so no wake-up is missed.
-            let mut listeners: Vec<_> = self
-                .items
-                .iter()
-                .flat_map(|(s, _)| {
-                    [
-                        s.shared().inbox().readable.listen(),
-                        s.shared().room.listen(),
-                    ]
-                })
-                .collect();
+            let mut guards = Vec::with_capacity(self.items.len());
+            let mut listeners = Vec::with_capacity(self.items.len() * 2);
+            for (s, _) in &self.items {
+                let (guard, readable) = s.shared().inbox().listen_readable();
+                guards.push(guard);
+                listeners.push(readable);
+                listeners.push(s.shared().room.listen());
+            }
             let ready = self.ready_now();
             if !ready.is_empty() {
                 return ready;

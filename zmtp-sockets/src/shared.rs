@@ -235,18 +235,27 @@ impl SocketShared {
     /// Takes a pipe out of the routing table (its peer is gone for good);
     /// whether it was there.
     pub(crate) fn detach_pipe(&self, id: PipeId) -> bool {
-        let (found, notices) = {
+        let (found, inproc, notices) = {
             let st = &mut *self.lock();
             let removed = st.pipes.remove(id);
             let found = removed.is_some();
+            let inproc = removed.as_ref().is_some_and(|p| p.link().is_some());
             let notices = match removed {
                 Some(mut p) if p.attached => st.pattern.detached(&mut p),
                 _ => Vec::new(),
             };
             st.pattern.removed(id);
-            (found, notices)
+            (found, inproc, notices)
         };
-        self.deliver(id, notices);
+        if inproc {
+            // After the pipe's earlier notices, which took the same queue.
+            self.inbox().remove_credit(id);
+            for msg in notices {
+                let _ = self.inbox().push_one(Inbound::new(id, msg));
+            }
+        } else {
+            self.deliver(id, notices);
+        }
         found
     }
 

@@ -608,10 +608,6 @@ impl Socket {
     /// Applies the receiving side of the socket's pattern; `None` drops
     /// the message.
     fn accept(&self, item: Inbound) -> Result<Option<Message>> {
-        if crate::inproc::superseded(&item) {
-            return Ok(None);
-        }
-        // An inproc message's credit goes back to its sender here.
         let Inbound { pipe, msg, .. } = item;
         if self.shared.passes_received {
             return Ok(Some(msg));
