@@ -234,8 +234,8 @@ impl Inbox {
             let Some(item) = self.next(local)? else {
                 return Ok(None);
             };
-            if item.inproc
-                && let Some(c) = local.credits.get(&item.pipe)
+            if item.is_inproc()
+                && let Some(c) = local.credits.get(&item.pipe())
                 && !c.take()
             {
                 continue;

@@ -142,11 +142,7 @@ impl Link {
     pub(crate) fn send(&self, out: Out) -> Result<(), Refused> {
         match out {
             Out::Msg(msg) => {
-                let item = Inbound {
-                    pipe: self.peer_pipe,
-                    msg,
-                    inproc: true,
-                };
+                let item = Inbound::inproc(self.peer_pipe, msg);
                 // Counted before it is receivable; only this socket, under
                 // its state lock, writes `sent`.
                 let sent = &self.credit.sent.0;

@@ -61,22 +61,42 @@ pub(crate) enum Out {
 /// A message from a peer, tagged with the pipe it came through.
 #[derive(Debug)]
 pub(crate) struct Inbound {
-    pub(crate) pipe: PipeId,
+    /// The pipe's id, with [`INPROC`] set for a message sent over inproc
+    /// (taking it gives its sender credit, see [`crate::inproc::Credit`]):
+    /// a flag of its own would make every queued item 8 bytes larger.
+    tagged: PipeId,
     pub(crate) msg: Message,
-    /// Sent over inproc: taking it gives its sender credit (see
-    /// [`crate::inproc::Credit`]).
-    pub(crate) inproc: bool,
 }
+
+/// Marks an inproc message's pipe id (ids are counters far below it).
+const INPROC: PipeId = 1 << 63;
 
 impl Inbound {
     /// A message from a connection (not inproc).
     #[inline]
     pub(crate) fn new(pipe: PipeId, msg: Message) -> Inbound {
+        Inbound { tagged: pipe, msg }
+    }
+
+    /// A message sent over inproc.
+    #[inline]
+    pub(crate) fn inproc(pipe: PipeId, msg: Message) -> Inbound {
         Inbound {
-            pipe,
+            tagged: pipe | INPROC,
             msg,
-            inproc: false,
         }
+    }
+
+    /// The pipe it came through.
+    #[inline]
+    pub(crate) fn pipe(&self) -> PipeId {
+        self.tagged & !INPROC
+    }
+
+    /// Whether it was sent over inproc.
+    #[inline]
+    pub(crate) fn is_inproc(&self) -> bool {
+        self.tagged & INPROC != 0
     }
 }
 

@@ -608,7 +608,8 @@ impl Socket {
     /// Applies the receiving side of the socket's pattern; `None` drops
     /// the message.
     fn accept(&self, item: Inbound) -> Result<Option<Message>> {
-        let Inbound { pipe, msg, .. } = item;
+        let pipe = item.pipe();
+        let msg = item.msg;
         if self.shared.passes_received {
             return Ok(Some(msg));
         }
