@@ -99,18 +99,17 @@ fn measure(t: &Tools, imp: &str, w: &Work) -> Result<Fields, Miss> {
             c.arg("--libzmq").args(&common);
             c
         }
-        "zmtp" => {
+        // zmtp with each body from a static buffer (`--payload static`).
+        "zmtp" | "zmtp-static" => {
             let mut c = Command::new(&t.zmtp);
-            c.args([
-                "bench",
-                "--json",
-                "--pattern",
-                w.pattern,
-                "--mechanism",
-                mech,
-            ])
-            .args(["--transport", w.transport, "--size", &common[3]])
-            .args(["--count", &common[4], "--subscribers", &common[5]]);
+            if imp == "zmtp-static" {
+                c.args(["bench", "--payload", "static"]);
+            } else {
+                c.arg("bench");
+            }
+            c.args(["--json", "--pattern", w.pattern, "--mechanism", mech])
+                .args(["--transport", w.transport, "--size", &common[3]])
+                .args(["--count", &common[4], "--subscribers", &common[5]]);
             c
         }
         peer => {
@@ -575,6 +574,28 @@ fn main() {
         1.0,
         false,
     );
+    let (in16, in64k) = inproc(&t, &mut rep, runs, &n);
+    rep.target(
+        "inproc 16 B ≥ 1.5× libzmq's inproc (static bodies)",
+        ratio(&in16, "zmtp-static", "libzmq", "msgs_per_sec"),
+        1.5,
+        true,
+    );
+    rep.target(
+        "inproc 16 B ≥ 1.5× libzmq's inproc (one shared Bytes cloned)",
+        ratio(&in16, "zmtp", "libzmq", "msgs_per_sec"),
+        1.5,
+        true,
+    );
+    // A pointer hand-over: 64 KiB goes as fast as 16 B.
+    rep.target(
+        "inproc 64 KiB msg/s ≥ 0.8× inproc 16 B msg/s (shared Bytes)",
+        field(&in64k, "zmtp", "msgs_per_sec")
+            .zip(field(&in16, "zmtp", "msgs_per_sec"))
+            .map(|(a, b)| a.0 / b.0),
+        0.8,
+        true,
+    );
     let px = proxies(&t, &mut rep, runs, &n);
     rep.target(
         "PUSH→proxy→PULL 16 B ≥ 1.2× libzmq's zmq_proxy",
@@ -1035,6 +1056,94 @@ fn proxies(t: &Tools, rep: &mut Report, runs: usize, n: &dyn Fn(u64) -> u64) -> 
         cell_of(&r, "zmtp", "msgs_per_sec", base)
     );
     r
+}
+
+/// inproc: both ends in one process, two threads; throughput at 16 B and
+/// 64 KiB and the REQ/REP round trip, against libzmq's inproc. zmtp runs
+/// twice: with one shared `Bytes` cloned per send (as the tcp rows), and
+/// with bodies from a static buffer (no reference count moving between the
+/// threads: what libzmq's 16-byte messages, copied into the message
+/// itself, cost it).
+fn inproc(t: &Tools, rep: &mut Report, runs: usize, n: &dyn Fn(u64) -> u64) -> (Results, Results) {
+    let imps = ["libzmq", "zmtp", "zmtp-static"];
+    let _ = writeln!(
+        rep.md,
+        "\n### inproc\n\nPUSH → PULL and REQ ↔ REP over inproc, both sockets in one context, a thread each; msg/s (and the process's CPU per message), median (min–max) of the runs, ratio to libzmq's inproc in the same runs. \"shared\": every send clones one `Bytes` (zero-copy; its reference count moves between the two threads at each message); \"static\": bodies point into a static buffer (`zmtp bench --payload static`), as cheap to hand over as libzmq's small messages, which it copies into the message itself.\n"
+    );
+    rep.header(&["workload", "libzmq", "zmtp, shared", "zmtp, static"]);
+    let mut cats = Vec::new();
+    let mut series: Vec<(String, Vec<Option<f64>>)> = ["libzmq", "zmtp, shared", "zmtp, static"]
+        .iter()
+        .map(|s| (s.to_string(), Vec::new()))
+        .collect();
+    let mut out = Vec::new();
+    for (size, count) in [(16usize, n(3_000_000)), (65536, n(500_000))] {
+        let w = Work {
+            pattern: "push-pull",
+            mechanism: "null",
+            transport: "inproc",
+            size,
+            count,
+            subscribers: 1,
+        };
+        let r = run_interleaved(t, &w, &imps, runs);
+        for key in ["msgs_per_sec", "cpu_ns_per_msg"] {
+            let base = field(&r, "libzmq", key).map(|s| s.0);
+            let _ = writeln!(
+                rep.md,
+                "| {} {} | {} | {} | {} |",
+                size_name(size),
+                if key == "msgs_per_sec" {
+                    "msg/s"
+                } else {
+                    "CPU ns/msg"
+                },
+                cell_of(&r, "libzmq", key, None),
+                cell_of(&r, "zmtp", key, base),
+                cell_of(&r, "zmtp-static", key, base),
+            );
+        }
+        cats.push(size_name(size));
+        for (i, imp) in imps.iter().enumerate() {
+            series[i]
+                .1
+                .push(field(&r, imp, "msgs_per_sec").map(|s| s.0));
+        }
+        out.push(r);
+    }
+    let w = Work {
+        pattern: "req-rep",
+        mechanism: "null",
+        transport: "inproc",
+        size: 16,
+        count: n(20_000),
+        subscribers: 1,
+    };
+    let rr = run_interleaved(t, &w, &imps[..2], runs);
+    for key in ["p50_us", "p99_us"] {
+        let base = field(&rr, "libzmq", key).map(|s| s.0);
+        let _ = writeln!(
+            rep.md,
+            "| REQ/REP 16 B round trip {} µs | {} | {} | – |",
+            &key[..3],
+            cell_of(&rr, "libzmq", key, None),
+            cell_of(&rr, "zmtp", key, base),
+        );
+    }
+    let _ = writeln!(rep.md, "\n![inproc throughput](docs/bench/inproc.svg)");
+    rep.charts.push((
+        "inproc.svg".into(),
+        svg::Chart {
+            title: "PUSH/PULL over inproc".into(),
+            y_label: "msg/s".into(),
+            categories: cats,
+            series,
+        }
+        .render(),
+    ));
+    let big = out.pop().unwrap_or_default();
+    let small = out.pop().unwrap_or_default();
+    (small, big)
 }
 
 /// DEALER to ROUTER: throughput (the ROUTER receives each message with its

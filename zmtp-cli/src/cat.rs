@@ -377,6 +377,9 @@ pub(crate) fn run(kind: Kind, a: Args) -> i32 {
         }
         _ => {}
     }
+    for ep in a.bind.iter().chain(&a.connect) {
+        crate::refuse_inproc(ep);
+    }
     for ep in &a.bind {
         match socket.bind(ep) {
             Ok(bound) => eprintln!("listening {bound}"),

@@ -83,6 +83,20 @@ pub(crate) fn die(code: i32, msg: impl std::fmt::Display) -> ! {
     std::process::exit(code)
 }
 
+/// Refuses an inproc endpoint (exit 2): it reaches sockets of the same
+/// process only, and the command's sockets have no other to pair with, so
+/// it would be accepted and never connect.
+pub(crate) fn refuse_inproc(ep: &str) {
+    if ep.starts_with("inproc://") {
+        die(
+            2,
+            format_args!(
+                "{ep}: inproc reaches sockets of one process only; from the command line use tcp:// or ipc://"
+            ),
+        );
+    }
+}
+
 fn main() {
     let cli = Cli::parse();
     use cat::Kind as K;

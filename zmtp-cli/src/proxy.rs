@@ -106,6 +106,16 @@ fn side(
 
 pub(crate) fn run(a: Args) -> i32 {
     let start = Instant::now();
+    for ep in a
+        .frontend_bind
+        .iter()
+        .chain(&a.frontend_connect)
+        .chain(&a.backend_bind)
+        .chain(&a.backend_connect)
+        .chain(&a.capture_bind)
+    {
+        crate::refuse_inproc(ep);
+    }
     let (ft, bt) = (
         socket_type("--frontend", &a.frontend),
         socket_type("--backend", &a.backend),

@@ -1166,3 +1166,33 @@ fn errors_have_one_prefix_and_help_lists_the_exit_codes() {
         assert!(help.contains(code), "{help}");
     }
 }
+
+/// An inproc endpoint reaches sockets of one process: the command's socket
+/// could never pair through it, so it is refused rather than accepted.
+#[test]
+fn inproc_endpoints_are_refused() {
+    for args in [
+        &["pull", "--bind", "inproc://x"][..],
+        &["push", "--connect", "inproc://x"],
+        &[
+            "proxy",
+            "--frontend",
+            "pull",
+            "--frontend-bind",
+            "tcp://127.0.0.1:0",
+            "--backend",
+            "push",
+            "--backend-bind",
+            "inproc://x",
+        ],
+    ] {
+        let out = zmtp().args(args).stdin(Stdio::null()).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains("inproc reaches sockets of one process only")
+                && !err.contains("listening"),
+            "{args:?}: {err}"
+        );
+    }
+}

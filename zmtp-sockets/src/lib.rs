@@ -1,9 +1,11 @@
 //! # zmtp-sockets: ZeroMQ sockets in pure Rust
 //!
 //! Every standard socket type (REQ, REP, DEALER, ROUTER, PUB, SUB, XPUB,
-//! XSUB, PUSH, PULL, PAIR) over `tcp://` and `ipc://`, with NULL, PLAIN and
-//! CURVE security, talking to libzmq byte for byte, and NOISE between zmtp
-//! peers. What each type does with messages is in one file per type
+//! XSUB, PUSH, PULL, PAIR) over `tcp://`, `ipc://` and `inproc://`, with
+//! NULL, PLAIN and CURVE security, talking to libzmq byte for byte, and
+//! NOISE between zmtp peers. Over inproc (sockets of one [`Context`])
+//! messages are handed over as they are, with no encoding, no copy, no
+//! mechanism and no I/O thread. What each type does with messages is in one file per type
 //! (`src/pattern/`), a pure state machine over the socket's pipes.
 //!
 //! ```no_run

@@ -187,7 +187,9 @@ pub const DEFAULT_LINGER: Duration = Duration::from_secs(5);
 #[non_exhaustive]
 pub struct Options {
     /// Outgoing queue bound per peer, in messages (`ZMQ_SNDHWM`, 1000).
-    /// 0 means unlimited.
+    /// 0 means unlimited. Over inproc, as libzmq computes it, each
+    /// direction holds the sender's `sndhwm` plus the receiver's `rcvhwm`
+    /// messages (unlimited when either is 0 or either side conflates).
     pub sndhwm: usize,
     /// Incoming queue bound, in messages (`ZMQ_RCVHWM`, 1000). 0 means
     /// unlimited.
@@ -238,7 +240,9 @@ pub struct Options {
     pub routing_id: Bytes,
     /// Application metadata (`ZMQ_METADATA`, `X-` properties).
     pub properties: Metadata,
-    /// Security mechanism and role.
+    /// Security mechanism and role, for tcp and ipc. Over inproc no byte
+    /// leaves the process and no mechanism runs: as in libzmq, inproc peers
+    /// are not authenticated or encrypted whatever this says.
     pub security: Security,
     /// Authenticator for the server role (and NULL address checks).
     pub authenticator: Option<Arc<dyn Authenticator>>,

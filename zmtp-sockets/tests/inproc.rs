@@ -574,3 +574,43 @@ fn term_with_inproc_pairs_and_waiting_connects_returns() {
     drop((pull, push, waiting));
     ctx.term();
 }
+
+#[test]
+fn a_curve_frontend_proxy_serves_inproc_workers() {
+    // The zguide's multithreaded server, with CURVE on the tcp side: the
+    // proxy terminates CURVE, the workers take requests over inproc.
+    let ctx = Context::new();
+    let frontend = socket(&ctx, Router);
+    let backend = socket(&ctx, Dealer);
+    let client = socket(&ctx, Req);
+    common::secure(&frontend, &client, common::Mech::Curve);
+    let ep = frontend.bind("tcp://127.0.0.1:0").unwrap();
+    let workers_ep = name();
+    backend.bind(&workers_ep).unwrap();
+    std::thread::scope(|scope| {
+        let proxy = scope.spawn(|| zmtp_sockets::proxy_blocking(&frontend, &backend, None));
+        for w in 0..3 {
+            let rep = socket(&ctx, Rep);
+            rep.connect(&workers_ep).unwrap();
+            scope.spawn(move || {
+                while let Ok(req) = rep.recv_blocking() {
+                    let mut reply = format!("w{w}:").into_bytes();
+                    reply.extend_from_slice(&req.frames()[0]);
+                    if rep.send_blocking(reply).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        client.connect(&ep).unwrap();
+        for i in 0..30 {
+            let q = format!("q{i}");
+            client.send_blocking(q.clone()).unwrap();
+            let reply = client.recv_blocking().unwrap();
+            let text = String::from_utf8(reply.frames()[0].to_vec()).unwrap();
+            assert!(text.starts_with('w') && text.ends_with(&q), "{text}");
+        }
+        ctx.clone().term();
+        assert!(matches!(proxy.join().unwrap(), Err(Error::Closed)));
+    });
+}
