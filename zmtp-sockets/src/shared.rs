@@ -30,6 +30,8 @@ pub(crate) struct EndpointHandle {
     pub(crate) pipe: Option<PipeId>,
     /// The pipes paired through a bound inproc name.
     pub(crate) accepted: Vec<PipeId>,
+    /// A bound inproc name (its end frees the name).
+    pub(crate) inproc_bind: bool,
 }
 
 impl EndpointHandle {
@@ -39,15 +41,28 @@ impl EndpointHandle {
             _stop: Some(stop),
             pipe,
             accepted: Vec::new(),
+            inproc_bind: false,
         }
     }
 
-    /// An inproc endpoint's.
-    pub(crate) fn inproc(pipe: Option<PipeId>) -> EndpointHandle {
+    /// An inproc connect's, with its queue's pipe (none with `immediate`
+    /// until it is paired).
+    pub(crate) fn inproc_connect(pipe: Option<PipeId>) -> EndpointHandle {
         EndpointHandle {
             _stop: None,
             pipe,
             accepted: Vec::new(),
+            inproc_bind: false,
+        }
+    }
+
+    /// A bound inproc name's.
+    pub(crate) fn inproc_bind() -> EndpointHandle {
+        EndpointHandle {
+            _stop: None,
+            pipe: None,
+            accepted: Vec::new(),
+            inproc_bind: true,
         }
     }
 }

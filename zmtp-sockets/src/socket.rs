@@ -320,7 +320,7 @@ impl Socket {
                 .shared
                 .lock()
                 .endpoints
-                .insert(endpoint.to_owned(), EndpointHandle::inproc(id));
+                .insert(endpoint.to_owned(), EndpointHandle::inproc_connect(id));
             self.end_endpoint(endpoint, old);
             crate::inproc::connect(&self.shared, name, endpoint, pipe);
             return Ok(());
@@ -366,8 +366,11 @@ impl Socket {
     fn end_endpoint(&self, endpoint: &str, handle: Option<EndpointHandle>) {
         let Some(handle) = handle else { return };
         if let Some(name) = endpoint.strip_prefix("inproc://") {
-            crate::inproc::unbind(&self.shared, name);
-            crate::inproc::withdraw(&self.shared, name);
+            if handle.inproc_bind {
+                crate::inproc::unbind(&self.shared, name);
+            } else {
+                crate::inproc::withdraw(&self.shared, name);
+            }
             for id in &handle.accepted {
                 self.shared.detach_pipe(*id);
             }
@@ -388,7 +391,7 @@ impl Socket {
                 )));
             }
             st.endpoints
-                .insert(bound.clone(), EndpointHandle::inproc(None));
+                .insert(bound.clone(), EndpointHandle::inproc_bind());
         }
         crate::inproc::bind(&self.shared, name).inspect_err(|_| {
             self.shared.lock().endpoints.remove(&bound);
