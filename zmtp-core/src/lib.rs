@@ -21,6 +21,17 @@
 //!
 //! Where an RFC and libzmq disagree, libzmq wins, since it is what we must
 //! talk to; each such place says so in a comment.
+//!
+//! ## Cargo features
+//!
+//! None is on by default, and a normal build needs none.
+//!
+//! - `testing`: the `testing` module, the bytes a mock peer sends (greeting, READY,
+//!   SUBSCRIBE, frames) and an in-memory connection pair, for tests of
+//!   code built on this crate. Not for production.
+//! - `fuzzing`: `fuzz`, the bodies of the cargo-fuzz targets. It changes
+//!   no behaviour.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod codec;
 pub mod connection;
@@ -31,8 +42,10 @@ pub mod socket_type;
 pub mod wire;
 
 #[cfg(feature = "fuzzing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "fuzzing")))]
 pub mod fuzz;
 #[cfg(any(test, feature = "testing"))]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
 
 pub use codec::{Encoder, Frame, FrameDecoder};

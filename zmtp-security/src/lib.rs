@@ -18,6 +18,18 @@
 //! Each mechanism is a sans-IO state machine behind zmtp-core's
 //! [`zmtp_core::Mechanism`] trait; the engine runs it inside the connection's
 //! own task.
+//!
+//! ## Cargo features
+//!
+//! None is on by default, and a normal build needs none.
+//!
+//! - `fuzzing`: `fuzz`, the bodies of the cargo-fuzz targets. It changes
+//!   no behaviour: randomness is never switched by a feature (the targets
+//!   give their mechanisms a [`random::Deterministic`] source themselves).
+//!
+//! Which crate supplies each primitive, and why, is in the repository's
+//! `DEPENDENCIES.md`.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod auth;
 pub mod curve;
@@ -29,6 +41,7 @@ pub mod random;
 pub mod z85;
 
 #[cfg(feature = "fuzzing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "fuzzing")))]
 pub mod fuzz;
 
 pub use auth::{

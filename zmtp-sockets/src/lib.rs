@@ -52,6 +52,11 @@
 //! `futures::executor`. Every call has a blocking twin
 //! ([`Socket::send_blocking`], [`Socket::recv_blocking`]) for plain threads,
 //! non-blocking `try_` forms, and a [`Poller`] waits on several sockets.
+//!
+//! ## Cargo features
+//!
+//! This crate has none: every transport, socket type and mechanism is
+//! always built.
 
 mod context;
 mod endpoint;

@@ -19,7 +19,7 @@ use std::fmt;
 use bytes::Bytes;
 use snow::HandshakeState;
 use snow::params::NoiseParams;
-use snow::resolvers::{CryptoResolver, DefaultResolver};
+use snow::resolvers::CryptoResolver;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 use zmtp_core::error::{cryptographic as crypto, protocol};
@@ -31,6 +31,7 @@ use zmtp_core::{
 };
 
 use super::cipher::SnowAesGcm;
+use super::primitives::{Blake2s, X25519};
 use super::record::{MAX_RECORD, Records};
 use super::{PROLOGUE_LABEL, Pattern};
 use crate::keys::{KeyPair, PublicKey};
@@ -66,10 +67,16 @@ impl CryptoResolver for Resolver {
         Some(Box::new(Rng(self.0.clone())))
     }
     fn resolve_dh(&self, c: &snow::params::DHChoice) -> Option<Box<dyn snow::types::Dh>> {
-        DefaultResolver.resolve_dh(c)
+        match c {
+            snow::params::DHChoice::Curve25519 => Some(Box::<X25519>::default()),
+            _ => None,
+        }
     }
     fn resolve_hash(&self, c: &snow::params::HashChoice) -> Option<Box<dyn snow::types::Hash>> {
-        DefaultResolver.resolve_hash(c)
+        match c {
+            snow::params::HashChoice::Blake2s => Some(Box::<Blake2s>::default()),
+            _ => None,
+        }
     }
     fn resolve_cipher(
         &self,
@@ -88,7 +95,7 @@ impl CryptoResolver for Resolver {
 #[cfg(test)]
 pub(super) fn snow_reference() -> snow::resolvers::BoxedCryptoResolver {
     Box::new(snow::resolvers::FallbackResolver::new(
-        Box::new(DefaultResolver),
+        Box::new(snow::resolvers::DefaultResolver),
         Box::new(Resolver::os()),
     ))
 }

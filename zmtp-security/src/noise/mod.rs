@@ -13,6 +13,7 @@
 
 mod cipher;
 mod handshake;
+mod primitives;
 mod record;
 
 use std::fmt;
