@@ -555,10 +555,12 @@ fn fan_in(a: &Args) -> Report {
         .collect();
     let process0 = process_cpu_ns();
     let recv_thread = std::thread::spawn(move || timed_receive(&pull, count));
-    let payload = Payload::new(a);
     std::thread::scope(|scope| {
         for s in &pushes {
-            let payload = payload.clone();
+            // A body of its own per sender, as each libzmq sender has its
+            // own buffer: one shared `Bytes` would make 32 threads fight
+            // over its reference count (a third of the time in a profile).
+            let payload = Payload::new(a);
             scope.spawn(move || {
                 for _ in 0..per {
                     s.send_blocking(payload.get())
