@@ -304,6 +304,14 @@ impl Socket {
     /// Connects to an endpoint, now or whenever the peer appears, and keeps
     /// reconnecting. Unless `immediate` is set, the endpoint's queue exists
     /// at once, so messages wait for the peer (as in libzmq).
+    ///
+    /// `inproc://name` pairs with the socket of this [`Context`] bound to
+    /// the name, now or when it binds; what was queued before goes first.
+    /// An inproc pair does not reconnect: when the bound socket unbinds or
+    /// closes, the pair ends. Messages already sent stay receivable after
+    /// the sender closes (they are in the receiver's queue); what a connect
+    /// queued for a name that was never bound is dropped when its socket
+    /// closes, since no I/O thread holds it.
     pub fn connect(&self, endpoint: &str) -> Result<()> {
         self.check_open()?;
         let ep = Endpoint::parse(endpoint)?;

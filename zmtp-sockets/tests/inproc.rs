@@ -614,3 +614,27 @@ fn a_curve_frontend_proxy_serves_inproc_workers() {
         assert!(matches!(proxy.join().unwrap(), Err(Error::Closed)));
     });
 }
+
+#[test]
+fn a_router_delivers_what_a_peer_sent_before_it_left_with_its_id() {
+    let ctx = Context::new();
+    let ep = name();
+    let router = socket(&ctx, Router);
+    let mon = router.monitor();
+    router.bind(&ep).unwrap();
+    let dealer = ctx
+        .socket_with(Dealer, |o| o.routing_id = Bytes::from("gone"))
+        .unwrap();
+    dealer.connect(&ep).unwrap();
+    for i in 0..3 {
+        dealer.send_blocking(format!("m{i}")).unwrap();
+    }
+    drop(dealer);
+    // The ROUTER has seen the peer leave before it reads.
+    let ev = mon.wait_for_blocking(TIMEOUT, |e| matches!(e, MonitorEvent::Disconnected { .. }));
+    assert!(ev.is_some());
+    for i in 0..3 {
+        let m = router.recv_blocking().unwrap();
+        assert_eq!(frames(&m), [b"gone".as_slice(), format!("m{i}").as_bytes()]);
+    }
+}

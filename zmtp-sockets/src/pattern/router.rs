@@ -30,9 +30,17 @@ use crate::error::Error;
 use crate::options::Options;
 use crate::pipe::{Pipe, PipeId, Pipes};
 
+/// How many departed peers' routing ids are remembered for their messages
+/// still queued.
+const DEPARTED: usize = 1024;
+
 #[derive(Debug)]
 pub(crate) struct Router {
     ids: HashMap<Bytes, PipeId>,
+    /// The routing ids of the last peers that left, newest last: their
+    /// messages may still wait in the socket's queue, and are delivered
+    /// with their id as libzmq delivers them, not dropped.
+    departed: std::collections::VecDeque<(PipeId, Bytes)>,
     /// The counter of generated ids.
     next_id: u32,
     mandatory: bool,
@@ -48,10 +56,18 @@ impl Router {
             .finish();
         Router {
             ids: HashMap::new(),
+            departed: std::collections::VecDeque::new(),
             next_id: seed as u32,
             mandatory: false,
             handover: false,
         }
+    }
+
+    fn remember_departed(&mut self, pipe: PipeId, id: Bytes) {
+        if self.departed.len() == DEPARTED {
+            self.departed.pop_front();
+        }
+        self.departed.push_back((pipe, id));
     }
 
     fn generate(&mut self) -> Bytes {
@@ -103,7 +119,16 @@ impl Pattern for Router {
 
     #[inline]
     fn received(&mut self, pipes: &Pipes, from: PipeId, mut msg: Message) -> Option<Message> {
-        let id = pipes.get(from)?.routing_id.clone()?;
+        let id = match pipes.get(from) {
+            Some(p) => p.routing_id.clone()?,
+            // A peer that left after sending.
+            None => self
+                .departed
+                .iter()
+                .rev()
+                .find(|(p, _)| *p == from)
+                .map(|(_, id)| id.clone())?,
+        };
         msg.push_front(id);
         Some(msg)
     }
@@ -126,8 +151,10 @@ impl Pattern for Router {
             }
             // Dropping the old pipe closes its queue: its connection
             // sends what is queued and ends.
-            if let Some(mut p) = pipes.remove(old) {
-                p.routing_id = None;
+            if let Some(mut p) = pipes.remove(old)
+                && let Some(old_id) = p.routing_id.take()
+            {
+                self.remember_departed(old, old_id);
             }
         }
         if let Some(p) = pipes.get_mut(pipe) {
@@ -138,10 +165,11 @@ impl Pattern for Router {
     }
 
     fn detached(&mut self, pipe: &mut Pipe) -> Vec<Message> {
-        if let Some(id) = pipe.routing_id.take()
-            && self.ids.get(&id) == Some(&pipe.id)
-        {
-            self.ids.remove(&id);
+        if let Some(id) = pipe.routing_id.take() {
+            if self.ids.get(&id) == Some(&pipe.id) {
+                self.ids.remove(&id);
+            }
+            self.remember_departed(pipe.id, id);
         }
         Vec::new()
     }
