@@ -17,6 +17,8 @@ pub(crate) struct Work {
     pub(crate) size: usize,
     pub(crate) count: u64,
     pub(crate) subscribers: usize,
+    /// I/O threads per context (`ZMQ_IO_THREADS`).
+    pub(crate) io_threads: i32,
 }
 
 /// Binds `s` to a fresh endpoint of the transport; returns it as bound.
@@ -33,10 +35,18 @@ fn contexts(w: &Work) -> (zmq::Context, zmq::Context) {
             unsupported();
         }
         static SHARED: std::sync::OnceLock<zmq::Context> = std::sync::OnceLock::new();
-        let c = SHARED.get_or_init(zmq::Context::new).clone();
+        let c = SHARED.get_or_init(|| context(w)).clone();
         return (c.clone(), c);
     }
-    (zmq::Context::new(), zmq::Context::new())
+    (context(w), context(w))
+}
+
+fn context(w: &Work) -> zmq::Context {
+    let c = zmq::Context::new();
+    if w.io_threads != 1 {
+        c.set_io_threads(w.io_threads).expect("io threads");
+    }
+    c
 }
 
 fn endpoint(t: &str) -> String {

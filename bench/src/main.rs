@@ -94,19 +94,26 @@ fn measure(t: &Tools, imp: &str, w: &Work) -> Result<Fields, Miss> {
         w.subscribers.to_string(),
     ];
     let mut cmd = match imp {
-        "libzmq" => {
+        // `-io2`: two I/O threads per context.
+        "libzmq" | "libzmq-io2" => {
             let mut c = Command::new(&t.me);
             c.arg("--libzmq").args(&common);
+            if imp == "libzmq-io2" {
+                c.arg("2");
+            }
             c
         }
-        // zmtp with each body from a static buffer (`--payload static`).
-        "zmtp" | "zmtp-static" => {
+        // zmtp with each body from a static buffer (`--payload static`),
+        // with busy polling off, with two I/O threads per context.
+        "zmtp" | "zmtp-static" | "zmtp-nopoll" | "zmtp-io2" => {
             let mut c = Command::new(&t.zmtp);
-            if imp == "zmtp-static" {
-                c.args(["bench", "--payload", "static"]);
-            } else {
-                c.arg("bench");
-            }
+            c.arg("bench");
+            match imp {
+                "zmtp-static" => c.args(["--payload", "static"]),
+                "zmtp-nopoll" => c.args(["--busy-poll-us", "0"]),
+                "zmtp-io2" => c.args(["--io-threads", "2"]),
+                _ => &mut c,
+            };
             c.args(["--json", "--pattern", w.pattern, "--mechanism", mech])
                 .args(["--transport", w.transport, "--size", &common[3]])
                 .args(["--count", &common[4], "--subscribers", &common[5]]);
@@ -402,6 +409,7 @@ fn main() {
             size: a(5).parse().unwrap_or(16),
             count: a(6).parse().unwrap_or(1000),
             subscribers: a(7).parse().unwrap_or(1),
+            io_threads: a(8).parse().unwrap_or(1),
         };
         let fields = libzmq::run(&w);
         println!(
@@ -554,6 +562,16 @@ fn main() {
     );
     mechanisms_interleaved(&t, &mut rep, runs, &n);
     let subs = pub_sub(&t, &mut rep, runs, &n);
+    for (n_subs, r) in &subs {
+        if *n_subs > 1 {
+            rep.target(
+                &format!("PUB → {n_subs} SUB 16 B ≥ 1.5× libzmq"),
+                ratio(r, "zmtp", "libzmq", "msgs_per_sec"),
+                1.5,
+                true,
+            );
+        }
+    }
     let rr = latency(&t, &mut rep, runs, &n);
     rep.target(
         "REQ/REP 16 B p50 round trip ≤ 1.0× libzmq's",
@@ -616,6 +634,14 @@ fn main() {
         1.5,
         true,
     );
+    let polling = busy_polling(&t, &mut rep, runs, &n);
+    rep.target(
+        "NULL 16 B CPU per message ≤ 0.6× libzmq's, busy polling off",
+        ratio(&polling, "zmtp-nopoll", "libzmq", "cpu_ns_per_msg"),
+        0.6,
+        false,
+    );
+    let _ = io_threads(&t, &mut rep, runs, &n);
     let hs = handshakes(&t, &mut rep, runs, quick);
     let mem = memory(&t, &mut rep, runs, quick);
 
@@ -898,16 +924,22 @@ fn pub_sub(
     let imps: Vec<&'static str> = IMPLS.iter().map(|i| i.0).collect();
     let _ = writeln!(
         rep.md,
-        "\n### PUB/SUB\n\nOne publisher, 1 or 8 subscribers on the other context, 16 B over tcp, unlimited high-water marks where the stack has them. Deliveries per second summed over subscribers; \"failed\": some subscriber missed messages (the stack dropped them, or hung).\n"
+        "\n### PUB/SUB\n\nOne publisher, 1, 8 or 64 subscribers (a thread each) on the other context, 16 B over tcp, every subscriber subscribed to everything, unlimited high-water marks where the stack has them. Deliveries per second summed over subscribers; \"failed\": some subscriber missed messages (the stack dropped them, or hung).\n"
     );
     rep.impl_header("subscribers");
-    for subs in [1usize, 8] {
+    let mut cats = Vec::new();
+    let mut series = impl_series();
+    for subs in [1usize, 8, 64] {
         let w = Work {
             pattern: "pub-sub",
             mechanism: "null",
             transport: "tcp",
             size: 16,
-            count: n(if subs == 1 { 1_000_000 } else { 300_000 }),
+            count: n(match subs {
+                1 => 1_000_000,
+                8 => 300_000,
+                _ => 50_000,
+            }),
             subscribers: subs,
         };
         let r = run_interleaved(t, &w, &imps, runs);
@@ -918,9 +950,124 @@ fn pub_sub(
             .map(|(i, (imp, _))| cell_of(&r, imp, "msgs_per_sec", if i == 0 { None } else { base }))
             .collect();
         let _ = writeln!(rep.md, "| {subs} | {} |", row.join(" | "));
+        for (i, (imp, _)) in IMPLS.iter().enumerate() {
+            series[i]
+                .1
+                .push(field(&r, imp, "msgs_per_sec").map(|s| s.0));
+        }
+        cats.push(format!("×{subs}"));
         all.push((subs, r));
     }
+    let _ = writeln!(rep.md, "\n![PUB/SUB](docs/bench/pub-sub.svg)");
+    rep.charts.push((
+        "pub-sub.svg".into(),
+        svg::Chart {
+            title: "PUB/SUB over tcp, deliveries per second".into(),
+            y_label: "msg/s".into(),
+            categories: cats,
+            series,
+        }
+        .render(),
+    ));
     all
+}
+
+/// Busy polling on and off: PUSH/PULL 16 B over tcp, msg/s and the whole
+/// process's CPU per message, libzmq (which has no busy polling) beside
+/// zmtp with its default and with `--busy-poll-us 0`.
+fn busy_polling(t: &Tools, rep: &mut Report, runs: usize, n: &dyn Fn(u64) -> u64) -> Results {
+    let imps = ["libzmq", "zmtp", "zmtp-nopoll"];
+    let _ = writeln!(
+        rep.md,
+        "\n### Busy polling\n\nPUSH/PULL 16 B over tcp, NULL: zmtp's I/O threads poll for up to 50 µs before they sleep (`ContextBuilder::busy_poll`); off, they sleep at once. msg/s and the whole process's CPU per message, median (min–max) of the runs, ratio to libzmq's in the same runs.\n"
+    );
+    rep.header(&["figure", "libzmq", "zmtp", "zmtp, busy polling off"]);
+    let w = Work {
+        pattern: "push-pull",
+        mechanism: "null",
+        transport: "tcp",
+        size: 16,
+        count: n(2_000_000),
+        subscribers: 1,
+    };
+    let r = run_interleaved(t, &w, &imps, runs);
+    for (label, key) in [
+        ("msg/s", "msgs_per_sec"),
+        ("CPU ns per message", "cpu_ns_per_msg"),
+    ] {
+        let base = field(&r, "libzmq", key).map(|s| s.0);
+        let _ = writeln!(
+            rep.md,
+            "| {label} | {} | {} | {} |",
+            cell_of(&r, "libzmq", key, None),
+            cell_of(&r, "zmtp", key, base),
+            cell_of(&r, "zmtp-nopoll", key, base),
+        );
+    }
+    r
+}
+
+/// I/O-thread scaling: 8 PUSH (a thread each) into one PULL, 16 B over
+/// tcp, with one and with two I/O threads per context.
+fn io_threads(t: &Tools, rep: &mut Report, runs: usize, n: &dyn Fn(u64) -> u64) -> Results {
+    let imps = ["libzmq", "libzmq-io2", "zmtp", "zmtp-io2"];
+    let _ = writeln!(
+        rep.md,
+        "\n### I/O threads\n\n8 PUSH sockets (a thread each) into one PULL, 16 B over tcp, NULL, each context with 1 and with 2 I/O threads, on this 2-core machine (where the application's 9 threads and the I/O threads share two cores). msg/s and the whole process's CPU per message, median (min–max) of the runs; **ratio** of 2 I/O threads to 1, same stack, same runs.\n"
+    );
+    rep.header(&[
+        "stack",
+        "1 I/O thread",
+        "2 I/O threads",
+        "CPU per message, 1",
+        "2",
+    ]);
+    let w = Work {
+        pattern: "fan-in",
+        mechanism: "null",
+        transport: "tcp",
+        size: 16,
+        count: n(1_000_000),
+        subscribers: 8,
+    };
+    let r = run_interleaved(t, &w, &imps, runs);
+    let mut cats = Vec::new();
+    let mut series = vec![
+        ("1 I/O thread".to_owned(), Vec::new()),
+        ("2 I/O threads".to_owned(), Vec::new()),
+    ];
+    for (stack, one, two) in [
+        ("libzmq", "libzmq", "libzmq-io2"),
+        ("zmtp", "zmtp", "zmtp-io2"),
+    ] {
+        let base = field(&r, one, "msgs_per_sec").map(|s| s.0);
+        let cpu_base = field(&r, one, "cpu_ns_per_msg").map(|s| s.0);
+        let _ = writeln!(
+            rep.md,
+            "| {stack} | {} | {} | {} | {} |",
+            cell_of(&r, one, "msgs_per_sec", None),
+            cell_of(&r, two, "msgs_per_sec", base),
+            cell_of(&r, one, "cpu_ns_per_msg", None),
+            cell_of(&r, two, "cpu_ns_per_msg", cpu_base),
+        );
+        cats.push(stack.to_owned());
+        series[0].1.push(base);
+        series[1]
+            .1
+            .push(field(&r, two, "msgs_per_sec").map(|s| s.0));
+    }
+    let _ = writeln!(rep.md, "\n![I/O threads](docs/bench/io-threads.svg)");
+    rep.charts.push((
+        "io-threads.svg".into(),
+        svg::Chart {
+            title: "8 PUSH → 1 PULL over tcp, by I/O threads".into(),
+            y_label: "msg/s".into(),
+            categories: cats,
+            series,
+        }
+        .render(),
+    ));
+    r
 }
 
 fn latency(
