@@ -73,6 +73,28 @@ pub(crate) struct State {
     pub(crate) endpoints: HashMap<String, EndpointHandle>,
 }
 
+impl State {
+    /// A peer finished its handshake (or was paired) on pipe `id`: the
+    /// pattern takes it or refuses it; a refused pipe leaves the table
+    /// when `remove_if_refused`.
+    fn admit(
+        &mut self,
+        id: PipeId,
+        peer: &Metadata,
+        remove_if_refused: bool,
+    ) -> Result<(), Refusal> {
+        if let Some(p) = self.pipes.get_mut(id) {
+            p.attached = true;
+        }
+        let verdict = self.pattern.attached(&mut self.pipes, id, peer);
+        if verdict.is_err() && remove_if_refused {
+            self.pipes.remove(id);
+            self.pattern.removed(id);
+        }
+        verdict
+    }
+}
+
 /// State shared between a socket and its tasks.
 pub(crate) struct SocketShared {
     pub(crate) socket_type: SocketType,
@@ -216,16 +238,8 @@ impl SocketShared {
                 st.pipes.push(p);
                 rx
             });
-            if let Some(p) = st.pipes.get_mut(id) {
-                p.attached = true;
-            }
-            if let Err(r) = st.pattern.attached(&mut st.pipes, id, peer) {
-                if rx.is_some() {
-                    st.pipes.remove(id);
-                    st.pattern.removed(id);
-                }
-                return Err(r);
-            }
+            // A connect endpoint's pipe stays when its peer is refused.
+            st.admit(id, peer, rx.is_some())?;
             rx
         };
         self.notify_room();
@@ -321,14 +335,7 @@ impl SocketShared {
             }
             st.pattern.pipe_added(&pipe);
             st.pipes.push(pipe);
-            if let Some(p) = st.pipes.get_mut(id) {
-                p.attached = true;
-            }
-            if let Err(r) = st.pattern.attached(&mut st.pipes, id, peer) {
-                st.pipes.remove(id);
-                st.pattern.removed(id);
-                return Err(Some(r));
-            }
+            st.admit(id, peer, true)?;
         }
         self.notify_room();
         Ok(())
@@ -358,12 +365,7 @@ impl SocketShared {
             if let Some(link) = p.link() {
                 crate::inproc::drain(&queue, link);
             }
-            p.attached = true;
-            if let Err(r) = st.pattern.attached(&mut st.pipes, id, peer) {
-                st.pipes.remove(id);
-                st.pattern.removed(id);
-                return Err(Some(r));
-            }
+            st.admit(id, peer, true)?;
         }
         self.notify_room();
         Ok(())

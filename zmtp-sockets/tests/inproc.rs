@@ -37,6 +37,14 @@ fn name() -> String {
     )
 }
 
+/// A socket bound to a fresh name, and the name.
+fn bound(ctx: &Context, t: SocketType) -> (Socket, String) {
+    let s = socket(ctx, t);
+    let ep = name();
+    s.bind(&ep).unwrap();
+    (s, ep)
+}
+
 /// Every compatible pair of types.
 const PAIRS: [(SocketType, SocketType); 12] = [
     (Req, Rep),
@@ -248,9 +256,7 @@ fn a_blocked_sender_is_woken_when_the_receiver_takes_messages() {
 #[test]
 fn a_name_is_taken_once_and_free_again_after_close_or_unbind() {
     let ctx = Context::new();
-    let ep = name();
-    let a = socket(&ctx, Pull);
-    a.bind(&ep).unwrap();
+    let (a, ep) = bound(&ctx, Pull);
     let b = socket(&ctx, Pull);
     match b.bind(&ep) {
         Err(Error::Io(e)) => assert_eq!(e.kind(), std::io::ErrorKind::AddrInUse),
@@ -352,9 +358,7 @@ fn disconnect_and_unbind_end_the_pairs_and_the_peer_hears_of_it() {
 #[test]
 fn messages_sent_before_the_sender_closes_stay_receivable() {
     let ctx = Context::new();
-    let ep = name();
-    let pull = socket(&ctx, Pull);
-    pull.bind(&ep).unwrap();
+    let (pull, ep) = bound(&ctx, Pull);
     let push = socket(&ctx, Push);
     push.connect(&ep).unwrap();
     for i in 0..10u32 {
@@ -385,9 +389,7 @@ fn immediate_connects_queue_nothing_before_the_bind() {
 #[test]
 fn a_router_sees_the_connecting_sockets_routing_id_and_generates_one_otherwise() {
     let ctx = Context::new();
-    let ep = name();
-    let router = socket(&ctx, Router);
-    router.bind(&ep).unwrap();
+    let (router, ep) = bound(&ctx, Router);
     let named = ctx
         .socket_with(Dealer, |o| o.routing_id = Bytes::from("worker-1"))
         .unwrap();
@@ -422,9 +424,7 @@ fn a_router_sees_the_connecting_sockets_routing_id_and_generates_one_otherwise()
 #[test]
 fn xpub_sees_subscriptions_and_cancels_and_a_late_subscriber_is_not_late() {
     let ctx = Context::new();
-    let ep = name();
-    let xpub = socket(&ctx, XPub);
-    xpub.bind(&ep).unwrap();
+    let (xpub, ep) = bound(&ctx, XPub);
     let sub = socket(&ctx, Sub);
     sub.subscribe("weather").unwrap();
     sub.connect(&ep).unwrap();
@@ -562,9 +562,7 @@ fn security_options_do_not_stop_inproc() {
 #[test]
 fn term_with_inproc_pairs_and_waiting_connects_returns() {
     let ctx = Context::new();
-    let ep = name();
-    let pull = socket(&ctx, Pull);
-    pull.bind(&ep).unwrap();
+    let (pull, ep) = bound(&ctx, Pull);
     let push = socket(&ctx, Push);
     push.connect(&ep).unwrap();
     let waiting = socket(&ctx, Push);
