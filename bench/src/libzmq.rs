@@ -211,6 +211,7 @@ pub(crate) fn run(w: &Work) -> String {
         "router-echo" => router_echo(w),
         "proxy" => proxy(w),
         "fan-in" => fan_in(w),
+        "trickle" => trickle(w),
         "round-robin" => round_robin(w),
         "handshake" => handshake(w),
         "idle" => idle(w),
@@ -384,6 +385,106 @@ fn fan_in(w: &Work) -> String {
     let secs = (last - first).as_secs_f64().max(1e-9);
     let timed = got.saturating_sub(1) as f64;
     rate_fields(got, timed, secs, w.size, None, process)
+}
+
+/// Messages a second each trickling peer sends (as `zmtp bench`).
+const TRICKLE_RATE: f64 = 50.0;
+
+/// `subscribers` PUSH sockets, driven by four threads, each sending a
+/// steady trickle into one PULL, while one REQ makes round trips to a REP
+/// beside it (as `zmtp bench --pattern trickle`).
+fn trickle(w: &Work) -> String {
+    let peers = w.subscribers.max(1);
+    let (rctx, sctx) = contexts(w);
+    let pull = socket(&rctx, zmq::PULL);
+    let rep = socket(&rctx, zmq::REP);
+    let ep = bind(&pull, &w.transport);
+    let rep_ep = bind(&rep, &w.transport);
+    let per = (w.count / peers as u64).max(1);
+    let count = per * peers as u64;
+    let stop = Arc::new(AtomicBool::new(false));
+    let process0 = process_cpu_ns();
+    let recv = std::thread::spawn(move || timed_receive(&pull, count));
+    let stop2 = stop.clone();
+    let echo = std::thread::spawn(move || {
+        rep.set_rcvtimeo(100).expect("opt");
+        let mut m = zmq::Message::new();
+        while !stop2.load(Ordering::Relaxed) {
+            if rep.recv(&mut m, 0).is_ok() && rep.send(&m[..], 0).is_err() {
+                break;
+            }
+        }
+    });
+    let req = socket(&sctx, zmq::REQ);
+    req.set_rcvtimeo(10_000).expect("opt");
+    req.connect(&rep_ep).expect("connect");
+    let stop3 = stop.clone();
+    let asker = std::thread::spawn(move || {
+        let mut rtts = Vec::new();
+        let mut reply = zmq::Message::new();
+        while !stop3.load(Ordering::Relaxed) {
+            let t = Instant::now();
+            if req.send(&b"ping"[..], 0).is_err() || req.recv(&mut reply, 0).is_err() {
+                break;
+            }
+            rtts.push(t.elapsed());
+        }
+        rtts
+    });
+    let payload = vec![0x5Au8; w.size];
+    // Sockets are made in the threads that use them (a libzmq socket
+    // belongs to one thread at a time).
+    let threads = 4.min(peers);
+    let _open: Vec<Vec<zmq::Socket>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let (sctx, ep, payload) = (&sctx, &ep, &payload);
+                let mine = peers / threads + usize::from(t < peers % threads);
+                scope.spawn(move || {
+                    let socks: Vec<zmq::Socket> = (0..mine)
+                        .map(|_| {
+                            let s = socket(sctx, zmq::PUSH);
+                            s.connect(ep).expect("connect");
+                            s
+                        })
+                        .collect();
+                    let interval = Duration::from_secs_f64(1.0 / TRICKLE_RATE);
+                    let mut next = Instant::now();
+                    for _ in 0..per {
+                        for s in &socks {
+                            s.send(&payload[..], 0).expect("send");
+                        }
+                        next += interval;
+                        std::thread::sleep(next.saturating_duration_since(Instant::now()));
+                    }
+                    socks
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("sender"))
+            .collect()
+    });
+    let (first, last, got) = recv.join().expect("receiver");
+    let process = process_cpu_ns().saturating_sub(process0);
+    stop.store(true, Ordering::Relaxed);
+    let mut rtts = asker.join().expect("asker");
+    echo.join().expect("echo");
+    rtts.sort();
+    let pct = |p: f64| {
+        rtts.get(((rtts.len().max(1) - 1) as f64 * p) as usize)
+            .map_or(0.0, |d| d.as_secs_f64() * 1e6)
+    };
+    let secs = (last - first).as_secs_f64().max(1e-9);
+    let timed = got.saturating_sub(1) as f64;
+    format!(
+        "{}, \"p50_us\": {:.2}, \"p99_us\": {:.2}, \"round_trips\": {}",
+        rate_fields(got, timed, secs, w.size, None, process),
+        pct(0.5),
+        pct(0.99),
+        rtts.len()
+    )
 }
 
 /// One bound PUSH dealing to `subscribers` PULL sockets (a thread each).

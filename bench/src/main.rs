@@ -167,7 +167,7 @@ fn measure(t: &Tools, imp: &str, w: &Work) -> Result<Fields, Miss> {
     // Throughput from a run that lost messages is no throughput.
     let expected = match w.pattern {
         "push-pull" | "dealer-router" | "proxy" | "round-robin" => Some(w.count as f64),
-        "fan-in" => {
+        "fan-in" | "trickle" => {
             Some((w.count / w.subscribers.max(1) as u64 * w.subscribers.max(1) as u64) as f64)
         }
         "pub-sub" => Some((w.count * w.subscribers as u64) as f64),
@@ -634,6 +634,13 @@ fn main() {
         "msgs_per_sec",
         1.5,
     );
+    let quiet = trickle(&t, &mut rep, runs, &n);
+    rep.target(
+        "1,000 quiet peers: REQ round trip p99 ≤ 1.0× libzmq's",
+        ratio(&quiet, "zmtp", "libzmq", "p99_us"),
+        1.0,
+        false,
+    );
     let polling = busy_polling(&t, &mut rep, runs, &n);
     rep.target(
         "NULL 16 B CPU per message ≤ 0.6× libzmq's, busy polling off",
@@ -970,6 +977,43 @@ fn pub_sub(
         .render(),
     ));
     all
+}
+
+/// 1,000 peers each sending a trickle into one PULL, and one REQ's round
+/// trips under that load.
+fn trickle(t: &Tools, rep: &mut Report, runs: usize, n: &dyn Fn(u64) -> u64) -> Results {
+    let imps = ["libzmq", "zmtp"];
+    let peers = if n(1000) < 1000 { 100 } else { 1000 };
+    let _ = writeln!(
+        rep.md,
+        "\n### Many quiet peers\n\n{peers} PUSH sockets (driven by four threads) each send 50 messages of 16 B a second into one PULL over tcp, NULL, while one REQ on the same context makes round trips to a REP beside the PULL, as fast as it can. The PULL's msg/s (set by the senders' pace), the whole process's CPU per message received (the round trips' included), and the round trip's p50 and p99 under that load; median (min–max) of the runs, ratio to libzmq's in the same runs.\n"
+    );
+    rep.header(&["figure", "libzmq", "zmtp"]);
+    let w = Work {
+        pattern: "trickle",
+        mechanism: "null",
+        transport: "tcp",
+        size: 16,
+        count: n(100_000),
+        subscribers: peers,
+    };
+    let r = run_interleaved(t, &w, &imps, runs);
+    for (label, key) in [
+        ("msg/s", "msgs_per_sec"),
+        ("CPU ns per message", "cpu_ns_per_msg"),
+        ("round trips", "round_trips"),
+        ("round trip p50 µs", "p50_us"),
+        ("round trip p99 µs", "p99_us"),
+    ] {
+        let base = field(&r, "libzmq", key).map(|s| s.0);
+        let _ = writeln!(
+            rep.md,
+            "| {label} | {} | {} |",
+            cell_of(&r, "libzmq", key, None),
+            cell_of(&r, "zmtp", key, base),
+        );
+    }
+    r
 }
 
 /// Busy polling on and off: PUSH/PULL 16 B over tcp, msg/s and the whole

@@ -20,7 +20,10 @@ pub(crate) struct Args {
     /// connect, one message, close; --count connections); idle (RSS with
     /// --count connected idle PUSH sockets); slow-sub (peak RSS while a
     /// publisher sends --count messages to a subscriber reading one per ms);
-    /// seal (CURVE's single-core seal rate, no sockets).
+    /// trickle (--subscribers PUSH peers each sending 50 messages a second
+    /// into one PULL, --count in all, while a REQ makes round trips to a REP
+    /// beside it: msg/s, CPU per message, round-trip p50/p99); seal
+    /// (CURVE's single-core seal rate, no sockets).
     #[arg(long, default_value = "push-pull")]
     pattern: String,
     /// pub-sub: the number of subscribers (on the receiving context);
@@ -790,6 +793,7 @@ pub(crate) fn measure(a: &Args) -> Report {
         "seal" => return seal_rate(a),
         "pub-sub" => return pub_sub(a),
         "fan-in" => return fan_in(a),
+        "trickle" => return trickle(a),
         "round-robin" => return round_robin(a),
         "handshake" => return handshakes(a),
         "proxy" => return proxy_throughput(a),
@@ -883,6 +887,116 @@ pub(crate) fn measure(a: &Args) -> Report {
 
     stream(a, &sender, receiver)
 }
+
+/// Many quiet peers and one that asks: --subscribers PUSH sockets (1,000
+/// in `bench/run`), driven by four threads, each send a steady trickle
+/// (TRICKLE_RATE messages a second each) into one PULL, --count messages
+/// in all, while one REQ makes round trips to a REP beside the PULL. The
+/// PULL's msg/s and the process's CPU per message, and the round trip's
+/// p50 and p99 under that load.
+fn trickle(a: &Args) -> Report {
+    let peers = a.subscribers.max(1);
+    let (recv_ctx, send_ctx) = contexts(a);
+    let pull = socket(&recv_ctx, SocketType::Pull);
+    let rep = socket(&recv_ctx, SocketType::Rep);
+    let ep = pull
+        .bind(&endpoint(&a.transport))
+        .unwrap_or_else(|e| crate::die(1, e));
+    let rep_ep = rep
+        .bind(&endpoint(&a.transport))
+        .unwrap_or_else(|e| crate::die(1, e));
+    let pushes: Vec<Socket> = (0..peers)
+        .map(|_| {
+            let s = socket(&send_ctx, SocketType::Push);
+            s.connect(&ep).unwrap_or_else(|e| crate::die(1, e));
+            s
+        })
+        .collect();
+    let req = socket(&send_ctx, SocketType::Req);
+    req.connect(&rep_ep).unwrap_or_else(|e| crate::die(1, e));
+    let _ = req.configure(|o| o.rcvtimeo = Some(Duration::from_secs(10)));
+    let per = (a.count / peers as u64).max(1);
+    let count = per * peers as u64;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let process0 = process_cpu_ns();
+    let recv_thread = std::thread::spawn(move || timed_receive(&pull, count));
+    let stop2 = stop.clone();
+    let echo = std::thread::spawn(move || {
+        let _ = rep.configure(|o| o.rcvtimeo = Some(Duration::from_millis(100)));
+        while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
+            if let Ok(m) = rep.recv_blocking()
+                && rep.send_blocking(m).is_err()
+            {
+                break;
+            }
+        }
+    });
+    let stop3 = stop.clone();
+    let asker = std::thread::spawn(move || {
+        let mut rtts = Vec::new();
+        let body = Bytes::from_static(b"ping");
+        while !stop3.load(std::sync::atomic::Ordering::Relaxed) {
+            let t = Instant::now();
+            if req.send_blocking(body.clone()).is_err() || req.recv_blocking().is_err() {
+                break;
+            }
+            rtts.push(t.elapsed());
+        }
+        rtts
+    });
+    // Four threads share the peers; each sends one message per peer per
+    // round, rounds paced so that every peer sends TRICKLE_RATE a second.
+    let payload = Payload::new(a);
+    std::thread::scope(|scope| {
+        for chunk in pushes.chunks(peers.div_ceil(4)) {
+            let payload = payload.clone();
+            scope.spawn(move || {
+                let interval = Duration::from_secs_f64(1.0 / TRICKLE_RATE);
+                let mut next = Instant::now();
+                for _ in 0..per {
+                    for s in chunk {
+                        s.send_blocking(payload.get())
+                            .unwrap_or_else(|e| crate::die(1, e));
+                    }
+                    next += interval;
+                    std::thread::sleep(next.saturating_duration_since(Instant::now()));
+                }
+            });
+        }
+    });
+    let (first, last, received) = recv_thread
+        .join()
+        .unwrap_or_else(|_| crate::die(1, "receiver panicked"));
+    let process = process_cpu_ns().saturating_sub(process0);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut rtts = asker.join().unwrap_or_default();
+    let _ = echo.join();
+    rtts.sort();
+    let pct = |p: f64| {
+        rtts.get(((rtts.len().max(1) - 1) as f64 * p) as usize)
+            .map_or(0.0, |d| d.as_secs_f64() * 1e6)
+    };
+    let secs = (last - first).as_secs_f64().max(1e-9);
+    let timed = received.saturating_sub(1) as f64;
+    Report {
+        seconds: secs,
+        msgs_per_sec: timed / secs,
+        mb_per_sec: timed * a.size as f64 / secs / 1e6,
+        p50_us: Some(pct(0.50)),
+        p99_us: Some(pct(0.99)),
+        ..extra_report(
+            a,
+            vec![
+                ("received", received as f64),
+                ("cpu_ns_per_msg", per_message(process, received)),
+                ("round_trips", rtts.len() as f64),
+            ],
+        )
+    }
+}
+
+/// Messages a second each trickling peer sends.
+const TRICKLE_RATE: f64 = 50.0;
 
 /// Process CPU per message received, in ns.
 fn per_message(cpu_ns: u64, received: u64) -> f64 {
