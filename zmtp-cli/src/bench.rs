@@ -230,6 +230,23 @@ fn endpoint(transport: &str) -> String {
     }
 }
 
+/// Binds `s` to a fresh endpoint of --transport; the endpoint as bound.
+fn bind_or_die(s: &Socket, a: &Args) -> String {
+    s.bind(&endpoint(&a.transport))
+        .unwrap_or_else(|e| crate::die(1, e))
+}
+
+/// `n` sockets of type `ty`, each connected to `ep`.
+fn connected(ctx: &Context, ty: SocketType, ep: &str, n: usize) -> Vec<Socket> {
+    (0..n)
+        .map(|_| {
+            let s = socket(ctx, ty);
+            s.connect(ep).unwrap_or_else(|e| crate::die(1, e));
+            s
+        })
+        .collect()
+}
+
 fn socket(ctx: &Context, ty: SocketType) -> Socket {
     let s = ctx.socket(ty).unwrap_or_else(|e| crate::die(1, e));
     let _ = s.configure(|o| o.linger = Some(Duration::ZERO));
@@ -364,9 +381,7 @@ fn idle(a: &Args) -> Report {
     let pull = socket(&sctx, SocketType::Pull);
     let _ = pull.configure(|o| o.rcvtimeo = Some(Duration::from_secs(10)));
     let server = secure_server(&pull, &a.mechanism);
-    let ep = pull
-        .bind(&endpoint(&a.transport))
-        .unwrap_or_else(|e| crate::die(1, e));
+    let ep = bind_or_die(&pull, a);
     let hello = Bytes::from_static(b"hello");
     let mut clients = Vec::new();
     for _ in 0..a.count {
@@ -402,9 +417,7 @@ fn slow_subscriber(a: &Args) -> Report {
     let server = secure_server(&publisher, &a.mechanism);
     secure_client(&sub, &a.mechanism, server);
     let _ = sub.subscribe("");
-    let ep = publisher
-        .bind(&endpoint(&a.transport))
-        .unwrap_or_else(|e| crate::die(1, e));
+    let ep = bind_or_die(&publisher, a);
     sub.connect(&ep).unwrap_or_else(|e| crate::die(1, e));
     await_subscriptions(&publisher, 1);
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -456,14 +469,10 @@ fn proxy_throughput(a: &Args) -> Report {
     let (recv_ctx, send_ctx) = contexts(a);
     let proxy_ctx = contexts(a).0;
     let receiver = socket(&recv_ctx, SocketType::Pull);
-    let out_ep = receiver
-        .bind(&endpoint(&a.transport))
-        .unwrap_or_else(|e| crate::die(1, e));
+    let out_ep = bind_or_die(&receiver, a);
     let frontend = socket(&proxy_ctx, SocketType::Pull);
     let backend = socket(&proxy_ctx, SocketType::Push);
-    let in_ep = frontend
-        .bind(&endpoint(&a.transport))
-        .unwrap_or_else(|e| crate::die(1, e));
+    let in_ep = bind_or_die(&frontend, a);
     backend
         .connect(&out_ep)
         .unwrap_or_else(|e| crate::die(1, e));
@@ -544,18 +553,10 @@ fn fan_in(a: &Args) -> Report {
     let n = a.subscribers.max(1);
     let (recv_ctx, send_ctx) = contexts(a);
     let pull = socket(&recv_ctx, SocketType::Pull);
-    let ep = pull
-        .bind(&endpoint(&a.transport))
-        .unwrap_or_else(|e| crate::die(1, e));
+    let ep = bind_or_die(&pull, a);
     let per = (a.count / n as u64).max(1);
     let count = per * n as u64;
-    let pushes: Vec<Socket> = (0..n)
-        .map(|_| {
-            let s = socket(&send_ctx, SocketType::Push);
-            s.connect(&ep).unwrap_or_else(|e| crate::die(1, e));
-            s
-        })
-        .collect();
+    let pushes = connected(&send_ctx, SocketType::Push, &ep, n);
     let process0 = process_cpu_ns();
     let recv_thread = std::thread::spawn(move || timed_receive(&pull, count));
     std::thread::scope(|scope| {
@@ -620,9 +621,7 @@ fn round_robin(a: &Args) -> Report {
     let (recv_ctx, send_ctx) = contexts(a);
     let push = socket(&send_ctx, SocketType::Push);
     let mon = push.monitor();
-    let ep = push
-        .bind(&endpoint(&a.transport))
-        .unwrap_or_else(|e| crate::die(1, e));
+    let ep = bind_or_die(&push, a);
     let pulls: Vec<Socket> = (0..n)
         .map(|_| {
             let s = socket(&recv_ctx, SocketType::Pull);
@@ -689,9 +688,7 @@ fn pub_sub(a: &Args) -> Report {
     let publisher = socket(&pctx, SocketType::Pub);
     unlimited(&publisher);
     let server = secure_server(&publisher, &a.mechanism);
-    let ep = publisher
-        .bind(&endpoint(&a.transport))
-        .unwrap_or_else(|e| crate::die(1, e));
+    let ep = bind_or_die(&publisher, a);
     let n = a.subscribers.max(1);
     let subs: Vec<Socket> = (0..n)
         .map(|_| {
@@ -825,9 +822,7 @@ pub(crate) fn measure(a: &Args) -> Report {
     let server = secure_server(&receiver, &a.mechanism);
     secure_client(&sender, &a.mechanism, server);
     let mon = sender.monitor();
-    let ep = receiver
-        .bind(&endpoint(&a.transport))
-        .unwrap_or_else(|e| crate::die(1, e));
+    let ep = bind_or_die(&receiver, a);
     sender.connect(&ep).unwrap_or_else(|e| crate::die(1, e));
     let ok = mon.wait_for_blocking(Duration::from_secs(30), |e| {
         matches!(
@@ -899,19 +894,9 @@ fn trickle(a: &Args) -> Report {
     let (recv_ctx, send_ctx) = contexts(a);
     let pull = socket(&recv_ctx, SocketType::Pull);
     let rep = socket(&recv_ctx, SocketType::Rep);
-    let ep = pull
-        .bind(&endpoint(&a.transport))
-        .unwrap_or_else(|e| crate::die(1, e));
-    let rep_ep = rep
-        .bind(&endpoint(&a.transport))
-        .unwrap_or_else(|e| crate::die(1, e));
-    let pushes: Vec<Socket> = (0..peers)
-        .map(|_| {
-            let s = socket(&send_ctx, SocketType::Push);
-            s.connect(&ep).unwrap_or_else(|e| crate::die(1, e));
-            s
-        })
-        .collect();
+    let ep = bind_or_die(&pull, a);
+    let rep_ep = bind_or_die(&rep, a);
+    let pushes = connected(&send_ctx, SocketType::Push, &ep, peers);
     let req = socket(&send_ctx, SocketType::Req);
     req.connect(&rep_ep).unwrap_or_else(|e| crate::die(1, e));
     let _ = req.configure(|o| o.rcvtimeo = Some(Duration::from_secs(10)));
