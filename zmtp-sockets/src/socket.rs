@@ -261,6 +261,20 @@ impl Socket {
     /// are handed over between the two sockets without encoding or copying;
     /// security options do not apply to inproc (as in libzmq), since no
     /// byte leaves the process.
+    ///
+    /// ```
+    /// use zmtp_sockets::{Context, SocketType};
+    /// let ctx = Context::new();
+    /// let a = ctx.socket(SocketType::Pair)?;
+    /// let b = ctx.socket(SocketType::Pair)?;
+    /// b.connect("inproc://pair")?; // before the bind: it waits for it
+    /// b.send_blocking("queued before the bind")?;
+    /// a.bind("inproc://pair")?;
+    /// assert_eq!(a.recv_blocking()?.frames()[0], "queued before the bind");
+    /// a.send_blocking("pong")?;
+    /// assert_eq!(b.recv_blocking()?.frames()[0], "pong");
+    /// # Ok::<(), zmtp_sockets::Error>(())
+    /// ```
     pub fn bind(&self, endpoint: &str) -> Result<String> {
         self.check_open()?;
         let ep = Endpoint::parse(endpoint)?;
