@@ -163,6 +163,21 @@ fn send_all(sender: &zmq::Socket, size: usize, count: u64) -> u64 {
 /// The throughput fields of a run: `got` messages received, `timed` of them
 /// within `secs`, the sending thread's CPU per send where there was one
 /// sender, and the process's CPU (`process_ns`) per message received.
+/// [`rate_fields`] for one receiver's `(first, last, received)`, timed
+/// from the first message to the last; `send_cpu` is the sending thread's
+/// CPU for `count` sends, where there was one sender.
+fn received_fields(
+    (first, last, got): (Instant, Instant, u64),
+    size: usize,
+    send_cpu: Option<(u64, u64)>,
+    process_ns: u64,
+) -> String {
+    let secs = (last - first).as_secs_f64().max(1e-9);
+    let timed = got.saturating_sub(1) as f64;
+    let per_send = send_cpu.map(|(cpu, count)| cpu as f64 / count as f64);
+    rate_fields(got, timed, secs, size, per_send, process_ns)
+}
+
 fn rate_fields(
     got: u64,
     timed: f64,
@@ -306,8 +321,16 @@ fn round_trips(client: &zmq::Socket, size: usize, count: u64) -> String {
         client.recv(&mut reply, 0).expect("recv");
         rtts.push(t.elapsed());
     }
+    percentiles(&mut rtts)
+}
+
+/// The p50 and p99 fields of round-trip times (0 for none).
+fn percentiles(rtts: &mut [Duration]) -> String {
     rtts.sort();
-    let pct = |p: f64| rtts[((rtts.len() as f64 - 1.0) * p) as usize].as_secs_f64() * 1e6;
+    let pct = |p: f64| {
+        rtts.get(((rtts.len().max(1) - 1) as f64 * p) as usize)
+            .map_or(0.0, |d| d.as_secs_f64() * 1e6)
+    };
     format!("\"p50_us\": {:.2}, \"p99_us\": {:.2}", pct(0.5), pct(0.99))
 }
 
@@ -334,12 +357,9 @@ fn proxy(w: &Work) -> String {
     let process0 = process_cpu_ns();
     let recv = std::thread::spawn(move || timed_receive(&receiver, count));
     let cpu = send_all(&sender, w.size, count);
-    let (first, last, got) = recv.join().expect("receiver");
+    let received = recv.join().expect("receiver");
     let process = process_cpu_ns().saturating_sub(process0);
-    let secs = (last - first).as_secs_f64().max(1e-9);
-    let timed = got.saturating_sub(1) as f64;
-    let send_cpu = cpu as f64 / count as f64;
-    rate_fields(got, timed, secs, w.size, Some(send_cpu), process)
+    received_fields(received, w.size, Some((cpu, count)), process)
 }
 
 /// `subscribers` PUSH sockets (a thread each) into one bound PULL.
@@ -380,11 +400,9 @@ fn fan_in(w: &Work) -> String {
             .map(|t| t.join().expect("sender"))
             .collect()
     });
-    let (first, last, got) = recv.join().expect("receiver");
+    let received = recv.join().expect("receiver");
     let process = process_cpu_ns().saturating_sub(process0);
-    let secs = (last - first).as_secs_f64().max(1e-9);
-    let timed = got.saturating_sub(1) as f64;
-    rate_fields(got, timed, secs, w.size, None, process)
+    received_fields(received, w.size, None, process)
 }
 
 /// Messages a second each trickling peer sends (as `zmtp bench`).
@@ -466,23 +484,15 @@ fn trickle(w: &Work) -> String {
             .map(|h| h.join().expect("sender"))
             .collect()
     });
-    let (first, last, got) = recv.join().expect("receiver");
+    let received = recv.join().expect("receiver");
     let process = process_cpu_ns().saturating_sub(process0);
     stop.store(true, Ordering::Relaxed);
     let mut rtts = asker.join().expect("asker");
     echo.join().expect("echo");
-    rtts.sort();
-    let pct = |p: f64| {
-        rtts.get(((rtts.len().max(1) - 1) as f64 * p) as usize)
-            .map_or(0.0, |d| d.as_secs_f64() * 1e6)
-    };
-    let secs = (last - first).as_secs_f64().max(1e-9);
-    let timed = got.saturating_sub(1) as f64;
     format!(
-        "{}, \"p50_us\": {:.2}, \"p99_us\": {:.2}, \"round_trips\": {}",
-        rate_fields(got, timed, secs, w.size, None, process),
-        pct(0.5),
-        pct(0.99),
+        "{}, {}, \"round_trips\": {}",
+        received_fields(received, w.size, None, process),
+        percentiles(&mut rtts),
         rtts.len()
     )
 }
@@ -584,12 +594,9 @@ fn dealer_router(w: &Work) -> String {
         (first.unwrap_or(last), last, n)
     });
     let cpu = send_all(&dealer, w.size, count);
-    let (first, last, got) = receiver.join().expect("receiver");
+    let received = receiver.join().expect("receiver");
     let process = process_cpu_ns().saturating_sub(process0);
-    let secs = (last - first).as_secs_f64().max(1e-9);
-    let timed = got.saturating_sub(1) as f64;
-    let send_cpu = cpu as f64 / count as f64;
-    rate_fields(got, timed, secs, w.size, Some(send_cpu), process)
+    received_fields(received, w.size, Some((cpu, count)), process)
 }
 
 /// Round trips from a DEALER through a ROUTER that sends every message

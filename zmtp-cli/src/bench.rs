@@ -261,7 +261,15 @@ static STATIC_BODY: [u8; STATIC_MAX] = [0; STATIC_MAX];
 #[derive(Clone)]
 struct Payload {
     shared: Bytes,
-    mode: &'static str,
+    mode: Body,
+}
+
+/// `--payload`, decided once (not compared as a string at every send).
+#[derive(Clone, Copy)]
+enum Body {
+    Shared,
+    Static,
+    Copy,
 }
 
 impl Payload {
@@ -270,9 +278,9 @@ impl Payload {
             "static" if a.size > STATIC_MAX => bad(format_args!(
                 "--payload static takes --size up to {STATIC_MAX}"
             )),
-            "static" => "static",
-            "copy" => "copy",
-            _ => "shared",
+            "static" => Body::Static,
+            "copy" => Body::Copy,
+            _ => Body::Shared,
         };
         Payload {
             shared: Bytes::from(vec![0x5Au8; a.size]),
@@ -283,10 +291,21 @@ impl Payload {
     #[inline]
     fn get(&self) -> Bytes {
         match self.mode {
-            "static" => Bytes::from_static(&STATIC_BODY[..self.shared.len()]),
-            "copy" => Bytes::copy_from_slice(&self.shared),
-            _ => self.shared.clone(),
+            Body::Static => Bytes::from_static(&STATIC_BODY[..self.shared.len()]),
+            Body::Copy => Bytes::copy_from_slice(&self.shared),
+            Body::Shared => self.shared.clone(),
         }
+    }
+
+    /// Sends `count` bodies from `sender`; the sending thread's CPU for it.
+    fn send_all(&self, sender: &Socket, count: u64) -> u64 {
+        let cpu0 = thread_cpu_ns();
+        for _ in 0..count {
+            sender
+                .send_blocking(self.get())
+                .unwrap_or_else(|e| crate::die(1, e));
+        }
+        thread_cpu_ns().saturating_sub(cpu0)
     }
 }
 
@@ -492,14 +511,7 @@ fn stream(a: &Args, sender: &Socket, receiver: Socket) -> Report {
     let count = a.count;
     let process0 = process_cpu_ns();
     let recv_thread = std::thread::spawn(move || timed_receive(&receiver, count));
-    let payload = Payload::new(a);
-    let cpu0 = thread_cpu_ns();
-    for _ in 0..count {
-        sender
-            .send_blocking(payload.get())
-            .unwrap_or_else(|e| crate::die(1, e));
-    }
-    let cpu = thread_cpu_ns().saturating_sub(cpu0);
+    let cpu = Payload::new(a).send_all(sender, count);
     let (first, last, received) = recv_thread
         .join()
         .unwrap_or_else(|_| crate::die(1, "receiver panicked"));
@@ -706,14 +718,7 @@ fn pub_sub(a: &Args) -> Report {
         .into_iter()
         .map(|s| std::thread::spawn(move || timed_receive(&s, count)))
         .collect();
-    let payload = Payload::new(a);
-    let cpu0 = thread_cpu_ns();
-    for _ in 0..count {
-        publisher
-            .send_blocking(payload.get())
-            .unwrap_or_else(|e| crate::die(1, e));
-    }
-    let cpu = thread_cpu_ns().saturating_sub(cpu0);
+    let cpu = Payload::new(a).send_all(&publisher, count);
     let results: Vec<_> = threads
         .into_iter()
         .map(|t| {
@@ -861,8 +866,7 @@ pub(crate) fn measure(a: &Args) -> Report {
         let secs = t0.elapsed().as_secs_f64();
         let cpu = thread_cpu_ns().saturating_sub(cpu0);
         let _ = echo.join();
-        rtts.sort();
-        let pct = |p: f64| rtts[((rtts.len() as f64 - 1.0) * p) as usize].as_secs_f64() * 1e6;
+        let (p50, p99) = percentiles(&mut rtts);
         return Report {
             pattern: a.pattern.clone(),
             mechanism: a.mechanism.clone(),
@@ -874,8 +878,8 @@ pub(crate) fn measure(a: &Args) -> Report {
             msgs_per_sec: count as f64 / secs,
             mb_per_sec: (count as f64 * a.size as f64) / secs / 1e6,
             send_cpu_ns_per_msg: cpu as f64 / count as f64,
-            p50_us: Some(pct(0.50)),
-            p99_us: Some(pct(0.99)),
+            p50_us: Some(p50),
+            p99_us: Some(p99),
             extra: Vec::new(),
         };
     }
@@ -956,19 +960,15 @@ fn trickle(a: &Args) -> Report {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let mut rtts = asker.join().unwrap_or_default();
     let _ = echo.join();
-    rtts.sort();
-    let pct = |p: f64| {
-        rtts.get(((rtts.len().max(1) - 1) as f64 * p) as usize)
-            .map_or(0.0, |d| d.as_secs_f64() * 1e6)
-    };
+    let (p50, p99) = percentiles(&mut rtts);
     let secs = (last - first).as_secs_f64().max(1e-9);
     let timed = received.saturating_sub(1) as f64;
     Report {
         seconds: secs,
         msgs_per_sec: timed / secs,
         mb_per_sec: timed * a.size as f64 / secs / 1e6,
-        p50_us: Some(pct(0.50)),
-        p99_us: Some(pct(0.99)),
+        p50_us: Some(p50),
+        p99_us: Some(p99),
         ..extra_report(
             a,
             vec![
@@ -982,6 +982,16 @@ fn trickle(a: &Args) -> Report {
 
 /// Messages a second each trickling peer sends.
 const TRICKLE_RATE: f64 = 50.0;
+
+/// The p50 and p99 of round-trip times, in µs (0 for none).
+fn percentiles(rtts: &mut [Duration]) -> (f64, f64) {
+    rtts.sort();
+    let pct = |p: f64| {
+        rtts.get(((rtts.len().max(1) - 1) as f64 * p) as usize)
+            .map_or(0.0, |d| d.as_secs_f64() * 1e6)
+    };
+    (pct(0.50), pct(0.99))
+}
 
 /// Process CPU per message received, in ns.
 fn per_message(cpu_ns: u64, received: u64) -> f64 {
