@@ -224,6 +224,15 @@ fn is(w: &Weak<SocketShared>, s: &SocketShared) -> bool {
     std::ptr::eq(w.as_ptr(), s)
 }
 
+/// Takes `socket`'s waiting connects out of `list`.
+fn take_mine(list: &mut Vec<Pending>, socket: &SocketShared) -> Vec<Pending> {
+    let (mine, others) = std::mem::take(list)
+        .into_iter()
+        .partition(|p| is(&p.socket, socket));
+    *list = others;
+    mine
+}
+
 impl Registry {
     fn lock(&self) -> MutexGuard<'_, Names> {
         self.names.lock().unwrap_or_else(|e| e.into_inner())
@@ -275,16 +284,14 @@ impl Registry {
             let Some(list) = n.pending.get_mut(name) else {
                 return;
             };
-            let (gone, kept) = std::mem::take(list)
-                .into_iter()
-                .partition(|p| is(&p.socket, socket));
-            *list = kept;
+            let gone = take_mine(list, socket);
             if list.is_empty() {
                 n.pending.remove(name);
             }
             gone
         };
-        let _: Vec<Pending> = dropped;
+        // Dropped outside the registry's lock.
+        drop(dropped);
     }
 
     /// Frees every name `socket` bound and withdraws its connects (the
@@ -296,11 +303,7 @@ impl Registry {
                 .retain(|_, w| !is(w, socket) && w.strong_count() > 0);
             let mut gone = Vec::new();
             n.pending.retain(|_, list| {
-                let (mine, others): (Vec<_>, Vec<_>) = std::mem::take(list)
-                    .into_iter()
-                    .partition(|p| is(&p.socket, socket));
-                gone.extend(mine);
-                *list = others;
+                gone.extend(take_mine(list, socket));
                 !list.is_empty()
             });
             gone

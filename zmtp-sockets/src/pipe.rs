@@ -117,6 +117,13 @@ impl Refused {
     }
 }
 
+/// Whether a connection's queue is at its high-water mark (a conflating
+/// one never is).
+#[inline]
+fn queue_full(tx: &ConcurrentQueue<Out>, cap: usize, conflate: &Option<Arc<AtomicU64>>) -> bool {
+    conflate.is_none() && cap != 0 && tx.len() >= cap
+}
+
 /// Where a pipe's messages go.
 enum Channel {
     /// To a connection task.
@@ -208,7 +215,7 @@ impl Pipe {
         match &self.channel {
             Channel::Queue {
                 tx, cap, conflate, ..
-            } => conflate.is_none() && *cap != 0 && tx.len() >= *cap,
+            } => queue_full(tx, *cap, conflate),
             Channel::Inproc(link) => link.is_full(),
         }
     }
@@ -217,11 +224,13 @@ impl Pipe {
     /// replaces what is queued and is never full.
     #[inline]
     pub(crate) fn try_send(&self, out: Out) -> Result<(), Refused> {
-        let (tx, conflate) = match &self.channel {
-            Channel::Queue { tx, conflate, .. } => (tx, conflate),
+        let (tx, cap, conflate) = match &self.channel {
+            Channel::Queue {
+                tx, cap, conflate, ..
+            } => (tx, *cap, conflate),
             Channel::Inproc(link) => return link.try_send(out),
         };
-        if self.is_full() {
+        if queue_full(tx, cap, conflate) {
             return Err(Refused::Full(out));
         }
         if let Some(given_up) = conflate {

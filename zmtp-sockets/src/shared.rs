@@ -258,7 +258,8 @@ impl SocketShared {
                 None => Vec::new(),
             }
         };
-        self.deliver(id, notices);
+        // Only a connection's pipe stays across its peers (not inproc).
+        self.deliver(id, notices, false);
     }
 
     /// Takes a pipe out of the routing table (its peer is gone for good);
@@ -277,14 +278,9 @@ impl SocketShared {
             (found, inproc, notices)
         };
         if inproc {
-            // After the pipe's earlier notices, which took the same queue.
             self.inbox().remove_credit(id);
-            for msg in notices {
-                let _ = self.inbox().push_one(Inbound::new(id, msg));
-            }
-        } else {
-            self.deliver(id, notices);
         }
+        self.deliver(id, notices, inproc);
         found
     }
 
@@ -373,8 +369,16 @@ impl SocketShared {
 
     /// Hands the pattern's own messages (XPUB's cancels) to the
     /// application, regardless of the receive high-water mark.
-    fn deliver(&self, pipe: PipeId, msgs: Vec<Message>) {
+    /// An inproc pipe's notices take the queue its earlier ones took
+    /// (`Inbox::push_one`), so that they stay in order.
+    fn deliver(&self, pipe: PipeId, msgs: Vec<Message>, inproc: bool) {
         if msgs.is_empty() {
+            return;
+        }
+        if inproc {
+            for msg in msgs {
+                let _ = self.inbox().push_one(Inbound::new(pipe, msg));
+            }
             return;
         }
         let mut batch = msgs
