@@ -60,10 +60,8 @@ impl BoxKey {
         let shared = ours
             .diffie_hellman(theirs)
             .ok_or_else(|| crypto_err("non-contributory shared secret"))?;
-        let mut key = salsa20::hsalsa::<U10>(shared.as_slice().into(), &Default::default());
-        let out = BoxKey::secret(&key.into());
-        zeroize::Zeroize::zeroize(key.as_mut_slice());
-        Ok(out)
+        let key = Zeroizing::new(salsa20::hsalsa::<U10>(&(*shared).into(), &Default::default()));
+        Ok(BoxKey::secret(&(*key).into()))
     }
 
     /// A secretbox key (the cookie key).
