@@ -60,7 +60,10 @@ impl BoxKey {
         let shared = ours
             .diffie_hellman(theirs)
             .ok_or_else(|| crypto_err("non-contributory shared secret"))?;
-        let key = Zeroizing::new(salsa20::hsalsa::<U10>(&(*shared).into(), &Default::default()));
+        let key = Zeroizing::new(salsa20::hsalsa::<U10>(
+            &(*shared).into(),
+            &Default::default(),
+        ));
         Ok(BoxKey::secret(&(*key).into()))
     }
 
