@@ -86,7 +86,7 @@ pub use context::{Context, ContextBuilder, DEFAULT_BUSY_POLL};
 pub use endpoint::Endpoint;
 pub use error::{Error, Result};
 pub use monitor::{HandshakeFailure, Monitor, MonitorEvent, Reason, Refusal, StopReason};
-pub use options::{DEFAULT_LINGER, MechanismFactory, Options, Security};
+pub use options::{DEFAULT_BACKLOG, DEFAULT_LINGER, MechanismFactory, Options, Security};
 pub use poller::{Interest, Poller, Ready};
 pub use proxy::{
     ProxyStats, SocketStats, proxy, proxy_blocking, proxy_steerable, proxy_steerable_blocking,

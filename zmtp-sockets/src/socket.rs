@@ -282,23 +282,24 @@ impl Socket {
         if let Endpoint::Inproc(name) = &ep {
             return self.bind_inproc(name);
         }
-        let (listener, bound) = match crate::transport::Listener::bind(&ep) {
-            Ok(l) => l,
-            Err(e) => {
-                let reason = match &e {
-                    Error::Io(io) => crate::monitor::Reason::io(io),
-                    other => crate::monitor::Reason::Io {
-                        kind: std::io::ErrorKind::InvalidInput,
-                        message: other.to_string(),
-                    },
-                };
-                self.shared.emit(MonitorEvent::BindFailed {
-                    endpoint: endpoint.to_owned(),
-                    reason,
-                });
-                return Err(e);
-            }
-        };
+        let (listener, bound) =
+            match crate::transport::Listener::bind(&ep, self.shared.options().backlog) {
+                Ok(l) => l,
+                Err(e) => {
+                    let reason = match &e {
+                        Error::Io(io) => crate::monitor::Reason::io(io),
+                        other => crate::monitor::Reason::Io {
+                            kind: std::io::ErrorKind::InvalidInput,
+                            message: other.to_string(),
+                        },
+                    };
+                    self.shared.emit(MonitorEvent::BindFailed {
+                        endpoint: endpoint.to_owned(),
+                        reason,
+                    });
+                    return Err(e);
+                }
+            };
         let (stop, stop_rx) = async_channel::bounded::<()>(1);
         self.shared
             .lock()

@@ -201,15 +201,20 @@ pub(crate) enum Listener {
 }
 
 impl Listener {
-    /// Binds; returns the listener and the endpoint as bound (with the real
-    /// port for port 0).
-    pub(crate) fn bind(ep: &Endpoint) -> Result<(Listener, String)> {
+    /// Binds with room for `backlog` connections not yet accepted;
+    /// returns the listener and the endpoint as bound (with the real port
+    /// for port 0).
+    pub(crate) fn bind(ep: &Endpoint, backlog: u32) -> Result<(Listener, String)> {
+        // The standard library listens with a queue of 128; listening again
+        // sets the queue's length (the kernel caps it at somaxconn).
+        let backlog = i32::try_from(backlog).unwrap_or(i32::MAX);
         match ep {
             Endpoint::Tcp { .. } => {
                 let mut last = None;
                 for addr in ep.bind_addrs()? {
                     match Async::<TcpListener>::bind(addr) {
                         Ok(l) => {
+                            rustix::net::listen(l.get_ref(), backlog).map_err(io::Error::from)?;
                             let local = l.get_ref().local_addr()?;
                             return Ok((Listener::Tcp(l), tcp_endpoint(local)));
                         }
@@ -224,6 +229,7 @@ impl Listener {
             Endpoint::Ipc(path) => {
                 take_over_stale_socket(path)?;
                 let l = Async::<UnixListener>::bind(path)?;
+                rustix::net::listen(l.get_ref(), backlog).map_err(io::Error::from)?;
                 Ok((Listener::Ipc(l, path.clone()), ep.to_string()))
             }
             #[cfg(not(unix))]
@@ -322,5 +328,36 @@ mod tests {
         let (snd, rcv) = sizes(&b);
         assert!((64 * 1024..IPC_SNDBUF).contains(&snd), "{snd}");
         assert!(rcv >= 300_000, "{rcv}");
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod backlog_tests {
+    use super::*;
+
+    /// Connections a listener nobody accepts from takes before the kernel
+    /// drops the next SYN (a connect to loopback completes at once or not
+    /// before the peer's retransmission, a second later).
+    fn connections_held(backlog: u32) -> usize {
+        let ep = Endpoint::parse("tcp://127.0.0.1:0").expect("endpoint");
+        let (listener, bound) = Listener::bind(&ep, backlog).expect("bind");
+        let addr: std::net::SocketAddr =
+            bound.trim_start_matches("tcp://").parse().expect("address");
+        let mut held = Vec::new();
+        while held.len() < 16 {
+            match TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(900)) {
+                Ok(s) => held.push(s),
+                Err(_) => break,
+            }
+        }
+        drop(listener);
+        held.len()
+    }
+
+    #[test]
+    fn the_backlog_bounds_connections_waiting_for_accept() {
+        // Linux queues one more than the backlog.
+        assert_eq!(connections_held(2), 3);
+        assert_eq!(connections_held(64), 16);
     }
 }
