@@ -230,6 +230,7 @@ pub(crate) fn run(w: &Work) -> String {
         "round-robin" => round_robin(w),
         "handshake" => handshake(w),
         "idle" => idle(w),
+        "idle-remote" => idle_remote(w),
         "slow-sub" => slow_sub(w),
         p => panic!("unknown pattern {p}"),
     }
@@ -668,6 +669,59 @@ fn idle(w: &Work) -> String {
     let rss = status_kib("VmRSS:");
     std::mem::forget((clients, pull, rctx, sctx));
     format!("\"received\": {n}, \"base_rss_kib\": {base}, \"rss_kib\": {rss}")
+}
+
+/// One PULL accepting `count` idle PUSH peers opened by other processes:
+/// zmtp's `bench --pattern idle-peers` (the program in `ZMTP_BIN`), the
+/// same peers as for zmtp's server, 5,000 to a process.
+fn idle_remote(w: &Work) -> String {
+    let zmtp = std::env::var("ZMTP_BIN").expect("ZMTP_BIN: the zmtp program, for the peers");
+    let (rctx, _) = contexts(w);
+    let pull = socket(&rctx, zmq::PULL);
+    pull.set_rcvtimeo(30_000).expect("opt");
+    let keys = secure_server(&rctx, &pull, &w.mechanism);
+    let ep = bind(&pull, &w.transport);
+    let base = status_kib("VmRSS:");
+    let cpu0 = process_cpu_ns();
+    let t0 = Instant::now();
+    let mut peers = Vec::new();
+    let mut left = w.count;
+    while left > 0 {
+        let n = left.min(5_000);
+        left -= n;
+        let mut cmd = std::process::Command::new(&zmtp);
+        cmd.args(["bench", "--pattern", "idle-peers", "--connect", &ep])
+            .args(["--count", &n.to_string(), "--mechanism", &w.mechanism]);
+        if let Some(k) = &keys.0 {
+            cmd.args([
+                "--server-key",
+                &zmq::z85_encode(&k.public_key).expect("z85"),
+            ]);
+        }
+        let child = cmd
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("the peers");
+        peers.push(child);
+    }
+    let mut m = zmq::Message::new();
+    let mut n = 0;
+    while n < w.count && pull.recv(&mut m, 0).is_ok() {
+        n += 1;
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    let cpu = process_cpu_ns().saturating_sub(cpu0);
+    let rss = status_kib("VmRSS:");
+    for mut p in peers {
+        drop(p.stdin.take());
+        let _ = p.wait();
+    }
+    std::mem::forget((pull, rctx));
+    format!(
+        "\"received\": {n}, \"base_rss_kib\": {base}, \"rss_kib\": {rss}, \"accept_seconds\": {secs}, \"cpu_us_per_conn\": {}",
+        cpu as f64 / 1e3 / n.max(1) as f64
+    )
 }
 
 fn slow_sub(w: &Work) -> String {

@@ -97,7 +97,8 @@ fn measure(t: &Tools, imp: &str, w: &Work) -> Result<Fields, Miss> {
         // `-io2`: two I/O threads per context.
         "libzmq" | "libzmq-io2" => {
             let mut c = Command::new(&t.me);
-            c.arg("--libzmq").args(&common);
+            // The idle-remote peers are zmtp's, for both servers.
+            c.env("ZMTP_BIN", &t.zmtp).arg("--libzmq").args(&common);
             if imp == "libzmq-io2" {
                 c.arg("2");
             }
@@ -130,7 +131,9 @@ fn measure(t: &Tools, imp: &str, w: &Work) -> Result<Fields, Miss> {
         .stderr(Stdio::null())
         .spawn()
         .map_err(|_| Miss::Failed)?;
-    let deadline = Instant::now() + Duration::from_secs(60);
+    // 10,000 CURVE connections at once take longer than a throughput run.
+    let limit = if w.pattern == "idle-remote" { 180 } else { 60 };
+    let deadline = Instant::now() + Duration::from_secs(limit);
     loop {
         match child.try_wait() {
             Ok(Some(_)) => break,
@@ -138,7 +141,7 @@ fn measure(t: &Tools, imp: &str, w: &Work) -> Result<Fields, Miss> {
             _ => {
                 let _ = child.kill();
                 let _ = child.wait();
-                eprintln!("  {imp} {w:?}: no result within 60 s");
+                eprintln!("  {imp} {w:?}: no result within {limit} s");
                 return Err(Miss::Failed);
             }
         }
@@ -171,7 +174,7 @@ fn measure(t: &Tools, imp: &str, w: &Work) -> Result<Fields, Miss> {
             Some((w.count / w.subscribers.max(1) as u64 * w.subscribers.max(1) as u64) as f64)
         }
         "pub-sub" => Some((w.count * w.subscribers as u64) as f64),
-        "handshake" | "idle" => Some(w.count as f64),
+        "handshake" | "idle" | "idle-remote" => Some(w.count as f64),
         _ => None,
     };
     if let (Some(e), Some(got)) = (expected, f.get("received"))
@@ -651,6 +654,7 @@ fn main() {
     let _ = io_threads(&t, &mut rep, runs, &n);
     let hs = handshakes(&t, &mut rep, runs, quick);
     let mem = memory(&t, &mut rep, runs, quick);
+    let _ = many_idle(&t, &mut rep, runs, quick);
 
     // Ahead of every Rust peer, workload by workload, from the tables above:
     // (what, results, figure, whether higher is better).
@@ -1481,6 +1485,84 @@ fn memory(
         ("memory, idle connections", idle_r, "rss_growth_kib"),
         ("memory, slow subscriber", slow_r, "peak_growth_kib"),
     ]
+}
+
+/// One PULL accepting 10,000 idle PUSH peers that two other processes
+/// open at once (zmtp's `bench --pattern idle-peers`, the same peers for
+/// both servers), NULL and CURVE: the server's RSS per connection, the
+/// time until every peer's first message is in, and the server's CPU per
+/// connection.
+fn many_idle(
+    t: &Tools,
+    rep: &mut Report,
+    runs: usize,
+    quick: bool,
+) -> Vec<(&'static str, Results)> {
+    let imps = ["libzmq", "zmtp"];
+    let conns = if quick { 500 } else { 10_000 };
+    let _ = writeln!(
+        rep.md,
+        "\n### Many idle peers\n\nOne PULL over tcp accepts {conns} PUSH peers that other processes (5,000 peers each, zmtp's, the same for both servers) open at once; each peer sends one message and stays. The server process's RSS growth per connection, the time from starting the peers until every first message is in, and the server process's CPU per connection; each stack with its default listen backlog (libzmq 100, zmtp 1024: see `Options::backlog`). Median (min–max) of the runs, ratio to libzmq's in the same runs.\n"
+    );
+    rep.header(&["mechanism", "figure", "libzmq", "zmtp"]);
+    let mut all = Vec::new();
+    let mut series = vec![
+        ("libzmq".to_owned(), Vec::new()),
+        ("zmtp".to_owned(), Vec::new()),
+    ];
+    for mech in ["null", "curve"] {
+        let w = Work {
+            pattern: "idle-remote",
+            mechanism: mech,
+            transport: "tcp",
+            size: 0,
+            count: conns,
+            subscribers: 1,
+        };
+        let mut r = run_interleaved(t, &w, &imps, runs);
+        for v in r.values_mut() {
+            for f in v.iter_mut() {
+                if let Some(g) = f.get("rss_growth_kib").copied() {
+                    f.insert("kib_per_conn".into(), g / conns as f64);
+                }
+            }
+        }
+        for (label, key) in [
+            ("RSS KiB per connection", "kib_per_conn"),
+            ("seconds to accept all", "accept_seconds"),
+            ("CPU µs per connection", "cpu_us_per_conn"),
+        ] {
+            let base = field(&r, "libzmq", key).map(|s| s.0);
+            let _ = writeln!(
+                rep.md,
+                "| {} | {label} | {} | {} |",
+                mech.to_uppercase(),
+                cell_of(&r, "libzmq", key, None),
+                cell_of(&r, "zmtp", key, base),
+            );
+        }
+        for (i, imp) in imps.iter().enumerate() {
+            series[i]
+                .1
+                .push(field(&r, imp, "kib_per_conn").map(|s| s.0));
+        }
+        all.push((mech, r));
+    }
+    let _ = writeln!(
+        rep.md,
+        "\n![RSS per idle connection](docs/bench/many-idle.svg)"
+    );
+    rep.charts.push((
+        "many-idle.svg".into(),
+        svg::Chart {
+            title: format!("Server RSS per connection, {conns} idle tcp peers (lower is better)"),
+            y_label: "KiB".into(),
+            categories: vec!["NULL".into(), "CURVE".into()],
+            series,
+        }
+        .render(),
+    ));
+    all
 }
 
 /// One memory row: per implementation, the median growth of `key` over

@@ -23,7 +23,12 @@ pub(crate) struct Args {
     /// trickle (--subscribers PUSH peers each sending 50 messages a second
     /// into one PULL, --count in all, while a REQ makes round trips to a REP
     /// beside it: msg/s, CPU per message, round-trip p50/p99); seal
-    /// (CURVE's single-core seal rate, no sockets).
+    /// (CURVE's single-core seal rate, no sockets); idle-remote (RSS,
+    /// time and CPU of one PULL accepting --count idle PUSH peers that
+    /// other processes open, up to 5,000 in each; the peers are this
+    /// program's idle-peers); idle-peers (--count PUSH sockets connected to
+    /// --connect, each sending one message, kept until standard input
+    /// ends).
     #[arg(long, default_value = "push-pull")]
     pattern: String,
     /// pub-sub: the number of subscribers (on the receiving context);
@@ -59,6 +64,12 @@ pub(crate) struct Args {
     /// buffer per message.
     #[arg(long, default_value = "shared", value_parser = ["shared", "static", "copy"])]
     payload: String,
+    /// idle-peers: the endpoint to connect to.
+    #[arg(long)]
+    connect: Option<String>,
+    /// idle-peers with --mechanism curve: the server's public key (Z85).
+    #[arg(long)]
+    server_key: Option<String>,
     /// One JSON object per line.
     #[arg(long)]
     json: bool,
@@ -426,6 +437,98 @@ fn idle(a: &Args) -> Report {
     )
 }
 
+/// The most idle peers one peer process opens (each is a socket and a
+/// descriptor there; libzmq's take two, and 20,000 descriptors is a common
+/// hard limit).
+pub(crate) const PEERS_PER_PROCESS: u64 = 5_000;
+
+/// One PULL over tcp accepting --count idle PUSH peers from other
+/// processes: its RSS growth, the time until every peer's first message is
+/// in, and the process's CPU over that time.
+fn idle_remote(a: &Args) -> Report {
+    if a.transport != "tcp" {
+        bad("--pattern idle-remote runs over tcp");
+    }
+    let (sctx, _) = contexts(a);
+    let pull = socket(&sctx, SocketType::Pull);
+    let _ = pull.configure(|o| o.rcvtimeo = Some(Duration::from_secs(30)));
+    let server = secure_server(&pull, &a.mechanism);
+    let ep = bind_or_die(&pull, a);
+    let base = status_kib("VmRSS:") as f64;
+    let me = std::env::current_exe().unwrap_or_else(|e| crate::die(1, e));
+    let cpu0 = process_cpu_ns();
+    let t0 = Instant::now();
+    let mut peers = Vec::new();
+    let mut left = a.count;
+    while left > 0 {
+        let n = left.min(PEERS_PER_PROCESS);
+        left -= n;
+        let mut cmd = std::process::Command::new(&me);
+        cmd.args(["bench", "--pattern", "idle-peers", "--connect", &ep])
+            .args(["--count", &n.to_string(), "--mechanism", &a.mechanism]);
+        if let Some(key) = server {
+            cmd.args(["--server-key", &key.to_z85()]);
+        }
+        let child = cmd
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| crate::die(1, format_args!("starting the peers: {e}")));
+        peers.push(child);
+    }
+    let mut n = 0u64;
+    while n < a.count && pull.recv_blocking().is_ok() {
+        n += 1;
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    let cpu = process_cpu_ns().saturating_sub(cpu0);
+    let rss = status_kib("VmRSS:") as f64;
+    for mut p in peers {
+        // The end of its standard input tells a peer process to go.
+        drop(p.stdin.take());
+        let _ = p.wait();
+    }
+    extra_report(
+        a,
+        vec![
+            ("received", n as f64),
+            ("base_rss_kib", base),
+            ("rss_kib", rss),
+            ("accept_seconds", secs),
+            ("cpu_us_per_conn", cpu as f64 / 1e3 / n.max(1) as f64),
+        ],
+    )
+}
+
+/// --count PUSH sockets connected to --connect, each sending one message;
+/// they stay until standard input ends, then the process exits.
+fn idle_peers(a: &Args) -> ! {
+    let Some(ep) = &a.connect else {
+        bad("--pattern idle-peers needs --connect");
+    };
+    let server = match (&a.server_key, a.mechanism.as_str()) {
+        (Some(k), "curve") => {
+            Some(zmtp_sockets::security::PublicKey::from_z85(k).unwrap_or_else(|e| bad(e)))
+        }
+        (None, "null") => None,
+        (None, "curve") => bad("--mechanism curve needs --server-key"),
+        _ => bad("--pattern idle-peers takes --mechanism null, or curve with --server-key"),
+    };
+    let (_, cctx) = contexts(a);
+    let hello = Bytes::from_static(b"hello");
+    let mut peers = Vec::new();
+    for _ in 0..a.count {
+        let push = socket(&cctx, SocketType::Push);
+        secure_client(&push, &a.mechanism, server);
+        push.connect(ep).unwrap_or_else(|e| crate::die(1, e));
+        push.send_blocking(hello.clone())
+            .unwrap_or_else(|e| crate::die(1, e));
+        peers.push(push);
+    }
+    let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+    std::process::exit(0)
+}
+
 /// Peak RSS while a publisher sends --count messages as fast as it can to
 /// one subscriber that reads one message per millisecond.
 fn slow_subscriber(a: &Args) -> Report {
@@ -785,13 +888,23 @@ pub(crate) fn measure(a: &Args) -> Report {
     if a.transport == "inproc" && a.mechanism != "null" {
         bad("inproc has no security mechanism: use --mechanism null");
     }
-    if a.payload != "shared" && matches!(a.pattern.as_str(), "seal" | "handshake" | "idle") {
+    if a.payload != "shared"
+        && matches!(
+            a.pattern.as_str(),
+            "seal" | "handshake" | "idle" | "idle-remote" | "idle-peers"
+        )
+    {
         bad(format_args!(
             "--pattern {} sends no payload: --payload does not apply",
             a.pattern
         ));
     }
+    if a.pattern != "idle-peers" && (a.connect.is_some() || a.server_key.is_some()) {
+        bad("--connect and --server-key are for --pattern idle-peers");
+    }
     match a.pattern.as_str() {
+        "idle-remote" => return idle_remote(a),
+        "idle-peers" => idle_peers(a),
         "seal" => return seal_rate(a),
         "pub-sub" => return pub_sub(a),
         "fan-in" => return fan_in(a),

@@ -680,6 +680,34 @@ fn bench_workloads_report_what_they_measured() {
     let j = run(&["--pattern", "idle", "--count", "20"]);
     assert_eq!(json_number(&j, "received"), 20.0);
     assert!(json_number(&j, "rss_kib") >= json_number(&j, "base_rss_kib"));
+    // Peers from other processes (two of them past 5,000), NULL and
+    // CURVE: every one is in when the figures are read.
+    let j = run(&["--pattern", "idle-remote", "--count", "30"]);
+    assert_eq!(json_number(&j, "received"), 30.0);
+    assert!(json_number(&j, "accept_seconds") > 0.0);
+    let j = run(&[
+        "--pattern",
+        "idle-remote",
+        "--mechanism",
+        "curve",
+        "--count",
+        "5002",
+    ]);
+    assert_eq!(json_number(&j, "received"), 5002.0);
+    assert!(json_number(&j, "rss_kib") > json_number(&j, "base_rss_kib"));
+    // The peers' own flags belong to their pattern only.
+    let out = zmtp()
+        .args([
+            "bench",
+            "--pattern",
+            "push-pull",
+            "--connect",
+            "tcp://127.0.0.1:1",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("idle-peers"));
     // A slow subscriber reads little while the publisher finishes.
     let j = run(&["--pattern", "slow-sub", "--size", "64", "--count", "5000"]);
     assert!(json_number(&j, "read") < 5000.0);
