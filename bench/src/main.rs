@@ -301,6 +301,39 @@ struct Report {
 }
 
 impl Report {
+    /// A bar chart with one bar per stack in `imps` for each `(category,
+    /// results, figure)`, embedded after the section's table as
+    /// `docs/bench/{file}`.
+    fn stacks_chart(
+        &mut self,
+        file: &str,
+        title: &str,
+        y_label: &str,
+        imps: &[&str],
+        cats: &[(&str, &Results, &str)],
+    ) {
+        let series = imps
+            .iter()
+            .map(|imp| {
+                let v = cats
+                    .iter()
+                    .map(|(_, r, key)| field(r, imp, key).map(|s| s.0));
+                ((*imp).to_owned(), v.collect())
+            })
+            .collect();
+        let _ = writeln!(self.md, "\n![{title}](docs/bench/{file})");
+        self.charts.push((
+            file.to_owned(),
+            svg::Chart {
+                title: title.to_owned(),
+                y_label: y_label.to_owned(),
+                categories: cats.iter().map(|(c, _, _)| (*c).to_owned()).collect(),
+                series,
+            }
+            .render(),
+        ));
+    }
+
     fn header(&mut self, cols: &[&str]) {
         let _ = writeln!(self.md, "| {} |", cols.join(" | "));
         let _ = writeln!(self.md, "|{}", "---|".repeat(cols.len()));
@@ -1017,6 +1050,13 @@ fn trickle(t: &Tools, rep: &mut Report, runs: usize, n: &dyn Fn(u64) -> u64) -> 
             cell_of(&r, "zmtp", key, base),
         );
     }
+    rep.stacks_chart(
+        "quiet-peers.svg",
+        &format!("REQ round trip beside {peers} quiet peers (lower is better)"),
+        "µs",
+        &imps,
+        &[("p50", &r, "p50_us"), ("p99", &r, "p99_us")],
+    );
     r
 }
 
@@ -1052,6 +1092,13 @@ fn busy_polling(t: &Tools, rep: &mut Report, runs: usize, n: &dyn Fn(u64) -> u64
             cell_of(&r, "zmtp-nopoll", key, base),
         );
     }
+    rep.stacks_chart(
+        "busy-polling.svg",
+        "The process's CPU per 16 B message over tcp (lower is better)",
+        "ns",
+        &imps,
+        &[("CPU per message", &r, "cpu_ns_per_msg")],
+    );
     r
 }
 
@@ -1222,6 +1269,16 @@ fn fan_in_and_out(
     }
     let deal = out.pop().unwrap_or_default();
     let fan_in = out.pop().unwrap_or_default();
+    rep.stacks_chart(
+        "fan-in.svg",
+        "Fan-in and round-robin, 16 B over tcp (higher is better)",
+        "msg/s",
+        &imps,
+        &[
+            ("32 PUSH → 1 PULL", &fan_in, "msgs_per_sec"),
+            ("1 PUSH → 8 PULL", &deal, "msgs_per_sec"),
+        ],
+    );
     (fan_in, deal)
 }
 
@@ -1506,10 +1563,6 @@ fn many_idle(
     );
     rep.header(&["mechanism", "figure", "libzmq", "zmtp"]);
     let mut all = Vec::new();
-    let mut series = vec![
-        ("libzmq".to_owned(), Vec::new()),
-        ("zmtp".to_owned(), Vec::new()),
-    ];
     for mech in ["null", "curve"] {
         let w = Work {
             pattern: "idle-remote",
@@ -1541,27 +1594,25 @@ fn many_idle(
                 cell_of(&r, "zmtp", key, base),
             );
         }
-        for (i, imp) in imps.iter().enumerate() {
-            series[i]
-                .1
-                .push(field(&r, imp, "kib_per_conn").map(|s| s.0));
-        }
         all.push((mech, r));
     }
-    let _ = writeln!(
-        rep.md,
-        "\n![RSS per idle connection](docs/bench/many-idle.svg)"
+    let cats: Vec<(&str, &Results, &str)> = all
+        .iter()
+        .map(|(m, r)| {
+            (
+                if *m == "null" { "NULL" } else { "CURVE" },
+                r,
+                "kib_per_conn",
+            )
+        })
+        .collect();
+    rep.stacks_chart(
+        "many-idle.svg",
+        &format!("Server RSS per connection, {conns} idle tcp peers (lower is better)"),
+        "KiB",
+        &imps,
+        &cats,
     );
-    rep.charts.push((
-        "many-idle.svg".into(),
-        svg::Chart {
-            title: format!("Server RSS per connection, {conns} idle tcp peers (lower is better)"),
-            y_label: "KiB".into(),
-            categories: vec!["NULL".into(), "CURVE".into()],
-            series,
-        }
-        .render(),
-    ));
     all
 }
 
