@@ -23,12 +23,24 @@ use crate::waiters::{Entry, Waiters};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Closed;
 
-/// The application's side: its buffer, and the credit of each inproc pipe
-/// it takes messages from.
+/// How many departed pipes keep their label for their messages still
+/// queued.
+const DEPARTED_LABELS: usize = 1024;
+
+/// The application's side: its buffer, the credit of each inproc pipe it
+/// takes messages from, and each pipe's label.
 #[derive(Default)]
 struct Local {
     buf: VecDeque<Inbound>,
     credits: IdMap<Arc<Credit>>,
+    /// The frame put in front of each message from a pipe (a ROUTER's
+    /// routing ids), when the inbox labels messages: here, under the lock
+    /// a receive holds anyway, so that labelling takes no other lock and
+    /// the label's reference count stays on the receiving thread.
+    labels: IdMap<bytes::Bytes>,
+    /// Pipes gone, oldest first: their labels stay for the messages they
+    /// sent before they left, up to [`DEPARTED_LABELS`] pipes.
+    departed: VecDeque<PipeId>,
     /// Whose turn it is when the buffer runs dry: the inproc queue's
     /// (else the shared queue's), so that neither source starves the other.
     inproc_turn: bool,
@@ -45,6 +57,10 @@ pub(crate) struct Inbox {
     capacity: usize,
     /// Keep only the newest message (`conflate`).
     conflate: bool,
+    /// Put each pipe's label in front of its messages; a message from a
+    /// pipe without one is dropped (a ROUTER's peer has no routing id
+    /// until its handshake completes).
+    labelled: bool,
     /// Filled by the connection tasks and inproc senders.
     shared: Padded<Mutex<Shared>>,
     /// Emptied by the application: on a cache line of its own, or every
@@ -98,10 +114,11 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Inbox {
-    pub(crate) fn new(capacity: usize, conflate: bool) -> Inbox {
+    pub(crate) fn new(capacity: usize, conflate: bool, labelled: bool) -> Inbox {
         Inbox {
             capacity,
             conflate,
+            labelled,
             shared: Padded::default(),
             local: Padded::default(),
             inproc: OnceLock::new(),
@@ -230,6 +247,30 @@ impl Inbox {
     }
 
     /// Forgets a pipe's credit (the pipe is gone).
+    /// Labels the messages of `pipe` from now on (a ROUTER's peer's routing
+    /// id, when its handshake completes).
+    pub(crate) fn set_label(&self, pipe: PipeId, label: bytes::Bytes) {
+        let local = &mut *lock(&self.local);
+        // A connect's pipe that left and came back keeps its label.
+        local.departed.retain(|p| *p != pipe);
+        local.labels.insert(pipe, label);
+    }
+
+    /// `pipe` is gone: its label stays for what it sent until
+    /// [`DEPARTED_LABELS`] more pipes have gone.
+    pub(crate) fn label_departed(&self, pipe: PipeId) {
+        let local = &mut *lock(&self.local);
+        if !local.labels.contains_key(&pipe) || local.departed.contains(&pipe) {
+            return;
+        }
+        local.departed.push_back(pipe);
+        if local.departed.len() > DEPARTED_LABELS
+            && let Some(old) = local.departed.pop_front()
+        {
+            local.labels.remove(&old);
+        }
+    }
+
     pub(crate) fn remove_credit(&self, pipe: PipeId) {
         let mut local = lock(&self.local);
         if !local.credits.is_empty() {
@@ -243,7 +284,7 @@ impl Inbox {
     pub(crate) fn try_pop(&self) -> Result<Option<Inbound>, Closed> {
         let local = &mut *lock(&self.local);
         loop {
-            let Some(item) = self.next(local)? else {
+            let Some(mut item) = self.next(local)? else {
                 return Ok(None);
             };
             if item.is_inproc()
@@ -251,6 +292,12 @@ impl Inbox {
                 && !c.take()
             {
                 continue;
+            }
+            if self.labelled {
+                let Some(label) = local.labels.get(&item.pipe()) else {
+                    continue;
+                };
+                item.msg.push_front(label.clone());
             }
             return Ok(Some(item));
         }
@@ -344,7 +391,7 @@ mod tests {
 
     #[test]
     fn batches_respect_the_bound_and_keep_order() {
-        let inbox = Inbox::new(3, false);
+        let inbox = Inbox::new(3, false, false);
         let mut batch: VecDeque<_> = (0..5).map(item).collect();
         assert_eq!(inbox.push(&mut batch), Ok(false));
         assert_eq!(batch.len(), 2);
@@ -361,9 +408,53 @@ mod tests {
     }
 
     #[test]
+    fn labels_go_in_front_and_outlive_their_pipe_for_a_while() {
+        let inbox = Inbox::new(0, false, true);
+        let from = |pipe: PipeId, i: u8| Inbound::new(pipe, Message::from(vec![i]));
+        let frames = |inbox: &Inbox| {
+            inbox.try_pop().unwrap().map(|i| {
+                i.msg
+                    .frames()
+                    .iter()
+                    .map(|f| f.to_vec())
+                    .collect::<Vec<_>>()
+            })
+        };
+        inbox.set_label(1, bytes::Bytes::from_static(b"A"));
+        // Pipe 2 has no label yet (no routing id): its message is dropped.
+        let mut batch = VecDeque::from([from(2, 0), from(1, 1)]);
+        inbox.push(&mut batch).unwrap();
+        assert_eq!(frames(&inbox), Some(vec![b"A".to_vec(), vec![1]]));
+        assert_eq!(frames(&inbox), None);
+        // Gone, with a message still queued: it keeps its id.
+        inbox.push(&mut VecDeque::from([from(1, 2)])).unwrap();
+        inbox.label_departed(1);
+        assert_eq!(frames(&inbox), Some(vec![b"A".to_vec(), vec![2]]));
+        // A connect's pipe back with a new peer is labelled anew and is no
+        // longer among the departed.
+        inbox.set_label(1, bytes::Bytes::from_static(b"B"));
+        for p in 100..100 + DEPARTED_LABELS as PipeId {
+            inbox.set_label(p, bytes::Bytes::from_static(b"x"));
+            inbox.label_departed(p);
+        }
+        inbox
+            .push(&mut VecDeque::from([from(1, 3), from(100, 4)]))
+            .unwrap();
+        assert_eq!(frames(&inbox), Some(vec![b"B".to_vec(), vec![3]]));
+        assert_eq!(frames(&inbox), Some(vec![b"x".to_vec(), vec![4]]));
+        // One more departure forgets the oldest departed pipe's label.
+        inbox.set_label(5000, bytes::Bytes::from_static(b"y"));
+        inbox.label_departed(5000);
+        inbox
+            .push(&mut VecDeque::from([from(100, 5), from(101, 6)]))
+            .unwrap();
+        assert_eq!(frames(&inbox), Some(vec![b"x".to_vec(), vec![6]]));
+    }
+
+    #[test]
     fn every_waiting_receiver_is_woken_and_none_is_lost() {
         use std::sync::Arc;
-        let inbox = Arc::new(Inbox::new(0, false));
+        let inbox = Arc::new(Inbox::new(0, false, false));
         for round in 0..200u32 {
             let receivers: Vec<_> = (0..3)
                 .map(|_| {
@@ -387,7 +478,7 @@ mod tests {
 
     #[test]
     fn a_dropped_pop_leaves_no_waiter_and_close_wakes() {
-        let inbox = Inbox::new(0, false);
+        let inbox = Inbox::new(0, false, false);
         {
             let mut pop = Box::pin(inbox.pop());
             let waker = Waker::noop();

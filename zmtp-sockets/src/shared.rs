@@ -79,6 +79,7 @@ impl State {
     /// when `remove_if_refused`.
     fn admit(
         &mut self,
+        inbox: &Inbox,
         id: PipeId,
         peer: &Metadata,
         remove_if_refused: bool,
@@ -90,6 +91,12 @@ impl State {
         if verdict.is_err() && remove_if_refused {
             self.pipes.remove(id);
             self.pattern.removed(id);
+        }
+        if verdict.is_ok()
+            && self.pattern.labels_received()
+            && let Some(label) = self.pipes.get(id).and_then(|p| p.routing_id.clone())
+        {
+            inbox.set_label(id, label);
         }
         verdict
     }
@@ -105,6 +112,9 @@ pub(crate) struct SocketShared {
     /// Whether the pattern hands every received message over unchanged
     /// (then a receive takes no lock but the inbox's).
     pub(crate) passes_received: bool,
+    /// Whether the inbox puts each pipe's routing id in front of its
+    /// messages (ROUTER).
+    pub(crate) labels_received: bool,
     /// Whether receiving is valid in some state, and whether that depends
     /// on the state (REQ, REP).
     pub(crate) recv_supported: bool,
@@ -156,7 +166,7 @@ impl SocketShared {
     pub(crate) fn inbox(&self) -> &Inbox {
         self.inbox.get_or_init(|| {
             let (hwm, conflate) = self.with_options(|o| (o.rcvhwm, o.conflate));
-            Inbox::new(hwm, conflate)
+            Inbox::new(hwm, conflate, self.labels_received)
         })
     }
 
@@ -232,6 +242,7 @@ impl SocketShared {
             .or(made.as_ref().map(|(p, _)| p.id))
             .unwrap_or_default();
         let rx = {
+            let inbox = self.inbox();
             let st = &mut *self.lock();
             let rx = made.map(|(p, rx)| {
                 st.pattern.pipe_added(&p);
@@ -239,7 +250,7 @@ impl SocketShared {
                 rx
             });
             // A connect endpoint's pipe stays when its peer is refused.
-            st.admit(id, peer, rx.is_some())?;
+            st.admit(inbox, id, peer, rx.is_some())?;
             rx
         };
         self.notify_room();
@@ -258,6 +269,9 @@ impl SocketShared {
                 None => Vec::new(),
             }
         };
+        if self.labels_received {
+            self.inbox().label_departed(id);
+        }
         // Only a connection's pipe stays across its peers (not inproc).
         self.deliver(id, notices, false);
     }
@@ -279,6 +293,9 @@ impl SocketShared {
         };
         if inproc {
             self.inbox().remove_credit(id);
+        }
+        if self.labels_received {
+            self.inbox().label_departed(id);
         }
         self.deliver(id, notices, inproc);
         found
@@ -325,13 +342,14 @@ impl SocketShared {
     ) -> Result<(), Option<Refusal>> {
         let pipe = Pipe::inproc(id, link);
         {
+            let inbox = self.inbox();
             let st = &mut *self.lock();
             if self.is_closed() {
                 return Err(None);
             }
             st.pattern.pipe_added(&pipe);
             st.pipes.push(pipe);
-            st.admit(id, peer, true)?;
+            st.admit(inbox, id, peer, true)?;
         }
         self.notify_room();
         Ok(())
@@ -348,6 +366,7 @@ impl SocketShared {
         peer: &Metadata,
     ) -> Result<(), Option<Refusal>> {
         {
+            let inbox = self.inbox();
             let st = &mut *self.lock();
             if self.is_closed() {
                 return Err(None);
@@ -361,7 +380,7 @@ impl SocketShared {
             if let Some(link) = p.link() {
                 crate::inproc::drain(&queue, link);
             }
-            st.admit(id, peer, true)?;
+            st.admit(inbox, id, peer, true)?;
         }
         self.notify_room();
         Ok(())

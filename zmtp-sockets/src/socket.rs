@@ -127,6 +127,7 @@ impl Socket {
         let recv_stateful = pattern.stateful_recv();
         let recv_supported = recv_stateful || pattern.check_recv().is_ok();
         let passes_received = pattern.passes_received();
+        let labels_received = pattern.labels_received();
         let bounded_pipes = pattern.bounded_pipes();
         let shared = Arc::new(SocketShared {
             socket_type,
@@ -139,6 +140,7 @@ impl Socket {
                 endpoints: HashMap::new(),
             }),
             passes_received,
+            labels_received,
             recv_supported,
             recv_stateful,
             bounded_pipes,

@@ -108,6 +108,13 @@ pub(crate) trait Pattern: Send {
         false
     }
 
+    /// Whether each received message gets its pipe's routing id in front
+    /// (ROUTER): the socket's inbox does it, from the id the pattern gave
+    /// the pipe when it attached.
+    fn labels_received(&self) -> bool {
+        false
+    }
+
     /// Filters or transforms a received message; `None` drops it.
     fn received(&mut self, _pipes: &Pipes, _from: PipeId, msg: Message) -> Option<Message> {
         Some(msg)
@@ -235,6 +242,10 @@ impl Pattern for AnyPattern {
 
     fn passes_received(&self) -> bool {
         each!(self, p => p.passes_received())
+    }
+
+    fn labels_received(&self) -> bool {
+        each!(self, p => p.labels_received())
     }
 
     #[inline]
