@@ -68,6 +68,9 @@ impl EndpointHandle {
 }
 
 pub(crate) struct State {
+    /// Messages queued for a peer (against `SocketShared::written`): a
+    /// plain count under the lock every send holds, not an atomic one.
+    pub(crate) routed: u64,
     pub(crate) pipes: Pipes,
     pub(crate) pattern: AnyPattern,
     pub(crate) endpoints: HashMap<String, EndpointHandle>,
@@ -132,8 +135,7 @@ pub(crate) struct SocketShared {
     pub(crate) close_event: Event,
     pub(crate) monitor: Mutex<Option<Sender<MonitorEvent>>>,
     pub(crate) next_pipe: AtomicU64,
-    /// Messages queued for a peer, and messages written to the kernel.
-    pub(crate) routed: AtomicU64,
+    /// Messages written to the kernel (against `State::routed`).
     pub(crate) written: Arc<AtomicU64>,
     /// The context's inproc names.
     pub(crate) inproc: Arc<crate::inproc::Registry>,

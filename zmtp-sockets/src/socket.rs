@@ -135,6 +135,7 @@ impl Socket {
             spawner: ctx.inner.spawner.clone(),
             inbox: OnceLock::new(),
             state: Mutex::new(State {
+                routed: 0,
                 pipes: Pipes::default(),
                 pattern,
                 endpoints: HashMap::new(),
@@ -151,7 +152,6 @@ impl Socket {
             close_event: Event::new(),
             monitor: Mutex::new(None),
             next_pipe: AtomicU64::new(1),
-            routed: AtomicU64::new(0),
             written: Arc::new(AtomicU64::new(0)),
             inproc: ctx.inner.inproc.clone(),
         });
@@ -540,8 +540,7 @@ impl Socket {
     /// route and using it.
     fn try_route(&self, msg: Message) -> Result<(), SendError> {
         let st = &mut *self.shared.lock();
-        let queued = st.pattern.send(msg, &mut st.pipes)?;
-        self.shared.routed.fetch_add(queued, Ordering::Relaxed);
+        st.routed += st.pattern.send(msg, &mut st.pipes)?;
         Ok(())
     }
 
@@ -689,7 +688,7 @@ impl Socket {
     /// Messages queued by `send` that are not yet written to the kernel
     /// (or were lost with their connection).
     pub fn unsent(&self) -> u64 {
-        let routed = self.shared.routed.load(Ordering::Acquire);
+        let routed = self.shared.lock().routed;
         routed.saturating_sub(self.shared.written.load(Ordering::Acquire))
     }
 
