@@ -678,7 +678,8 @@ fn idle_remote(w: &Work) -> String {
     let zmtp = std::env::var("ZMTP_BIN").expect("ZMTP_BIN: the zmtp program, for the peers");
     let (rctx, _) = contexts(w);
     let pull = socket(&rctx, zmq::PULL);
-    pull.set_rcvtimeo(30_000).expect("opt");
+    // As zmtp's: a dropped SYN is retried after 1, 3, 7, 15, 31 s.
+    pull.set_rcvtimeo(120_000).expect("opt");
     let keys = secure_server(&rctx, &pull, &w.mechanism);
     let ep = bind(&pull, &w.transport);
     let base = status_kib("VmRSS:");

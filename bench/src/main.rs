@@ -132,7 +132,7 @@ fn measure(t: &Tools, imp: &str, w: &Work) -> Result<Fields, Miss> {
         .spawn()
         .map_err(|_| Miss::Failed)?;
     // 10,000 CURVE connections at once take longer than a throughput run.
-    let limit = if w.pattern == "idle-remote" { 180 } else { 60 };
+    let limit = if w.pattern == "idle-remote" { 300 } else { 60 };
     let deadline = Instant::now() + Duration::from_secs(limit);
     loop {
         match child.try_wait() {

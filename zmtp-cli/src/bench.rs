@@ -451,7 +451,9 @@ fn idle_remote(a: &Args) -> Report {
     }
     let (sctx, _) = contexts(a);
     let pull = socket(&sctx, SocketType::Pull);
-    let _ = pull.configure(|o| o.rcvtimeo = Some(Duration::from_secs(30)));
+    // Generous: thousands of connects at once meet a full listen queue,
+    // and a dropped SYN is retried after 1, 3, 7, 15, 31 s.
+    let _ = pull.configure(|o| o.rcvtimeo = Some(Duration::from_secs(120)));
     let server = secure_server(&pull, &a.mechanism);
     let ep = bind_or_die(&pull, a);
     let base = status_kib("VmRSS:") as f64;
