@@ -102,8 +102,10 @@ pub(crate) trait Pattern: Send {
         false
     }
 
-    /// Whether every received message reaches the application unchanged, so
-    /// that the socket need not take its lock to receive.
+    /// Whether every received message reaches the application without the
+    /// pattern's say (a ROUTER's id is put in front by the inbox, see
+    /// [`Pattern::labels_received`]), so that the socket need not take its
+    /// lock to receive.
     fn passes_received(&self) -> bool {
         false
     }
