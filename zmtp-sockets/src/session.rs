@@ -33,7 +33,6 @@ use zmtp_security::AuthRequest;
 
 use crate::inbox::Inbox;
 use crate::monitor::{HandshakeFailure, MonitorEvent, Reason, Refusal, StopReason};
-use crate::options::Options;
 use crate::pattern::Subscription;
 use crate::pipe::{Inbound, Out, PipeId, PipeRx};
 use crate::shared::SocketShared;
@@ -129,6 +128,12 @@ pub(crate) async fn run(
     };
     let config = opts.connection_config(shared.socket_type, peer.address);
     let conn = Connection::new(config, mech, Instant::now());
+    let opts = SessionOptions {
+        authenticator: opts.authenticator,
+        zap_domain: opts.zap_domain,
+        probe_router: opts.probe_router,
+        sndhwm: opts.sndhwm,
+    };
     let mut session = Session::new(shared, &stream, conn, opts, peer, slot, stop);
     let end = session.drive().await;
     session.finish(&end);
@@ -164,12 +169,21 @@ async fn branch<T, F: Future<Output = Wake>>(value: Option<T>, f: impl FnOnce(T)
 }
 
 /// A peer connection being driven.
+/// The few options a session reads after it started: kept instead of a
+/// copy of them all, which is 440 bytes for each connection of a socket.
+struct SessionOptions {
+    authenticator: Option<Arc<dyn crate::security::Authenticator>>,
+    zap_domain: String,
+    probe_router: bool,
+    sndhwm: usize,
+}
+
 pub(crate) struct Session<'a> {
     shared: &'a Arc<SocketShared>,
     inbox: &'a Inbox,
     stream: &'a Stream,
     conn: Connection,
-    opts: Options,
+    opts: SessionOptions,
     peer: PeerAddr<'a>,
     slot: &'a mut PipeSlot,
     stop: &'a Receiver<()>,
@@ -201,7 +215,7 @@ impl<'a> Session<'a> {
         shared: &'a Arc<SocketShared>,
         stream: &'a Stream,
         conn: Connection,
-        opts: Options,
+        opts: SessionOptions,
         peer: PeerAddr<'a>,
         slot: &'a mut PipeSlot,
         stop: &'a Receiver<()>,
@@ -625,7 +639,7 @@ fn queue(conn: &mut Connection, out: Out) -> Result<(), CoreError> {
 /// server fails the handshake without a handler, sending no ERROR: status
 /// 300 is the silent close).
 async fn verdict(
-    opts: &Options,
+    opts: &SessionOptions,
     req: zmtp_core::AuthRequest,
     peer: &str,
     ip: Option<IpAddr>,
