@@ -246,7 +246,6 @@ impl Inbox {
         lock(&self.local).credits.insert(pipe, credit);
     }
 
-    /// Forgets a pipe's credit (the pipe is gone).
     /// Labels the messages of `pipe` from now on (a ROUTER's peer's routing
     /// id, when its handshake completes).
     pub(crate) fn set_label(&self, pipe: PipeId, label: bytes::Bytes) {
@@ -271,6 +270,7 @@ impl Inbox {
         }
     }
 
+    /// Forgets a pipe's credit (the pipe is gone).
     pub(crate) fn remove_credit(&self, pipe: PipeId) {
         let mut local = lock(&self.local);
         if !local.credits.is_empty() {
