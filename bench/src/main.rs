@@ -334,6 +334,23 @@ impl Report {
         ));
     }
 
+    /// One table row per `(label, figure)`: `first` cells (if any), the
+    /// label, then each of `imps`, the first plain and the rest with their
+    /// ratio to it.
+    fn rows(&mut self, r: &Results, first: &[&str], rows: &[(&str, &str)], imps: &[&str]) {
+        for (label, key) in rows {
+            let base = imps.first().and_then(|b| field(r, b, key)).map(|s| s.0);
+            let cells: Vec<String> = imps
+                .iter()
+                .enumerate()
+                .map(|(i, imp)| cell_of(r, imp, key, if i == 0 { None } else { base }))
+                .collect();
+            let mut lead: Vec<&str> = first.to_vec();
+            lead.push(label);
+            let _ = writeln!(self.md, "| {} | {} |", lead.join(" | "), cells.join(" | "));
+        }
+    }
+
     fn header(&mut self, cols: &[&str]) {
         let _ = writeln!(self.md, "| {} |", cols.join(" | "));
         let _ = writeln!(self.md, "|{}", "---|".repeat(cols.len()));
@@ -1035,21 +1052,14 @@ fn trickle(t: &Tools, rep: &mut Report, runs: usize, n: &dyn Fn(u64) -> u64) -> 
         subscribers: peers,
     };
     let r = run_interleaved(t, &w, &imps, runs);
-    for (label, key) in [
+    let rows = [
         ("msg/s", "msgs_per_sec"),
         ("CPU ns per message", "cpu_ns_per_msg"),
         ("round trips", "round_trips"),
         ("round trip p50 µs", "p50_us"),
         ("round trip p99 µs", "p99_us"),
-    ] {
-        let base = field(&r, "libzmq", key).map(|s| s.0);
-        let _ = writeln!(
-            rep.md,
-            "| {label} | {} | {} |",
-            cell_of(&r, "libzmq", key, None),
-            cell_of(&r, "zmtp", key, base),
-        );
-    }
+    ];
+    rep.rows(&r, &[], &rows, &imps);
     rep.stacks_chart(
         "quiet-peers.svg",
         &format!("REQ round trip beside {peers} quiet peers (lower is better)"),
@@ -1079,19 +1089,11 @@ fn busy_polling(t: &Tools, rep: &mut Report, runs: usize, n: &dyn Fn(u64) -> u64
         subscribers: 1,
     };
     let r = run_interleaved(t, &w, &imps, runs);
-    for (label, key) in [
+    let rows = [
         ("msg/s", "msgs_per_sec"),
         ("CPU ns per message", "cpu_ns_per_msg"),
-    ] {
-        let base = field(&r, "libzmq", key).map(|s| s.0);
-        let _ = writeln!(
-            rep.md,
-            "| {label} | {} | {} | {} |",
-            cell_of(&r, "libzmq", key, None),
-            cell_of(&r, "zmtp", key, base),
-            cell_of(&r, "zmtp-nopoll", key, base),
-        );
-    }
+    ];
+    rep.rows(&r, &[], &rows, &imps);
     rep.stacks_chart(
         "busy-polling.svg",
         "The process's CPU per 16 B message over tcp (lower is better)",
@@ -1580,20 +1582,12 @@ fn many_idle(
                 }
             }
         }
-        for (label, key) in [
+        let rows = [
             ("RSS KiB per connection", "kib_per_conn"),
             ("seconds to accept all", "accept_seconds"),
             ("CPU µs per connection", "cpu_us_per_conn"),
-        ] {
-            let base = field(&r, "libzmq", key).map(|s| s.0);
-            let _ = writeln!(
-                rep.md,
-                "| {} | {label} | {} | {} |",
-                mech.to_uppercase(),
-                cell_of(&r, "libzmq", key, None),
-                cell_of(&r, "zmtp", key, base),
-            );
-        }
+        ];
+        rep.rows(&r, &[&mech.to_uppercase()], &rows, &imps);
         all.push((mech, r));
     }
     let cats: Vec<(&str, &Results, &str)> = all
