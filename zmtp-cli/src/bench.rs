@@ -339,6 +339,25 @@ fn extra_report(a: &Args, extra: Vec<(&'static str, f64)>) -> Report {
     }
 }
 
+/// A report of `timed` messages received between `first` and `last`: the
+/// receive rate, with `extra`.
+fn rate_report(
+    a: &Args,
+    first: Instant,
+    last: Instant,
+    timed: u64,
+    extra: Vec<(&'static str, f64)>,
+) -> Report {
+    let secs = (last - first).as_secs_f64().max(1e-9);
+    let timed = timed as f64;
+    Report {
+        seconds: secs,
+        msgs_per_sec: timed / secs,
+        mb_per_sec: timed * a.size as f64 / secs / 1e6,
+        ..extra_report(a, extra)
+    }
+}
+
 /// Waits (up to 30 s) until `publisher` has `n` subscriptions.
 fn await_subscriptions(publisher: &Socket, n: usize) {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -624,15 +643,13 @@ fn stream(a: &Args, sender: &Socket, receiver: Socket) -> Report {
     if received < count {
         eprintln!("zmtp bench: only {received} of {count} messages arrived");
     }
-    let secs = (last - first).as_secs_f64().max(1e-9);
-    let timed = received.saturating_sub(1) as f64;
     Report {
-        seconds: secs,
-        msgs_per_sec: timed / secs,
-        mb_per_sec: timed * a.size as f64 / secs / 1e6,
         send_cpu_ns_per_msg: cpu as f64 / count as f64,
-        ..extra_report(
+        ..rate_report(
             a,
+            first,
+            last,
+            received.saturating_sub(1),
             vec![
                 ("received", received as f64),
                 ("cpu_ns_per_msg", per_message(process, received)),
@@ -694,30 +711,28 @@ fn fan_in(a: &Args) -> Report {
         .join()
         .unwrap_or_else(|_| crate::die(1, "receiver panicked"));
     let process = process_cpu_ns().saturating_sub(process0);
-    let secs = (last - first).as_secs_f64().max(1e-9);
-    let timed = received.saturating_sub(1) as f64;
-    peers_report(a, n, count, received, timed, secs, process)
+    let timed = received.saturating_sub(1);
+    peers_report(a, n, count, received, (first, last, timed), process)
 }
 
 /// The report of a workload spread over `peers` sockets: `timed`
-/// messages in `secs`, with the process CPU shared out over the
-/// `received` ones.
+/// messages between `first` and `last`, with the process CPU shared out
+/// over the `received` ones.
 fn peers_report(
     a: &Args,
     peers: usize,
     count: u64,
     received: u64,
-    timed: f64,
-    secs: f64,
+    (first, last, timed): (Instant, Instant, u64),
     process: u64,
 ) -> Report {
     Report {
         count,
-        seconds: secs,
-        msgs_per_sec: timed / secs,
-        mb_per_sec: timed * a.size as f64 / secs / 1e6,
-        ..extra_report(
+        ..rate_report(
             a,
+            first,
+            last,
+            timed,
             vec![
                 ("peers", peers as f64),
                 ("received", received as f64),
@@ -788,8 +803,7 @@ fn round_robin(a: &Args) -> Report {
     let received = total.load(std::sync::atomic::Ordering::Relaxed);
     let process = process_cpu_ns().saturating_sub(process0);
     let end = *last.lock().unwrap_or_else(|e| e.into_inner());
-    let secs = (end - t0).as_secs_f64().max(1e-9);
-    peers_report(a, n, a.count, received, received as f64, secs, process)
+    peers_report(a, n, a.count, received, (t0, end, received), process)
 }
 
 /// One publisher (binding) and --subscribers subscribers on the other
@@ -844,15 +858,13 @@ fn pub_sub(a: &Args) -> Report {
             count * n as u64
         );
     }
-    let secs = (last - first).as_secs_f64().max(1e-9);
-    let timed = received.saturating_sub(n as u64) as f64;
     Report {
-        seconds: secs,
-        msgs_per_sec: timed / secs,
-        mb_per_sec: timed * a.size as f64 / secs / 1e6,
         send_cpu_ns_per_msg: cpu as f64 / count as f64,
-        ..extra_report(
+        ..rate_report(
             a,
+            first,
+            last,
+            received.saturating_sub(n as u64),
             vec![("subscribers", n as f64), ("received", received as f64)],
         )
     }
@@ -1076,16 +1088,14 @@ fn trickle(a: &Args) -> Report {
     let mut rtts = asker.join().unwrap_or_default();
     let _ = echo.join();
     let (p50, p99) = percentiles(&mut rtts);
-    let secs = (last - first).as_secs_f64().max(1e-9);
-    let timed = received.saturating_sub(1) as f64;
     Report {
-        seconds: secs,
-        msgs_per_sec: timed / secs,
-        mb_per_sec: timed * a.size as f64 / secs / 1e6,
         p50_us: Some(p50),
         p99_us: Some(p99),
-        ..extra_report(
+        ..rate_report(
             a,
+            first,
+            last,
+            received.saturating_sub(1),
             vec![
                 ("received", received as f64),
                 ("cpu_ns_per_msg", per_message(process, received)),
