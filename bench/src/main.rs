@@ -1302,13 +1302,7 @@ fn proxies(t: &Tools, rep: &mut Report, runs: usize, n: &dyn Fn(u64) -> u64) -> 
         subscribers: 1,
     };
     let r = run_interleaved(t, &w, &imps, runs);
-    let base = field(&r, "libzmq", "msgs_per_sec").map(|s| s.0);
-    let _ = writeln!(
-        rep.md,
-        "| PUSH→proxy→PULL msg/s | {} | {} |",
-        cell_of(&r, "libzmq", "msgs_per_sec", None),
-        cell_of(&r, "zmtp", "msgs_per_sec", base)
-    );
+    rep.rows(&r, &[], &[("PUSH→proxy→PULL msg/s", "msgs_per_sec")], &imps);
     r
 }
 
@@ -1341,22 +1335,15 @@ fn inproc(t: &Tools, rep: &mut Report, runs: usize, n: &dyn Fn(u64) -> u64) -> (
             subscribers: 1,
         };
         let r = run_interleaved(t, &w, &imps, runs);
-        for key in ["msgs_per_sec", "cpu_ns_per_msg"] {
-            let base = field(&r, "libzmq", key).map(|s| s.0);
-            let _ = writeln!(
-                rep.md,
-                "| {} {} | {} | {} | {} |",
-                size_name(size),
-                if key == "msgs_per_sec" {
-                    "msg/s"
-                } else {
-                    "CPU ns/msg"
-                },
-                cell_of(&r, "libzmq", key, None),
-                cell_of(&r, "zmtp", key, base),
-                cell_of(&r, "zmtp-static", key, base),
-            );
-        }
+        let (rate, cpu) = (
+            format!("{} msg/s", size_name(size)),
+            format!("{} CPU ns/msg", size_name(size)),
+        );
+        let rows = [
+            (rate.as_str(), "msgs_per_sec"),
+            (cpu.as_str(), "cpu_ns_per_msg"),
+        ];
+        rep.rows(&r, &[], &rows, &imps);
         cats.push(size_name(size));
         for (i, imp) in imps.iter().enumerate() {
             series[i]
@@ -1374,16 +1361,12 @@ fn inproc(t: &Tools, rep: &mut Report, runs: usize, n: &dyn Fn(u64) -> u64) -> (
         subscribers: 1,
     };
     let rr = run_interleaved(t, &w, &imps[..2], runs);
-    for key in ["p50_us", "p99_us"] {
-        let base = field(&rr, "libzmq", key).map(|s| s.0);
-        let _ = writeln!(
-            rep.md,
-            "| REQ/REP 16 B round trip {} µs | {} | {} | – |",
-            &key[..3],
-            cell_of(&rr, "libzmq", key, None),
-            cell_of(&rr, "zmtp", key, base),
-        );
-    }
+    // No static-body column here (a round trip clones nothing): "–".
+    let rows = [
+        ("REQ/REP 16 B round trip p50 µs", "p50_us"),
+        ("REQ/REP 16 B round trip p99 µs", "p99_us"),
+    ];
+    rep.rows(&rr, &[], &rows, &imps);
     let _ = writeln!(rep.md, "\n![inproc throughput](docs/bench/inproc.svg)");
     rep.charts.push((
         "inproc.svg".into(),

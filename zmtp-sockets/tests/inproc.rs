@@ -590,15 +590,7 @@ fn a_curve_frontend_proxy_serves_inproc_workers() {
         for w in 0..3 {
             let rep = socket(&ctx, Rep);
             rep.connect(&workers_ep).unwrap();
-            scope.spawn(move || {
-                while let Ok(req) = rep.recv_blocking() {
-                    let mut reply = format!("w{w}:").into_bytes();
-                    reply.extend_from_slice(&req.frames()[0]);
-                    if rep.send_blocking(reply).is_err() {
-                        return;
-                    }
-                }
-            });
+            scope.spawn(move || common::serve_tagged(&rep, w));
         }
         client.connect(&ep).unwrap();
         for i in 0..30 {

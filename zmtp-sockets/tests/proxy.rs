@@ -2,6 +2,8 @@
 //! capture socket, and a streamer steered through a control socket.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -39,15 +41,7 @@ fn a_router_dealer_proxy_brokers_requests_to_workers() {
             .map(|w| {
                 let rep = socket(&ctx, SocketType::Rep);
                 rep.connect(&workers_ep).unwrap();
-                scope.spawn(move || {
-                    while let Ok(req) = rep.recv_blocking() {
-                        let mut reply = format!("w{w}:").into_bytes();
-                        reply.extend_from_slice(&req.frames()[0]);
-                        if rep.send_blocking(reply).is_err() {
-                            return;
-                        }
-                    }
-                })
+                scope.spawn(move || common::serve_tagged(&rep, w))
             })
             .collect();
         for c in 0..3 {

@@ -166,3 +166,15 @@ pub fn pair(
     }
     (a, b)
 }
+
+/// A REP worker: answers each request with `w{w}:` and the request's first
+/// frame, until its socket or context closes.
+pub fn serve_tagged(rep: &Socket, w: usize) {
+    while let Ok(req) = rep.recv_blocking() {
+        let mut reply = format!("w{w}:").into_bytes();
+        reply.extend_from_slice(&req.frames()[0]);
+        if rep.send_blocking(reply).is_err() {
+            return;
+        }
+    }
+}
