@@ -285,7 +285,7 @@ impl Socket {
             return self.bind_inproc(name);
         }
         let (listener, bound) =
-            match crate::transport::Listener::bind(&ep, self.shared.options().backlog) {
+            match crate::transport::Listener::bind(&ep, self.shared.with_options(|o| o.backlog)) {
                 Ok(l) => l,
                 Err(e) => {
                     let reason = match &e {
