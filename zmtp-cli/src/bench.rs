@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use zmtp_sockets::security::{KeyPair, PlainCredentials};
-use zmtp_sockets::{Context, MonitorEvent, Security, Socket, SocketType};
+use zmtp_sockets::{Context, Message, MonitorEvent, Security, Socket, SocketType};
 
 use crate::probe::{process_cpu_ns, status_kib, thread_cpu_ns};
 
@@ -64,6 +64,11 @@ pub(crate) struct Args {
     /// buffer per message.
     #[arg(long, default_value = "shared", value_parser = ["shared", "static", "copy"])]
     payload: String,
+    /// push-pull, dealer-router and proxy: move up to this many messages
+    /// per call (`send_many_blocking` and `recv_many_blocking`); 1 uses
+    /// the single-message calls.
+    #[arg(long, default_value_t = 1)]
+    batch: usize,
     /// idle-peers: the endpoint to connect to.
     #[arg(long)]
     connect: Option<String>,
@@ -315,6 +320,22 @@ impl Payload {
             sender
                 .send_blocking(self.get())
                 .unwrap_or_else(|e| crate::die(1, e));
+        }
+        thread_cpu_ns().saturating_sub(cpu0)
+    }
+
+    /// [`Payload::send_all`] `batch` messages per call.
+    fn send_batched(&self, sender: &Socket, count: u64, batch: usize) -> u64 {
+        let cpu0 = thread_cpu_ns();
+        let mut msgs = Vec::with_capacity(batch);
+        let mut left = count;
+        while left > 0 {
+            let n = left.min(batch as u64);
+            msgs.extend((0..n).map(|_| Message::from(self.get())));
+            sender
+                .send_many_blocking(&mut msgs)
+                .unwrap_or_else(|e| crate::die(1, e));
+            left -= n;
         }
         thread_cpu_ns().saturating_sub(cpu0)
     }
@@ -634,8 +655,20 @@ fn proxy_throughput(a: &Args) -> Report {
 fn stream(a: &Args, sender: &Socket, receiver: Socket) -> Report {
     let count = a.count;
     let process0 = process_cpu_ns();
-    let recv_thread = std::thread::spawn(move || timed_receive(&receiver, count));
-    let cpu = Payload::new(a).send_all(sender, count);
+    let batch = a.batch;
+    let recv_thread = std::thread::spawn(move || {
+        if batch > 1 {
+            timed_receive_batched(&receiver, count, batch)
+        } else {
+            timed_receive(&receiver, count)
+        }
+    });
+    let payload = Payload::new(a);
+    let cpu = if batch > 1 {
+        payload.send_batched(sender, count, batch)
+    } else {
+        payload.send_all(sender, count)
+    };
     let (first, last, received) = recv_thread
         .join()
         .unwrap_or_else(|_| crate::die(1, "receiver panicked"));
@@ -674,6 +707,29 @@ fn timed_receive(receiver: &Socket, count: u64) -> (Instant, Instant, u64) {
             first.get_or_insert(last);
         }
         n += 1;
+    }
+    (first.unwrap_or(last), last, n)
+}
+
+/// [`timed_receive`] up to `batch` messages per call.
+fn timed_receive_batched(receiver: &Socket, count: u64, batch: usize) -> (Instant, Instant, u64) {
+    let _ = receiver.configure(|o| o.rcvtimeo = Some(Duration::from_secs(10)));
+    let mut first = None;
+    let mut last = Instant::now();
+    let mut n = 0u64;
+    let mut got = Vec::with_capacity(batch);
+    while n < count {
+        let max = batch.min((count - n) as usize);
+        let Ok(k) = receiver.recv_many_blocking(&mut got, max) else {
+            break;
+        };
+        got.clear();
+        let before = n;
+        n += k as u64;
+        if before == 0 || n == count || before / 4096 != n / 4096 {
+            last = Instant::now();
+            first.get_or_insert(last);
+        }
     }
     (first.unwrap_or(last), last, n)
 }
@@ -912,6 +968,12 @@ pub(crate) fn measure(a: &Args) -> Report {
             "--pattern {} sends no payload: --payload does not apply",
             a.pattern
         ));
+    }
+    if a.batch == 0 {
+        bad("--batch must be at least 1");
+    }
+    if a.batch > 1 && !matches!(a.pattern.as_str(), "push-pull" | "dealer-router" | "proxy") {
+        bad("--batch is for --pattern push-pull, dealer-router and proxy");
     }
     if a.pattern != "idle-peers" && (a.connect.is_some() || a.server_key.is_some()) {
         bad("--connect and --server-key are for --pattern idle-peers");

@@ -282,7 +282,32 @@ impl Inbox {
     /// sender credit as it is taken (or is skipped, when a newer one of a
     /// conflating sender follows).
     pub(crate) fn try_pop(&self) -> Result<Option<Inbound>, Closed> {
+        self.pop_locked(&mut lock(&self.local))
+    }
+
+    /// Takes up to `max` messages without waiting, under one lock, handing
+    /// each to `f` (which runs under the inbox's lock: it must take no
+    /// other). Returns how many were taken; [`Closed`] only when none was.
+    pub(crate) fn try_pop_many(
+        &self,
+        max: usize,
+        mut f: impl FnMut(Inbound),
+    ) -> Result<usize, Closed> {
         let local = &mut *lock(&self.local);
+        let mut n = 0;
+        while n < max {
+            match self.pop_locked(local) {
+                Ok(Some(item)) => f(item),
+                Ok(None) => break,
+                Err(Closed) if n == 0 => return Err(Closed),
+                Err(Closed) => break,
+            }
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    fn pop_locked(&self, local: &mut Local) -> Result<Option<Inbound>, Closed> {
         loop {
             let Some(mut item) = self.next(local)? else {
                 return Ok(None);

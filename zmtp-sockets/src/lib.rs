@@ -53,6 +53,16 @@
 //! ([`Socket::send_blocking`], [`Socket::recv_blocking`]) for plain threads,
 //! non-blocking `try_` forms, and a [`Poller`] waits on several sockets.
 //!
+//! ## Batches
+//!
+//! [`Socket::send_many`] and [`Socket::recv_many`] (with their `try_` and
+//! `_blocking` forms) move many messages per call: the socket's lock and
+//! the wake-up of each peer's connection task are paid once per batch, not
+//! once per message (about a quarter less CPU per 16-byte PUSH/PULL
+//! message, `BENCHMARKS.md`). Order, routing and high-water marks are those
+//! of the same messages sent one by one; what a batch could not send stays
+//! in the caller's `Vec`.
+//!
 //! ## Cargo features
 //!
 //! This crate has none: every transport, socket type and mechanism is

@@ -24,6 +24,8 @@ use crate::pipe::{Inbound, Pipes};
 use crate::shared::{EndpointHandle, SocketShared, State};
 use crate::waiters::{Entry, Waiters};
 
+mod batch;
+
 /// A ZeroMQ socket. Methods take `&self`; a socket can be shared between
 /// tasks or threads. Dropping it closes it; queued messages are still sent
 /// for the linger period ([`Options::linger`], 5 s by default) by the I/O

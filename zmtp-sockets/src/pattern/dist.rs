@@ -10,7 +10,7 @@ use crate::pipe::{Pipe, Pipes};
 pub(crate) fn distribute(pipes: &Pipes, msg: &Message, wanted: impl Fn(&Pipe) -> bool) -> u64 {
     let mut queued = 0;
     for p in pipes.iter() {
-        if wanted(p) && p.try_send_msg(msg.clone()).is_ok() {
+        if wanted(p) && pipes.send_msg(p, msg.clone()).is_ok() {
             queued += 1;
         }
     }

@@ -21,7 +21,7 @@ impl LoadBalancer {
         for i in 0..n {
             let idx = (self.next + i) % n;
             let pipe = pipes.at(idx);
-            match pipe.try_send_msg(msg) {
+            match pipes.send_msg(pipe, msg) {
                 Ok(()) => {
                     self.next = (idx + 1) % n;
                     return Ok(pipe.id);

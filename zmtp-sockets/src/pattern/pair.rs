@@ -21,7 +21,8 @@ impl Pattern for Pair {
         let Some(pipe) = self.peer.and_then(|id| pipes.get(id)) else {
             return Err(SendError::Blocked(msg));
         };
-        pipe.try_send_msg(msg)
+        pipes
+            .send_msg(pipe, msg)
             .map(|()| 1)
             .map_err(SendError::Blocked)
     }

@@ -27,7 +27,7 @@ impl Pattern for Rep {
         frames.extend(msg.into_frames());
         let sent = pipes
             .get(pipe)
-            .is_some_and(|p| p.try_send_msg(Message::from(frames)).is_ok());
+            .is_some_and(|p| pipes.send_msg(p, Message::from(frames)).is_ok());
         Ok(u64::from(sent))
     }
 

@@ -93,7 +93,7 @@ impl Pattern for Router {
             msg.push_front(id);
             return Err(SendError::Blocked(msg));
         }
-        Ok(u64::from(pipe.try_send_msg(msg).is_ok()))
+        Ok(u64::from(pipes.send_msg(pipe, msg).is_ok()))
     }
 
     fn writable(&self, _pipes: &Pipes) -> bool {
