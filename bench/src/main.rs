@@ -106,13 +106,15 @@ fn measure(t: &Tools, imp: &str, w: &Work) -> Result<Fields, Miss> {
         }
         // zmtp with each body from a static buffer (`--payload static`),
         // with busy polling off, with two I/O threads per context.
-        "zmtp" | "zmtp-static" | "zmtp-nopoll" | "zmtp-io2" => {
+        // zmtp with batch calls of 64 messages.
+        "zmtp" | "zmtp-static" | "zmtp-nopoll" | "zmtp-io2" | "zmtp-batch" => {
             let mut c = Command::new(&t.zmtp);
             c.arg("bench");
             match imp {
                 "zmtp-static" => c.args(["--payload", "static"]),
                 "zmtp-nopoll" => c.args(["--busy-poll-us", "0"]),
                 "zmtp-io2" => c.args(["--io-threads", "2"]),
+                "zmtp-batch" => c.args(["--batch", &BATCH.to_string()]),
                 _ => &mut c,
             };
             c.args(["--json", "--pattern", w.pattern, "--mechanism", mech])
@@ -701,6 +703,20 @@ fn main() {
         0.6,
         false,
     );
+    let (batch_pp, batch_dr) = batch_calls(&t, &mut rep, runs, &n);
+    rep.target(
+        &format!("NULL 16 B CPU per message ≤ 0.6× libzmq's, batch calls of {BATCH}"),
+        ratio(&batch_pp, "zmtp-batch", "libzmq", "cpu_ns_per_msg"),
+        0.6,
+        false,
+    );
+    rep.beats(
+        &format!("DEALER→ROUTER 16 B ≥ 1.2× libzmq, batch calls of {BATCH}"),
+        &batch_dr,
+        "zmtp-batch",
+        "msgs_per_sec",
+        1.2,
+    );
     let _ = io_threads(&t, &mut rep, runs, &n);
     let hs = handshakes(&t, &mut rep, runs, quick);
     let mem = memory(&t, &mut rep, runs, quick);
@@ -1102,6 +1118,58 @@ fn busy_polling(t: &Tools, rep: &mut Report, runs: usize, n: &dyn Fn(u64) -> u64
         &[("CPU per message", &r, "cpu_ns_per_msg")],
     );
     r
+}
+
+/// Messages per call in the batch rows.
+const BATCH: usize = 64;
+
+/// Batch calls: PUSH/PULL and DEALER→ROUTER 16 B over tcp, libzmq beside
+/// zmtp with single calls and with `send_many`/`recv_many` of [`BATCH`].
+fn batch_calls(
+    t: &Tools,
+    rep: &mut Report,
+    runs: usize,
+    n: &dyn Fn(u64) -> u64,
+) -> (Results, Results) {
+    let imps = ["libzmq", "zmtp", "zmtp-batch"];
+    let _ = writeln!(
+        rep.md,
+        "\n### Batch calls\n\nPUSH/PULL and DEALER→ROUTER 16 B over tcp, NULL: zmtp's single-message calls and its batch calls (`send_many_blocking` and `recv_many_blocking`, up to {BATCH} messages per call, which libzmq has no equivalent of). msg/s and the whole process's CPU per message, median (min–max) of the runs, ratio to libzmq's in the same runs.\n"
+    );
+    rep.header(&[
+        "workload",
+        "figure",
+        "libzmq",
+        "zmtp",
+        &format!("zmtp, batches of {BATCH}"),
+    ]);
+    let work = |pattern| Work {
+        pattern,
+        mechanism: "null",
+        transport: "tcp",
+        size: 16,
+        count: n(2_000_000),
+        subscribers: 1,
+    };
+    let rows = [
+        ("msg/s", "msgs_per_sec"),
+        ("CPU ns per message", "cpu_ns_per_msg"),
+    ];
+    let pp = run_interleaved(t, &work("push-pull"), &imps, runs);
+    rep.rows(&pp, &["PUSH→PULL"], &rows, &imps);
+    let dr = run_interleaved(t, &work("dealer-router"), &imps, runs);
+    rep.rows(&dr, &["DEALER→ROUTER"], &rows, &imps);
+    rep.stacks_chart(
+        "batch.svg",
+        "The process's CPU per 16 B message over tcp (lower is better)",
+        "ns",
+        &imps,
+        &[
+            ("PUSH→PULL", &pp, "cpu_ns_per_msg"),
+            ("DEALER→ROUTER", &dr, "cpu_ns_per_msg"),
+        ],
+    );
+    (pp, dr)
 }
 
 /// I/O-thread scaling: 8 PUSH (a thread each) into one PULL, 16 B over

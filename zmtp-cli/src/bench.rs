@@ -676,18 +676,16 @@ fn stream(a: &Args, sender: &Socket, receiver: Socket) -> Report {
     if received < count {
         eprintln!("zmtp bench: only {received} of {count} messages arrived");
     }
+    let mut extra = vec![
+        ("received", received as f64),
+        ("cpu_ns_per_msg", per_message(process, received)),
+    ];
+    if batch > 1 {
+        extra.push(("batch", batch as f64));
+    }
     Report {
         send_cpu_ns_per_msg: cpu as f64 / count as f64,
-        ..rate_report(
-            a,
-            first,
-            last,
-            received.saturating_sub(1),
-            vec![
-                ("received", received as f64),
-                ("cpu_ns_per_msg", per_message(process, received)),
-            ],
-        )
+        ..rate_report(a, first, last, received.saturating_sub(1), extra)
     }
 }
 

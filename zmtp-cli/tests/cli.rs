@@ -708,6 +708,19 @@ fn bench_workloads_report_what_they_measured() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("idle-peers"));
+    // Batches move every message, for both stream patterns; the count
+    // need not be a multiple of the batch.
+    for pattern in ["push-pull", "dealer-router"] {
+        let j = run(&["--pattern", pattern, "--batch", "64", "--count", "10001"]);
+        assert_eq!(json_number(&j, "received"), 10001.0, "{pattern}");
+    }
+    // A batch size a workload does not use is refused, not ignored.
+    let out = zmtp()
+        .args(["bench", "--pattern", "pub-sub", "--batch", "8"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--batch"));
     // A slow subscriber reads little while the publisher finishes.
     let j = run(&["--pattern", "slow-sub", "--size", "64", "--count", "5000"]);
     assert!(json_number(&j, "read") < 5000.0);
