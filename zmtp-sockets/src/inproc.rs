@@ -506,7 +506,7 @@ fn pair(
 /// Delivers what a connect queued before its bind through its new link,
 /// in order (each message counts as written as it goes through).
 pub(crate) fn drain(rx: &PipeRx, link: &Link) {
-    while let Ok(out) = rx.try_recv() {
+    while let Some(out) = rx.try_recv() {
         // A peer that closed meanwhile loses them, as a broken connection
         // would.
         let _ = link.send(out);

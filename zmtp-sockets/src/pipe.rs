@@ -8,14 +8,12 @@
 //! (PUB, XPUB).
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::Poll;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Poll, Waker};
 
-use atomic_waker::AtomicWaker;
 use bytes::Bytes;
-use concurrent_queue::{ConcurrentQueue, PopError};
 use zmtp_core::Message;
 
 use crate::inproc::Link;
@@ -118,26 +116,41 @@ impl Refused {
     }
 }
 
-/// Whether a connection's queue is at its high-water mark (a conflating
-/// one never is).
-#[inline]
-fn queue_full(tx: &ConcurrentQueue<Out>, cap: usize, conflate: &Option<Arc<AtomicU64>>) -> bool {
-    conflate.is_none() && cap != 0 && tx.len() >= cap
+/// What a pipe to a connection task holds: its messages, and the task's
+/// waker when it waits for them.
+#[derive(Default)]
+struct Queue {
+    items: VecDeque<Out>,
+    /// Either end is gone: sends fail; the task takes what is left, then
+    /// sees the end.
+    closed: bool,
+    /// The connection task, when it found the queue empty and waits.
+    waker: Option<Waker>,
+}
+
+/// Most messages the connection task takes out of its queue at once: past
+/// the high-water mark, this many more can be in the task's hands.
+pub(crate) const TAKE_CHUNK: usize = 64;
+
+fn lock(q: &Mutex<Queue>) -> MutexGuard<'_, Queue> {
+    q.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Where a pipe's messages go.
 enum Channel {
     /// To a connection task.
     Queue {
-        /// An unbounded queue holding at most `cap` messages (0: no
-        /// limit). A bounded queue would allocate all `cap` slots up front,
-        /// 64 KiB per idle peer at the default HWM; this one grows with its
-        /// content. Only the routing code sends, under the socket's state
-        /// lock, so the length check and the send cannot race with another
-        /// send.
-        tx: Arc<ConcurrentQueue<Out>>,
-        /// The connection task waiting for this queue (see [`PipeRx`]).
-        ready: Arc<AtomicWaker>,
+        /// A queue under a lock, shared with the connection task, which
+        /// takes up to [`TAKE_CHUNK`] messages under one lock; the task's
+        /// waker lives under the same lock, so that a send wakes the task
+        /// only when it waits, with no other atomic operation. (A lock-free
+        /// queue and an `AtomicWaker` cost six atomic read-modify-writes
+        /// per message between them; this costs two per send and two per
+        /// chunk taken.) The queue holds at most `cap` messages (0: no
+        /// limit) and grows with its content: a bounded queue would
+        /// allocate all `cap` slots up front. Only the routing code sends,
+        /// under the socket's state lock.
+        q: Arc<Mutex<Queue>>,
         cap: usize,
         /// Keep only the newest message (`conflate`): the count of
         /// messages given up that way, shared with the socket (they will
@@ -168,20 +181,11 @@ impl Pipe {
     /// A new pipe with room for `cap` messages (0: no limit), and the
     /// connection task's end of it.
     pub(crate) fn new(id: PipeId, cap: usize, conflate: Option<Arc<AtomicU64>>) -> (Pipe, PipeRx) {
-        let tx = Arc::new(ConcurrentQueue::unbounded());
-        let ready = Arc::new(AtomicWaker::new());
-        let rx = PipeRx {
-            rx: tx.clone(),
-            ready: ready.clone(),
-        };
+        let q = Arc::new(Mutex::new(Queue::default()));
+        let rx = PipeRx { q: q.clone() };
         let pipe = Pipe {
             id,
-            channel: Channel::Queue {
-                tx,
-                ready,
-                cap,
-                conflate,
-            },
+            channel: Channel::Queue { q, cap, conflate },
             attached: false,
             routing_id: None,
             subs: PeerSubscriptions::default(),
@@ -220,8 +224,8 @@ impl Pipe {
     pub(crate) fn is_full(&self) -> bool {
         match &self.channel {
             Channel::Queue {
-                tx, cap, conflate, ..
-            } => queue_full(tx, *cap, conflate),
+                q, cap, conflate, ..
+            } => conflate.is_none() && *cap != 0 && lock(q).items.len() >= *cap,
             Channel::Inproc(link) => link.is_full(),
         }
     }
@@ -238,52 +242,65 @@ impl Pipe {
     /// its peer itself).
     #[inline]
     fn try_send_waking(&self, out: Out, wake: bool) -> Result<(), Refused> {
-        let (tx, cap, conflate) = match &self.channel {
-            Channel::Queue {
-                tx, cap, conflate, ..
-            } => (tx, *cap, conflate),
-            Channel::Inproc(link) => return link.try_send(out),
-        };
-        if queue_full(tx, cap, conflate) {
-            return Err(Refused::Full(out));
-        }
-        if let Some(given_up) = conflate {
-            // Only messages travel on a conflating pipe (conflate is refused
-            // for XSUB, whose pipes also carry subscriptions).
-            let mut n = 0;
-            while tx.pop().is_ok() {
-                n += 1;
+        match &self.channel {
+            Channel::Queue { q, cap, conflate } => {
+                Self::enqueue(q, out, *cap, conflate.as_deref(), wake)
             }
-            given_up.fetch_add(n, Ordering::Release);
+            Channel::Inproc(link) => link.try_send(out),
         }
-        self.push(out, wake)
     }
 
-    /// Wakes the connection task (after quiet sends).
+    /// Adds to a connection's queue within `cap` (0: no limit); a
+    /// conflating queue keeps only `out`.
+    #[inline]
+    fn enqueue(
+        q: &Mutex<Queue>,
+        out: Out,
+        cap: usize,
+        conflate: Option<&AtomicU64>,
+        wake: bool,
+    ) -> Result<(), Refused> {
+        let (waker, replaced) = {
+            let mut g = lock(q);
+            if g.closed {
+                return Err(Refused::Closed(out));
+            }
+            let replaced = match conflate {
+                // Only messages travel on a conflating pipe (conflate is
+                // refused for XSUB, whose pipes also carry subscriptions).
+                Some(given_up) => {
+                    given_up.fetch_add(g.items.len() as u64, Ordering::Release);
+                    std::mem::take(&mut g.items)
+                }
+                None if cap != 0 && g.items.len() >= cap => return Err(Refused::Full(out)),
+                None => VecDeque::new(),
+            };
+            g.items.push_back(out);
+            (if wake { g.waker.take() } else { None }, replaced)
+        };
+        // Outside the lock: what a conflating pipe gave up, and the wake.
+        drop(replaced);
+        if let Some(w) = waker {
+            w.wake();
+        }
+        Ok(())
+    }
+
+    /// Wakes the connection task if it waits (after quiet sends).
     fn wake(&self) {
-        if let Channel::Queue { ready, .. } = &self.channel {
-            ready.wake();
+        if let Channel::Queue { q, .. } = &self.channel {
+            let waker = lock(q).waker.take();
+            if let Some(w) = waker {
+                w.wake();
+            }
         }
     }
 
     /// Queues regardless of the high-water mark (subscriptions).
     #[inline]
     pub(crate) fn try_send_unbounded(&self, out: Out) -> Result<(), Refused> {
-        self.push(out, true)
-    }
-
-    #[inline]
-    fn push(&self, out: Out, wake: bool) -> Result<(), Refused> {
         match &self.channel {
-            Channel::Queue { tx, ready, .. } => match tx.push(out) {
-                Ok(()) => {
-                    if wake {
-                        ready.wake();
-                    }
-                    Ok(())
-                }
-                Err(e) => Err(Refused::Closed(e.into_inner())),
-            },
+            Channel::Queue { q, .. } => Self::enqueue(q, out, 0, None, true),
             Channel::Inproc(link) => link.send(out),
         }
     }
@@ -304,64 +321,105 @@ impl Drop for Channel {
     fn drop(&mut self) {
         // The task drains what is queued, then sees the queue closed. (An
         // inproc link's own drop takes its peer's pipe away.)
-        if let Channel::Queue { tx, ready, .. } = self {
-            tx.close();
-            ready.wake();
+        if let Channel::Queue { q, .. } = self {
+            let waker = {
+                let mut g = lock(q);
+                g.closed = true;
+                g.waker.take()
+            };
+            if let Some(w) = waker {
+                w.wake();
+            }
         }
     }
 }
 
-/// The connection task's end of a pipe.
-///
-/// A pipe is a plain concurrent queue, and the task, its only reader, is
-/// woken through one `AtomicWaker`. An async-channel, as before, notified
-/// its events on every send and receive (each a full memory fence, a fifth
-/// of the sending thread's time with 16-byte messages), and event-listener
-/// wakes a waiter while holding its list lock: the woken I/O thread,
-/// dropping its listener, then blocked on that lock (a futex wait and wake
-/// per message in a request/reply exchange, `perf record -e
-/// syscalls:sys_enter_futex`).
+/// What [`PipeRx::take_chunk`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Taken {
+    /// Messages were taken; this many are still queued.
+    Some(usize),
+    /// Nothing is queued.
+    Empty,
+    /// Nothing is queued and the socket's end is gone.
+    Closed,
+}
+
+/// The connection task's end of a pipe. The task takes messages in chunks
+/// ([`PipeRx::take_chunk`]) into a buffer of its own, and waits with
+/// [`PipeRx::ready`].
 pub(crate) struct PipeRx {
-    rx: Arc<ConcurrentQueue<Out>>,
-    ready: Arc<AtomicWaker>,
+    q: Arc<Mutex<Queue>>,
 }
 
 impl Drop for PipeRx {
     fn drop(&mut self) {
         // Senders see the pipe closed (a routed message goes elsewhere).
-        self.rx.close();
+        lock(&self.q).closed = true;
     }
 }
 
 impl PipeRx {
-    pub(crate) fn try_recv(&self) -> Result<Out, PopError> {
-        self.rx.pop()
+    /// Takes one message (the inproc hand-over of what a connect queued).
+    pub(crate) fn try_recv(&self) -> Option<Out> {
+        lock(&self.q).items.pop_front()
     }
 
+    /// Moves up to [`TAKE_CHUNK`] messages to the back of `into`.
+    pub(crate) fn take_chunk(&self, into: &mut VecDeque<Out>) -> Taken {
+        let mut g = lock(&self.q);
+        let n = g.items.len();
+        if n == 0 {
+            return if g.closed {
+                Taken::Closed
+            } else {
+                Taken::Empty
+            };
+        }
+        if n <= TAKE_CHUNK && into.is_empty() {
+            // Hand the whole queue over without moving items; the sender
+            // gets the task's empty buffer (and its room) back.
+            std::mem::swap(&mut g.items, into);
+            return Taken::Some(0);
+        }
+        let k = n.min(TAKE_CHUNK);
+        into.extend(g.items.drain(..k));
+        Taken::Some(n - k)
+    }
+
+    /// Puts messages the task took but did not send back in front of the
+    /// queue, in order (a connect's queue outlives its connection).
+    pub(crate) fn unget(&self, taken: &mut VecDeque<Out>) {
+        if taken.is_empty() {
+            return;
+        }
+        let mut g = lock(&self.q);
+        while let Some(out) = taken.pop_back() {
+            g.items.push_front(out);
+        }
+    }
+
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.rx.len()
+        lock(&self.q).items.len()
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.rx.is_empty()
+        lock(&self.q).items.is_empty()
     }
 
-    /// The next item; `None` once the pipe is closed and drained.
-    pub(crate) async fn recv(&self) -> Option<Out> {
+    /// Waits until a message is queued or the socket's end is gone.
+    pub(crate) async fn ready(&self) {
         std::future::poll_fn(|cx| {
-            let mut registered = false;
-            loop {
-                match self.try_recv() {
-                    Ok(out) => return Poll::Ready(Some(out)),
-                    Err(PopError::Closed) => return Poll::Ready(None),
-                    Err(PopError::Empty) if registered => return Poll::Pending,
-                    // Register, then look again: a send in between wakes us.
-                    Err(PopError::Empty) => {
-                        self.ready.register(cx.waker());
-                        registered = true;
-                    }
-                }
+            let mut g = lock(&self.q);
+            if !g.items.is_empty() || g.closed {
+                return Poll::Ready(());
             }
+            match &mut g.waker {
+                Some(w) if w.will_wake(cx.waker()) => {}
+                w => *w = Some(cx.waker().clone()),
+            }
+            Poll::Pending
         })
         .await
     }
@@ -488,12 +546,21 @@ mod tests {
         });
         let got = futures_lite::future::block_on(async {
             let mut n = 0u32;
-            while let Some(out) = rx.recv().await {
-                let Out::Subscribe(b) = out else {
-                    panic!("unexpected item")
-                };
-                assert_eq!(&b[..], &n.to_be_bytes());
-                n += 1;
+            let mut buf = VecDeque::new();
+            loop {
+                rx.ready().await;
+                match rx.take_chunk(&mut buf) {
+                    Taken::Some(_) => assert!(buf.len() <= TAKE_CHUNK),
+                    Taken::Empty => continue,
+                    Taken::Closed => break,
+                }
+                for out in buf.drain(..) {
+                    let Out::Subscribe(b) = out else {
+                        panic!("unexpected item")
+                    };
+                    assert_eq!(&b[..], &n.to_be_bytes());
+                    n += 1;
+                }
             }
             n
         });
@@ -522,7 +589,7 @@ mod tests {
             p.try_send_msg(Message::from(vec![i])).expect("never full");
         }
         assert_eq!(rx.len(), 1);
-        let Ok(Out::Msg(m)) = rx.try_recv() else {
+        let Some(Out::Msg(m)) = rx.try_recv() else {
             panic!("a message")
         };
         assert_eq!(m.frames()[0][..], [4]);
@@ -574,7 +641,7 @@ mod tests {
         for (rx, c) in rxs.iter().zip(&counters) {
             let waker = std::task::Waker::from(c.clone());
             let mut cx = std::task::Context::from_waker(&waker);
-            let mut fut = std::pin::pin!(rx.recv());
+            let mut fut = std::pin::pin!(rx.ready());
             assert!(fut.as_mut().poll(&mut cx).is_pending());
         }
         let woken = |i: usize| counters[i].0.load(Ordering::SeqCst);
@@ -591,7 +658,7 @@ mod tests {
         let waker = std::task::Waker::from(counters[0].clone());
         let mut cx = std::task::Context::from_waker(&waker);
         drain(&rxs[0]);
-        let mut fut = std::pin::pin!(rxs[0].recv());
+        let mut fut = std::pin::pin!(rxs[0].ready());
         assert!(fut.as_mut().poll(&mut cx).is_pending());
         pipes
             .send_msg(pipes.at(0), Message::from("x"))
@@ -600,7 +667,51 @@ mod tests {
     }
 
     fn drain(rx: &PipeRx) {
-        while rx.try_recv().is_ok() {}
+        while rx.try_recv().is_some() {}
+    }
+
+    #[test]
+    fn the_task_takes_chunks_and_puts_back_what_it_did_not_send() {
+        let (p, rx) = Pipe::new(1, 0, None);
+        let n = TAKE_CHUNK as u32 * 2 + 5;
+        for i in 0..n {
+            p.try_send_msg(Message::from(i.to_be_bytes().to_vec()))
+                .expect("room");
+        }
+        let mut taken = VecDeque::new();
+        assert_eq!(
+            rx.take_chunk(&mut taken),
+            Taken::Some(n as usize - TAKE_CHUNK)
+        );
+        assert_eq!(taken.len(), TAKE_CHUNK);
+        // The task sends one and loses its connection: the rest go back in
+        // front, in order.
+        taken.pop_front();
+        rx.unget(&mut taken);
+        assert!(taken.is_empty());
+        let mut all = VecDeque::new();
+        while let Taken::Some(_) = rx.take_chunk(&mut all) {}
+        let ids: Vec<u32> = all
+            .iter()
+            .map(|o| match o {
+                Out::Msg(m) => u32::from_be_bytes(m.frames()[0][..].try_into().expect("4 bytes")),
+                _ => panic!("a message"),
+            })
+            .collect();
+        assert_eq!(ids, (1..n).collect::<Vec<_>>());
+        // The socket's end gone: empty, then closed.
+        drop(p);
+        assert_eq!(rx.take_chunk(&mut all), Taken::Closed);
+    }
+
+    #[test]
+    fn a_pipe_whose_task_is_gone_refuses_sends() {
+        let (p, rx) = Pipe::new(1, 0, None);
+        drop(rx);
+        assert!(matches!(
+            p.try_send(Out::Cancel(Bytes::new())),
+            Err(Refused::Closed(_))
+        ));
     }
 
     #[test]

@@ -21,7 +21,6 @@ use std::time::Instant;
 use async_channel::Receiver;
 use async_io::Timer;
 use bytes::Bytes;
-use concurrent_queue::PopError;
 use event_listener::EventListener;
 use futures_lite::FutureExt as _;
 use futures_lite::future::{or, pending};
@@ -34,7 +33,7 @@ use zmtp_security::AuthRequest;
 use crate::inbox::Inbox;
 use crate::monitor::{HandshakeFailure, MonitorEvent, Reason, Refusal, StopReason};
 use crate::pattern::Subscription;
-use crate::pipe::{Inbound, Out, PipeId, PipeRx};
+use crate::pipe::{Inbound, Out, PipeId, PipeRx, Taken};
 use crate::shared::SocketShared;
 use crate::stream_io::{ReadOutcome, Recycler, read_some, write_some};
 use crate::transport::Stream;
@@ -153,7 +152,7 @@ enum Decoded {
 enum Wake {
     Readable,
     Writable,
-    Out(Option<Out>),
+    Out,
     Room,
     Timer,
     Stop,
@@ -189,6 +188,9 @@ pub(crate) struct Session<'a> {
     stop: &'a Receiver<()>,
     /// Messages decoded this turn, handed to the inbox in one batch.
     batch: VecDeque<Inbound>,
+    /// Messages taken from the pipe and not yet in the connection's output
+    /// (at most a chunk, see [`crate::pipe::TAKE_CHUNK`]).
+    outq: VecDeque<Out>,
     /// Set when the inbox had no room for the whole batch.
     room: Option<EventListener>,
     eof: bool,
@@ -231,6 +233,7 @@ impl<'a> Session<'a> {
             slot,
             stop,
             batch: VecDeque::new(),
+            outq: VecDeque::new(),
             room: None,
             eof: false,
             closing: false,
@@ -449,8 +452,10 @@ impl<'a> Session<'a> {
         }
     }
 
-    fn room_for_senders(&self, rx: &PipeRx) -> bool {
-        self.opts.sndhwm == 0 || rx.len() <= self.low_water
+    /// Whether senders waiting for room should be woken, with `left`
+    /// messages still queued.
+    fn room_for_senders(&self, left: usize) -> bool {
+        self.opts.sndhwm == 0 || left <= self.low_water
     }
 
     /// Step 2: moves queued messages into the connection's output.
@@ -461,29 +466,32 @@ impl<'a> Session<'a> {
         let Some((_, rx)) = self.slot.get() else {
             return Ok(());
         };
-        let mut took = false;
+        let mut left = None;
         loop {
             // `output_len`, not `output`: sealing happens once, when the
             // writer runs, so records hold everything queued.
             if self.conn.output_len() >= OUTPUT_BOUND {
                 break;
             }
-            match rx.try_recv() {
-                Ok(out) => {
-                    took = true;
-                    self.in_output += u64::from(matches!(out, Out::Msg(_)));
-                    if let Err(e) = queue(&mut self.conn, out) {
-                        return Err(self.fail(e));
+            let Some(out) = self.outq.pop_front() else {
+                match rx.take_chunk(&mut self.outq) {
+                    Taken::Some(n) => {
+                        left = Some(n);
+                        continue;
+                    }
+                    Taken::Empty => break,
+                    Taken::Closed => {
+                        self.closing = true;
+                        break;
                     }
                 }
-                Err(PopError::Empty) => break,
-                Err(PopError::Closed) => {
-                    self.closing = true;
-                    break;
-                }
+            };
+            self.in_output += u64::from(matches!(out, Out::Msg(_)));
+            if let Err(e) = queue(&mut self.conn, out) {
+                return Err(self.fail(e));
             }
         }
-        if took && self.room_for_senders(rx) {
+        if left.is_some_and(|n| self.room_for_senders(n)) {
             self.shared.notify_room();
         }
         Ok(())
@@ -539,6 +547,10 @@ impl<'a> Session<'a> {
             && !self.closing
             && self.conn.output_len() < OUTPUT_BOUND
             && self.slot.get().is_some();
+        if want_out && !self.outq.is_empty() {
+            // The write made room for messages already taken: no waiting.
+            return Ok(());
+        }
         let timer = [self.conn.poll_timeout(), self.linger()]
             .into_iter()
             .flatten()
@@ -562,7 +574,10 @@ impl<'a> Session<'a> {
                 let _ = s.writable().await;
                 Wake::Writable
             }))
-            .or(branch(rx, |rx| async move { Wake::Out(rx.recv().await) }))
+            .or(branch(rx, |rx| async move {
+                rx.ready().await;
+                Wake::Out
+            }))
             .or(branch(room, |l| async move {
                 l.await;
                 Wake::Room
@@ -586,22 +601,9 @@ impl<'a> Session<'a> {
                     Err(e) => return Err(self.io_end(e)),
                 }
             }
-            Wake::Out(Some(out)) => {
-                if self
-                    .slot
-                    .get()
-                    .is_some_and(|(_, rx)| self.room_for_senders(rx))
-                {
-                    self.shared.notify_room();
-                }
-                self.in_output += u64::from(matches!(out, Out::Msg(_)));
-                if let Err(e) = queue(&mut self.conn, out) {
-                    return Err(self.fail(e));
-                }
-            }
-            Wake::Out(None) => self.closing = true,
             Wake::Stop => self.stop_seen = true,
-            Wake::Writable | Wake::Room | Wake::Timer => {}
+            // The next turn takes what was queued.
+            Wake::Out | Wake::Writable | Wake::Room | Wake::Timer => {}
         }
         Ok(())
     }
@@ -609,6 +611,11 @@ impl<'a> Session<'a> {
     /// After the end: a best-effort write (the output may hold an ERROR for
     /// the peer), then the stream is shut down.
     fn finish(&mut self, end: &End) {
+        // What was taken and not sent goes back to a connect's queue, for
+        // the next connection.
+        if let PipeSlot::Persistent(_, rx) = &*self.slot {
+            rx.unget(&mut self.outq);
+        }
         if !matches!(end, End::Stopped) || self.conn.has_output() {
             let _ = write_some(self.stream, &mut self.conn);
         }

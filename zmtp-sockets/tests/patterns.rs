@@ -732,6 +732,37 @@ fn a_burst_larger_than_one_batch_is_delivered_whole() {
     }
 }
 
+#[test]
+fn messages_taken_past_the_output_bound_are_sent_without_more_traffic() {
+    // Regression: a connection task takes queued messages in chunks and
+    // stops at its output bound (1 MiB) with some still in hand; once that
+    // output is written it must send them without waiting for a new
+    // message or any other event. 64 KiB messages pass the bound within
+    // every chunk; the sender then stays quiet.
+    for t in transports() {
+        let ctx = Context::new();
+        let (pull, push) = pair(
+            &ctx,
+            SocketType::Pull,
+            SocketType::Push,
+            Mech::Null,
+            t,
+            true,
+        );
+        let body = Bytes::from(vec![7u8; 64 * 1024]);
+        let n = 200;
+        for _ in 0..n {
+            push.send_blocking(body.clone()).unwrap();
+        }
+        for i in 0..n {
+            let m = pull
+                .recv_blocking()
+                .unwrap_or_else(|e| panic!("{t:?}: message {i} of {n}: {e}"));
+            assert_eq!(m.frames()[0].len(), body.len());
+        }
+    }
+}
+
 /// A sender held at a small HWM is woken again each time its queue drains
 /// to the low-water mark, many times over, and loses nothing.
 #[test]

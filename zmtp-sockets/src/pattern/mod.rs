@@ -413,7 +413,7 @@ pub(crate) mod testing {
     /// Every message queued on a pipe, as frames.
     pub(crate) fn drain(rx: &PipeRx) -> Vec<Vec<Bytes>> {
         let mut out = Vec::new();
-        while let Ok(o) = rx.try_recv() {
+        while let Some(o) = rx.try_recv() {
             match o {
                 Out::Msg(m) => out.push(m.into_frames()),
                 Out::Subscribe(p) => out.push(vec![Bytes::from_static(b"SUB"), p]),
