@@ -466,31 +466,44 @@ impl Socket {
     /// given (the blocking calls pass none and bound the wait themselves).
     async fn send_prepared(&self, msg: Message, deadline: Option<Instant>) -> Result<()> {
         let mut msg = Some(msg);
-        let mut entry = Entry::new(&self.shared.senders);
-        let try_route = |msg: &mut Option<Message>| -> Option<Result<()>> {
-            if let Err(e) = self.check_open() {
-                return Some(Err(e));
-            }
+        self.wait_routed(deadline, || {
             let Some(m) = msg.take() else {
                 return Some(Err(Error::Closed));
             };
             match self.try_route(m) {
                 Ok(()) => Some(Ok(())),
                 Err(SendError::Blocked(back)) => {
-                    *msg = Some(back);
+                    msg = Some(back);
                     None
                 }
                 Err(e) => Some(Err(e.into_error())),
             }
+        })
+        .await
+    }
+
+    /// Calls `attempt` until it gives a result (`None`: no room yet),
+    /// waiting between calls for senders to be woken, up to `deadline`
+    /// ([`Error::WouldBlock`]) when one is given. A closed socket ends the
+    /// wait with [`Error::Closed`].
+    async fn wait_routed(
+        &self,
+        deadline: Option<Instant>,
+        mut attempt: impl FnMut() -> Option<Result<()>>,
+    ) -> Result<()> {
+        let mut entry = Entry::new(&self.shared.senders);
+        let mut try_once = || match self.check_open() {
+            Err(e) => Some(Err(e)),
+            Ok(()) => attempt(),
         };
         let routed = std::future::poll_fn(|cx| {
-            if let Some(r) = try_route(&mut msg) {
+            if let Some(r) = try_once() {
                 return Poll::Ready(r);
             }
             // Register, then try again: room made in between wakes us. A
             // wake-up takes the waker out, so every wait registers anew.
             entry.register(cx.waker());
-            match try_route(&mut msg) {
+            match try_once() {
                 Some(r) => Poll::Ready(r),
                 None => Poll::Pending,
             }

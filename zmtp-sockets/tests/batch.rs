@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::{Mech, TIMEOUT, Transport, pair};
-use zmtp_sockets::{Context, Error, Message, SocketType};
+use zmtp_sockets::{Context, Error, Message, Socket, SocketType};
 
 fn msgs<const N: usize>(bodies: [&str; N]) -> Vec<Message> {
     bodies.into_iter().map(Message::from).collect()
@@ -19,8 +19,13 @@ fn bodies(got: &[Message]) -> Vec<Bytes> {
     got.iter().map(|m| m.frames()[0].clone()).collect()
 }
 
+/// A bound socket and a connected one over tcp, NULL, handshake done.
+fn tcp_pair(ctx: &Context, bind: SocketType, conn: SocketType) -> (Socket, Socket) {
+    pair(ctx, bind, conn, Mech::Null, Transport::Tcp, true)
+}
+
 /// Receives until `n` messages are in, in calls of at most `max`.
-fn recv_n(s: &zmtp_sockets::Socket, n: usize, max: usize) -> Vec<Message> {
+fn recv_n(s: &Socket, n: usize, max: usize) -> Vec<Message> {
     let mut got = Vec::new();
     while got.len() < n {
         let before = got.len();
@@ -236,14 +241,7 @@ fn router_batches_carry_routing_ids_both_ways() {
 #[test]
 fn an_empty_message_ends_a_batch_with_an_error() {
     let ctx = Context::new();
-    let (pull, push) = pair(
-        &ctx,
-        SocketType::Pull,
-        SocketType::Push,
-        Mech::Null,
-        Transport::Tcp,
-        true,
-    );
+    let (pull, push) = tcp_pair(&ctx, SocketType::Pull, SocketType::Push);
     let mut batch = vec![Message::from("a"), Message::new(), Message::from("b")];
     assert!(matches!(
         push.try_send_many(&mut batch),
@@ -261,14 +259,7 @@ fn an_empty_message_ends_a_batch_with_an_error() {
 #[test]
 fn stateful_patterns_keep_their_rules_in_a_batch() {
     let ctx = Context::new();
-    let (rep, req) = pair(
-        &ctx,
-        SocketType::Rep,
-        SocketType::Req,
-        Mech::Null,
-        Transport::Tcp,
-        true,
-    );
+    let (rep, req) = tcp_pair(&ctx, SocketType::Rep, SocketType::Req);
     // REQ sends one request, then must receive: the second is refused.
     let mut batch = msgs(["q1", "q2", "q3"]);
     assert!(matches!(
@@ -281,14 +272,7 @@ fn stateful_patterns_keep_their_rules_in_a_batch() {
     rep.send_many_blocking(&mut msgs(["a1"])).unwrap();
     assert_eq!(bodies(&recv_n(&req, 1, 8)), ["a1"]);
     // SUB filters each message of a batch.
-    let (publ, sub) = pair(
-        &ctx,
-        SocketType::Pub,
-        SocketType::Sub,
-        Mech::Null,
-        Transport::Tcp,
-        true,
-    );
+    let (publ, sub) = tcp_pair(&ctx, SocketType::Pub, SocketType::Sub);
     sub.subscribe("a").unwrap();
     let deadline = Instant::now() + TIMEOUT;
     while publ.subscription_count() == 0 {
@@ -303,14 +287,7 @@ fn stateful_patterns_keep_their_rules_in_a_batch() {
 #[test]
 fn recv_many_waits_for_the_first_message() {
     let ctx = Context::new();
-    let (pull, push) = pair(
-        &ctx,
-        SocketType::Pull,
-        SocketType::Push,
-        Mech::Null,
-        Transport::Tcp,
-        true,
-    );
+    let (pull, push) = tcp_pair(&ctx, SocketType::Pull, SocketType::Push);
     let receiver = std::thread::spawn(move || {
         let mut got = Vec::new();
         let n = futures_lite::future::block_on(pull.recv_many(&mut got, 16)).unwrap();

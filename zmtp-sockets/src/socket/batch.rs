@@ -4,7 +4,6 @@
 //! are, and a batch behaves as the same messages sent or received one by
 //! one (the same order, the same routing, the same high-water marks).
 
-use std::task::Poll;
 use std::time::Instant;
 
 use zmtp_core::Message;
@@ -12,7 +11,6 @@ use zmtp_core::Message;
 use super::{Socket, block_on_until, refuse_on_io_thread};
 use crate::error::{Error, Result};
 use crate::pattern::{Pattern, SendError};
-use crate::waiters::Entry;
 
 impl Socket {
     /// Receives up to `max` messages that are already queued, without
@@ -145,38 +143,12 @@ impl Socket {
         msgs: &mut Vec<Message>,
         deadline: Option<Instant>,
     ) -> Result<()> {
-        let mut entry = Entry::new(&self.shared.senders);
-        let attempt = |msgs: &mut Vec<Message>| -> Option<Result<()>> {
-            if let Err(e) = self.check_open() {
-                return Some(Err(e));
-            }
-            match self.route_many(msgs) {
-                (_, None) => Some(Ok(())),
-                (_, Some(Error::WouldBlock)) => None,
-                (_, Some(e)) => Some(Err(e)),
-            }
-        };
-        let routed = std::future::poll_fn(|cx| {
-            if let Some(r) = attempt(msgs) {
-                return Poll::Ready(r);
-            }
-            // Register, then try again: room made in between wakes us.
-            entry.register(cx.waker());
-            match attempt(msgs) {
-                Some(r) => Poll::Ready(r),
-                None => Poll::Pending,
-            }
-        });
-        match deadline {
-            Some(d) => {
-                futures_lite::future::or(routed, async {
-                    async_io::Timer::at(d).await;
-                    Err(Error::WouldBlock)
-                })
-                .await
-            }
-            None => routed.await,
-        }
+        self.wait_routed(deadline, || match self.route_many(msgs) {
+            (_, None) => Some(Ok(())),
+            (_, Some(Error::WouldBlock)) => None,
+            (_, Some(e)) => Some(Err(e)),
+        })
+        .await
     }
 
     /// Routes messages from the front of `msgs` under one lock, until one
