@@ -114,6 +114,15 @@ impl Refused {
             Refused::Full(o) | Refused::Closed(o) => o,
         }
     }
+
+    /// The refused message, when a message was sent.
+    fn into_msg(self) -> Message {
+        match self.into_inner() {
+            Out::Msg(m) => m,
+            // Only a message went in.
+            _ => Message::new(),
+        }
+    }
 }
 
 /// What a pipe to a connection task holds: its messages, and the task's
@@ -308,12 +317,7 @@ impl Pipe {
     /// Queues a message, giving it back when the pipe refuses it.
     #[cfg(test)]
     pub(crate) fn try_send_msg(&self, msg: Message) -> Result<(), Message> {
-        self.try_send(Out::Msg(msg))
-            .map_err(|r| match r.into_inner() {
-                Out::Msg(m) => m,
-                // Only a message went in.
-                _ => Message::new(),
-            })
+        self.try_send(Out::Msg(msg)).map_err(Refused::into_msg)
     }
 }
 
@@ -469,11 +473,7 @@ impl Pipes {
         let quiet = self.batching.get() && matches!(pipe.channel, Channel::Queue { .. });
         let r = pipe
             .try_send_waking(Out::Msg(msg), !quiet)
-            .map_err(|r| match r.into_inner() {
-                Out::Msg(m) => m,
-                // Only a message went in.
-                _ => Message::new(),
-            });
+            .map_err(Refused::into_msg);
         if quiet && r.is_ok() && !pipe.unwoken.replace(true) {
             self.unwoken.borrow_mut().push(pipe.id);
         }
@@ -595,15 +595,21 @@ mod tests {
         assert_eq!(m.frames()[0][..], [4]);
     }
 
-    #[test]
-    fn pipes_are_found_by_id_after_removals() {
+    /// A table of `n` unbounded pipes (ids 1..=n) and their readers.
+    fn table(n: PipeId) -> (Pipes, Vec<PipeRx>) {
         let mut pipes = Pipes::default();
         let mut rxs = Vec::new();
-        for id in 1..=5 {
+        for id in 1..=n {
             let (p, rx) = Pipe::new(id, 0, None);
             pipes.push(p);
             rxs.push(rx);
         }
+        (pipes, rxs)
+    }
+
+    #[test]
+    fn pipes_are_found_by_id_after_removals() {
+        let (mut pipes, _rxs) = table(5);
         assert_eq!(pipes.remove(2).map(|p| p.id), Some(2));
         assert!(pipes.remove(2).is_none());
         assert_eq!(pipes.remove(5).map(|p| p.id), Some(5));
@@ -627,13 +633,7 @@ mod tests {
 
     #[test]
     fn a_batch_wakes_each_pipe_once_at_its_end() {
-        let mut pipes = Pipes::default();
-        let mut rxs = Vec::new();
-        for id in 1..=2 {
-            let (p, rx) = Pipe::new(id, 0, None);
-            pipes.push(p);
-            rxs.push(rx);
-        }
+        let (pipes, rxs) = table(2);
         let counters: Vec<_> = (0..2)
             .map(|_| Arc::new(Counter(std::sync::atomic::AtomicUsize::new(0))))
             .collect();

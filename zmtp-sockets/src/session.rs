@@ -167,7 +167,6 @@ async fn branch<T, F: Future<Output = Wake>>(value: Option<T>, f: impl FnOnce(T)
     }
 }
 
-/// A peer connection being driven.
 /// The few options a session reads after it started: kept instead of a
 /// copy of them all, which is 440 bytes for each connection of a socket.
 struct SessionOptions {
@@ -177,6 +176,7 @@ struct SessionOptions {
     sndhwm: usize,
 }
 
+/// A peer connection being driven.
 pub(crate) struct Session<'a> {
     shared: &'a Arc<SocketShared>,
     inbox: &'a Inbox,

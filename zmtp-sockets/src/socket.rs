@@ -286,24 +286,24 @@ impl Socket {
         if let Endpoint::Inproc(name) = &ep {
             return self.bind_inproc(name);
         }
-        let (listener, bound) =
-            match crate::transport::Listener::bind(&ep, self.shared.with_options(|o| o.backlog)) {
-                Ok(l) => l,
-                Err(e) => {
-                    let reason = match &e {
-                        Error::Io(io) => crate::monitor::Reason::io(io),
-                        other => crate::monitor::Reason::Io {
-                            kind: std::io::ErrorKind::InvalidInput,
-                            message: other.to_string(),
-                        },
-                    };
-                    self.shared.emit(MonitorEvent::BindFailed {
-                        endpoint: endpoint.to_owned(),
-                        reason,
-                    });
-                    return Err(e);
-                }
-            };
+        let backlog = self.shared.with_options(|o| o.backlog);
+        let (listener, bound) = match crate::transport::Listener::bind(&ep, backlog) {
+            Ok(l) => l,
+            Err(e) => {
+                let reason = match &e {
+                    Error::Io(io) => crate::monitor::Reason::io(io),
+                    other => crate::monitor::Reason::Io {
+                        kind: std::io::ErrorKind::InvalidInput,
+                        message: other.to_string(),
+                    },
+                };
+                self.shared.emit(MonitorEvent::BindFailed {
+                    endpoint: endpoint.to_owned(),
+                    reason,
+                });
+                return Err(e);
+            }
+        };
         let (stop, stop_rx) = async_channel::bounded::<()>(1);
         self.shared
             .lock()

@@ -130,9 +130,7 @@ impl Pattern for Router {
             }
             // Dropping the old pipe closes its queue: its connection
             // sends what is queued and ends.
-            if let Some(mut p) = pipes.remove(old) {
-                p.routing_id = None;
-            }
+            pipes.remove(old);
         }
         if let Some(p) = pipes.get_mut(pipe) {
             p.routing_id = Some(id.clone());
