@@ -62,6 +62,20 @@ struct Work {
     subscribers: usize,
 }
 
+impl Work {
+    /// A NULL workload of 16-byte messages over tcp.
+    fn tcp16(pattern: &'static str, count: u64, subscribers: usize) -> Work {
+        Work {
+            pattern,
+            mechanism: "null",
+            transport: "tcp",
+            size: 16,
+            count,
+            subscribers,
+        }
+    }
+}
+
 struct Tools {
     zmtp: String,
     peers: Option<String>,
@@ -1059,14 +1073,7 @@ fn trickle(t: &Tools, rep: &mut Report, runs: usize, n: &dyn Fn(u64) -> u64) -> 
         "\n### Many quiet peers\n\n{peers} PUSH sockets (driven by four threads) each send 50 messages of 16 B a second into one PULL over tcp, NULL, while one REQ on the same context makes round trips to a REP beside the PULL, as fast as it can. The PULL's msg/s (set by the senders' pace), the whole process's CPU per message received (the round trips' included), and the round trip's p50 and p99 under that load; median (min–max) of the runs, ratio to libzmq's in the same runs.\n"
     );
     rep.header(&["figure", "libzmq", "zmtp"]);
-    let w = Work {
-        pattern: "trickle",
-        mechanism: "null",
-        transport: "tcp",
-        size: 16,
-        count: n(100_000),
-        subscribers: peers,
-    };
+    let w = Work::tcp16("trickle", n(100_000), peers);
     let r = run_interleaved(t, &w, &imps, runs);
     let rows = [
         ("msg/s", "msgs_per_sec"),
@@ -1096,14 +1103,7 @@ fn busy_polling(t: &Tools, rep: &mut Report, runs: usize, n: &dyn Fn(u64) -> u64
         "\n### Busy polling\n\nPUSH/PULL 16 B over tcp, NULL: zmtp's I/O threads poll for up to 50 µs before they sleep (`ContextBuilder::busy_poll`); off, they sleep at once. msg/s and the whole process's CPU per message, median (min–max) of the runs, ratio to libzmq's in the same runs.\n"
     );
     rep.header(&["figure", "libzmq", "zmtp", "zmtp, busy polling off"]);
-    let w = Work {
-        pattern: "push-pull",
-        mechanism: "null",
-        transport: "tcp",
-        size: 16,
-        count: n(2_000_000),
-        subscribers: 1,
-    };
+    let w = Work::tcp16("push-pull", n(2_000_000), 1);
     let r = run_interleaved(t, &w, &imps, runs);
     let rows = [
         ("msg/s", "msgs_per_sec"),
@@ -1143,14 +1143,7 @@ fn batch_calls(
         "zmtp",
         &format!("zmtp, batches of {BATCH}"),
     ]);
-    let work = |pattern| Work {
-        pattern,
-        mechanism: "null",
-        transport: "tcp",
-        size: 16,
-        count: n(2_000_000),
-        subscribers: 1,
-    };
+    let work = |pattern| Work::tcp16(pattern, n(2_000_000), 1);
     let rows = [
         ("msg/s", "msgs_per_sec"),
         ("CPU ns per message", "cpu_ns_per_msg"),
@@ -1187,14 +1180,7 @@ fn io_threads(t: &Tools, rep: &mut Report, runs: usize, n: &dyn Fn(u64) -> u64) 
         "CPU per message, 1",
         "2",
     ]);
-    let w = Work {
-        pattern: "fan-in",
-        mechanism: "null",
-        transport: "tcp",
-        size: 16,
-        count: n(1_000_000),
-        subscribers: 8,
-    };
+    let w = Work::tcp16("fan-in", n(1_000_000), 8);
     let r = run_interleaved(t, &w, &imps, runs);
     let mut cats = Vec::new();
     let mut series = vec![
@@ -1316,14 +1302,7 @@ fn fan_in_and_out(
         ("fan-in", 32usize, "32 PUSH → 1 PULL"),
         ("round-robin", 8, "1 PUSH → 8 PULL"),
     ] {
-        let w = Work {
-            pattern,
-            mechanism: "null",
-            transport: "tcp",
-            size: 16,
-            count: n(1_000_000),
-            subscribers: peers,
-        };
+        let w = Work::tcp16(pattern, n(1_000_000), peers);
         let r = run_interleaved(t, &w, &imps, runs);
         let base = field(&r, "libzmq", "msgs_per_sec").map(|s| s.0);
         let cpu_base = field(&r, "libzmq", "cpu_ns_per_msg").map(|s| s.0);
@@ -1361,14 +1340,7 @@ fn proxies(t: &Tools, rep: &mut Report, runs: usize, n: &dyn Fn(u64) -> u64) -> 
         "\n### Proxy\n\nPUSH → proxy (PULL frontend, PUSH backend, on a context and a thread of its own) → PULL, over tcp, NULL, 16 B; msg/s, median (min–max) of the runs, ratio to libzmq's `zmq_proxy` in the same runs.\n"
     );
     rep.header(&["workload", "libzmq", "zmtp"]);
-    let w = Work {
-        pattern: "proxy",
-        mechanism: "null",
-        transport: "tcp",
-        size: 16,
-        count: n(1_000_000),
-        subscribers: 1,
-    };
+    let w = Work::tcp16("proxy", n(1_000_000), 1);
     let r = run_interleaved(t, &w, &imps, runs);
     rep.rows(&r, &[], &[("PUSH→proxy→PULL msg/s", "msgs_per_sec")], &imps);
     r
@@ -1465,14 +1437,7 @@ fn dealer_router(
         "\n### DEALER and ROUTER\n\nOne DEALER connected to one ROUTER over tcp, NULL, 16 B. Throughput: the DEALER sends, the ROUTER receives (msg/s). Round trip: the ROUTER sends every message back to its DEALER (µs, lower is better). Median (min–max) of the runs, ratio to libzmq's in the same runs.\n"
     );
     rep.impl_header("workload");
-    let work = |pattern, count| Work {
-        pattern,
-        mechanism: "null",
-        transport: "tcp",
-        size: 16,
-        count,
-        subscribers: 1,
-    };
+    let work = |pattern, count| Work::tcp16(pattern, count, 1);
     let dr = run_interleaved(t, &work("dealer-router", n(1_000_000)), &imps, runs);
     let echo = run_interleaved(t, &work("router-echo", n(10_000)), &imps, runs);
     for (label, r, key) in [

@@ -692,38 +692,40 @@ fn stream(a: &Args, sender: &Socket, receiver: Socket) -> Report {
 /// Receives `count` messages (or until 10 s of silence) and returns the
 /// clock at the first and the last, and how many arrived.
 fn timed_receive(receiver: &Socket, count: u64) -> (Instant, Instant, u64) {
-    let _ = receiver.configure(|o| o.rcvtimeo = Some(Duration::from_secs(10)));
-    let mut first = None;
-    let mut last = Instant::now();
-    let mut n = 0u64;
-    while n < count && receiver.recv_blocking().is_ok() {
-        // The clock is read at the first and last message (and now and
-        // then, in case some never arrive), not per message: reading it
-        // costs as much as a small message.
-        if n == 0 || n + 1 == count || n.is_multiple_of(4096) {
-            last = Instant::now();
-            first.get_or_insert(last);
-        }
-        n += 1;
-    }
-    (first.unwrap_or(last), last, n)
+    timed(receiver, count, |_| receiver.recv_blocking().map(|_| 1))
 }
 
 /// [`timed_receive`] up to `batch` messages per call.
 fn timed_receive_batched(receiver: &Socket, count: u64, batch: usize) -> (Instant, Instant, u64) {
+    let mut got = Vec::with_capacity(batch);
+    timed(receiver, count, |left| {
+        let k = receiver.recv_many_blocking(&mut got, batch.min(left))?;
+        got.clear();
+        Ok(k)
+    })
+}
+
+/// Receives with `next` (given how many are still to come, it returns how
+/// many it took) until `count` are in or a receive fails (after 10 s of
+/// silence).
+fn timed(
+    receiver: &Socket,
+    count: u64,
+    mut next: impl FnMut(usize) -> zmtp_sockets::Result<usize>,
+) -> (Instant, Instant, u64) {
     let _ = receiver.configure(|o| o.rcvtimeo = Some(Duration::from_secs(10)));
     let mut first = None;
     let mut last = Instant::now();
     let mut n = 0u64;
-    let mut got = Vec::with_capacity(batch);
     while n < count {
-        let max = batch.min((count - n) as usize);
-        let Ok(k) = receiver.recv_many_blocking(&mut got, max) else {
+        let Ok(k) = next((count - n) as usize) else {
             break;
         };
-        got.clear();
         let before = n;
         n += k as u64;
+        // The clock is read at the first and last message (and every 4,096
+        // or so, in case some never arrive), not per message: reading it
+        // costs as much as a small message.
         if before == 0 || n == count || before / 4096 != n / 4096 {
             last = Instant::now();
             first.get_or_insert(last);
