@@ -116,7 +116,7 @@ impl Refused {
     }
 
     /// The refused message, when a message was sent.
-    fn into_msg(self) -> Message {
+    pub(crate) fn into_msg(self) -> Message {
         match self.into_inner() {
             Out::Msg(m) => m,
             // Only a message went in.
@@ -470,10 +470,14 @@ impl Pipes {
     /// the pipe refuses it; in a batch, its wake waits for the batch's end.
     #[inline]
     pub(crate) fn send_msg(&self, pipe: &Pipe, msg: Message) -> Result<(), Message> {
+        self.try_send(pipe, msg).map_err(Refused::into_msg)
+    }
+
+    /// [`Pipes::send_msg`], saying why the pipe refused (full or closed).
+    #[inline]
+    pub(crate) fn try_send(&self, pipe: &Pipe, msg: Message) -> Result<(), Refused> {
         let quiet = self.batching.get() && matches!(pipe.channel, Channel::Queue { .. });
-        let r = pipe
-            .try_send_waking(Out::Msg(msg), !quiet)
-            .map_err(Refused::into_msg);
+        let r = pipe.try_send_waking(Out::Msg(msg), !quiet);
         if quiet && r.is_ok() && !pipe.unwoken.replace(true) {
             self.unwoken.borrow_mut().push(pipe.id);
         }

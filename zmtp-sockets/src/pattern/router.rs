@@ -31,7 +31,7 @@ use zmtp_core::{Message, Metadata};
 use super::{Pattern, Refusal, SendError};
 use crate::error::Error;
 use crate::options::Options;
-use crate::pipe::{Pipe, PipeId, Pipes};
+use crate::pipe::{Pipe, PipeId, Pipes, Refused};
 
 #[derive(Debug)]
 pub(crate) struct Router {
@@ -89,11 +89,18 @@ impl Pattern for Router {
             // Only a routing id: there is nothing to send (libzmq alike).
             return Ok(0);
         }
-        if self.mandatory && pipe.is_full() {
-            msg.push_front(id);
-            return Err(SendError::Blocked(msg));
+        // One look at the queue decides: full waits under
+        // `router_mandatory`, else the message is dropped (as is one for a
+        // peer whose connection just ended).
+        match pipes.try_send(pipe, msg) {
+            Ok(()) => Ok(1),
+            Err(r @ Refused::Full(_)) if self.mandatory => {
+                let mut msg = r.into_msg();
+                msg.push_front(id);
+                Err(SendError::Blocked(msg))
+            }
+            Err(_) => Ok(0),
         }
-        Ok(u64::from(pipes.send_msg(pipe, msg).is_ok()))
     }
 
     fn writable(&self, _pipes: &Pipes) -> bool {
