@@ -81,6 +81,13 @@ pub struct Config {
     pub heartbeat_ttl: Option<Duration>,
     /// The peer's address, attached to received messages as `Peer-Address`.
     pub peer_address: Option<Bytes>,
+    /// Whether each received message carries the peer's properties (on by
+    /// default). A driver that hands messages to another thread may turn
+    /// it off and attach [`Connection::peer`] there itself: each attached
+    /// copy is a reference count, and counting on the decoding thread what
+    /// the receiving thread releases moves a cache line between the two at
+    /// every message.
+    pub attach_properties: bool,
 }
 
 impl Config {
@@ -97,6 +104,7 @@ impl Config {
             heartbeat_timeout: None,
             heartbeat_ttl: None,
             peer_address: None,
+            attach_properties: true,
         }
     }
 
@@ -608,6 +616,9 @@ impl Connection {
     /// Gives a received message the peer's properties.
     #[inline(always)]
     fn attach_peer(&self, msg: &mut Message) {
+        if !self.config.attach_properties {
+            return;
+        }
         if let Some(p) = &self.peer {
             msg.set_properties(p.clone());
         }

@@ -12,8 +12,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::task::Poll;
 
+use bytes::Bytes;
 use concurrent_queue::ConcurrentQueue;
 use event_listener::{Event, EventListener};
+use zmtp_core::Metadata;
 
 use crate::inproc::Credit;
 use crate::pipe::{IdMap, Inbound, PipeId};
@@ -23,23 +25,34 @@ use crate::waiters::{Entry, Waiters};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Closed;
 
-/// How many departed pipes keep their label for their messages still
-/// queued.
-const DEPARTED_LABELS: usize = 1024;
+/// How many departed pipes keep their label and properties for their
+/// messages still queued.
+const DEPARTED_PEERS: usize = 1024;
+
+/// What the receiving side puts on each message from a pipe: here, under
+/// the lock a receive holds anyway, so that it takes no other lock and
+/// the reference counts it takes stay on the receiving thread (counted on
+/// the I/O thread and released here, each would move a cache line between
+/// the two at every message).
+#[derive(Default)]
+struct Peer {
+    /// The frame put in front of each message, when the inbox labels
+    /// messages (a ROUTER's routing ids).
+    label: Option<Bytes>,
+    /// The peer's properties, from the pipe's last [`Inbound::peer`] item.
+    properties: Option<Arc<Metadata>>,
+}
 
 /// The application's side: its buffer, the credit of each inproc pipe it
-/// takes messages from, and each pipe's label.
+/// takes messages from, and each pipe's peer.
 #[derive(Default)]
 struct Local {
     buf: VecDeque<Inbound>,
     credits: IdMap<Arc<Credit>>,
-    /// The frame put in front of each message from a pipe (a ROUTER's
-    /// routing ids), when the inbox labels messages: here, under the lock
-    /// a receive holds anyway, so that labelling takes no other lock and
-    /// the label's reference count stays on the receiving thread.
-    labels: IdMap<bytes::Bytes>,
-    /// Pipes gone, oldest first: their labels stay for the messages they
-    /// sent before they left, up to [`DEPARTED_LABELS`] pipes.
+    /// Each admitted pipe's peer.
+    peers: IdMap<Peer>,
+    /// Pipes gone, oldest first: their peers stay for the messages they
+    /// sent before they left, up to [`DEPARTED_PEERS`] pipes.
     departed: VecDeque<PipeId>,
     /// Whose turn it is when the buffer runs dry: the inproc queue's
     /// (else the shared queue's), so that neither source starves the other.
@@ -246,27 +259,28 @@ impl Inbox {
         lock(&self.local).credits.insert(pipe, credit);
     }
 
-    /// Labels the messages of `pipe` from now on (a ROUTER's peer's routing
-    /// id, when its handshake completes).
-    pub(crate) fn set_label(&self, pipe: PipeId, label: bytes::Bytes) {
+    /// A peer was admitted on `pipe`: its messages are received from now
+    /// on, with `label` in front of each when the inbox labels messages (a
+    /// ROUTER's peer's routing id, when its handshake completes).
+    pub(crate) fn attach(&self, pipe: PipeId, label: Option<Bytes>) {
         let local = &mut *lock(&self.local);
-        // A connect's pipe that left and came back keeps its label.
+        // A connect's pipe that left and came back keeps its entry.
         local.departed.retain(|p| *p != pipe);
-        local.labels.insert(pipe, label);
+        local.peers.entry(pipe).or_default().label = label;
     }
 
-    /// `pipe` is gone: its label stays for what it sent until
-    /// [`DEPARTED_LABELS`] more pipes have gone.
-    pub(crate) fn label_departed(&self, pipe: PipeId) {
+    /// `pipe` is gone: its label and properties stay for what it sent
+    /// until [`DEPARTED_PEERS`] more pipes have gone.
+    pub(crate) fn departed(&self, pipe: PipeId) {
         let local = &mut *lock(&self.local);
-        if !local.labels.contains_key(&pipe) || local.departed.contains(&pipe) {
+        if !local.peers.contains_key(&pipe) || local.departed.contains(&pipe) {
             return;
         }
         local.departed.push_back(pipe);
-        if local.departed.len() > DEPARTED_LABELS
+        if local.departed.len() > DEPARTED_PEERS
             && let Some(old) = local.departed.pop_front()
         {
-            local.labels.remove(&old);
+            local.peers.remove(&old);
         }
     }
 
@@ -312,17 +326,29 @@ impl Inbox {
             let Some(mut item) = self.next(local)? else {
                 return Ok(None);
             };
+            if item.is_peer() {
+                // Kept only for a pipe still known (one long gone has no
+                // entry to fill).
+                if let Some(peer) = local.peers.get_mut(&item.pipe()) {
+                    peer.properties = item.msg.properties_arc().cloned();
+                }
+                continue;
+            }
             if item.is_inproc()
                 && let Some(c) = local.credits.get(&item.pipe())
                 && !c.take()
             {
                 continue;
             }
+            let peer = local.peers.get(&item.pipe());
             if self.labelled {
-                let Some(label) = local.labels.get(&item.pipe()) else {
+                let Some(label) = peer.and_then(|p| p.label.as_ref()) else {
                     continue;
                 };
                 item.msg.push_front(label.clone());
+            }
+            if let Some(props) = peer.and_then(|p| p.properties.as_ref()) {
+                item.msg.set_properties(props.clone());
             }
             return Ok(Some(item));
         }
@@ -388,10 +414,16 @@ impl Inbox {
         self.inproc.get().and_then(|q| q.pop().ok())
     }
 
+    /// Whether no message is queued (a peer's properties are no message).
     pub(crate) fn is_empty(&self) -> bool {
-        lock(&self.local).buf.is_empty()
+        lock(&self.local).buf.iter().all(Inbound::is_peer)
             && self.inproc.get().is_none_or(|q| q.is_empty())
-            && lock(&self.shared).queue.is_empty()
+            && lock(&self.shared).queue.iter().all(Inbound::is_peer)
+    }
+
+    /// Whether it keeps only the newest message (`conflate`).
+    pub(crate) fn conflates(&self) -> bool {
+        self.conflate
     }
 
     pub(crate) fn close(&self) {
@@ -445,7 +477,7 @@ mod tests {
                     .collect::<Vec<_>>()
             })
         };
-        inbox.set_label(1, bytes::Bytes::from_static(b"A"));
+        inbox.attach(1, Some(Bytes::from_static(b"A")));
         // Pipe 2 has no label yet (no routing id): its message is dropped.
         let mut batch = VecDeque::from([from(2, 0), from(1, 1)]);
         inbox.push(&mut batch).unwrap();
@@ -453,14 +485,14 @@ mod tests {
         assert_eq!(frames(&inbox), None);
         // Gone, with a message still queued: it keeps its id.
         inbox.push(&mut VecDeque::from([from(1, 2)])).unwrap();
-        inbox.label_departed(1);
+        inbox.departed(1);
         assert_eq!(frames(&inbox), Some(vec![b"A".to_vec(), vec![2]]));
         // A connect's pipe back with a new peer is labelled anew and is no
         // longer among the departed.
-        inbox.set_label(1, bytes::Bytes::from_static(b"B"));
-        for p in 100..100 + DEPARTED_LABELS as PipeId {
-            inbox.set_label(p, bytes::Bytes::from_static(b"x"));
-            inbox.label_departed(p);
+        inbox.attach(1, Some(Bytes::from_static(b"B")));
+        for p in 100..100 + DEPARTED_PEERS as PipeId {
+            inbox.attach(p, Some(Bytes::from_static(b"x")));
+            inbox.departed(p);
         }
         inbox
             .push(&mut VecDeque::from([from(1, 3), from(100, 4)]))
@@ -468,12 +500,67 @@ mod tests {
         assert_eq!(frames(&inbox), Some(vec![b"B".to_vec(), vec![3]]));
         assert_eq!(frames(&inbox), Some(vec![b"x".to_vec(), vec![4]]));
         // One more departure forgets the oldest departed pipe's label.
-        inbox.set_label(5000, bytes::Bytes::from_static(b"y"));
-        inbox.label_departed(5000);
+        inbox.attach(5000, Some(Bytes::from_static(b"y")));
+        inbox.departed(5000);
         inbox
             .push(&mut VecDeque::from([from(100, 5), from(101, 6)]))
             .unwrap();
         assert_eq!(frames(&inbox), Some(vec![b"x".to_vec(), vec![6]]));
+    }
+
+    #[test]
+    fn each_message_gets_the_properties_of_the_connection_that_brought_it() {
+        let inbox = Inbox::new(0, false, false);
+        let meta = |v: &'static [u8]| {
+            let mut m = Metadata::new();
+            m.insert("User-Id", Bytes::from_static(v)).unwrap();
+            Arc::new(m)
+        };
+        let user = |i: &Inbound| i.msg.property("User-Id").map(|v| v.to_vec());
+        inbox.attach(1, None);
+        // Pipe 1's first connection, then (a connect's pipe coming back)
+        // its second: each message keeps its own connection's properties,
+        // even when both are queued at once.
+        let mut batch = VecDeque::from([
+            Inbound::peer(1, meta(b"alice")),
+            Inbound::new(1, Message::from(vec![1])),
+        ]);
+        inbox.push(&mut batch).unwrap();
+        assert!(!inbox.is_empty());
+        inbox.departed(1);
+        inbox.attach(1, None);
+        let mut batch = VecDeque::from([
+            Inbound::peer(1, meta(b"bob")),
+            Inbound::new(1, Message::from(vec![2])),
+        ]);
+        inbox.push(&mut batch).unwrap();
+        let first = inbox.try_pop().unwrap().unwrap();
+        assert_eq!(
+            (first.msg.frames()[0][0], user(&first)),
+            (1, Some(b"alice".to_vec()))
+        );
+        let second = inbox.try_pop().unwrap().unwrap();
+        assert_eq!(
+            (second.msg.frames()[0][0], user(&second)),
+            (2, Some(b"bob".to_vec()))
+        );
+        // Properties alone are no message: nothing to receive.
+        let mut batch = VecDeque::from([Inbound::peer(1, meta(b"carol"))]);
+        inbox.push(&mut batch).unwrap();
+        assert!(inbox.is_empty());
+        assert!(inbox.try_pop().unwrap().is_none());
+        // A pipe never admitted (or long gone) has no entry to fill.
+        inbox
+            .push(&mut VecDeque::from([Inbound::peer(7, meta(b"eve"))]))
+            .unwrap();
+        inbox
+            .push(&mut VecDeque::from([Inbound::new(
+                7,
+                Message::from(vec![3]),
+            )]))
+            .unwrap();
+        let third = inbox.try_pop().unwrap().unwrap();
+        assert_eq!((third.msg.frames()[0][0], user(&third)), (3, None));
     }
 
     #[test]

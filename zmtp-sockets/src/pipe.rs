@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Poll, Waker};
 
 use bytes::Bytes;
-use zmtp_core::Message;
+use zmtp_core::{Message, Metadata};
 
 use crate::inproc::Link;
 use crate::routing::PeerSubscriptions;
@@ -70,6 +70,10 @@ pub(crate) struct Inbound {
 /// Marks an inproc message's pipe id (ids are counters far below it).
 const INPROC: PipeId = 1 << 63;
 
+/// Marks an item that is no message: the properties of the peer whose
+/// messages follow it on that pipe (see [`Inbound::peer`]).
+const PEER: PipeId = 1 << 62;
+
 impl Inbound {
     /// A message from a connection (not inproc).
     #[inline]
@@ -86,10 +90,30 @@ impl Inbound {
         }
     }
 
+    /// Not a message: the properties of the peer that sends on `pipe`
+    /// from here on, which the inbox attaches to each of its messages as
+    /// the application takes them. In line with the messages, so that a
+    /// pipe whose connection came back gives each message the properties
+    /// of the connection that brought it.
+    pub(crate) fn peer(pipe: PipeId, properties: Arc<Metadata>) -> Inbound {
+        let mut msg = Message::default();
+        msg.set_properties(properties);
+        Inbound {
+            tagged: pipe | PEER,
+            msg,
+        }
+    }
+
     /// The pipe it came through.
     #[inline]
     pub(crate) fn pipe(&self) -> PipeId {
-        self.tagged & !INPROC
+        self.tagged & !(INPROC | PEER)
+    }
+
+    /// Whether it is a peer's properties rather than a message.
+    #[inline]
+    pub(crate) fn is_peer(&self) -> bool {
+        self.tagged & PEER != 0
     }
 
     /// Whether it was sent over inproc.

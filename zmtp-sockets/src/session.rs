@@ -125,7 +125,11 @@ pub(crate) async fn run(
         Ok(m) => m,
         Err(e) => return End::Handshake(HandshakeFailure::Protocol(Reason::Setup(e))),
     };
-    let config = opts.connection_config(shared.socket_type, peer.address);
+    let mut config = opts.connection_config(shared.socket_type, peer.address);
+    // The inbox gives each message the peer's properties on the receiving
+    // thread (see `Inbound::peer`); a conflating one keeps only the newest
+    // item, so there the connection attaches them.
+    config.attach_properties = shared.inbox().conflates();
     let conn = Connection::new(config, mech, Instant::now());
     let opts = SessionOptions {
         authenticator: opts.authenticator,
@@ -427,6 +431,12 @@ impl<'a> Session<'a> {
                 }
             }
             Err(r) => return Err(End::Refused(r)),
+        }
+        if !self.inbox.conflates()
+            && let (Some((pipe, _)), Some(props)) = (self.slot.get(), self.conn.peer())
+        {
+            // Ahead of the peer's first message.
+            self.batch.push_back(Inbound::peer(pipe, props.clone()));
         }
         if self.opts.probe_router {
             self.conn

@@ -95,11 +95,13 @@ impl State {
             self.pipes.remove(id);
             self.pattern.removed(id);
         }
-        if verdict.is_ok()
-            && self.pattern.labels_received()
-            && let Some(label) = self.pipes.get(id).and_then(|p| p.routing_id.clone())
-        {
-            inbox.set_label(id, label);
+        if verdict.is_ok() {
+            let label = self
+                .pattern
+                .labels_received()
+                .then(|| self.pipes.get(id).and_then(|p| p.routing_id.clone()))
+                .flatten();
+            inbox.attach(id, label);
         }
         verdict
     }
@@ -271,9 +273,7 @@ impl SocketShared {
                 None => Vec::new(),
             }
         };
-        if self.labels_received {
-            self.inbox().label_departed(id);
-        }
+        self.inbox().departed(id);
         // Only a connection's pipe stays across its peers (not inproc).
         self.deliver(id, notices, false);
     }
@@ -296,9 +296,7 @@ impl SocketShared {
         if inproc {
             self.inbox().remove_credit(id);
         }
-        if self.labels_received {
-            self.inbox().label_departed(id);
-        }
+        self.inbox().departed(id);
         self.deliver(id, notices, inproc);
         found
     }

@@ -531,6 +531,81 @@ fn metadata_reaches_messages() {
 }
 
 #[test]
+fn metadata_reaches_routed_and_conflated_messages() {
+    let ctx = Context::new();
+    // ROUTER: the routing id in front, the properties behind.
+    let (router, dealer) = pair(
+        &ctx,
+        SocketType::Router,
+        SocketType::Dealer,
+        Mech::Plain,
+        Transport::Tcp,
+        true,
+    );
+    dealer.send_blocking("x").unwrap();
+    let m = router.recv_blocking().unwrap();
+    assert_eq!(m.frames().len(), 2);
+    assert_eq!(m.user_id().unwrap(), "admin");
+    assert_eq!(m.socket_type().unwrap(), "DEALER");
+    // A conflating PULL keeps only the newest message; that one still
+    // carries its peer's properties.
+    let pull = ctx.socket(SocketType::Pull).unwrap();
+    let push = ctx.socket(SocketType::Push).unwrap();
+    pull.configure(|o| {
+        o.conflate = true;
+        o.rcvtimeo = Some(TIMEOUT);
+    })
+    .unwrap();
+    push.configure(|o| o.sndtimeo = Some(TIMEOUT)).unwrap();
+    secure(&pull, &push, Mech::Plain);
+    let ep = pull.bind(&endpoint(Transport::Tcp)).unwrap();
+    push.connect(&ep).unwrap();
+    push.send_blocking("y").unwrap();
+    let m = pull.recv_blocking().unwrap();
+    assert_eq!(m.frames()[0], "y");
+    assert_eq!(m.user_id().unwrap(), "admin");
+    assert_eq!(m.socket_type().unwrap(), "PUSH");
+}
+
+#[test]
+fn each_message_keeps_the_properties_of_the_connection_that_brought_it() {
+    // A connect endpoint's pipe outlives its connection: a message the
+    // first peer sent, still queued when the second peer's arrives, keeps
+    // the first peer's properties (here its routing id, which a DEALER
+    // sends as `Identity`).
+    let ctx = Context::new();
+    let ep = endpoint(Transport::Ipc);
+    let receiver = ctx.socket(SocketType::Dealer).unwrap();
+    receiver.configure(|o| o.rcvtimeo = Some(TIMEOUT)).unwrap();
+    let mon = receiver.monitor();
+    receiver.connect(&ep).unwrap();
+    let peer = |id: &'static str| {
+        let sender = ctx.socket(SocketType::Dealer).unwrap();
+        sender
+            .configure(|o| {
+                o.routing_id = Bytes::from_static(id.as_bytes());
+                o.sndtimeo = Some(TIMEOUT);
+                o.linger = Some(TIMEOUT);
+            })
+            .unwrap();
+        sender.bind(&ep).unwrap();
+        sender.send_blocking(id).unwrap();
+        sender
+    };
+    let first = peer("one");
+    drop(first);
+    // Gone only after its message was read off the connection.
+    mon.wait_for_blocking(TIMEOUT, |e| matches!(e, MonitorEvent::Disconnected { .. }))
+        .expect("the first peer's disconnect");
+    let _second = peer("two");
+    for id in ["one", "two"] {
+        let m = receiver.recv_blocking().unwrap();
+        assert_eq!(m.frames()[0], id);
+        assert_eq!(m.property("Identity").unwrap(), id);
+    }
+}
+
+#[test]
 fn poller_waits_on_several_sockets() {
     let ctx = Context::new();
     let (pull_a, push_a) = pair(
