@@ -46,6 +46,8 @@ const BATCH: usize = 1024;
 /// calls (64 KiB -> 256 KiB took 4 KiB messages from ~1.5 to 2-3.5 GB/s).
 /// One buffer per I/O thread, not per connection.
 const SCRATCH: usize = 256 * 1024;
+/// The least a read asks for (see [`Session::read_len`]).
+const MIN_READ: usize = 16 * 1024;
 
 thread_local! {
     static SCRATCH_BUF: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; SCRATCH]);
@@ -208,6 +210,14 @@ pub(crate) struct Session<'a> {
     in_output: u64,
     /// Whether the last read filled all its room (see `ReadOutcome::More`).
     read_more: bool,
+    /// How much one read asks for: about one batch of messages of the
+    /// size lately received, between [`MIN_READ`] and [`SCRATCH`]. Small
+    /// messages are read a batch at a time rather than a dozen batches at
+    /// once (for 16 B messages this took a tenth off the CPU per message:
+    /// a read's bytes are still in cache when they are decoded, and the
+    /// receiver starts on a batch sooner); large ones still get the whole
+    /// scratch buffer.
+    read_len: usize,
     recycler: Recycler,
     /// Senders waiting for room are woken when the queue is down to half
     /// the high-water mark, not at every message taken, as libzmq's
@@ -245,6 +255,7 @@ impl<'a> Session<'a> {
             established: false,
             in_output: 0,
             read_more: false,
+            read_len: SCRATCH,
             recycler: Recycler::default(),
         }
     }
@@ -335,6 +346,8 @@ impl<'a> Session<'a> {
             self.push_batch();
         }
         let mut decoded = Decoded::Pending;
+        let buffered = self.conn.recv_buffer().len();
+        let mut messages = 0;
         while self.batch.is_empty() || (self.batch.len() < BATCH && self.room.is_none()) {
             // Messages go straight into the batch; other events come back.
             let limit = if self.room.is_none() {
@@ -349,6 +362,7 @@ impl<'a> Session<'a> {
                 taken += 1;
                 take(batch, recycler, pipe, msg);
             });
+            messages += taken;
             let ev = match polled {
                 Ok(Some(ev)) => ev,
                 Ok(None) if taken == limit => continue,
@@ -381,7 +395,21 @@ impl<'a> Session<'a> {
         if !self.batch.is_empty() && self.room.is_none() {
             self.push_batch();
         }
+        self.size_reads(buffered, messages);
         Ok(decoded)
+    }
+
+    /// Sizes the next reads after a decode that took `messages` messages
+    /// out of the read buffer, which held `buffered` bytes before it.
+    fn size_reads(&mut self, buffered: usize, messages: usize) {
+        // Too few messages say little about their size.
+        if messages < 64 {
+            return;
+        }
+        let used = buffered.saturating_sub(self.conn.recv_buffer().len());
+        self.read_len = (used / messages)
+            .saturating_mul(BATCH)
+            .clamp(MIN_READ, SCRATCH);
     }
 
     /// Asks the Authenticator (within the handshake's deadline) and hands
@@ -605,7 +633,10 @@ impl<'a> Session<'a> {
         match wake {
             Wake::Readable => {
                 let (conn, recycler) = (&mut self.conn, &mut self.recycler);
-                match SCRATCH_BUF.with(|b| read_some(stream, conn, &mut b.borrow_mut(), recycler)) {
+                let len = self.read_len;
+                let read = SCRATCH_BUF
+                    .with(|b| read_some(stream, conn, &mut b.borrow_mut()[..len], recycler));
+                match read {
                     Ok(ReadOutcome::Eof) => self.eof = true,
                     Ok(outcome) => self.read_more = outcome == ReadOutcome::More,
                     Err(e) => return Err(self.io_end(e)),
