@@ -87,6 +87,7 @@ mod routing;
 mod session;
 mod shared;
 mod socket;
+mod stop;
 mod stream;
 mod stream_io;
 mod transport;

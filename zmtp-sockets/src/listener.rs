@@ -4,13 +4,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_channel::Receiver;
 use async_io::Timer;
 use futures_lite::future::or;
 
 use crate::monitor::MonitorEvent;
 use crate::session::{self, PeerAddr, PipeSlot, report};
 use crate::shared::SocketShared;
+use crate::stop::Stop;
 use crate::transport::Listener;
 
 /// Accepts connections until stopped.
@@ -18,11 +18,11 @@ pub(crate) async fn run(
     shared: Arc<SocketShared>,
     listener: Listener,
     endpoint: String,
-    stop: Receiver<()>,
+    stop: Stop,
 ) {
     loop {
         let accepted = or(async { Some(listener.accept().await) }, async {
-            let _ = stop.recv().await;
+            stop.raised().await;
             None
         })
         .await;
@@ -54,9 +54,7 @@ pub(crate) async fn run(
                     async {
                         Timer::after(Duration::from_millis(100)).await;
                     },
-                    async {
-                        let _ = stop.recv().await;
-                    },
+                    stop.raised(),
                 )
                 .await;
             }

@@ -437,19 +437,22 @@ impl PipeRx {
     }
 
     /// Waits until a message is queued or the socket's end is gone.
+    #[cfg(test)]
     pub(crate) async fn ready(&self) {
-        std::future::poll_fn(|cx| {
-            let mut g = lock(&self.q);
-            if !g.items.is_empty() || g.closed {
-                return Poll::Ready(());
-            }
-            match &mut g.waker {
-                Some(w) if w.will_wake(cx.waker()) => {}
-                w => *w = Some(cx.waker().clone()),
-            }
-            Poll::Pending
-        })
-        .await
+        std::future::poll_fn(|cx| self.poll_ready(cx)).await
+    }
+
+    /// [`PipeRx::ready`] as a poll.
+    pub(crate) fn poll_ready(&self, cx: &mut std::task::Context<'_>) -> Poll<()> {
+        let mut g = lock(&self.q);
+        if !g.items.is_empty() || g.closed {
+            return Poll::Ready(());
+        }
+        match &mut g.waker {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            w => *w = Some(cx.waker().clone()),
+        }
+        Poll::Pending
     }
 }
 

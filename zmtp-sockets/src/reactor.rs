@@ -296,42 +296,51 @@ impl Registration {
     /// returns it; a wait that has to block re-arms the one-shot interest
     /// for every direction someone waits on, and the kernel then reports at
     /// once what is already ready.
+    #[cfg(test)]
     pub(crate) async fn ready(&self, fd: BorrowedFd<'_>, write: bool) {
-        std::future::poll_fn(|cx| {
-            let interest = {
-                let mut s = lock(&self.reactor.sources);
-                let Some(rd) = s.map.get_mut(&self.key) else {
-                    return Poll::Ready(());
-                };
-                let (flag, waiter) = if write {
-                    (&mut rd.writable, &mut rd.writer)
-                } else {
-                    (&mut rd.readable, &mut rd.reader)
-                };
-                if std::mem::take(flag) {
-                    return Poll::Ready(());
-                }
-                match waiter {
-                    Some(w) if w.will_wake(cx.waker()) => {}
-                    _ => *waiter = Some(cx.waker().clone()),
-                }
-                let mut interest = epoll::EventFlags::ONESHOT;
-                if rd.reader.is_some() {
-                    interest |= epoll::EventFlags::IN | epoll::EventFlags::RDHUP;
-                }
-                if rd.writer.is_some() {
-                    interest |= epoll::EventFlags::OUT;
-                }
-                interest
+        std::future::poll_fn(|cx| self.poll_ready(cx, fd, write)).await
+    }
+
+    /// [`Registration::ready`] as a poll: ready, or `cx` is woken when it
+    /// may be.
+    pub(crate) fn poll_ready(
+        &self,
+        cx: &mut std::task::Context<'_>,
+        fd: BorrowedFd<'_>,
+        write: bool,
+    ) -> Poll<()> {
+        let interest = {
+            let mut s = lock(&self.reactor.sources);
+            let Some(rd) = s.map.get_mut(&self.key) else {
+                return Poll::Ready(());
             };
-            let data = epoll::EventData::new_u64(self.key);
-            if epoll::modify(&self.reactor.epoll, fd, data, interest).is_err() {
-                // Not waitable here any more: let the caller's I/O report why.
+            let (flag, waiter) = if write {
+                (&mut rd.writable, &mut rd.writer)
+            } else {
+                (&mut rd.readable, &mut rd.reader)
+            };
+            if std::mem::take(flag) {
                 return Poll::Ready(());
             }
-            Poll::Pending
-        })
-        .await
+            match waiter {
+                Some(w) if w.will_wake(cx.waker()) => {}
+                _ => *waiter = Some(cx.waker().clone()),
+            }
+            let mut interest = epoll::EventFlags::ONESHOT;
+            if rd.reader.is_some() {
+                interest |= epoll::EventFlags::IN | epoll::EventFlags::RDHUP;
+            }
+            if rd.writer.is_some() {
+                interest |= epoll::EventFlags::OUT;
+            }
+            interest
+        };
+        let data = epoll::EventData::new_u64(self.key);
+        if epoll::modify(&self.reactor.epoll, fd, data, interest).is_err() {
+            // Not waitable here any more: let the caller's I/O report why.
+            return Poll::Ready(());
+        }
+        Poll::Pending
     }
 
     /// Whether this registration belongs to the current thread's reactor.

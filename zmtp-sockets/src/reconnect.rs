@@ -5,7 +5,6 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use async_channel::Receiver;
 use async_io::Timer;
 use futures_lite::future::{or, pending};
 
@@ -14,6 +13,7 @@ use crate::monitor::MonitorEvent;
 use crate::pipe::{PipeId, PipeRx};
 use crate::session::{self, End, PeerAddr, PipeSlot, report};
 use crate::shared::SocketShared;
+use crate::stop::Stop;
 use crate::transport::Stream;
 
 /// Connects, runs the connection, and reconnects, until stopped.
@@ -22,7 +22,7 @@ pub(crate) async fn run(
     ep: Endpoint,
     endpoint: String,
     pipe: Option<(PipeId, PipeRx)>,
-    stop: Receiver<()>,
+    stop: Stop,
 ) {
     let base = shared.options().reconnect_ivl;
     let mut ivl = base;
@@ -106,8 +106,8 @@ pub(crate) async fn run(
 
 /// A connecter stops when its endpoint was disconnected, or when the socket
 /// is closed and its queue is empty or its linger has passed.
-fn done_connecting(shared: &SocketShared, stop: &Receiver<()>, slot: &PipeSlot) -> bool {
-    if !stop.is_closed() {
+fn done_connecting(shared: &SocketShared, stop: &Stop, slot: &PipeSlot) -> bool {
+    if !stop.is_raised() {
         return false;
     }
     if !shared.is_closed() {
@@ -120,10 +120,8 @@ fn done_connecting(shared: &SocketShared, stop: &Receiver<()>, slot: &PipeSlot) 
             .is_some_and(|d| Instant::now() >= d)
 }
 
-async fn wait_stop_or_linger(shared: &SocketShared, stop: &Receiver<()>) {
-    if !stop.is_closed() {
-        let _ = stop.recv().await;
-    }
+async fn wait_stop_or_linger(shared: &SocketShared, stop: &Stop) {
+    stop.raised().await;
     if shared.is_closed() {
         match shared.linger_deadline() {
             Some(d) => {

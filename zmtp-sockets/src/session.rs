@@ -13,16 +13,17 @@
 //!    write, a queued message, room in the inbox, a timer, or a stop.
 
 use std::collections::VecDeque;
+use std::future::poll_fn;
 use std::net::IpAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::task::Poll;
 use std::time::Instant;
 
-use async_channel::Receiver;
 use async_io::Timer;
 use bytes::Bytes;
 use event_listener::EventListener;
-use futures_lite::FutureExt as _;
 use futures_lite::future::{or, pending};
 use zmtp_core::{
     AuthVerdict, Connection, Error as CoreError, Event, MechanismName, Message, Metadata,
@@ -35,6 +36,7 @@ use crate::monitor::{HandshakeFailure, MonitorEvent, Reason, Refusal, StopReason
 use crate::pattern::Subscription;
 use crate::pipe::{Inbound, Out, PipeId, PipeRx, Taken};
 use crate::shared::SocketShared;
+use crate::stop::Stop;
 use crate::stream_io::{ReadOutcome, Recycler, read_some, write_some};
 use crate::transport::Stream;
 
@@ -119,15 +121,33 @@ pub(crate) async fn run(
     stream: Stream,
     peer: PeerAddr<'_>,
     slot: &mut PipeSlot,
-    stop: &Receiver<()>,
+    stop: &Stop,
 ) -> End {
+    let (conn, opts) = match start(shared, &stream, peer.address) {
+        Ok(started) => started,
+        Err(end) => return end,
+    };
+    let mut session = Session::new(shared, &stream, conn, opts, peer, slot, stop);
+    let end = session.drive().await;
+    session.finish(&end);
+    end
+}
+
+/// The connection and the options its session reads. Not part of `run`'s
+/// future: whatever an async function holds as a local takes room in
+/// every connection's task for as long as the task lives.
+fn start(
+    shared: &SocketShared,
+    stream: &Stream,
+    address: &str,
+) -> Result<(Connection, SessionOptions), End> {
     let opts = shared.options();
     stream.set_buffer_sizes(opts.sndbuf, opts.rcvbuf);
-    let mech = match opts.security.mechanism(opts.authenticator.is_some()) {
-        Ok(m) => m,
-        Err(e) => return End::Handshake(HandshakeFailure::Protocol(Reason::Setup(e))),
-    };
-    let mut config = opts.connection_config(shared.socket_type, peer.address);
+    let mech = opts
+        .security
+        .mechanism(opts.authenticator.is_some())
+        .map_err(|e| End::Handshake(HandshakeFailure::Protocol(Reason::Setup(e))))?;
+    let mut config = opts.connection_config(shared.socket_type, address);
     // The inbox gives each message the peer's properties on the receiving
     // thread (see `Inbound::peer`); a conflating one keeps only the newest
     // item, so there the connection attaches them.
@@ -139,10 +159,7 @@ pub(crate) async fn run(
         probe_router: opts.probe_router,
         sndhwm: opts.sndhwm,
     };
-    let mut session = Session::new(shared, &stream, conn, opts, peer, slot, stop);
-    let end = session.drive().await;
-    session.finish(&end);
-    end
+    Ok((conn, opts))
 }
 
 /// What a turn of decoding stopped at.
@@ -164,15 +181,6 @@ enum Wake {
     Stop,
 }
 
-/// One branch of a connection's wait: `f(value)` when there is a value,
-/// otherwise a future that never completes.
-async fn branch<T, F: Future<Output = Wake>>(value: Option<T>, f: impl FnOnce(T) -> F) -> Wake {
-    match value {
-        Some(v) => f(v).await,
-        None => pending().await,
-    }
-}
-
 /// The few options a session reads after it started: kept instead of a
 /// copy of them all, which is 440 bytes for each connection of a socket.
 struct SessionOptions {
@@ -191,7 +199,7 @@ pub(crate) struct Session<'a> {
     opts: SessionOptions,
     peer: PeerAddr<'a>,
     slot: &'a mut PipeSlot,
-    stop: &'a Receiver<()>,
+    stop: &'a Stop,
     /// Messages decoded this turn, handed to the inbox in one batch.
     batch: VecDeque<Inbound>,
     /// Messages taken from the pipe and not yet in the connection's output
@@ -234,7 +242,7 @@ impl<'a> Session<'a> {
         opts: SessionOptions,
         peer: PeerAddr<'a>,
         slot: &'a mut PipeSlot,
-        stop: &'a Receiver<()>,
+        stop: &'a Stop,
     ) -> Session<'a> {
         Session {
             shared,
@@ -251,7 +259,7 @@ impl<'a> Session<'a> {
             room: None,
             eof: false,
             closing: false,
-            stop_seen: stop.is_closed(),
+            stop_seen: stop.is_raised(),
             established: false,
             in_output: 0,
             read_more: false,
@@ -264,7 +272,10 @@ impl<'a> Session<'a> {
         loop {
             match self.turn() {
                 Ok(Some(Decoded::Authenticate(req))) => {
-                    if let Err(end) = self.authenticate(*req).await {
+                    // Boxed: once per connection, and larger than the
+                    // wait, which would otherwise be as large as it in
+                    // every connection's task.
+                    if let Err(end) = Box::pin(self.authenticate(*req)).await {
                         return end;
                     }
                 }
@@ -551,7 +562,7 @@ impl<'a> Session<'a> {
             // still open: a ROUTER gave the peer's routing id to a new
             // peer (`router_handover`). Closing the socket, unbinding and
             // disconnecting all close the stop signal first.
-            if !self.shared.is_closed() && !self.stop.is_closed() {
+            if !self.shared.is_closed() && !self.stop.is_raised() {
                 return Err(End::Lost(Some(Reason::RoutingIdTakenOver)));
             }
             return Err(End::Stopped);
@@ -596,38 +607,43 @@ impl<'a> Session<'a> {
         // The queue is borrowed for the wait, not cloned (a clone per wait
         // cost two atomic updates of the channel's receiver count).
         let rx = self.slot.get().filter(|_| want_out).map(|(_, rx)| rx);
-        let room = self.room.take();
+        let mut room = self.room.take();
         let stream = self.stream;
         let stop = (!self.stop_seen).then_some(self.stop);
         let wake = if want_read && self.read_more {
             // The last read filled its buffer: read again first.
             Wake::Readable
         } else {
-            // Polled in this order; a branch without its value never wakes.
-            branch(want_read.then_some(stream), |s| async move {
-                let _ = s.readable().await;
-                Wake::Readable
+            // One poll over every source, in this order, rather than a
+            // future for each: the wait is part of every connection's task
+            // for as long as the task lives, idle or not.
+            let mut timer = timer.map(Timer::at);
+            let mut stop_listener = None;
+            poll_fn(|cx| {
+                if want_read && stream.poll_ready(cx, false).is_ready() {
+                    return Poll::Ready(Wake::Readable);
+                }
+                if want_write && stream.poll_ready(cx, true).is_ready() {
+                    return Poll::Ready(Wake::Writable);
+                }
+                if rx.is_some_and(|rx| rx.poll_ready(cx).is_ready()) {
+                    return Poll::Ready(Wake::Out);
+                }
+                if let Some(l) = &mut room
+                    && Pin::new(l).poll(cx).is_ready()
+                {
+                    return Poll::Ready(Wake::Room);
+                }
+                if let Some(t) = &mut timer
+                    && Pin::new(t).poll(cx).is_ready()
+                {
+                    return Poll::Ready(Wake::Timer);
+                }
+                if stop.is_some_and(|s| s.poll_raised(cx, &mut stop_listener).is_ready()) {
+                    return Poll::Ready(Wake::Stop);
+                }
+                Poll::Pending
             })
-            .or(branch(want_write.then_some(stream), |s| async move {
-                let _ = s.writable().await;
-                Wake::Writable
-            }))
-            .or(branch(rx, |rx| async move {
-                rx.ready().await;
-                Wake::Out
-            }))
-            .or(branch(room, |l| async move {
-                l.await;
-                Wake::Room
-            }))
-            .or(branch(timer, |t| async move {
-                Timer::at(t).await;
-                Wake::Timer
-            }))
-            .or(branch(stop, |s| async move {
-                let _ = s.recv().await;
-                Wake::Stop
-            }))
             .await
         };
         match wake {

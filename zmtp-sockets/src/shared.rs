@@ -20,12 +20,13 @@ use crate::options::Options;
 use crate::pattern::{AnyPattern, Pattern, Subscription, SubscriptionLimits};
 use crate::pipe::{Inbound, Pipe, PipeId, PipeRx, Pipes};
 use crate::routing::OverLimit;
+use crate::stop::StopOnDrop;
 use crate::waiters::Waiters;
 
 pub(crate) struct EndpointHandle {
     /// Dropping it stops the listener or connecter and its connections
     /// (none for inproc, which has no task).
-    pub(crate) _stop: Option<Sender<()>>,
+    pub(crate) _stop: Option<StopOnDrop>,
     /// The persistent pipe of a connect endpoint.
     pub(crate) pipe: Option<PipeId>,
     /// The pipes paired through a bound inproc name.
@@ -36,7 +37,7 @@ pub(crate) struct EndpointHandle {
 
 impl EndpointHandle {
     /// A listener's or connecter's, stopped by dropping `stop`.
-    pub(crate) fn task(stop: Sender<()>, pipe: Option<PipeId>) -> EndpointHandle {
+    pub(crate) fn task(stop: StopOnDrop, pipe: Option<PipeId>) -> EndpointHandle {
         EndpointHandle {
             _stop: Some(stop),
             pipe,

@@ -304,7 +304,7 @@ impl Socket {
                 return Err(e);
             }
         };
-        let (stop, stop_rx) = async_channel::bounded::<()>(1);
+        let (stop, stop_rx) = crate::stop::signal();
         self.shared
             .lock()
             .endpoints
@@ -352,7 +352,7 @@ impl Socket {
             crate::inproc::connect(&self.shared, name, endpoint, pipe);
             return Ok(());
         }
-        let (stop, stop_rx) = async_channel::bounded::<()>(1);
+        let (stop, stop_rx) = crate::stop::signal();
         self.shared.lock().endpoints.insert(
             endpoint.to_owned(),
             EndpointHandle::task(stop, pipe.as_ref().map(|(id, _)| *id)),

@@ -62,27 +62,25 @@ impl Stream {
         reg.as_ref().filter(|r| r.is_current())
     }
 
-    pub(crate) async fn readable(&self) -> io::Result<()> {
-        self.ready(false).await
-    }
-
-    pub(crate) async fn writable(&self) -> io::Result<()> {
-        self.ready(true).await
-    }
-
-    async fn ready(&self, write: bool) -> io::Result<()> {
+    /// Ready when the stream is readable (`write == false`) or writable;
+    /// otherwise `cx` is woken when it may be. A poll rather than a future,
+    /// so that a connection's wait holds no state for it.
+    pub(crate) fn poll_ready(
+        &self,
+        cx: &mut std::task::Context<'_>,
+        write: bool,
+    ) -> std::task::Poll<io::Result<()>> {
         #[cfg(target_os = "linux")]
         if let Some(reg) = self.registration() {
-            reg.ready(self.fd(), write).await;
-            return Ok(());
+            return reg.poll_ready(cx, self.fd(), write).map(Ok);
         }
         match (&self.io, write) {
-            (Io::Tcp(s), false) => s.readable().await,
-            (Io::Tcp(s), true) => s.writable().await,
+            (Io::Tcp(s), false) => s.poll_readable(cx),
+            (Io::Tcp(s), true) => s.poll_writable(cx),
             #[cfg(unix)]
-            (Io::Ipc(s), false) => s.readable().await,
+            (Io::Ipc(s), false) => s.poll_readable(cx),
             #[cfg(unix)]
-            (Io::Ipc(s), true) => s.writable().await,
+            (Io::Ipc(s), true) => s.poll_writable(cx),
         }
     }
 
