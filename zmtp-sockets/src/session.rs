@@ -207,6 +207,9 @@ pub(crate) struct Session<'a> {
     outq: VecDeque<Out>,
     /// Set when the inbox had no room for the whole batch.
     room: Option<EventListener>,
+    /// The peer's properties are still to go ahead of its first message
+    /// (see [`Inbound::peer`]).
+    announce: bool,
     eof: bool,
     /// The pipe is closed: send what was taken, then end.
     closing: bool,
@@ -257,6 +260,7 @@ impl<'a> Session<'a> {
             batch: VecDeque::new(),
             outq: VecDeque::new(),
             room: None,
+            announce: false,
             eof: false,
             closing: false,
             stop_seen: stop.is_raised(),
@@ -343,6 +347,17 @@ impl<'a> Session<'a> {
 
     /// Hands the batch to the inbox; listens for room when it did not fit.
     fn push_batch(&mut self) {
+        if std::mem::take(&mut self.announce)
+            && let (Some((pipe, _)), Some(props)) = (self.slot.get(), self.conn.peer())
+        {
+            // With the first batch, not at the handshake: a peer that never
+            // sends costs the inbox nothing. (Queued at the handshake, the
+            // items of peers that came and went filled the inbox of a
+            // socket nobody received from, and a later peer's session, its
+            // item held back for room, stopped reading and never saw that
+            // peer leave.)
+            self.batch.push_front(Inbound::peer(pipe, props.clone()));
+        }
         let l = self.inbox.listen_room();
         // A closed inbox (the socket is gone) drops the batch.
         if let Ok(false) = self.inbox.push(&mut self.batch) {
@@ -471,12 +486,9 @@ impl<'a> Session<'a> {
             }
             Err(r) => return Err(End::Refused(r)),
         }
-        if !self.inbox.conflates()
-            && let (Some((pipe, _)), Some(props)) = (self.slot.get(), self.conn.peer())
-        {
-            // Ahead of the peer's first message.
-            self.batch.push_back(Inbound::peer(pipe, props.clone()));
-        }
+        // The peer's properties go ahead of its first message (a conflating
+        // inbox has the connection attach them to each message instead).
+        self.announce = !self.inbox.conflates();
         if self.opts.probe_router {
             self.conn
                 .send(&Message::from(Bytes::new()))

@@ -606,6 +606,54 @@ fn each_message_keeps_the_properties_of_the_connection_that_brought_it() {
 }
 
 #[test]
+fn peers_that_come_and_go_without_sending_leave_the_inbox_its_room() {
+    // Nobody receives, the receive high-water mark is 4, and ten peers in
+    // turn finish their handshake and leave without sending a message:
+    // each is seen to leave (a peer's properties take no room in the
+    // inbox until its first message), and the socket still takes
+    // messages afterwards, with their sender's properties.
+    use std::io::{Read, Write};
+    use zmtp_core::testing::{greeting, ready};
+    let ctx = Context::new();
+    let pull = ctx.socket(SocketType::Pull).unwrap();
+    pull.configure(|o| {
+        o.rcvhwm = 4;
+        o.rcvtimeo = Some(TIMEOUT);
+    })
+    .unwrap();
+    let mon = pull.monitor();
+    let ep = pull.bind("tcp://127.0.0.1:0").unwrap();
+    for i in 0..10 {
+        let mut raw = std::net::TcpStream::connect(ep.trim_start_matches("tcp://")).unwrap();
+        raw.write_all(&greeting("NULL", 3, 1)).unwrap();
+        raw.write_all(&ready("PUSH")).unwrap();
+        // The socket's greeting, then the first byte of its READY: the
+        // handshake is done on both sides.
+        let mut got = [0u8; 65];
+        raw.read_exact(&mut got).unwrap();
+        mon.wait_for_blocking(TIMEOUT, |e| {
+            matches!(e, MonitorEvent::HandshakeSucceeded { .. })
+        })
+        .expect("handshake");
+        raw.shutdown(std::net::Shutdown::Both).unwrap();
+        drop(raw);
+        mon.wait_for_blocking(TIMEOUT, |e| matches!(e, MonitorEvent::Disconnected { .. }))
+            .unwrap_or_else(|| panic!("peer {i} was not seen to leave"));
+    }
+    let push = ctx.socket(SocketType::Push).unwrap();
+    push.configure(|o| o.sndtimeo = Some(TIMEOUT)).unwrap();
+    push.connect(&ep).unwrap();
+    for i in 0..4u8 {
+        push.send_blocking(Message::from(vec![i])).unwrap();
+    }
+    for i in 0..4u8 {
+        let m = pull.recv_blocking().unwrap();
+        assert_eq!(m.frames()[0], vec![i]);
+        assert_eq!(m.socket_type().unwrap(), "PUSH");
+    }
+}
+
+#[test]
 fn poller_waits_on_several_sockets() {
     let ctx = Context::new();
     let (pull_a, push_a) = pair(
