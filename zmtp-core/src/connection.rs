@@ -676,6 +676,13 @@ impl Connection {
         Ok(())
     }
 
+    /// Queues a one-frame message from a borrowed body, which is copied
+    /// (for small bodies that the caller holds outside a [`Message`]).
+    pub fn send_slice(&mut self, body: &[u8]) -> Result<()> {
+        self.check_traffic()?;
+        self.write_slice(false, false, body)
+    }
+
     /// Queues a command frame. Only after the handshake.
     pub fn send_command(&mut self, cmd: &Command) -> Result<()> {
         self.check_traffic()?;
@@ -713,9 +720,18 @@ impl Connection {
     }
 
     fn write_frame(&mut self, more: bool, command: bool, body: &Bytes) -> Result<()> {
+        if let Traffic::Plain = self.traffic {
+            // Large bodies go out without a copy.
+            self.tx.frame(more, command, body);
+            return Ok(());
+        }
+        self.write_slice(more, command, body)
+    }
+
+    fn write_slice(&mut self, more: bool, command: bool, body: &[u8]) -> Result<()> {
         match &mut self.traffic {
             Traffic::Plain => {
-                self.tx.frame(more, command, body);
+                self.tx.frame_slice(more, command, body);
                 Ok(())
             }
             Traffic::Frames(cipher) => {

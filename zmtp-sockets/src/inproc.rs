@@ -132,7 +132,7 @@ impl Link {
     /// Sends within the high-water mark.
     #[inline]
     pub(crate) fn try_send(&self, out: Out) -> Result<(), Refused> {
-        if matches!(out, Out::Msg(_)) && self.is_full() {
+        if matches!(out, Out::Msg(_) | Out::Small(_)) && self.is_full() {
             return Err(Refused::Full(out));
         }
         self.send(out)
@@ -141,6 +141,9 @@ impl Link {
     /// Sends regardless of the high-water mark.
     pub(crate) fn send(&self, out: Out) -> Result<(), Refused> {
         match out {
+            // Not made for inproc pipes (`Pipes::send_copy`): a message
+            // there is handed over whole.
+            Out::Small(s) => self.send(Out::Msg(s.to_message())),
             Out::Msg(msg) => {
                 let item = Inbound::inproc(self.peer_pipe, msg);
                 // Counted before it is receivable; only this socket, under

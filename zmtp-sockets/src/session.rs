@@ -547,7 +547,7 @@ impl<'a> Session<'a> {
                     }
                 }
             };
-            self.in_output += u64::from(matches!(out, Out::Msg(_)));
+            self.in_output += u64::from(matches!(out, Out::Msg(_) | Out::Small(_)));
             if let Err(e) = queue(&mut self.conn, out) {
                 return Err(self.fail(e));
             }
@@ -705,6 +705,7 @@ fn take(batch: &mut VecDeque<Inbound>, recycler: &mut Recycler, pipe: Option<u64
 fn queue(conn: &mut Connection, out: Out) -> Result<(), CoreError> {
     match out {
         Out::Msg(m) => conn.send(&m),
+        Out::Small(s) => conn.send_slice(s.as_slice()),
         Out::Subscribe(t) => conn.subscribe(&t),
         Out::Cancel(t) => conn.cancel(&t),
     }

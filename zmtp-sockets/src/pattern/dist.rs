@@ -2,15 +2,17 @@
 
 use zmtp_core::Message;
 
-use crate::pipe::{Pipe, Pipes};
+use crate::pipe::{Pipe, Pipes, Small};
 
-/// Queues a copy of `msg` on every pipe `wanted` picks. A pipe at its
+/// Queues a copy of `msg` on every pipe `wanted` picks (a small one-frame
+/// message is copied into each pipe's item, see [`Small`]). A pipe at its
 /// high-water mark loses the message; the others are not held up by it.
 /// Returns how many pipes took it.
 pub(crate) fn distribute(pipes: &Pipes, msg: &Message, wanted: impl Fn(&Pipe) -> bool) -> u64 {
+    let small = Small::of(msg);
     let mut queued = 0;
     for p in pipes.iter() {
-        if wanted(p) && pipes.send_msg(p, msg.clone()).is_ok() {
+        if wanted(p) && pipes.send_copy(p, msg, small) {
             queued += 1;
         }
     }

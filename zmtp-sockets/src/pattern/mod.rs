@@ -416,6 +416,7 @@ pub(crate) mod testing {
         while let Some(o) = rx.try_recv() {
             match o {
                 Out::Msg(m) => out.push(m.into_frames()),
+                Out::Small(s) => out.push(s.to_message().into_frames()),
                 Out::Subscribe(p) => out.push(vec![Bytes::from_static(b"SUB"), p]),
                 Out::Cancel(p) => out.push(vec![Bytes::from_static(b"CANCEL"), p]),
             }
