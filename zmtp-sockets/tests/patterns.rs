@@ -65,22 +65,7 @@ fn pub_sub_every_mechanism_and_transport() {
         for t in transports() {
             let (publ, sub) = pair(&ctx, SocketType::Pub, SocketType::Sub, m, t, true);
             sub.subscribe("weather").unwrap();
-            // Wait until the subscription is in effect: publish until one
-            // arrives.
-            let deadline = std::time::Instant::now() + TIMEOUT;
-            sub.configure(|o| o.rcvtimeo = Some(Duration::from_millis(50)))
-                .unwrap();
-            loop {
-                publ.send_blocking("weather sunny").unwrap();
-                if sub.recv_blocking().is_ok() {
-                    break;
-                }
-                assert!(
-                    std::time::Instant::now() < deadline,
-                    "subscription never took effect"
-                );
-            }
-            sub.configure(|o| o.rcvtimeo = Some(TIMEOUT)).unwrap();
+            until_subscribed(&publ, &sub, "weather sunny");
             publ.send_blocking("sports none").unwrap();
             publ.send_blocking("weather rain").unwrap();
             // Drain duplicates of the probe, then the filtered stream.
@@ -625,18 +610,7 @@ fn published_bodies_of_every_size_arrive_intact() {
             true,
         );
         sub.subscribe("").unwrap();
-        // The subscription in effect: publish a probe until one arrives.
-        let deadline = std::time::Instant::now() + TIMEOUT;
-        sub.configure(|o| o.rcvtimeo = Some(Duration::from_millis(50)))
-            .unwrap();
-        loop {
-            publ.send_blocking("probe").unwrap();
-            if sub.recv_blocking().is_ok() {
-                break;
-            }
-            assert!(std::time::Instant::now() < deadline, "no subscription");
-        }
-        sub.configure(|o| o.rcvtimeo = Some(TIMEOUT)).unwrap();
+        until_subscribed(&publ, &sub, "probe");
         publ.send_blocking("end of probes").unwrap();
         while sub.recv_blocking().unwrap().frames()[0] != "end of probes" {}
         let sizes = [0usize, 1, 16, 37, 38, 39, 40, 255, 256, 9000];

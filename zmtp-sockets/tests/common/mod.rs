@@ -178,3 +178,22 @@ pub fn serve_tagged(rep: &Socket, w: usize) {
         }
     }
 }
+
+/// Publishes `probe` until `sub` receives one: its subscription is then in
+/// effect. Copies of the probe sent meanwhile may still be queued.
+pub fn until_subscribed(publ: &Socket, sub: &Socket, probe: &str) {
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    sub.configure(|o| o.rcvtimeo = Some(Duration::from_millis(50)))
+        .unwrap();
+    loop {
+        publ.send_blocking(probe).unwrap();
+        if sub.recv_blocking().is_ok() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "subscription never took effect"
+        );
+    }
+    sub.configure(|o| o.rcvtimeo = Some(TIMEOUT)).unwrap();
+}
