@@ -197,6 +197,20 @@ pub struct Cell {
     _zap: Option<ZapHandler>,
     _zctx: zmq::Context,
     _ctx: Context,
+    _ipc: IpcFile,
+}
+
+/// The socket file of an ipc endpoint libzmq bound, removed with the cell:
+/// libzmq 4.3.4 leaves it behind when its socket closes (ours removes its
+/// own).
+struct IpcFile(Option<std::path::PathBuf>);
+
+impl Drop for IpcFile {
+    fn drop(&mut self) {
+        if let Some(path) = &self.0 {
+            let _ = std::fs::remove_file(path);
+        }
+    }
 }
 
 pub struct Setup {
@@ -310,6 +324,7 @@ pub fn cell(s: &Setup) -> Cell {
         Transport::Tcp => "tcp://127.0.0.1:0".to_owned(),
         Transport::Ipc => ipc_endpoint(),
     };
+    let mut ipc = IpcFile(None);
     if s.zmtp_binds {
         let ep = ours.bind(&base).unwrap();
         theirs.connect(&ep).unwrap();
@@ -317,6 +332,7 @@ pub fn cell(s: &Setup) -> Cell {
         let zbase = base.replace(":0", ":*");
         theirs.bind(&zbase).unwrap();
         let ep = theirs.get_last_endpoint().unwrap().unwrap();
+        ipc.0 = ep.strip_prefix("ipc://").map(Into::into);
         ours.connect(&ep).unwrap();
     }
     Cell {
@@ -326,6 +342,7 @@ pub fn cell(s: &Setup) -> Cell {
         _zap: zap,
         _zctx: zctx,
         _ctx: ctx,
+        _ipc: ipc,
     }
 }
 

@@ -248,8 +248,11 @@ fn endpoint(transport: &str) -> String {
 
 /// Binds `s` to a fresh endpoint of --transport; the endpoint as bound.
 fn bind_or_die(s: &Socket, a: &Args) -> String {
-    s.bind(&endpoint(&a.transport))
-        .unwrap_or_else(|e| crate::die(1, e))
+    let ep = s
+        .bind(&endpoint(&a.transport))
+        .unwrap_or_else(|e| crate::die(1, e));
+    crate::bound(&ep);
+    ep
 }
 
 /// `n` sockets of type `ty`, each connected to `ep`.
@@ -399,6 +402,7 @@ fn handshakes(a: &Args) -> Report {
     let ep = endpoint(&a.transport);
     let server = secure_server(&pull, &a.mechanism);
     let ep = pull.bind(&ep).unwrap_or_else(|e| crate::die(1, e));
+    crate::bound(&ep);
     let hello = Bytes::from_static(b"hello");
     let t0 = Instant::now();
     let mut done = 0u64;
@@ -568,7 +572,7 @@ fn idle_peers(a: &Args) -> ! {
         peers.push(push);
     }
     let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
-    std::process::exit(0)
+    crate::exit(0)
 }
 
 /// Peak RSS while a publisher sends --count messages as fast as it can to

@@ -216,7 +216,7 @@ impl Run {
                 line.extend_from_slice(&f[1..]);
                 line.push(b'\n');
                 if out.write_all(&line).and_then(|_| out.flush()).is_err() {
-                    std::process::exit(0);
+                    crate::exit(0);
                 }
                 return;
             }
@@ -238,7 +238,7 @@ impl Run {
         }
         line.push(b'\n');
         if out.write_all(&line).and_then(|_| out.flush()).is_err() {
-            std::process::exit(0);
+            crate::exit(0);
         }
     }
 }
@@ -382,7 +382,10 @@ pub(crate) fn run(kind: Kind, a: Args) -> i32 {
     }
     for ep in &a.bind {
         match socket.bind(ep) {
-            Ok(bound) => eprintln!("listening {bound}"),
+            Ok(bound) => {
+                crate::bound(&bound);
+                eprintln!("listening {bound}");
+            }
             Err(Error::Endpoint(e)) => crate::die(2, format_args!("bad endpoint {e}")),
             Err(e) => crate::die(1, format_args!("bind {ep}: {e}")),
         }
@@ -414,7 +417,7 @@ pub(crate) fn run(kind: Kind, a: Args) -> i32 {
         Kind::XPub => duplex(&run, &socket, Format::Subscriptions, linger),
     };
     // Do not wait for lingering connections: the code is decided.
-    std::process::exit(code);
+    crate::exit(code);
 }
 
 fn wait_until(run: &Run, mut f: impl FnMut() -> bool) -> bool {
@@ -630,11 +633,11 @@ fn duplex(run: &Run, socket: &Socket, format: Format, linger: Duration) -> i32 {
                 match lines.next(run.remaining()) {
                     Line::Text(l) => {
                         if let Err(code) = send_line(run, socket, l) {
-                            std::process::exit(code);
+                            crate::exit(code);
                         }
                     }
                     Line::End => break,
-                    Line::Timeout => std::process::exit(run.timed_out()),
+                    Line::Timeout => crate::exit(run.timed_out()),
                 }
             }
             let wait = run.remaining().map_or(linger, |r| r.min(linger));
@@ -652,7 +655,7 @@ fn duplex(run: &Run, socket: &Socket, format: Format, linger: Duration) -> i32 {
                     run.print_as(&mut out, &msg, format);
                     n += 1;
                 }
-                Err(Error::WouldBlock) => std::process::exit(run.timed_out()),
+                Err(Error::WouldBlock) => crate::exit(run.timed_out()),
                 Err(e) => crate::die(1, e),
             }
         }

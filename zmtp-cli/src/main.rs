@@ -76,11 +76,40 @@ enum Command {
     Bench(bench::Args),
 }
 
+/// The socket files of the ipc endpoints this process bound.
+static IPC_FILES: std::sync::Mutex<Vec<std::path::PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// Notes an endpoint the process bound (as `bind` returned it), so that
+/// [`exit`] removes its socket file.
+pub(crate) fn bound(endpoint: &str) {
+    if let Some(path) = endpoint.strip_prefix("ipc://") {
+        IPC_FILES
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(path.into());
+    }
+}
+
+/// Ends the process. A closed socket removes the socket files of its ipc
+/// endpoints, but the process ends without closing its sockets (a
+/// lingering connection must not hold up an exit code already decided),
+/// so the files are removed here, as a closed socket would have.
+pub(crate) fn exit(code: i32) -> ! {
+    for path in IPC_FILES
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .drain(..)
+    {
+        let _ = std::fs::remove_file(path);
+    }
+    std::process::exit(code)
+}
+
 /// Ends the process with a message on stderr, prefixed `error:` as clap's
 /// own are, whatever the exit code.
 pub(crate) fn die(code: i32, msg: impl std::fmt::Display) -> ! {
     eprintln!("error: {msg}");
-    std::process::exit(code)
+    exit(code)
 }
 
 /// Refuses an inproc endpoint (exit 2): it reaches sockets of the same
@@ -116,5 +145,5 @@ fn main() {
         Command::Proxy(a) => proxy::run(a),
         Command::Bench(a) => bench::run(a),
     };
-    std::process::exit(code);
+    exit(code);
 }

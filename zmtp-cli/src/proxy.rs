@@ -89,7 +89,10 @@ fn side(
     });
     for ep in binds {
         match s.bind(ep) {
-            Ok(bound) => eprintln!("listening {bound}"),
+            Ok(bound) => {
+                crate::bound(&bound);
+                eprintln!("listening {bound}");
+            }
             Err(Error::Endpoint(e)) => crate::die(2, format_args!("bad endpoint {e}")),
             Err(e) => crate::die(1, format_args!("bind {ep}: {e}")),
         }
@@ -155,7 +158,7 @@ pub(crate) fn run(a: Args) -> i32 {
         let deadline = start + Duration::from_millis(t);
         std::thread::spawn(move || {
             std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
-            std::process::exit(0);
+            crate::exit(0);
         });
     }
     match zmtp_sockets::proxy_blocking(&frontend, &backend, capture.as_ref()) {

@@ -859,16 +859,18 @@ fn xpub_prints_subscriptions_and_xsub_subscribes() {
 }
 
 #[test]
-fn pair_exchanges_both_ways() {
+fn pair_exchanges_both_ways_and_removes_its_socket_file() {
+    let path = std::env::temp_dir().join(format!("zmtp-cli-pair-{}.sock", std::process::id()));
     let (a, ep) = start_bound(&[
         "pair",
         "--bind",
-        "ipc:///tmp/zmtp-cli-pair-test.sock",
+        &format!("ipc://{}", path.display()),
         "--timeout-ms",
         "20000",
         "--count",
         "1",
     ]);
+    assert!(path.exists(), "bound: {ep}");
     let mut a = a;
     a.stdin.take().unwrap().write_all(b"to b\n").unwrap();
     let out = send_lines(
@@ -885,6 +887,8 @@ fn pair_exchanges_both_ways() {
     );
     assert_eq!(String::from_utf8(out.stdout).unwrap(), "to b\n");
     assert_eq!(String::from_utf8(finish(a).stdout).unwrap(), "to a\n");
+    // Ended, its socket file is gone, as a closed socket's is.
+    assert!(!path.exists());
 }
 
 #[test]

@@ -119,3 +119,28 @@ fn a_blocking_call_on_an_io_thread_is_refused_not_hung() {
     let seen = seen.lock().unwrap().clone().unwrap();
     assert!(seen.contains("I/O thread"), "{seen}");
 }
+
+#[test]
+fn an_ipc_endpoint_removes_its_socket_file_when_unbound_or_closed() {
+    use zmtp_sockets::MonitorEvent;
+    let timeout = Duration::from_secs(20);
+    let ctx = Context::new();
+    let path = std::env::temp_dir().join(format!("zmtp-api-unbind-{}.sock", std::process::id()));
+    let ep = format!("ipc://{}", path.display());
+    let closed = |mon: &zmtp_sockets::Monitor| {
+        mon.wait_for_blocking(timeout, |e| matches!(e, MonitorEvent::Closed { .. }))
+            .expect("the endpoint's Closed event");
+    };
+    let s = ctx.socket(SocketType::Pull).unwrap();
+    let mon = s.monitor();
+    s.bind(&ep).unwrap();
+    assert!(path.exists());
+    s.unbind(&ep).unwrap();
+    closed(&mon);
+    assert!(!path.exists(), "removed at unbind");
+    s.bind(&ep).unwrap();
+    assert!(path.exists());
+    drop(s);
+    closed(&mon);
+    assert!(!path.exists(), "removed when the socket closed");
+}
