@@ -248,11 +248,7 @@ fn endpoint(transport: &str) -> String {
 
 /// Binds `s` to a fresh endpoint of --transport; the endpoint as bound.
 fn bind_or_die(s: &Socket, a: &Args) -> String {
-    let ep = s
-        .bind(&endpoint(&a.transport))
-        .unwrap_or_else(|e| crate::die(1, e));
-    crate::bound(&ep);
-    ep
+    crate::bind(s, &endpoint(&a.transport)).unwrap_or_else(|e| crate::die(1, e))
 }
 
 /// `n` sockets of type `ty`, each connected to `ep`.
@@ -401,8 +397,7 @@ fn handshakes(a: &Args) -> Report {
     let _ = pull.configure(|o| o.rcvtimeo = Some(Duration::from_secs(10)));
     let ep = endpoint(&a.transport);
     let server = secure_server(&pull, &a.mechanism);
-    let ep = pull.bind(&ep).unwrap_or_else(|e| crate::die(1, e));
-    crate::bound(&ep);
+    let ep = crate::bind(&pull, &ep).unwrap_or_else(|e| crate::die(1, e));
     let hello = Bytes::from_static(b"hello");
     let t0 = Instant::now();
     let mut done = 0u64;

@@ -380,23 +380,7 @@ pub(crate) fn run(kind: Kind, a: Args) -> i32 {
     for ep in a.bind.iter().chain(&a.connect) {
         crate::refuse_inproc(ep);
     }
-    for ep in &a.bind {
-        match socket.bind(ep) {
-            Ok(bound) => {
-                crate::bound(&bound);
-                eprintln!("listening {bound}");
-            }
-            Err(Error::Endpoint(e)) => crate::die(2, format_args!("bad endpoint {e}")),
-            Err(e) => crate::die(1, format_args!("bind {ep}: {e}")),
-        }
-    }
-    for ep in &a.connect {
-        match socket.connect(ep) {
-            Ok(()) => {}
-            Err(Error::Endpoint(e)) => crate::die(2, format_args!("bad endpoint {e}")),
-            Err(e) => crate::die(1, format_args!("connect {ep}: {e}")),
-        }
-    }
+    crate::bind_and_connect(&socket, &a.bind, &a.connect);
     if let Some(n) = a.wait_subscribers
         && !wait_until(&run, || socket.subscription_count() >= n)
     {

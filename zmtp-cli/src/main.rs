@@ -20,6 +20,7 @@ mod proxy;
 mod security;
 
 use clap::{Parser, Subcommand};
+use zmtp_sockets::{Error, Socket};
 
 /// ZeroMQ (ZMTP 3.1) sockets from the shell, in pure Rust.
 #[derive(Parser, Debug)]
@@ -79,14 +80,36 @@ enum Command {
 /// The socket files of the ipc endpoints this process bound.
 static IPC_FILES: std::sync::Mutex<Vec<std::path::PathBuf>> = std::sync::Mutex::new(Vec::new());
 
-/// Notes an endpoint the process bound (as `bind` returned it), so that
-/// [`exit`] removes its socket file.
-pub(crate) fn bound(endpoint: &str) {
-    if let Some(path) = endpoint.strip_prefix("ipc://") {
+/// Binds `socket` to `endpoint`; an ipc endpoint's socket file is noted
+/// for [`exit`] to remove. The endpoint as bound.
+pub(crate) fn bind(socket: &Socket, endpoint: &str) -> zmtp_sockets::Result<String> {
+    let bound = socket.bind(endpoint)?;
+    if let Some(path) = bound.strip_prefix("ipc://") {
         IPC_FILES
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(path.into());
+    }
+    Ok(bound)
+}
+
+/// Binds and connects a command's socket, printing a `listening` line per
+/// bound endpoint; ends the process on a bad endpoint (exit 2) or a
+/// failure (exit 1).
+pub(crate) fn bind_and_connect(socket: &Socket, binds: &[String], connects: &[String]) {
+    for ep in binds {
+        match bind(socket, ep) {
+            Ok(bound) => eprintln!("listening {bound}"),
+            Err(Error::Endpoint(e)) => die(2, format_args!("bad endpoint {e}")),
+            Err(e) => die(1, format_args!("bind {ep}: {e}")),
+        }
+    }
+    for ep in connects {
+        match socket.connect(ep) {
+            Ok(()) => {}
+            Err(Error::Endpoint(e)) => die(2, format_args!("bad endpoint {e}")),
+            Err(e) => die(1, format_args!("connect {ep}: {e}")),
+        }
     }
 }
 

@@ -87,23 +87,7 @@ fn side(
             }
         }
     });
-    for ep in binds {
-        match s.bind(ep) {
-            Ok(bound) => {
-                crate::bound(&bound);
-                eprintln!("listening {bound}");
-            }
-            Err(Error::Endpoint(e)) => crate::die(2, format_args!("bad endpoint {e}")),
-            Err(e) => crate::die(1, format_args!("bind {ep}: {e}")),
-        }
-    }
-    for ep in connects {
-        match s.connect(ep) {
-            Ok(()) => {}
-            Err(Error::Endpoint(e)) => crate::die(2, format_args!("bad endpoint {e}")),
-            Err(e) => crate::die(1, format_args!("connect {ep}: {e}")),
-        }
-    }
+    crate::bind_and_connect(&s, binds, connects);
     s
 }
 

@@ -132,7 +132,7 @@ impl Link {
     /// Sends within the high-water mark.
     #[inline]
     pub(crate) fn try_send(&self, out: Out) -> Result<(), Refused> {
-        if matches!(out, Out::Msg(_) | Out::Small(_)) && self.is_full() {
+        if out.is_message() && self.is_full() {
             return Err(Refused::Full(out));
         }
         self.send(out)

@@ -61,6 +61,15 @@ pub(crate) enum Out {
     Cancel(Bytes),
 }
 
+impl Out {
+    /// Whether it is a message (which the high-water mark counts), not a
+    /// subscription.
+    #[inline]
+    pub(crate) fn is_message(&self) -> bool {
+        matches!(self, Out::Msg(_) | Out::Small(_))
+    }
+}
+
 /// The most bytes a [`Small`] holds: as many as fit in an [`Out`] that
 /// holds a [`Message`], so that the inline copy makes no item larger.
 pub(crate) const SMALL: usize = 38;

@@ -547,7 +547,7 @@ impl<'a> Session<'a> {
                     }
                 }
             };
-            self.in_output += u64::from(matches!(out, Out::Msg(_) | Out::Small(_)));
+            self.in_output += u64::from(out.is_message());
             if let Err(e) = queue(&mut self.conn, out) {
                 return Err(self.fail(e));
             }
