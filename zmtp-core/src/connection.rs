@@ -270,6 +270,17 @@ impl Connection {
         }
     }
 
+    /// How many bytes of the frame being received are still to arrive
+    /// beyond those in the receive buffer; `None` between frames (and for
+    /// a raw stream, which has none). A driver can read a large frame's
+    /// rest straight into a buffer of its own with it.
+    pub fn frame_missing(&self) -> Option<usize> {
+        match self.traffic {
+            Traffic::Stream(_) => None,
+            _ => self.decoder.missing(&self.rx),
+        }
+    }
+
     /// Records that bytes arrived at `now` (any input satisfies heartbeats).
     pub fn input_arrived(&mut self, now: Instant) {
         self.heartbeat.answer_deadline = None;

@@ -31,11 +31,35 @@ pub(crate) fn read_some(
     scratch: &mut [u8],
     recycler: &mut Recycler,
 ) -> io::Result<ReadOutcome> {
-    let hint = conn.reserve_hint();
-    let mut room = scratch.len();
     // Small or unknown amounts go through the scratch buffer (only what
     // arrived is copied); the rest of a large frame is read in place.
-    let n = if hint < LARGE_READ || hint == zmtp_core::codec::READ_CHUNK {
+    let have = conn.recv_buffer().len();
+    // How much room to make, and where the frame (as far as it is known)
+    // ends: a read into more room than that takes the next frame's start,
+    // which is copied again when that frame gets a buffer of its own.
+    let (hint, end) = match conn.frame_missing() {
+        // The rest of a large frame, also its last few bytes when its
+        // buffer has room for them (through the scratch buffer, the buffer
+        // would grow by a read's worth: a copy of all that arrived).
+        Some(missing)
+            if missing >= LARGE_READ
+                || (have >= LARGE_READ && conn.recv_buffer().capacity() - have >= missing) =>
+        {
+            (conn.reserve_hint(), have + missing)
+        }
+        // The last message was large, so the next one likely is: its
+        // first bytes (at most a partial header has arrived) go straight
+        // into a buffer of its size too. Through the scratch buffer they
+        // were copied twice (into the read buffer, then into the frame's
+        // own buffer once its header was decoded): up to a quarter of
+        // each 1 MiB body.
+        None if recycler.expect > have + LARGE_READ && have < 16 => {
+            (recycler.expect - have, recycler.expect)
+        }
+        _ => (0, 0),
+    };
+    let mut room = scratch.len();
+    let n = if hint == 0 {
         match stream.try_read(scratch) {
             Ok(n) => {
                 conn.recv_buffer().extend_from_slice(&scratch[..n]);
@@ -55,14 +79,14 @@ pub(crate) fn read_some(
         // buffer goes through a `Vec` so that the read fills uninitialised
         // room (no zeroing); while the frame fills, that round trip is free.
         let buf = conn.recv_buffer();
-        let have = buf.len();
         let mut v = if buf.capacity() >= have + hint {
             Vec::from(std::mem::take(buf))
         } else {
             // One allocation and one copy of what has arrived, instead of a
-            // reallocation that may copy it twice.
+            // reallocation that may copy it twice. A reused body much
+            // larger than the frame would take the next one's start.
             let mut v = recycler
-                .take(have + hint)
+                .take(have + hint, end + end / 1024 + 4096)
                 .unwrap_or_else(|| Vec::with_capacity(have + hint));
             v.extend_from_slice(buf);
             v
@@ -112,6 +136,11 @@ pub(crate) struct Recycler {
     /// through the large-frame path: until then messages are not even
     /// looked at (the small-message path pays nothing).
     active: bool,
+    /// When the last message had a frame of at least [`RECYCLE_MIN`]
+    /// bytes: room for one such frame as it travels (its header and the
+    /// mechanism's overhead), which the next frame's first read is given;
+    /// else 0.
+    expect: usize,
 }
 
 /// Bodies at least this large are watched for reuse.
@@ -133,6 +162,18 @@ impl Recycler {
         if !self.active {
             return;
         }
+        let largest = msg.frames().iter().map(bytes::Bytes::len).max();
+        self.expect = match largest {
+            // A frame's header is 9 bytes; an encrypting mechanism adds
+            // less than 1/4096 of the body and 64 bytes (NOISE: 16 bytes
+            // per 64 KiB record; CURVE: about 40 per message). Little more:
+            // what a read takes beyond the frame is the next frame's start,
+            // copied again when that frame gets a buffer of its own.
+            // Only for sizes the recycler keeps: a buffer made before any
+            // of the frame has arrived stays within what it would hold.
+            Some(len) if (RECYCLE_MIN..=RECYCLE_BYTES).contains(&len) => len + len / 4096 + 64,
+            _ => 0,
+        };
         for f in msg.frames() {
             let len = f.len();
             if !(RECYCLE_MIN..=RECYCLE_BYTES).contains(&len) {
@@ -147,10 +188,10 @@ impl Recycler {
         }
     }
 
-    /// An empty buffer with room for `cap` bytes from a body nobody holds
-    /// any more, if there is one; bodies found unused but too small are
-    /// released.
-    fn take(&mut self, cap: usize) -> Option<Vec<u8>> {
+    /// An empty buffer with room for at least `cap` and at most `max`
+    /// bytes from a body nobody holds any more, if there is one; bodies
+    /// found unused but of another size are released.
+    fn take(&mut self, cap: usize, max: usize) -> Option<Vec<u8>> {
         self.active = true;
         let mut i = 0;
         while i < self.bodies.len() {
@@ -164,7 +205,7 @@ impl Recycler {
             };
             m.clear();
             let v = Vec::from(m);
-            if v.capacity() >= cap {
+            if (cap..=max).contains(&v.capacity()) {
                 return Some(v);
             }
         }
@@ -208,11 +249,46 @@ mod tests {
         let body = Bytes::from(vec![7u8; 1 << 20]);
         r.watch(&Message::from(body.clone()));
         // The application still holds the body: nothing to reuse.
-        assert!(r.take(1 << 20).is_none());
+        assert!(r.take(1 << 20, 2 << 20).is_none());
         drop(body);
-        let v = r.take(1 << 20).expect("an unused body is reused");
+        let v = r.take(1 << 20, 2 << 20).expect("an unused body is reused");
         assert!(v.is_empty() && v.capacity() >= 1 << 20);
-        assert!(r.take(1).is_none());
+        assert!(r.take(1, usize::MAX).is_none());
+    }
+
+    #[test]
+    fn recycler_expects_the_size_of_the_last_large_message() {
+        let mut r = Recycler {
+            active: true,
+            ..Recycler::default()
+        };
+        r.watch(&Message::from(Bytes::from(vec![1u8; 1 << 20])));
+        // Room for the frame, its header and a mechanism's overhead, and
+        // not much more (more would take the next frame's start).
+        assert!(r.expect >= (1 << 20) + 9 + 64 && r.expect <= (1 << 20) + 1024);
+        r.watch(&Message::from(Bytes::from_static(b"small")));
+        assert_eq!(r.expect, 0);
+        r.watch(&Message::from_frames([
+            Bytes::from_static(b"id"),
+            Bytes::from(vec![2u8; 300_000]),
+        ]));
+        assert!(r.expect > 300_000);
+        // Beyond what the recycler keeps, nothing is made ahead.
+        r.watch(&Message::from(Bytes::from(vec![3u8; RECYCLE_BYTES + 1])));
+        assert_eq!(r.expect, 0);
+    }
+
+    #[test]
+    fn recycler_releases_bodies_much_larger_than_asked() {
+        let mut r = Recycler {
+            active: true,
+            ..Recycler::default()
+        };
+        r.watch(&Message::from(Bytes::from(vec![7u8; 2 << 20])));
+        // Too large for a 1 MiB frame: a read into it would run into the
+        // next frame. Released, not kept for ever.
+        assert!(r.take(1 << 20, (1 << 20) + 4096).is_none());
+        assert!(r.bodies.is_empty());
     }
 
     #[test]
@@ -231,7 +307,7 @@ mod tests {
             assert!(r.bodies.len() <= RECYCLE_ENTRIES && r.bytes() <= RECYCLE_BYTES);
         }
         // Too small for the request: released, not returned.
-        assert!(r.take(2 << 20).is_none());
+        assert!(r.take(2 << 20, usize::MAX).is_none());
         assert!(r.bodies.is_empty() && r.bytes() == 0);
     }
 }

@@ -153,6 +153,64 @@ fn large_bodies_held_or_dropped_keep_their_bytes() {
     }
 }
 
+/// Messages sent back to back, large ones among small ones, arrive whole
+/// and in order: after a large message the next read goes straight into a
+/// buffer of that size, which may hold the next frame's start, or several
+/// small frames, or a frame larger than it.
+#[test]
+fn large_and_small_bodies_back_to_back_arrive_whole() {
+    let ctx = Context::new();
+    for m in [Mech::Null, Mech::Curve] {
+        let (pull, push) = pair(
+            &ctx,
+            SocketType::Pull,
+            SocketType::Push,
+            m,
+            Transport::Tcp,
+            true,
+        );
+        let sizes = [
+            1usize << 20,
+            1 << 20,
+            16,
+            (1 << 20) + 4096,
+            200_000,
+            0,
+            3,
+            (1 << 20) - 1,
+            600_000,
+            1 << 21,
+            9,
+            128 * 1024,
+        ];
+        let n = if matches!(m, Mech::Null) { 96 } else { 24 };
+        let msg = |i: usize| {
+            let size = sizes[i % sizes.len()];
+            let body = Bytes::from(
+                (0..size)
+                    .map(|k| (k as u8) ^ (i as u8))
+                    .collect::<Vec<u8>>(),
+            );
+            if i % 5 == 4 {
+                Message::from_frames([Bytes::from(vec![i as u8; 7]), body])
+            } else {
+                Message::from(body)
+            }
+        };
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                for i in 0..n {
+                    push.send_blocking(msg(i)).unwrap();
+                }
+            });
+            for i in 0..n {
+                let got = pull.recv_blocking().unwrap();
+                assert!(got.frames() == msg(i).frames(), "{m:?} message {i} differs");
+            }
+        });
+    }
+}
+
 #[test]
 fn req_strict_alternation_and_rep_state() {
     let ctx = Context::new();

@@ -125,13 +125,16 @@ impl FrameDecoder {
     /// the intermediate steps (a 1 MiB frame whose first 256 KiB arrived in
     /// one read is allocated once).
     pub fn reserve_hint(&self, buf: &BytesMut) -> usize {
-        match self.pending {
-            Some(h) => {
-                let missing = (h.size as usize).saturating_sub(buf.len());
-                missing.min(READ_CHUNK.max(3 * buf.len()))
-            }
-            None => READ_CHUNK,
-        }
+        self.missing(buf).map_or(READ_CHUNK, |missing| {
+            missing.min(READ_CHUNK.max(3 * buf.len()))
+        })
+    }
+
+    /// How many bytes of the frame whose header was parsed are still to
+    /// arrive beyond those in `buf`; `None` between frames.
+    pub fn missing(&self, buf: &BytesMut) -> Option<usize> {
+        self.pending
+            .map(|h| (h.size as usize).saturating_sub(buf.len()))
     }
 }
 
