@@ -162,20 +162,10 @@ impl Recycler {
         if !self.active {
             return;
         }
-        let largest = msg.frames().iter().map(bytes::Bytes::len).max();
-        self.expect = match largest {
-            // A frame's header is 9 bytes; an encrypting mechanism adds
-            // less than 1/4096 of the body and 64 bytes (NOISE: 16 bytes
-            // per 64 KiB record; CURVE: about 40 per message). Little more:
-            // what a read takes beyond the frame is the next frame's start,
-            // copied again when that frame gets a buffer of its own.
-            // Only for sizes the recycler keeps: a buffer made before any
-            // of the frame has arrived stays within what it would hold.
-            Some(len) if (RECYCLE_MIN..=RECYCLE_BYTES).contains(&len) => len + len / 4096 + 64,
-            _ => 0,
-        };
+        let mut largest = 0;
         for f in msg.frames() {
             let len = f.len();
+            largest = largest.max(len);
             if !(RECYCLE_MIN..=RECYCLE_BYTES).contains(&len) {
                 continue;
             }
@@ -186,6 +176,18 @@ impl Recycler {
             }
             self.bodies.push_back(f.clone());
         }
+        // A frame's header is 9 bytes; an encrypting mechanism adds less
+        // than 1/4096 of the body and 64 bytes (NOISE: 16 bytes per 64 KiB
+        // record; CURVE: about 40 per message). Little more: what a read
+        // takes beyond the frame is the next frame's start, copied again
+        // when that frame gets a buffer of its own. Only for sizes the
+        // recycler keeps: a buffer made before any of the frame has arrived
+        // stays within what it would hold.
+        self.expect = if (RECYCLE_MIN..=RECYCLE_BYTES).contains(&largest) {
+            largest + largest / 4096 + 64
+        } else {
+            0
+        };
     }
 
     /// An empty buffer with room for at least `cap` and at most `max`
@@ -240,12 +242,17 @@ mod tests {
     use super::*;
     use bytes::Bytes;
 
-    #[test]
-    fn recycler_reuses_only_bodies_nobody_holds() {
-        let mut r = Recycler {
+    /// A recycler that watches messages (as after a first large frame).
+    fn active() -> Recycler {
+        Recycler {
             active: true,
             ..Recycler::default()
-        };
+        }
+    }
+
+    #[test]
+    fn recycler_reuses_only_bodies_nobody_holds() {
+        let mut r = active();
         let body = Bytes::from(vec![7u8; 1 << 20]);
         r.watch(&Message::from(body.clone()));
         // The application still holds the body: nothing to reuse.
@@ -258,10 +265,7 @@ mod tests {
 
     #[test]
     fn recycler_expects_the_size_of_the_last_large_message() {
-        let mut r = Recycler {
-            active: true,
-            ..Recycler::default()
-        };
+        let mut r = active();
         r.watch(&Message::from(Bytes::from(vec![1u8; 1 << 20])));
         // Room for the frame, its header and a mechanism's overhead, and
         // not much more (more would take the next frame's start).
@@ -280,10 +284,7 @@ mod tests {
 
     #[test]
     fn recycler_releases_bodies_much_larger_than_asked() {
-        let mut r = Recycler {
-            active: true,
-            ..Recycler::default()
-        };
+        let mut r = active();
         r.watch(&Message::from(Bytes::from(vec![7u8; 2 << 20])));
         // Too large for a 1 MiB frame: a read into it would run into the
         // next frame. Released, not kept for ever.

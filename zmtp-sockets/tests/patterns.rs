@@ -83,11 +83,7 @@ fn pub_sub_every_mechanism_and_transport() {
 #[test]
 fn multipart_and_16_mib() {
     let ctx = Context::new();
-    for m in [
-        Mech::Null,
-        Mech::Curve,
-        Mech::Noise(zmtp_sockets::security::NoisePattern::XX),
-    ] {
+    for m in NULL_CURVE_NOISE {
         let (pull, push) = pair(
             &ctx,
             SocketType::Pull,
@@ -654,11 +650,7 @@ fn published_bodies_of_every_size_arrive_intact() {
     // an inline copy, larger ones and multipart ones as the message: each
     // arrives as sent, in order, with every mechanism's framing.
     let ctx = Context::new();
-    for m in [
-        Mech::Null,
-        Mech::Curve,
-        Mech::Noise(zmtp_sockets::security::NoisePattern::XX),
-    ] {
+    for m in NULL_CURVE_NOISE {
         let (publ, sub) = pair(
             &ctx,
             SocketType::Pub,

@@ -18,6 +18,10 @@ pub enum Mech {
     Noise(NoisePattern),
 }
 
+/// NULL and the two ciphers, for tests that check bytes through each
+/// mechanism's framing.
+pub const NULL_CURVE_NOISE: [Mech; 3] = [Mech::Null, Mech::Curve, Mech::Noise(NoisePattern::XX)];
+
 pub const MECHS: [Mech; 6] = [
     Mech::Null,
     Mech::Plain,
