@@ -4,8 +4,12 @@
 //! lock and wake the application once; the application swaps the whole
 //! shared queue into its own buffer when that runs dry, so most receives
 //! touch no state the I/O threads touch. The bound (the receive high-water
-//! mark) applies to the shared queue; the application's buffer holds at most
-//! one swapped batch more, like libzmq's batched pipes.
+//! mark) applies to both together, as libzmq's pipe counts what its reader
+//! has not taken yet: what the application swapped in counts against it
+//! until its buffer runs dry. (Bounding only the shared queue let the two
+//! hold twice the mark: a slow subscriber's process held 2,000 1 KiB
+//! messages at the default mark of 1,000, and the read buffers they were
+//! split from.)
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -63,6 +67,16 @@ struct Local {
 struct Shared {
     queue: VecDeque<Inbound>,
     closed: bool,
+    /// How many messages the application's last swap took into its
+    /// buffer: counted against the bound until the buffer is found empty
+    /// (an overestimate in between, so the two never hold more than the
+    /// bound).
+    lent: usize,
+    /// How many of `queue`'s items are a peer's properties, which take no
+    /// room: with a bound of 1, a connection's first message waited behind
+    /// its properties for a receive that a poller never made, since
+    /// properties alone are nothing to receive.
+    peers: usize,
 }
 
 pub(crate) struct Inbox {
@@ -171,6 +185,7 @@ impl Inbox {
                 batch.clear();
                 s.queue.clear();
                 s.queue.extend(newest);
+                s.peers = 0;
                 drop(s);
                 self.notify_readable();
                 return Ok(true);
@@ -178,9 +193,12 @@ impl Inbox {
             let room = if capacity == 0 {
                 usize::MAX
             } else {
-                capacity.saturating_sub(s.queue.len())
+                capacity.saturating_sub(s.queue.len() - s.peers + s.lent)
             };
-            let n = room.min(batch.len());
+            // A peer's properties come first in a session's batch.
+            let peers = batch.iter().take_while(|i| i.is_peer()).count();
+            s.peers += peers;
+            let n = peers + room.min(batch.len() - peers);
             if n == batch.len() && s.queue.is_empty() {
                 // Hand the whole batch over without moving items.
                 std::mem::swap(&mut s.queue, batch);
@@ -360,6 +378,7 @@ impl Inbox {
             if !s.queue.is_empty() {
                 local.buf.clear();
                 std::mem::swap(&mut local.buf, &mut s.queue);
+                s.peers = 0;
             }
         }
         if let Some(item) = local.buf.pop_front() {
@@ -371,20 +390,24 @@ impl Inbox {
         {
             return Ok(Some(item));
         }
-        let closed = {
+        let (closed, freed) = {
             let mut s = lock(&self.shared);
+            // The application's buffer is empty: what it took last is
+            // taken, and no longer counts against the bound.
+            let freed = std::mem::take(&mut s.lent) > 0;
             if s.queue.is_empty() {
-                Some(s.closed)
+                (Some(s.closed), freed)
             } else {
                 std::mem::swap(&mut local.buf, &mut s.queue);
-                None
+                s.lent = local.buf.len() - std::mem::take(&mut s.peers);
+                (None, true)
             }
         };
+        if freed {
+            self.room.notify(usize::MAX);
+        }
         match closed {
-            None => {
-                self.room.notify(usize::MAX);
-                Ok(local.buf.pop_front())
-            }
+            None => Ok(local.buf.pop_front()),
             Some(closed) => match self.inproc_pop() {
                 Some(item) => Ok(Some(item)),
                 None if closed => Err(Closed),
@@ -416,9 +439,25 @@ impl Inbox {
 
     /// Whether no message is queued (a peer's properties are no message).
     pub(crate) fn is_empty(&self) -> bool {
-        lock(&self.local).buf.iter().all(Inbound::is_peer)
-            && self.inproc.get().is_none_or(|q| q.is_empty())
-            && lock(&self.shared).queue.iter().all(Inbound::is_peer)
+        let local = lock(&self.local);
+        if !local.buf.iter().all(Inbound::is_peer)
+            || self.inproc.get().is_some_and(|q| !q.is_empty())
+        {
+            return false;
+        }
+        let (empty, freed) = {
+            let mut s = lock(&self.shared);
+            // A poller that finds the application's buffer empty frees its
+            // count as a receive does: a session waiting for room would
+            // otherwise wait for a receive the poller waits for it to allow.
+            let freed = local.buf.is_empty() && std::mem::take(&mut s.lent) > 0;
+            (s.queue.iter().all(Inbound::is_peer), freed)
+        };
+        drop(local);
+        if freed {
+            self.room.notify(usize::MAX);
+        }
+        empty
     }
 
     /// Whether it keeps only the newest message (`conflate`).
@@ -452,16 +491,41 @@ mod tests {
         let mut batch: VecDeque<_> = (0..5).map(item).collect();
         assert_eq!(inbox.push(&mut batch), Ok(false));
         assert_eq!(batch.len(), 2);
-        // The application takes the whole shared queue: room for the rest.
-        assert_eq!(inbox.try_pop().unwrap().unwrap().msg.frames()[0][0], 0);
+        // The application takes the whole shared queue into its buffer:
+        // what it has not received yet still counts against the bound.
+        let mut pop = || inbox.try_pop().unwrap().map(|i| i.msg.frames()[0][0]);
+        assert_eq!(pop(), Some(0));
+        assert_eq!(inbox.push(&mut batch), Ok(false));
+        assert_eq!(batch.len(), 2);
+        assert_eq!((pop(), pop()), (Some(1), Some(2)));
+        // Its buffer ran dry: room for the rest.
+        assert_eq!(pop(), None);
         assert_eq!(inbox.push(&mut batch), Ok(true));
-        let got: Vec<u8> = std::iter::from_fn(|| inbox.try_pop().unwrap())
-            .map(|i| i.msg.frames()[0][0])
-            .collect();
-        assert_eq!(got, vec![1, 2, 3, 4]);
+        let got: Vec<u8> = std::iter::from_fn(&mut pop).collect();
+        assert_eq!(got, vec![3, 4]);
         inbox.close();
         assert_eq!(inbox.try_pop().unwrap_err(), Closed);
         assert_eq!(inbox.push(&mut VecDeque::from([item(9)])), Err(Closed));
+    }
+
+    #[test]
+    fn properties_take_no_room_and_a_poll_frees_what_was_received() {
+        let inbox = Inbox::new(1, false, false);
+        inbox.attach(1, None);
+        let props = Arc::new(Metadata::new());
+        let mut batch = VecDeque::from([Inbound::peer(1, props), item(0), item(1)]);
+        // The properties and one message: the bound counts messages.
+        assert_eq!(inbox.push(&mut batch), Ok(false));
+        assert_eq!(batch.len(), 1);
+        assert!(!inbox.is_empty());
+        assert_eq!(inbox.try_pop().unwrap().unwrap().msg.frames()[0][0], 0);
+        // Received, but no receive has found the buffer empty yet.
+        assert_eq!(inbox.push(&mut batch), Ok(false));
+        // A poll that finds it empty frees the room, as a receive would.
+        assert!(inbox.is_empty());
+        assert_eq!(inbox.push(&mut batch), Ok(true));
+        assert!(!inbox.is_empty());
+        assert_eq!(inbox.try_pop().unwrap().unwrap().msg.frames()[0][0], 1);
     }
 
     #[test]
