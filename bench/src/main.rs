@@ -142,11 +142,30 @@ fn measure(t: &Tools, imp: &str, w: &Work) -> Result<Fields, Miss> {
             c
         }
     };
-    let mut child = cmd
+    // What the run says on its standard error (and its child processes')
+    // is shown when it fails.
+    let err_path = std::env::temp_dir().join(format!("zmtp-compare-{}.stderr", std::process::id()));
+    let err_file = std::fs::File::create(&err_path).map_err(|_| Miss::Failed)?;
+    let child = cmd
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(err_file)
         .spawn()
-        .map_err(|_| Miss::Failed)?;
+        .map_err(|_| Miss::Failed);
+    let r = child.and_then(|c| finish(c, imp, w));
+    if r == Err(Miss::Failed)
+        && let Ok(text) = std::fs::read_to_string(&err_path)
+    {
+        let lines: Vec<&str> = text.lines().collect();
+        for l in &lines[lines.len().saturating_sub(20)..] {
+            eprintln!("    | {l}");
+        }
+    }
+    let _ = std::fs::remove_file(&err_path);
+    r
+}
+
+/// Waits for a measurement's process and reads its figures.
+fn finish(mut child: std::process::Child, imp: &str, w: &Work) -> Result<Fields, Miss> {
     // 10,000 CURVE connections at once take longer than a throughput run.
     let limit = if w.pattern == "idle-remote" { 300 } else { 60 };
     let deadline = Instant::now() + Duration::from_secs(limit);

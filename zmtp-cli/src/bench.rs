@@ -518,7 +518,19 @@ fn idle_remote(a: &Args) -> Report {
         peers.push(child);
     }
     let mut n = 0u64;
-    while n < a.count && pull.recv_blocking().is_ok() {
+    while n < a.count {
+        if let Err(e) = pull.recv_blocking() {
+            // Why a run came up short, for whoever reads standard error.
+            let exited: Vec<String> = peers
+                .iter_mut()
+                .filter_map(|p| Some(format!("{:?}", p.try_wait().ok()??)))
+                .collect();
+            eprintln!(
+                "idle-remote: {n} of {} arrived ({e}); peer processes exited: {exited:?}",
+                a.count
+            );
+            break;
+        }
         n += 1;
     }
     let secs = t0.elapsed().as_secs_f64();
