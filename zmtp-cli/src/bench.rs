@@ -72,8 +72,9 @@ pub(crate) struct Args {
     /// idle-peers: the endpoint to connect to.
     #[arg(long)]
     connect: Option<String>,
-    /// idle-peers with --mechanism curve: the server's public key (Z85).
-    #[arg(long)]
+    /// idle-peers with --mechanism curve: the server's public key (Z85,
+    /// which may begin with `-`).
+    #[arg(long, allow_hyphen_values = true)]
     server_key: Option<String>,
     /// One JSON object per line.
     #[arg(long)]

@@ -4,12 +4,8 @@
 //! lock and wake the application once; the application swaps the whole
 //! shared queue into its own buffer when that runs dry, so most receives
 //! touch no state the I/O threads touch. The bound (the receive high-water
-//! mark) applies to both together, as libzmq's pipe counts what its reader
-//! has not taken yet: what the application swapped in counts against it
-//! until its buffer runs dry. (Bounding only the shared queue let the two
-//! hold twice the mark: a slow subscriber's process held 2,000 1 KiB
-//! messages at the default mark of 1,000, and the read buffers they were
-//! split from.)
+//! mark) applies to the shared queue; the application's buffer holds at most
+//! one swapped batch more, like libzmq's batched pipes.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -67,11 +63,6 @@ struct Local {
 struct Shared {
     queue: VecDeque<Inbound>,
     closed: bool,
-    /// How many messages the application's last swap took into its
-    /// buffer: counted against the bound until the buffer is found empty
-    /// (an overestimate in between, so the two never hold more than the
-    /// bound).
-    lent: usize,
     /// How many of `queue`'s items are a peer's properties, which take no
     /// room: with a bound of 1, a connection's first message waited behind
     /// its properties for a receive that a poller never made, since
@@ -193,7 +184,7 @@ impl Inbox {
             let room = if capacity == 0 {
                 usize::MAX
             } else {
-                capacity.saturating_sub(s.queue.len() - s.peers + s.lent)
+                capacity.saturating_sub(s.queue.len() - s.peers)
             };
             // A peer's properties come first in a session's batch.
             let peers = batch.iter().take_while(|i| i.is_peer()).count();
@@ -390,24 +381,21 @@ impl Inbox {
         {
             return Ok(Some(item));
         }
-        let (closed, freed) = {
+        let closed = {
             let mut s = lock(&self.shared);
-            // The application's buffer is empty: what it took last is
-            // taken, and no longer counts against the bound.
-            let freed = std::mem::take(&mut s.lent) > 0;
             if s.queue.is_empty() {
-                (Some(s.closed), freed)
+                Some(s.closed)
             } else {
                 std::mem::swap(&mut local.buf, &mut s.queue);
-                s.lent = local.buf.len() - std::mem::take(&mut s.peers);
-                (None, true)
+                s.peers = 0;
+                None
             }
         };
-        if freed {
-            self.room.notify(usize::MAX);
-        }
         match closed {
-            None => Ok(local.buf.pop_front()),
+            None => {
+                self.room.notify(usize::MAX);
+                Ok(local.buf.pop_front())
+            }
             Some(closed) => match self.inproc_pop() {
                 Some(item) => Ok(Some(item)),
                 None if closed => Err(Closed),
@@ -439,25 +427,9 @@ impl Inbox {
 
     /// Whether no message is queued (a peer's properties are no message).
     pub(crate) fn is_empty(&self) -> bool {
-        let local = lock(&self.local);
-        if !local.buf.iter().all(Inbound::is_peer)
-            || self.inproc.get().is_some_and(|q| !q.is_empty())
-        {
-            return false;
-        }
-        let (empty, freed) = {
-            let mut s = lock(&self.shared);
-            // A poller that finds the application's buffer empty frees its
-            // count as a receive does: a session waiting for room would
-            // otherwise wait for a receive the poller waits for it to allow.
-            let freed = local.buf.is_empty() && std::mem::take(&mut s.lent) > 0;
-            (s.queue.iter().all(Inbound::is_peer), freed)
-        };
-        drop(local);
-        if freed {
-            self.room.notify(usize::MAX);
-        }
-        empty
+        lock(&self.local).buf.iter().all(Inbound::is_peer)
+            && self.inproc.get().is_none_or(|q| q.is_empty())
+            && lock(&self.shared).queue.iter().all(Inbound::is_peer)
     }
 
     /// Whether it keeps only the newest message (`conflate`).
@@ -491,25 +463,20 @@ mod tests {
         let mut batch: VecDeque<_> = (0..5).map(item).collect();
         assert_eq!(inbox.push(&mut batch), Ok(false));
         assert_eq!(batch.len(), 2);
-        // The application takes the whole shared queue into its buffer:
-        // what it has not received yet still counts against the bound.
-        let mut pop = || inbox.try_pop().unwrap().map(|i| i.msg.frames()[0][0]);
-        assert_eq!(pop(), Some(0));
-        assert_eq!(inbox.push(&mut batch), Ok(false));
-        assert_eq!(batch.len(), 2);
-        assert_eq!((pop(), pop()), (Some(1), Some(2)));
-        // Its buffer ran dry: room for the rest.
-        assert_eq!(pop(), None);
+        // The application takes the whole shared queue: room for the rest.
+        assert_eq!(inbox.try_pop().unwrap().unwrap().msg.frames()[0][0], 0);
         assert_eq!(inbox.push(&mut batch), Ok(true));
-        let got: Vec<u8> = std::iter::from_fn(&mut pop).collect();
-        assert_eq!(got, vec![3, 4]);
+        let got: Vec<u8> = std::iter::from_fn(|| inbox.try_pop().unwrap())
+            .map(|i| i.msg.frames()[0][0])
+            .collect();
+        assert_eq!(got, vec![1, 2, 3, 4]);
         inbox.close();
         assert_eq!(inbox.try_pop().unwrap_err(), Closed);
         assert_eq!(inbox.push(&mut VecDeque::from([item(9)])), Err(Closed));
     }
 
     #[test]
-    fn properties_take_no_room_and_a_poll_frees_what_was_received() {
+    fn properties_take_no_room() {
         let inbox = Inbox::new(1, false, false);
         inbox.attach(1, None);
         let props = Arc::new(Metadata::new());
@@ -519,12 +486,7 @@ mod tests {
         assert_eq!(batch.len(), 1);
         assert!(!inbox.is_empty());
         assert_eq!(inbox.try_pop().unwrap().unwrap().msg.frames()[0][0], 0);
-        // Received, but no receive has found the buffer empty yet.
-        assert_eq!(inbox.push(&mut batch), Ok(false));
-        // A poll that finds it empty frees the room, as a receive would.
-        assert!(inbox.is_empty());
         assert_eq!(inbox.push(&mut batch), Ok(true));
-        assert!(!inbox.is_empty());
         assert_eq!(inbox.try_pop().unwrap().unwrap().msg.frames()[0][0], 1);
     }
 

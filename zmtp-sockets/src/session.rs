@@ -42,12 +42,6 @@ use crate::transport::Stream;
 
 /// Most bytes a task queues for writing before it stops taking messages.
 const OUTPUT_BOUND: usize = 1 << 20;
-/// The same while the kernel takes no more (the last write left output
-/// behind): messages then wait in the pipe, where the high-water mark
-/// counts them, rather than as encoded copies here. With [`OUTPUT_BOUND`]
-/// throughout, a PUB held 1 MiB of copies for a slow subscriber beyond its
-/// high-water mark (libzmq holds one 8 KiB batch).
-const BLOCKED_OUTPUT_BOUND: usize = 64 * 1024;
 /// Most messages decoded before they are handed to the socket.
 const BATCH: usize = 1024;
 /// Size of the scratch buffer for reads: large reads mean fewer system
@@ -227,8 +221,6 @@ pub(crate) struct Session<'a> {
     in_output: u64,
     /// Whether the last read filled all its room (see `ReadOutcome::More`).
     read_more: bool,
-    /// Whether the last write left output the kernel did not take.
-    write_blocked: bool,
     /// How much one read asks for: about one batch of messages of the
     /// size lately received, between [`MIN_READ`] and [`SCRATCH`]. Small
     /// messages are read a batch at a time rather than a dozen batches at
@@ -275,7 +267,6 @@ impl<'a> Session<'a> {
             established: false,
             in_output: 0,
             read_more: false,
-            write_blocked: false,
             read_len: SCRATCH,
             recycler: Recycler::default(),
         }
@@ -540,7 +531,7 @@ impl<'a> Session<'a> {
         loop {
             // `output_len`, not `output`: sealing happens once, when the
             // writer runs, so records hold everything queued.
-            if self.conn.output_len() >= self.output_bound() {
+            if self.conn.output_len() >= OUTPUT_BOUND {
                 break;
             }
             let Some(out) = self.outq.pop_front() else {
@@ -567,22 +558,11 @@ impl<'a> Session<'a> {
         Ok(())
     }
 
-    /// How much encoded output the task may hold before it stops taking
-    /// messages.
-    fn output_bound(&self) -> usize {
-        if self.write_blocked {
-            BLOCKED_OUTPUT_BOUND
-        } else {
-            OUTPUT_BOUND
-        }
-    }
-
     /// Step 3: writes, and ends the session when it has nothing left to do.
     fn write(&mut self) -> Result<(), End> {
         if let Err(e) = write_some(self.stream, &mut self.conn) {
             return Err(self.io_end(e));
         }
-        self.write_blocked = self.conn.has_output();
         if self.in_output > 0 && !self.conn.has_output() {
             self.shared
                 .written
@@ -626,7 +606,7 @@ impl<'a> Session<'a> {
         let want_write = self.conn.has_output();
         let want_out = self.conn.is_ready()
             && !self.closing
-            && self.conn.output_len() < self.output_bound()
+            && self.conn.output_len() < OUTPUT_BOUND
             && self.slot.get().is_some();
         if want_out && !self.outq.is_empty() {
             // The write made room for messages already taken: no waiting.
