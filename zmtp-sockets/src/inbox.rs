@@ -184,7 +184,7 @@ impl Inbox {
             let room = if capacity == 0 {
                 usize::MAX
             } else {
-                capacity.saturating_sub(s.queue.len() - s.peers)
+                capacity.saturating_sub(s.queue.len().saturating_sub(s.peers))
             };
             // A peer's properties come first in a session's batch.
             let peers = batch.iter().take_while(|i| i.is_peer()).count();
