@@ -195,7 +195,11 @@ pub struct Options {
     /// messages (unlimited when either is 0 or either side conflates).
     pub sndhwm: usize,
     /// Incoming queue bound, in messages (`ZMQ_RCVHWM`, 1000). 0 means
-    /// unlimited.
+    /// unlimited. A receiving socket may hold up to twice this many: the
+    /// connections fill a queue of this bound while the application
+    /// receives from the batch it last took, which may be as large (libzmq
+    /// holds about this many; the second half keeps a stream to a slower
+    /// receiver from stalling, a tenth or more of the CPU per small message).
     pub rcvhwm: usize,
     /// How long a closed socket keeps trying to send queued messages
     /// (`ZMQ_LINGER`; `None` waits for ever). Default [`DEFAULT_LINGER`],
