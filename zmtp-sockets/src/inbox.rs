@@ -66,7 +66,8 @@ struct Shared {
     /// How many of `queue`'s items are a peer's properties, which take no
     /// room: with a bound of 1, a connection's first message waited behind
     /// its properties for a receive that a poller never made, since
-    /// properties alone are nothing to receive.
+    /// properties alone are nothing to receive. (A conflating inbox has no
+    /// bound and never counts them.)
     peers: usize,
 }
 
@@ -176,7 +177,6 @@ impl Inbox {
                 batch.clear();
                 s.queue.clear();
                 s.queue.extend(newest);
-                s.peers = 0;
                 drop(s);
                 self.notify_readable();
                 return Ok(true);
@@ -369,7 +369,6 @@ impl Inbox {
             if !s.queue.is_empty() {
                 local.buf.clear();
                 std::mem::swap(&mut local.buf, &mut s.queue);
-                s.peers = 0;
             }
         }
         if let Some(item) = local.buf.pop_front() {
