@@ -841,25 +841,14 @@ fn round_robin(a: &Args) -> Report {
         }
     }
     let count = a.count;
-    let total = std::sync::atomic::AtomicU64::new(0);
+    let total = Tally::default();
     let process0 = process_cpu_ns();
     let t0 = Instant::now();
-    let last = std::sync::Mutex::new(t0);
     std::thread::scope(|scope| {
         for s in &pulls {
-            let (total, last) = (&total, &last);
+            let total = &total;
             scope.spawn(move || {
-                let deadline = Instant::now() + Duration::from_secs(60);
-                while total.load(std::sync::atomic::Ordering::Relaxed) < count
-                    && Instant::now() < deadline
-                {
-                    if s.recv_blocking().is_ok() {
-                        let seen = total.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-                        if seen == count {
-                            *last.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
-                        }
-                    }
-                }
+                total.receive(count, n, || s.recv_blocking().is_ok());
             });
         }
         let payload = Payload::new(a);
@@ -868,10 +857,68 @@ fn round_robin(a: &Args) -> Report {
                 .unwrap_or_else(|e| crate::die(1, e));
         }
     });
-    let received = total.load(std::sync::atomic::Ordering::Relaxed);
+    let received = total.received();
     let process = process_cpu_ns().saturating_sub(process0);
-    let end = *last.lock().unwrap_or_else(|e| e.into_inner());
+    let end = total.last().unwrap_or(t0);
     peers_report(a, n, a.count, received, (t0, end, received), process)
+}
+
+/// How many messages several receiving threads took between them, and
+/// when the last arrived. Each thread counts on its own and adds its count
+/// to the shared one once per [`Tally::BATCH`] messages, and reads the
+/// clock only then and over its last messages: an atomic addition that the
+/// threads share, and a read of the clock, each cost as much as a small
+/// message, which the harness would otherwise add to every message.
+#[derive(Default)]
+struct Tally {
+    total: std::sync::atomic::AtomicU64,
+    last: std::sync::Mutex<Option<Instant>>,
+}
+
+impl Tally {
+    /// Messages a thread counts between additions to the shared count.
+    const BATCH: u64 = 256;
+
+    /// Receives with `recv` (false: it timed out or failed) until the
+    /// `threads` have `count` messages between them, or 60 s have passed.
+    /// A thread reads the clock at each of its last [`Tally::BATCH`]
+    /// messages before its share of `count`, and at every message after.
+    fn receive(&self, count: u64, threads: usize, mut recv: impl FnMut() -> bool) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let near_end = (count / threads.max(1) as u64).saturating_sub(Self::BATCH);
+        let (mut mine, mut seen) = (0, 0);
+        let mut last = None;
+        loop {
+            let got = recv();
+            if got {
+                mine += 1;
+                seen += 1;
+                if seen >= near_end || mine == Self::BATCH {
+                    last = Some(Instant::now());
+                }
+            }
+            // A full batch, or a quiet spell (the last messages may be
+            // in): publish this thread's count, and see whether all are.
+            if mine == Self::BATCH || (!got && mine > 0) {
+                self.total.fetch_add(mine, Relaxed);
+                mine = 0;
+            }
+            if mine == 0 && (self.total.load(Relaxed) >= count || Instant::now() >= deadline) {
+                break;
+            }
+        }
+        let mut g = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        *g = (*g).max(last);
+    }
+
+    fn received(&self) -> u64 {
+        self.total.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn last(&self) -> Option<Instant> {
+        *self.last.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// One publisher (binding) and --subscribers subscribers on the other
