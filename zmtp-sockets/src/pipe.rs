@@ -462,8 +462,17 @@ impl PipeRx {
         lock(&self.q).items.pop_front()
     }
 
-    /// Moves up to [`TAKE_CHUNK`] messages to the back of `into`.
-    pub(crate) fn take_chunk(&self, into: &mut VecDeque<Out>) -> Taken {
+    /// Moves up to [`TAKE_CHUNK`] messages to the back of `into`, or, when
+    /// `whole` and `into` is empty, the whole queue.
+    ///
+    /// The whole queue is for a task whose output is empty, which will
+    /// most likely encode all of it at once: handing the queue over moves
+    /// no item (a chunk is copied item by item under the lock, a few per
+    /// cent of a busy I/O thread's time with small messages). A task that
+    /// keeps more than a chunk in hand gives the rest back with
+    /// [`PipeRx::unget_beyond`], so that the high-water mark still bounds
+    /// what waits to be written.
+    pub(crate) fn take_chunk(&self, into: &mut VecDeque<Out>, whole: bool) -> Taken {
         let mut g = lock(&self.q);
         let n = g.items.len();
         if n == 0 {
@@ -473,7 +482,7 @@ impl PipeRx {
                 Taken::Empty
             };
         }
-        if n <= TAKE_CHUNK && into.is_empty() {
+        if into.is_empty() && (whole || n <= TAKE_CHUNK) {
             // Hand the whole queue over without moving items; the sender
             // gets the task's empty buffer (and its room) back.
             std::mem::swap(&mut g.items, into);
@@ -487,12 +496,20 @@ impl PipeRx {
     /// Puts messages the task took but did not send back in front of the
     /// queue, in order (a connect's queue outlives its connection).
     pub(crate) fn unget(&self, taken: &mut VecDeque<Out>) {
-        if taken.is_empty() {
+        self.unget_beyond(taken, 0);
+    }
+
+    /// Puts all but the first `keep` of `taken` back in front of the
+    /// queue, in order.
+    pub(crate) fn unget_beyond(&self, taken: &mut VecDeque<Out>, keep: usize) {
+        if taken.len() <= keep {
             return;
         }
         let mut g = lock(&self.q);
-        while let Some(out) = taken.pop_back() {
-            g.items.push_front(out);
+        while taken.len() > keep {
+            if let Some(out) = taken.pop_back() {
+                g.items.push_front(out);
+            }
         }
     }
 
@@ -705,7 +722,7 @@ mod tests {
             let mut buf = VecDeque::new();
             loop {
                 rx.ready().await;
-                match rx.take_chunk(&mut buf) {
+                match rx.take_chunk(&mut buf, false) {
                     Taken::Some(_) => assert!(buf.len() <= TAKE_CHUNK),
                     Taken::Empty => continue,
                     Taken::Closed => break,
@@ -836,7 +853,7 @@ mod tests {
         }
         let mut taken = VecDeque::new();
         assert_eq!(
-            rx.take_chunk(&mut taken),
+            rx.take_chunk(&mut taken, false),
             Taken::Some(n as usize - TAKE_CHUNK)
         );
         assert_eq!(taken.len(), TAKE_CHUNK);
@@ -846,7 +863,7 @@ mod tests {
         rx.unget(&mut taken);
         assert!(taken.is_empty());
         let mut all = VecDeque::new();
-        while let Taken::Some(_) = rx.take_chunk(&mut all) {}
+        while let Taken::Some(_) = rx.take_chunk(&mut all, false) {}
         let ids: Vec<u32> = all
             .iter()
             .map(|o| match o {
@@ -857,7 +874,42 @@ mod tests {
         assert_eq!(ids, (1..n).collect::<Vec<_>>());
         // The socket's end gone: empty, then closed.
         drop(p);
-        assert_eq!(rx.take_chunk(&mut all), Taken::Closed);
+        assert_eq!(rx.take_chunk(&mut all, false), Taken::Closed);
+    }
+
+    #[test]
+    fn a_task_with_an_empty_output_takes_the_whole_queue_and_gives_back_the_excess() {
+        let (p, rx) = Pipe::new(1, 1000, None);
+        let n = TAKE_CHUNK as u32 * 3;
+        for i in 0..n {
+            p.try_send_msg(Message::from(i.to_be_bytes().to_vec()))
+                .expect("room");
+        }
+        let mut taken = VecDeque::new();
+        assert_eq!(rx.take_chunk(&mut taken, true), Taken::Some(0));
+        assert_eq!((taken.len(), rx.len()), (n as usize, 0));
+        // The sender has its room back at once, and queues behind.
+        p.try_send_msg(Message::from(n.to_be_bytes().to_vec()))
+            .expect("room");
+        // The task encodes two and its output fills: beyond a chunk, the
+        // rest goes back in front of what was queued since, in order.
+        taken.pop_front();
+        taken.pop_front();
+        rx.unget_beyond(&mut taken, TAKE_CHUNK);
+        assert_eq!(taken.len(), TAKE_CHUNK);
+        assert_eq!(rx.len(), n as usize - 2 - TAKE_CHUNK + 1);
+        let mut all: Vec<Out> = taken.drain(..).collect();
+        let mut rest = VecDeque::new();
+        while let Taken::Some(_) = rx.take_chunk(&mut rest, false) {}
+        all.extend(rest);
+        let ids: Vec<u32> = all
+            .iter()
+            .map(|o| match o {
+                Out::Msg(m) => u32::from_be_bytes(m.frames()[0][..].try_into().expect("4 bytes")),
+                _ => panic!("a message"),
+            })
+            .collect();
+        assert_eq!(ids, (2..=n).collect::<Vec<_>>());
     }
 
     #[test]

@@ -34,7 +34,7 @@ use zmtp_security::AuthRequest;
 use crate::inbox::Inbox;
 use crate::monitor::{HandshakeFailure, MonitorEvent, Reason, Refusal, StopReason};
 use crate::pattern::Subscription;
-use crate::pipe::{Inbound, Out, PipeId, PipeRx, Taken};
+use crate::pipe::{Inbound, Out, PipeId, PipeRx, TAKE_CHUNK, Taken};
 use crate::shared::SocketShared;
 use crate::stop::Stop;
 use crate::stream_io::{ReadOutcome, Recycler, read_some, write_some};
@@ -535,7 +535,11 @@ impl<'a> Session<'a> {
                 break;
             }
             let Some(out) = self.outq.pop_front() else {
-                match rx.take_chunk(&mut self.outq) {
+                // The whole queue when nothing waits to be written (the
+                // usual case at a turn's start): all of it will most
+                // likely be encoded now.
+                let whole = self.conn.output_len() == 0;
+                match rx.take_chunk(&mut self.outq, whole) {
                     Taken::Some(n) => {
                         left = Some(n);
                         continue;
@@ -552,6 +556,10 @@ impl<'a> Session<'a> {
                 return Err(self.fail(e));
             }
         }
+        // When the output filled up before the task's hands emptied, what
+        // it holds beyond a chunk goes back to the queue, where the
+        // high-water mark counts it.
+        rx.unget_beyond(&mut self.outq, TAKE_CHUNK);
         if left.is_some_and(|n| self.room_for_senders(n)) {
             self.shared.notify_room();
         }
