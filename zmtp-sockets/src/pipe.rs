@@ -230,8 +230,11 @@ struct Queue {
     waker: Option<Waker>,
 }
 
-/// Most messages the connection task takes out of its queue at once: past
-/// the high-water mark, this many more can be in the task's hands.
+/// Most messages the connection task takes out of its queue at once while
+/// its output holds bytes, and keeps in its hands when its output fills
+/// (it takes the whole queue when its output is empty, and puts back what
+/// it could not encode beyond this many): past the high-water mark, this
+/// many more can be in the task's hands.
 pub(crate) const TAKE_CHUNK: usize = 64;
 
 fn lock(q: &Mutex<Queue>) -> MutexGuard<'_, Queue> {
@@ -243,7 +246,8 @@ enum Channel {
     /// To a connection task.
     Queue {
         /// A queue under a lock, shared with the connection task, which
-        /// takes up to [`TAKE_CHUNK`] messages under one lock; the task's
+        /// takes a chunk of messages or the whole queue under one lock
+        /// (see [`PipeRx::take_chunk`]); the task's
         /// waker lives under the same lock, so that a send wakes the task
         /// only when it waits, with no other atomic operation. (A lock-free
         /// queue and an `AtomicWaker` cost six atomic read-modify-writes
