@@ -541,7 +541,7 @@ fn round_robin(w: &Work) -> String {
         s.set_rcvtimeo(200).expect("opt");
     }
     let count = w.count;
-    let total = Tally::default();
+    let total = crate::tally::Tally::default();
     let process0 = process_cpu_ns();
     let t0 = Instant::now();
     std::thread::scope(|scope| {
@@ -557,57 +557,11 @@ fn round_robin(w: &Work) -> String {
             push.send(&payload[..], 0).expect("send");
         }
     });
-    let got = total.total.load(Ordering::Relaxed);
+    let got = total.received();
     let process = process_cpu_ns().saturating_sub(process0);
-    let end = total.last.lock().expect("clock").unwrap_or(t0);
+    let end = total.last().unwrap_or(t0);
     let secs = (end - t0).as_secs_f64().max(1e-9);
     rate_fields(got, got as f64, secs, w.size, None, process)
-}
-
-/// How many messages several receiving threads took between them, and
-/// when the last arrived, counted as `zmtp bench` counts them: each thread
-/// adds to the shared count once per [`Tally::BATCH`] messages, and reads
-/// the clock only then and over its last messages (per message, the
-/// shared addition and the clock would cost as much as a small message).
-#[derive(Default)]
-struct Tally {
-    total: std::sync::atomic::AtomicU64,
-    last: std::sync::Mutex<Option<Instant>>,
-}
-
-impl Tally {
-    /// Messages a thread counts between additions to the shared count.
-    const BATCH: u64 = 256;
-
-    /// Receives with `recv` (false: it timed out) until the `threads` have
-    /// `count` messages between them, or 60 s have passed.
-    fn receive(&self, count: u64, threads: usize, mut recv: impl FnMut() -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let near_end = (count / threads.max(1) as u64).saturating_sub(Self::BATCH);
-        let (mut mine, mut seen) = (0, 0);
-        let mut last = None;
-        loop {
-            let got = recv();
-            if got {
-                mine += 1;
-                seen += 1;
-                if seen >= near_end || mine == Self::BATCH {
-                    last = Some(Instant::now());
-                }
-            }
-            if mine == Self::BATCH || (!got && mine > 0) {
-                self.total.fetch_add(mine, Ordering::Relaxed);
-                mine = 0;
-            }
-            if mine == 0
-                && (self.total.load(Ordering::Relaxed) >= count || Instant::now() >= deadline)
-            {
-                break;
-            }
-        }
-        let mut g = self.last.lock().expect("clock");
-        *g = (*g).max(last);
-    }
 }
 
 /// A ROUTER bound, a DEALER connected to it, on two contexts.

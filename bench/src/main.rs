@@ -20,6 +20,8 @@ mod libzmq;
 #[path = "../../zmtp-cli/src/probe.rs"]
 mod probe;
 mod svg;
+#[path = "../../zmtp-cli/src/tally.rs"]
+mod tally;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

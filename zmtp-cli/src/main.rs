@@ -18,6 +18,7 @@ mod keygen;
 mod probe;
 mod proxy;
 mod security;
+mod tally;
 
 use clap::{Parser, Subcommand};
 use zmtp_sockets::{Error, Socket};

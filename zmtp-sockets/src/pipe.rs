@@ -847,6 +847,16 @@ mod tests {
         while rx.try_recv().is_some() {}
     }
 
+    /// The numbers the messages carry (each a big-endian `u32`).
+    fn numbers<'a>(outs: impl IntoIterator<Item = &'a Out>) -> Vec<u32> {
+        outs.into_iter()
+            .map(|o| match o {
+                Out::Msg(m) => u32::from_be_bytes(m.frames()[0][..].try_into().expect("4 bytes")),
+                _ => panic!("a message"),
+            })
+            .collect()
+    }
+
     #[test]
     fn the_task_takes_chunks_and_puts_back_what_it_did_not_send() {
         let (p, rx) = Pipe::new(1, 0, None);
@@ -868,13 +878,7 @@ mod tests {
         assert!(taken.is_empty());
         let mut all = VecDeque::new();
         while let Taken::Some(_) = rx.take_chunk(&mut all, false) {}
-        let ids: Vec<u32> = all
-            .iter()
-            .map(|o| match o {
-                Out::Msg(m) => u32::from_be_bytes(m.frames()[0][..].try_into().expect("4 bytes")),
-                _ => panic!("a message"),
-            })
-            .collect();
+        let ids = numbers(&all);
         assert_eq!(ids, (1..n).collect::<Vec<_>>());
         // The socket's end gone: empty, then closed.
         drop(p);
@@ -906,13 +910,7 @@ mod tests {
         let mut rest = VecDeque::new();
         while let Taken::Some(_) = rx.take_chunk(&mut rest, false) {}
         all.extend(rest);
-        let ids: Vec<u32> = all
-            .iter()
-            .map(|o| match o {
-                Out::Msg(m) => u32::from_be_bytes(m.frames()[0][..].try_into().expect("4 bytes")),
-                _ => panic!("a message"),
-            })
-            .collect();
+        let ids = numbers(&all);
         assert_eq!(ids, (2..=n).collect::<Vec<_>>());
     }
 
