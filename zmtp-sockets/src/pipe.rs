@@ -237,6 +237,11 @@ struct Queue {
 /// many more can be in the task's hands.
 pub(crate) const TAKE_CHUNK: usize = 64;
 
+/// Most messages a connection task takes at once when its output is
+/// empty (see [`PipeRx::take_chunk`]): at least the default high-water
+/// mark of 1,000, so that a queue within it is taken whole.
+pub(crate) const TAKE_WHOLE: usize = 1024;
+
 fn lock(q: &Mutex<Queue>) -> MutexGuard<'_, Queue> {
     q.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -467,7 +472,8 @@ impl PipeRx {
     }
 
     /// Moves up to [`TAKE_CHUNK`] messages to the back of `into`, or, when
-    /// `whole` and `into` is empty, the whole queue.
+    /// `whole` and `into` is empty, the whole queue if it holds at most
+    /// [`TAKE_WHOLE`].
     ///
     /// The whole queue is for a task whose output is empty, which will
     /// most likely encode all of it at once: handing the queue over moves
@@ -475,7 +481,9 @@ impl PipeRx {
     /// cent of a busy I/O thread's time with small messages). A task that
     /// keeps more than a chunk in hand gives the rest back with
     /// [`PipeRx::unget_beyond`], so that the high-water mark still bounds
-    /// what waits to be written.
+    /// what waits to be written; the bound on a whole take bounds that
+    /// work too (a long queue behind a slow peer, with no high-water mark,
+    /// would otherwise go back item by item at every turn).
     pub(crate) fn take_chunk(&self, into: &mut VecDeque<Out>, whole: bool) -> Taken {
         let mut g = lock(&self.q);
         let n = g.items.len();
@@ -486,7 +494,7 @@ impl PipeRx {
                 Taken::Empty
             };
         }
-        if into.is_empty() && (whole || n <= TAKE_CHUNK) {
+        if into.is_empty() && (n <= TAKE_CHUNK || (whole && n <= TAKE_WHOLE)) {
             // Hand the whole queue over without moving items; the sender
             // gets the task's empty buffer (and its room) back.
             std::mem::swap(&mut g.items, into);
@@ -887,7 +895,7 @@ mod tests {
 
     #[test]
     fn a_task_with_an_empty_output_takes_the_whole_queue_and_gives_back_the_excess() {
-        let (p, rx) = Pipe::new(1, 1000, None);
+        let (p, rx) = Pipe::new(1, 0, None);
         let n = TAKE_CHUNK as u32 * 3;
         for i in 0..n {
             p.try_send_msg(Message::from(i.to_be_bytes().to_vec()))
@@ -912,6 +920,17 @@ mod tests {
         all.extend(rest);
         let ids = numbers(&all);
         assert_eq!(ids, (2..=n).collect::<Vec<_>>());
+        // A queue longer than a whole take is taken a chunk at a time.
+        for i in 0..=TAKE_WHOLE as u32 {
+            p.try_send_msg(Message::from(i.to_be_bytes().to_vec()))
+                .expect("no room limit reached");
+        }
+        let mut taken = VecDeque::new();
+        assert_eq!(
+            rx.take_chunk(&mut taken, true),
+            Taken::Some(TAKE_WHOLE + 1 - TAKE_CHUNK)
+        );
+        assert_eq!(taken.len(), TAKE_CHUNK);
     }
 
     #[test]
