@@ -518,10 +518,8 @@ impl PipeRx {
             return;
         }
         let mut g = lock(&self.q);
-        while taken.len() > keep {
-            if let Some(out) = taken.pop_back() {
-                g.items.push_front(out);
-            }
+        for out in taken.drain(keep..).rev() {
+            g.items.push_front(out);
         }
     }
 
@@ -886,8 +884,7 @@ mod tests {
         assert!(taken.is_empty());
         let mut all = VecDeque::new();
         while let Taken::Some(_) = rx.take_chunk(&mut all, false) {}
-        let ids = numbers(&all);
-        assert_eq!(ids, (1..n).collect::<Vec<_>>());
+        assert_eq!(numbers(&all), (1..n).collect::<Vec<_>>());
         // The socket's end gone: empty, then closed.
         drop(p);
         assert_eq!(rx.take_chunk(&mut all, false), Taken::Closed);
@@ -918,8 +915,7 @@ mod tests {
         let mut rest = VecDeque::new();
         while let Taken::Some(_) = rx.take_chunk(&mut rest, false) {}
         all.extend(rest);
-        let ids = numbers(&all);
-        assert_eq!(ids, (2..=n).collect::<Vec<_>>());
+        assert_eq!(numbers(&all), (2..=n).collect::<Vec<_>>());
         // A queue longer than a whole take is taken a chunk at a time.
         for i in 0..=TAKE_WHOLE as u32 {
             p.try_send_msg(Message::from(i.to_be_bytes().to_vec()))
