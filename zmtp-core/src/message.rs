@@ -43,6 +43,7 @@ impl Default for Frames {
 }
 
 impl Frames {
+    #[inline]
     fn as_slice(&self) -> &[Bytes] {
         match self {
             Frames::One(b) => std::slice::from_ref(b),
@@ -71,6 +72,7 @@ impl Frames {
 
 impl Message {
     /// An empty message (no frames).
+    #[inline]
     pub fn new() -> Message {
         Message::default()
     }
@@ -133,6 +135,7 @@ impl Message {
     }
 
     /// The frames.
+    #[inline]
     pub fn frames(&self) -> &[Bytes] {
         self.frames.as_slice()
     }
@@ -148,11 +151,13 @@ impl Message {
     }
 
     /// Number of frames.
+    #[inline]
     pub fn len(&self) -> usize {
         self.frames().len()
     }
 
     /// Whether the message has no frames.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.frames().is_empty()
     }
@@ -168,11 +173,13 @@ impl Message {
     }
 
     /// The sending peer's properties, for a received message.
+    #[inline]
     pub fn properties(&self) -> Option<&Metadata> {
         self.properties.as_deref()
     }
 
     /// The sending peer's properties, shared.
+    #[inline]
     pub fn properties_arc(&self) -> Option<&Arc<Metadata>> {
         self.properties.as_ref()
     }
@@ -198,6 +205,7 @@ impl Message {
     }
 
     /// Attaches peer properties (done by the connection on receive).
+    #[inline]
     pub fn set_properties(&mut self, properties: Arc<Metadata>) {
         self.properties = Some(properties);
     }
@@ -210,6 +218,7 @@ impl std::fmt::Debug for Message {
 }
 
 impl From<Bytes> for Message {
+    #[inline]
     fn from(b: Bytes) -> Message {
         Message {
             frames: Frames::One(b),

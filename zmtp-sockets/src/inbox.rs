@@ -34,7 +34,7 @@ const DEPARTED_PEERS: usize = 1024;
 /// the reference counts it takes stay on the receiving thread (counted on
 /// the I/O thread and released here, each would move a cache line between
 /// the two at every message).
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Peer {
     /// The frame put in front of each message, when the inbox labels
     /// messages (a ROUTER's routing ids).
@@ -51,6 +51,10 @@ struct Local {
     credits: IdMap<Arc<Credit>>,
     /// Each admitted pipe's peer.
     peers: IdMap<Peer>,
+    /// The pipe of the last message taken and its peer as found in
+    /// `peers`: messages come in runs from one pipe, so a run looks its
+    /// peer up once. Cleared whenever `peers` changes.
+    recent: Option<(PipeId, Option<Peer>)>,
     /// Pipes gone, oldest first: their peers stay for the messages they
     /// sent before they left, up to [`DEPARTED_PEERS`] pipes.
     departed: VecDeque<PipeId>,
@@ -276,6 +280,7 @@ impl Inbox {
         // A connect's pipe that left and came back keeps its entry.
         local.departed.retain(|p| *p != pipe);
         local.peers.entry(pipe).or_default().label = label;
+        local.recent = None;
     }
 
     /// `pipe` is gone: its label and properties stay for what it sent
@@ -290,6 +295,7 @@ impl Inbox {
             && let Some(old) = local.departed.pop_front()
         {
             local.peers.remove(&old);
+            local.recent = None;
         }
     }
 
@@ -340,6 +346,7 @@ impl Inbox {
                 // entry to fill).
                 if let Some(peer) = local.peers.get_mut(&item.pipe()) {
                     peer.properties = item.msg.properties_arc().cloned();
+                    local.recent = None;
                 }
                 continue;
             }
@@ -349,7 +356,11 @@ impl Inbox {
             {
                 continue;
             }
-            let peer = local.peers.get(&item.pipe());
+            let pipe = item.pipe();
+            if !matches!(&local.recent, Some((p, _)) if *p == pipe) {
+                local.recent = Some((pipe, local.peers.get(&pipe).cloned()));
+            }
+            let peer = local.recent.as_ref().and_then(|(_, p)| p.as_ref());
             if self.labelled {
                 let Some(label) = peer.and_then(|p| p.label.as_ref()) else {
                     continue;
