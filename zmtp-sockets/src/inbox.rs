@@ -310,6 +310,7 @@ impl Inbox {
     /// Takes the next message without waiting. An inproc message gives its
     /// sender credit as it is taken (or is skipped, when a newer one of a
     /// conflating sender follows).
+    #[inline(always)]
     pub(crate) fn try_pop(&self) -> Result<Option<Inbound>, Closed> {
         self.pop_locked(&mut lock(&self.local))
     }
@@ -336,6 +337,7 @@ impl Inbox {
         Ok(n)
     }
 
+    #[inline]
     fn pop_locked(&self, local: &mut Local) -> Result<Option<Inbound>, Closed> {
         loop {
             let Some(mut item) = self.next(local)? else {
@@ -374,6 +376,7 @@ impl Inbox {
         }
     }
 
+    #[inline]
     fn next(&self, local: &mut Local) -> Result<Option<Inbound>, Closed> {
         if self.conflate {
             let mut s = lock(&self.shared);

@@ -351,7 +351,7 @@ impl Pipe {
     /// [`Pipe::try_send`], waking the connection task only when `wake`
     /// (the caller then owes it a [`Pipe::wake`]; an inproc link wakes
     /// its peer itself).
-    #[inline]
+    #[inline(always)]
     fn try_send_waking(&self, out: Out, wake: bool) -> Result<(), Refused> {
         match &self.channel {
             Channel::Queue { q, cap, conflate } => {
@@ -591,7 +591,7 @@ impl Pipes {
 
     /// Queues a message on `pipe` (one of these pipes), giving it back when
     /// the pipe refuses it; in a batch, its wake waits for the batch's end.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn send_msg(&self, pipe: &Pipe, msg: Message) -> Result<(), Message> {
         self.try_send(pipe, msg).map_err(Refused::into_msg)
     }
@@ -609,12 +609,12 @@ impl Pipes {
     }
 
     /// [`Pipes::send_msg`], saying why the pipe refused (full or closed).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn try_send(&self, pipe: &Pipe, msg: Message) -> Result<(), Refused> {
         self.try_send_out(pipe, Out::Msg(msg))
     }
 
-    #[inline]
+    #[inline(always)]
     fn try_send_out(&self, pipe: &Pipe, out: Out) -> Result<(), Refused> {
         let quiet = self.batching.get() && matches!(pipe.channel, Channel::Queue { .. });
         let r = pipe.try_send_waking(out, !quiet);

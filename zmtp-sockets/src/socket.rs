@@ -248,6 +248,7 @@ impl Socket {
         Monitor { rx }
     }
 
+    #[inline(always)]
     fn check_open(&self) -> Result<()> {
         if self.shared.is_closed() {
             Err(Error::Closed)
@@ -553,6 +554,15 @@ impl Socket {
 
     /// Hands a message to the pattern, under one lock for choosing the
     /// route and using it.
+    ///
+    /// Inlined, as are the calls under it down to the pipe and the receive
+    /// path's down to the inbox: a `Message` moved across a call is written
+    /// to the stack a field at a time and read back in 16-byte pieces,
+    /// which wait for the writes to reach the cache (store forwarding
+    /// fails). Those waits were the largest items of both paths' profiles
+    /// at 16 B; inlined, PUSH/PULL 16 B costs 0.92x the CPU per message
+    /// (30 interleaved pairs).
+    #[inline(always)]
     fn try_route(&self, msg: Message) -> Result<(), SendError> {
         let st = &mut *self.shared.lock();
         st.routed += st.pattern.send(msg, &mut st.pipes)?;
@@ -601,6 +611,7 @@ impl Socket {
 
     /// Receives without waiting: [`Error::WouldBlock`] when nothing is
     /// queued.
+    #[inline(always)]
     pub fn try_recv(&self) -> Result<Message> {
         self.check_recv()?;
         loop {
@@ -636,6 +647,7 @@ impl Socket {
         }
     }
 
+    #[inline(always)]
     fn check_recv(&self) -> Result<()> {
         self.check_open()?;
         if !self.shared.recv_supported {
@@ -649,6 +661,7 @@ impl Socket {
 
     /// Applies the receiving side of the socket's pattern; `None` drops
     /// the message.
+    #[inline(always)]
     fn accept(&self, item: Inbound) -> Result<Option<Message>> {
         let pipe = item.pipe();
         let msg = item.msg;
@@ -734,6 +747,7 @@ impl Socket {
 }
 
 /// A message with no frame is refused, as every ZeroMQ binding refuses it.
+#[inline(always)]
 fn prepare(msg: Message) -> Result<Message> {
     if msg.is_empty() {
         return Err(Error::EmptyMessage);

@@ -14,7 +14,7 @@ pub(crate) struct LoadBalancer {
 impl LoadBalancer {
     /// Queues the message on the next pipe with room, starting after the
     /// last one used; gives it back when no pipe has room.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn send(&mut self, pipes: &Pipes, msg: Message) -> Result<PipeId, Message> {
         let n = pipes.len();
         let mut msg = msg;
@@ -40,7 +40,7 @@ impl LoadBalancer {
 
     /// [`LoadBalancer::send`] as a pattern's send: one pipe took it, or it
     /// waits for room.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn route(&mut self, pipes: &Pipes, msg: Message) -> Result<u64, SendError> {
         self.send(pipes, msg).map(|_| 1).map_err(SendError::Blocked)
     }
