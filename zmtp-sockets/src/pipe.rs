@@ -126,13 +126,21 @@ impl std::fmt::Debug for Small {
 }
 
 /// A message from a peer, tagged with the pipe it came through.
+///
+/// The message first, the tag after it (`repr(C)` keeps that order): an
+/// item is built on the stack and copied into its queue in 16-byte
+/// pieces; with the 8-byte tag first, each of the three pieces straddled
+/// two of the writes that built it and waited for them to reach the cache
+/// (no store forwarding), and in this order only the last one does
+/// (PUSH/PULL 16 B CPU per message 0.95x, 20 interleaved pairs).
 #[derive(Debug)]
+#[repr(C)]
 pub(crate) struct Inbound {
+    pub(crate) msg: Message,
     /// The pipe's id, with [`INPROC`] set for a message sent over inproc
     /// (taking it gives its sender credit, see [`crate::inproc::Credit`]):
     /// a flag of its own would make every queued item 8 bytes larger.
     tagged: PipeId,
-    pub(crate) msg: Message,
 }
 
 /// Marks an inproc message's pipe id (ids are counters far below it).
