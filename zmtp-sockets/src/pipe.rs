@@ -9,7 +9,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Poll, Waker};
 
@@ -250,8 +250,22 @@ pub(crate) const TAKE_CHUNK: usize = 64;
 /// mark of 1,000, so that a queue within it is taken whole.
 pub(crate) const TAKE_WHOLE: usize = 1024;
 
-fn lock(q: &Mutex<Queue>) -> MutexGuard<'_, Queue> {
-    q.lock().unwrap_or_else(|e| e.into_inner())
+/// A pipe's queue, shared by the socket and the connection task.
+#[derive(Default)]
+struct Shared {
+    q: Mutex<Queue>,
+    /// The queue refused a message for being full, and the task has not
+    /// taken from it since: set and cleared under the lock, read without
+    /// it. Round-robin skips such a pipe without taking its lock or
+    /// moving the message in and back out (libzmq's `lb` likewise leaves
+    /// out a pipe that hit its mark until the reader makes room), which a
+    /// sender that outruns its peers otherwise paid at every message for
+    /// every full pipe.
+    full: AtomicBool,
+}
+
+fn lock(q: &Shared) -> MutexGuard<'_, Queue> {
+    q.q.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Where a pipe's messages go.
@@ -269,7 +283,7 @@ enum Channel {
         /// limit) and grows with its content: a bounded queue would
         /// allocate all `cap` slots up front. Only the routing code sends,
         /// under the socket's state lock.
-        q: Arc<Mutex<Queue>>,
+        q: Arc<Shared>,
         cap: usize,
         /// Keep only the newest message (`conflate`): the count of
         /// messages given up that way, shared with the socket (they will
@@ -300,7 +314,7 @@ impl Pipe {
     /// A new pipe with room for `cap` messages (0: no limit), and the
     /// connection task's end of it.
     pub(crate) fn new(id: PipeId, cap: usize, conflate: Option<Arc<AtomicU64>>) -> (Pipe, PipeRx) {
-        let q = Arc::new(Mutex::new(Queue::default()));
+        let q = Arc::new(Shared::default());
         let rx = PipeRx { q: q.clone() };
         let pipe = Pipe {
             id,
@@ -339,6 +353,17 @@ impl Pipe {
         }
     }
 
+    /// Whether the queue refused a message for being full and its task
+    /// has taken nothing since (a hint, read without the lock; an inproc
+    /// link is never skipped on it).
+    #[inline]
+    pub(crate) fn refused_full(&self) -> bool {
+        match &self.channel {
+            Channel::Queue { q, .. } => q.full.load(Ordering::SeqCst),
+            Channel::Inproc(_) => false,
+        }
+    }
+
     #[inline]
     pub(crate) fn is_full(&self) -> bool {
         match &self.channel {
@@ -373,7 +398,7 @@ impl Pipe {
     /// conflating queue keeps only `out`.
     #[inline]
     fn enqueue(
-        q: &Mutex<Queue>,
+        q: &Shared,
         out: Out,
         cap: usize,
         conflate: Option<&AtomicU64>,
@@ -391,7 +416,10 @@ impl Pipe {
                     given_up.fetch_add(g.items.len() as u64, Ordering::Release);
                     std::mem::take(&mut g.items)
                 }
-                None if cap != 0 && g.items.len() >= cap => return Err(Refused::Full(out)),
+                None if cap != 0 && g.items.len() >= cap => {
+                    q.full.store(true, Ordering::Relaxed);
+                    return Err(Refused::Full(out));
+                }
                 None => VecDeque::new(),
             };
             g.items.push_back(out);
@@ -463,7 +491,7 @@ pub(crate) enum Taken {
 /// ([`PipeRx::take_chunk`]) into a buffer of its own, and waits with
 /// [`PipeRx::ready`].
 pub(crate) struct PipeRx {
-    q: Arc<Mutex<Queue>>,
+    q: Arc<Shared>,
 }
 
 impl Drop for PipeRx {
@@ -476,7 +504,9 @@ impl Drop for PipeRx {
 impl PipeRx {
     /// Takes one message (the inproc hand-over of what a connect queued).
     pub(crate) fn try_recv(&self) -> Option<Out> {
-        lock(&self.q).items.pop_front()
+        let out = lock(&self.q).items.pop_front();
+        self.q.full.store(false, Ordering::SeqCst);
+        out
     }
 
     /// Moves up to [`TAKE_CHUNK`] messages to the back of `into`, or, when
@@ -501,6 +531,12 @@ impl PipeRx {
             } else {
                 Taken::Empty
             };
+        }
+        // Room from here on: round-robin tries this pipe again. (Cleared
+        // under the lock, before the room notice that wakes a waiting
+        // sender, which then reads it.)
+        if self.q.full.load(Ordering::Relaxed) {
+            self.q.full.store(false, Ordering::SeqCst);
         }
         if into.is_empty() && (n <= TAKE_CHUNK || (whole && n <= TAKE_WHOLE)) {
             // Hand the whole queue over without moving items; the sender

@@ -27,6 +27,11 @@ impl LoadBalancer {
             if idx == n {
                 idx = 0;
             }
+            // Full at its last send and nothing taken since: skipped
+            // without its lock (see `Pipe::refused_full`).
+            if pipe.refused_full() {
+                continue;
+            }
             match pipes.send_msg(pipe, msg) {
                 Ok(()) => {
                     self.next = idx;
@@ -79,6 +84,38 @@ mod tests {
         drain(&rxs[1]);
         assert_eq!(lb.send(&pipes, msg(&["a"])).expect("room"), 2);
         assert_eq!(lb.send(&pipes, msg(&["b"])).expect("room"), 2);
+    }
+
+    #[test]
+    fn a_pipe_that_refused_for_being_full_is_skipped_until_its_task_takes() {
+        use crate::pipe::Taken;
+        use std::collections::VecDeque;
+        let mut pipes = Pipes::default();
+        let mut rxs = Vec::new();
+        for id in 1..=2 {
+            let (p, rx) = Pipe::new(id, 1, None);
+            pipes.push(p);
+            rxs.push(rx);
+        }
+        let mut lb = LoadBalancer::default();
+        assert_eq!(lb.send(&pipes, msg(&["a"])).expect("room"), 1);
+        assert_eq!(lb.send(&pipes, msg(&["b"])).expect("room"), 2);
+        assert!(!pipes.at(0).refused_full() && !pipes.at(1).refused_full());
+        // Both full: the send is refused, and both pipes say so.
+        assert!(lb.send(&pipes, msg(&["c"])).is_err());
+        assert!(pipes.at(0).refused_full() && pipes.at(1).refused_full());
+        // Pipe 2's task takes its queue: pipe 2 is tried again, and takes
+        // the message although pipe 1's turn came first.
+        let mut taken = VecDeque::new();
+        assert_eq!(rxs[1].take_chunk(&mut taken, true), Taken::Some(0));
+        assert!(!pipes.at(1).refused_full());
+        assert!(pipes.at(0).refused_full());
+        assert_eq!(lb.send(&pipes, msg(&["d"])).expect("room"), 2);
+        assert_eq!(drain(&rxs[1]), vec![vec![bytes::Bytes::from_static(b"d")]]);
+        // Pipe 1's queue still holds "a"; once taken, pipe 1 is back.
+        assert_eq!(rxs[0].take_chunk(&mut taken, true), Taken::Some(0));
+        assert!(!pipes.at(0).refused_full());
+        assert_eq!(lb.send(&pipes, msg(&["e"])).expect("room"), 1);
     }
 
     #[test]
