@@ -34,18 +34,12 @@ pub(crate) fn topic(msg: &Message) -> &[u8] {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{drain, msg};
+    use super::super::testing::{bare_pipes, drain, msg};
     use super::*;
 
     #[test]
     fn a_full_pipe_loses_its_copy_and_the_others_get_theirs() {
-        let mut pipes = Pipes::default();
-        let mut rxs = Vec::new();
-        for id in 1..=3 {
-            let (p, rx) = Pipe::new(id, 1, None);
-            pipes.push(p);
-            rxs.push(rx);
-        }
+        let (pipes, rxs) = bare_pipes(3, 1);
         assert_eq!(distribute(&pipes, &msg(&["a"]), |p| p.id != 3), 2);
         assert_eq!(distribute(&pipes, &msg(&["b"]), |_| true), 1);
         assert_eq!(drain(&rxs[0]).len(), 1);

@@ -58,19 +58,12 @@ impl LoadBalancer {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{drain, msg};
+    use super::super::testing::{bare_pipes, drain, msg};
     use super::*;
-    use crate::pipe::Pipe;
 
     #[test]
     fn turns_go_round_and_skip_full_pipes() {
-        let mut pipes = Pipes::default();
-        let mut rxs = Vec::new();
-        for id in 1..=3 {
-            let (p, rx) = Pipe::new(id, 2, None);
-            pipes.push(p);
-            rxs.push(rx);
-        }
+        let (pipes, rxs) = bare_pipes(3, 2);
         let mut lb = LoadBalancer::default();
         let order: Vec<PipeId> = (0..6)
             .map(|_| lb.send(&pipes, msg(&["m"])).expect("room"))
@@ -90,13 +83,7 @@ mod tests {
     fn a_pipe_that_refused_for_being_full_is_skipped_until_its_task_takes() {
         use crate::pipe::Taken;
         use std::collections::VecDeque;
-        let mut pipes = Pipes::default();
-        let mut rxs = Vec::new();
-        for id in 1..=2 {
-            let (p, rx) = Pipe::new(id, 1, None);
-            pipes.push(p);
-            rxs.push(rx);
-        }
+        let (pipes, rxs) = bare_pipes(2, 1);
         let mut lb = LoadBalancer::default();
         assert_eq!(lb.send(&pipes, msg(&["a"])).expect("room"), 1);
         assert_eq!(lb.send(&pipes, msg(&["b"])).expect("room"), 2);

@@ -410,6 +410,19 @@ pub(crate) mod testing {
         m
     }
 
+    /// A table of `n` pipes (ids 1..=n) with room for `cap` messages
+    /// each, and their readers, with no pattern told of them.
+    pub(crate) fn bare_pipes(n: u64, cap: usize) -> (Pipes, Vec<PipeRx>) {
+        let mut pipes = Pipes::default();
+        let mut rxs = Vec::new();
+        for id in 1..=n {
+            let (p, rx) = Pipe::new(id, cap, None);
+            pipes.push(p);
+            rxs.push(rx);
+        }
+        (pipes, rxs)
+    }
+
     /// Every message queued on a pipe, as frames.
     pub(crate) fn drain(rx: &PipeRx) -> Vec<Vec<Bytes>> {
         let mut out = Vec::new();
