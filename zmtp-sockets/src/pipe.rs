@@ -264,6 +264,17 @@ struct Shared {
     full: AtomicBool,
 }
 
+impl Shared {
+    /// The task took from the queue (call it under the lock): round-robin
+    /// tries the pipe again. Cleared before the room notice that wakes a
+    /// waiting sender, which then reads it.
+    fn made_room(&self) {
+        if self.full.load(Ordering::Relaxed) {
+            self.full.store(false, Ordering::SeqCst);
+        }
+    }
+}
+
 fn lock(q: &Shared) -> MutexGuard<'_, Queue> {
     q.q.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -504,9 +515,9 @@ impl Drop for PipeRx {
 impl PipeRx {
     /// Takes one message (the inproc hand-over of what a connect queued).
     pub(crate) fn try_recv(&self) -> Option<Out> {
-        let out = lock(&self.q).items.pop_front();
-        self.q.full.store(false, Ordering::SeqCst);
-        out
+        let mut g = lock(&self.q);
+        self.q.made_room();
+        g.items.pop_front()
     }
 
     /// Moves up to [`TAKE_CHUNK`] messages to the back of `into`, or, when
@@ -532,12 +543,7 @@ impl PipeRx {
                 Taken::Empty
             };
         }
-        // Room from here on: round-robin tries this pipe again. (Cleared
-        // under the lock, before the room notice that wakes a waiting
-        // sender, which then reads it.)
-        if self.q.full.load(Ordering::Relaxed) {
-            self.q.full.store(false, Ordering::SeqCst);
-        }
+        self.q.made_room();
         if into.is_empty() && (n <= TAKE_CHUNK || (whole && n <= TAKE_WHOLE)) {
             // Hand the whole queue over without moving items; the sender
             // gets the task's empty buffer (and its room) back.
