@@ -275,6 +275,43 @@ fn pair_takes_one_peer_and_refuses_the_next() {
     }
 }
 
+/// A peer that sends and leaves at once: what it sent is received after
+/// the bound PAIR has seen it go, and the next peer is taken.
+#[test]
+fn pair_receives_what_a_departed_peer_sent() {
+    let ctx = Context::new();
+    let mut eps: Vec<String> = [Transport::Tcp, Transport::Ipc]
+        .into_iter()
+        .map(endpoint)
+        .collect();
+    eps.push("inproc://pair-departed".into());
+    for ep in eps {
+        let a = socket(&ctx, SocketType::Pair);
+        let mon = a.monitor();
+        let ep = a.bind(&ep).unwrap();
+        let b = socket(&ctx, SocketType::Pair);
+        connect(&b, &ep);
+        b.send_blocking("last words").unwrap();
+        assert_eq!(b.flush_blocking(TIMEOUT), 0, "{ep}");
+        drop(b);
+        let gone =
+            mon.wait_for_blocking(TIMEOUT, |e| matches!(e, MonitorEvent::Disconnected { .. }));
+        assert!(gone.is_some(), "{ep}: no disconnect");
+        assert_eq!(
+            frames(&a.recv_blocking().unwrap()),
+            [&b"last words"[..]],
+            "{ep}"
+        );
+        // The next peer is the pair's.
+        let c = socket(&ctx, SocketType::Pair);
+        connect(&c, &ep);
+        c.send_blocking("next").unwrap();
+        assert_eq!(frames(&a.recv_blocking().unwrap()), [&b"next"[..]], "{ep}");
+        a.send_blocking("to c").unwrap();
+        assert_eq!(frames(&c.recv_blocking().unwrap()), [&b"to c"[..]], "{ep}");
+    }
+}
+
 #[test]
 fn xpub_sees_subscriptions_once_and_cancels_at_the_last() {
     let ctx = Context::new();

@@ -2,7 +2,10 @@
 //! endpoint's pipe from the start, so that messages wait for the peer, as
 //! in libzmq); any other peer is refused after its handshake and its
 //! connection closed. A send waits while the peer's queue is full or there
-//! is no peer.
+//! is no peer. What a peer sent before it left is still received, as in
+//! libzmq, even when the next peer has come.
+
+use std::collections::VecDeque;
 
 use zmtp_core::{Message, Metadata};
 
@@ -13,7 +16,14 @@ use crate::pipe::{Pipe, PipeId, Pipes};
 #[derive(Debug, Default)]
 pub(crate) struct Pair {
     peer: Option<PipeId>,
+    /// The peers that left, newest last, whose messages may still wait in
+    /// the inbox (a connection that sends and closes at once leaves before
+    /// its messages are received). Only the last [`LEFT_PEERS`] are kept.
+    left: VecDeque<PipeId>,
 }
+
+/// How many departed peers' messages are still taken.
+const LEFT_PEERS: usize = 16;
 
 impl Pattern for Pair {
     #[inline]
@@ -39,7 +49,7 @@ impl Pattern for Pair {
 
     #[inline]
     fn received(&mut self, _pipes: &Pipes, from: PipeId, msg: Message) -> Option<Message> {
-        (self.peer == Some(from)).then_some(msg)
+        (self.peer == Some(from) || self.left.contains(&from)).then_some(msg)
     }
 
     fn pipe_added(&mut self, pipe: &Pipe) {
@@ -67,6 +77,10 @@ impl Pattern for Pair {
     fn removed(&mut self, pipe: PipeId) {
         if self.peer == Some(pipe) {
             self.peer = None;
+            if self.left.len() == LEFT_PEERS {
+                self.left.pop_front();
+            }
+            self.left.push_back(pipe);
         }
     }
 }
@@ -98,5 +112,10 @@ mod tests {
         let (_rx3, verdict) = add(&mut p, &mut table, 3, 1, &Metadata::new());
         assert_eq!(verdict, Ok(()));
         assert!(p.writable(&table));
+        // What the peer that left sent is still received; a refused
+        // peer's never is.
+        assert!(p.received(&table, 1, msg(&["late"])).is_some());
+        assert!(p.received(&table, 3, msg(&["new"])).is_some());
+        assert!(p.received(&table, 2, msg(&["x"])).is_none());
     }
 }
