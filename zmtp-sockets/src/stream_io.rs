@@ -215,22 +215,30 @@ impl Recycler {
     }
 }
 
-/// Writes as much as the socket takes without blocking.
-pub(crate) fn write_some(stream: &Stream, conn: &mut Connection) -> io::Result<()> {
+/// Writes as much as the socket takes without blocking; `true` when the
+/// socket took less than was offered (its buffer is full: writing again
+/// before it reports room would only fail).
+pub(crate) fn write_some(stream: &Stream, conn: &mut Connection) -> io::Result<bool> {
     loop {
         let enc = conn.output().map_err(|e| io::Error::other(e.to_string()))?;
         if enc.is_empty() {
-            return Ok(());
+            return Ok(false);
         }
-        let written = {
+        let (written, offered) = {
             let mut slices = [IoSlice::new(&[]); 64];
             let n = enc.io_slices(&mut slices);
-            stream.try_write_vectored(&slices[..n])
+            let offered: usize = slices[..n].iter().map(|s| s.len()).sum();
+            (stream.try_write_vectored(&slices[..n]), offered)
         };
         match written {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(w) => enc.advance(w),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Ok(w) => {
+                enc.advance(w);
+                if w < offered {
+                    return Ok(true);
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(true),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
