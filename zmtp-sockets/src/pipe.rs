@@ -236,6 +236,9 @@ struct Queue {
     closed: bool,
     /// The connection task, when it found the queue empty and waits.
     waker: Option<Waker>,
+    /// How many messages the queue holds before a send wakes the task (0
+    /// and 1: the first; see [`PipeRx::poll_ready_when`]).
+    wake_at: usize,
 }
 
 /// Most messages the connection task takes out of its queue at once while
@@ -434,7 +437,8 @@ impl Pipe {
                 None => VecDeque::new(),
             };
             g.items.push_back(out);
-            (if wake { g.waker.take() } else { None }, replaced)
+            let due = wake && g.items.len() >= g.wake_at;
+            (if due { g.waker.take() } else { None }, replaced)
         };
         // Outside the lock: what a conflating pipe gave up, and the wake.
         drop(replaced);
@@ -590,8 +594,17 @@ impl PipeRx {
 
     /// [`PipeRx::ready`] as a poll.
     pub(crate) fn poll_ready(&self, cx: &mut std::task::Context<'_>) -> Poll<()> {
+        self.poll_ready_when(cx, 1)
+    }
+
+    /// Ready once the queue holds `n` messages (or its end is gone); until
+    /// then sends queue without waking the task. A task that asks for more
+    /// than one must wake itself in time too (what the application queued
+    /// last would otherwise wait for the next send).
+    pub(crate) fn poll_ready_when(&self, cx: &mut std::task::Context<'_>, n: usize) -> Poll<()> {
         let mut g = lock(&self.q);
-        if !g.items.is_empty() || g.closed {
+        g.wake_at = n;
+        if g.items.len() >= n.max(1) || g.closed {
             return Poll::Ready(());
         }
         match &mut g.waker {
@@ -722,6 +735,35 @@ impl Pipes {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Counts its wakes.
+    struct Count(std::sync::atomic::AtomicUsize);
+    impl std::task::Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_task_that_waits_for_n_messages_is_woken_by_the_nth() {
+        let (pipe, rx) = Pipe::new(1, 0, None);
+        let count = Arc::new(Count(std::sync::atomic::AtomicUsize::new(0)));
+        let waker = Waker::from(count.clone());
+        let mut cx = std::task::Context::from_waker(&waker);
+        assert!(rx.poll_ready_when(&mut cx, 3).is_pending());
+        pipe.try_send_msg(Message::from("a")).expect("room");
+        pipe.try_send_msg(Message::from("b")).expect("room");
+        assert_eq!(count.0.load(Ordering::SeqCst), 0);
+        pipe.try_send_msg(Message::from("c")).expect("room");
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        assert!(rx.poll_ready_when(&mut cx, 3).is_ready());
+        // Back to the first message waking it.
+        let mut taken = VecDeque::new();
+        rx.take_chunk(&mut taken, true);
+        assert!(rx.poll_ready(&mut cx).is_pending());
+        pipe.try_send_msg(Message::from("d")).expect("room");
+        assert_eq!(count.0.load(Ordering::SeqCst), 2);
+    }
 
     #[test]
     fn small_one_frame_messages_travel_inline_and_no_item_grows() {

@@ -36,6 +36,55 @@ const NOTIFY: u64 = u64::MAX;
 
 thread_local! {
     static CURRENT: RefCell<Option<Arc<Reactor>>> = const { RefCell::new(None) };
+    /// Wake-ups a task of this thread asked for at a moment within the
+    /// thread's polling (see [`wake_at`]).
+    static DUE: RefCell<Vec<(Instant, Waker)>> = const { RefCell::new(Vec::new()) };
+    /// Whether this thread is an I/O thread that polls before it sleeps.
+    static POLLS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Asks this I/O thread to wake `waker` at `at`, a moment a few
+/// microseconds away: the thread polls until then rather than sleeping
+/// (an `epoll_wait` timeout counts whole milliseconds). `false` when the
+/// thread does not poll (not an I/O thread, or busy polling is off): the
+/// caller must not count on the wake-up.
+pub(crate) fn wake_at(at: Instant, waker: &Waker) -> bool {
+    if !POLLS.with(std::cell::Cell::get) {
+        return false;
+    }
+    DUE.with(|d| {
+        let mut d = d.borrow_mut();
+        match d.iter_mut().find(|(_, w)| w.will_wake(waker)) {
+            Some(e) => e.0 = e.0.min(at),
+            None => d.push((at, waker.clone())),
+        }
+    });
+    true
+}
+
+/// The earliest wake-up asked for with [`wake_at`].
+fn next_due() -> Option<Instant> {
+    DUE.with(|d| d.borrow().iter().map(|(t, _)| *t).min())
+}
+
+/// Wakes the tasks whose moment has come.
+fn fire_due(now: Instant) {
+    let due: Vec<Waker> = DUE.with(|d| {
+        let mut d = d.borrow_mut();
+        let mut due = Vec::new();
+        d.retain(|(t, w)| {
+            if *t <= now {
+                due.push(w.clone());
+                false
+            } else {
+                true
+            }
+        });
+        due
+    });
+    for w in due {
+        w.wake();
+    }
 }
 
 /// One I/O thread's epoll and the readiness of its streams.
@@ -154,6 +203,7 @@ impl Reactor {
         // waits so that a wake-up allocates nothing.
         let mut wake: Vec<Waker> = Vec::new();
         let mut poll = BusyPoll::new(busy_poll);
+        POLLS.with(|p| p.set(!busy_poll.is_zero()));
         let zero = rustix::time::Timespec {
             tv_sec: 0,
             tv_nsec: 0,
@@ -162,14 +212,27 @@ impl Reactor {
             r.notify.pending.store(false, Ordering::SeqCst);
             if let Poll::Ready(t) = fut.as_mut().poll(&mut cx) {
                 CURRENT.with(|c| *c.borrow_mut() = None);
+                POLLS.with(|p| p.set(false));
+                DUE.with(|d| d.borrow_mut().clear());
                 return t;
             }
             events.clear();
             let idle_since = Instant::now();
-            if !poll.budget.is_zero() && r.spin(&mut events, &zero, poll.budget) {
-                poll.idle(idle_since.elapsed());
-                r.dispatch(&events, &mut wake);
-                continue;
+            let due = next_due();
+            if due.is_some() || !poll.budget.is_zero() {
+                let until = (idle_since + poll.budget).max(due.unwrap_or(idle_since));
+                let found = r.spin(&mut events, &zero, until, due);
+                if let Some(d) = due {
+                    let now = Instant::now();
+                    if now >= d {
+                        fire_due(now);
+                    }
+                }
+                if found || due.is_some() {
+                    poll.idle(idle_since.elapsed());
+                    r.dispatch(&events, &mut wake);
+                    continue;
+                }
             }
             r.notify.sleeping.store(true, Ordering::SeqCst);
             // Woken while polling: look for I/O without sleeping. (`events`
@@ -187,19 +250,23 @@ impl Reactor {
         }
     }
 
-    /// Looks for work without sleeping for up to `busy_poll`, yielding
-    /// the core between looks; returns whether a task was woken or I/O is
-    /// ready (in `events`).
+    /// Looks for work without sleeping until `deadline`, yielding the core
+    /// between looks; returns whether a task was woken or I/O is ready (in
+    /// `events`). It stops, returning `false`, when `due` (the earliest
+    /// [`wake_at`] moment) comes first.
     fn spin(
         &self,
         events: &mut Vec<epoll::Event>,
         zero: &rustix::time::Timespec,
-        busy_poll: Duration,
+        deadline: Instant,
+        due: Option<Instant>,
     ) -> bool {
-        let deadline = Instant::now() + busy_poll;
         loop {
             if self.notify.pending.load(Ordering::SeqCst) {
                 return true;
+            }
+            if due.is_some_and(|d| Instant::now() >= d) {
+                return false;
             }
             let _ = epoll::wait(
                 &self.epoll,
@@ -408,6 +475,47 @@ mod tests {
         assert_eq!(got, b"ping");
         drop(writer.join());
         assert!(Reactor::current().is_none());
+    }
+
+    #[test]
+    fn a_wake_at_a_moment_comes_on_time_only_where_the_thread_polls() {
+        // Not an I/O thread: refused, so that the caller waits otherwise.
+        let w = Waker::from(Arc::new(Notify {
+            fd: eventfd(0, EventfdFlags::CLOEXEC).expect("eventfd"),
+            pending: AtomicBool::new(false),
+            sleeping: AtomicBool::new(false),
+        }));
+        assert!(!wake_at(Instant::now(), &w));
+        // An I/O thread that does not poll refuses too.
+        let refused = Reactor::block_on(
+            async {
+                std::future::poll_fn(|cx| Poll::Ready(wake_at(Instant::now(), cx.waker()))).await
+            },
+            Duration::ZERO,
+        );
+        assert!(!refused);
+        // A polling one wakes the task at the moment, with nothing else
+        // to wake it, long before a millisecond timeout could.
+        let at = Instant::now() + Duration::from_micros(300);
+        let (woken, polls) = Reactor::block_on(
+            async {
+                let mut polls = 0;
+                std::future::poll_fn(|cx| {
+                    polls += 1;
+                    if Instant::now() >= at {
+                        return Poll::Ready(());
+                    }
+                    assert!(wake_at(at, cx.waker()));
+                    Poll::Pending
+                })
+                .await;
+                (Instant::now(), polls)
+            },
+            crate::DEFAULT_BUSY_POLL,
+        );
+        assert!(woken >= at);
+        assert!(polls >= 2, "woken by the moment, not polled once");
+        assert!(DUE.with(|d| d.borrow().is_empty()));
     }
 
     #[test]

@@ -34,6 +34,39 @@ fn push_pull_every_mechanism_and_transport() {
     }
 }
 
+/// Bursts of small messages, each received whole before the next is
+/// sent: a connection task that waits a moment for more of a stream
+/// (`CORK` in the session) still writes the end of each burst, with no
+/// next send to wake it.
+#[test]
+fn the_end_of_each_burst_arrives_without_a_next_send() {
+    let ctx = Context::new();
+    for t in transports() {
+        let (pull, push) = pair(
+            &ctx,
+            SocketType::Pull,
+            SocketType::Push,
+            Mech::Null,
+            t,
+            true,
+        );
+        for burst in 0..30u32 {
+            for i in 0..300u32 {
+                push.send_blocking(Message::from((burst * 1000 + i).to_be_bytes().to_vec()))
+                    .unwrap();
+            }
+            for i in 0..300u32 {
+                let msg = pull.recv_blocking().unwrap();
+                assert_eq!(
+                    &msg.frames()[0][..],
+                    &(burst * 1000 + i).to_be_bytes(),
+                    "{t:?}"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn req_rep_every_mechanism_and_transport() {
     let ctx = Context::new();
