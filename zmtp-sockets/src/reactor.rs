@@ -14,7 +14,8 @@
 //! a connect/disconnect storm: the task then held its descriptor until the
 //! handshake deadline.)
 //!
-//! Accepting, connecting and timers stay on `async-io`; only the streams of
+//! A timerfd in the same epoll wakes a task at a moment microseconds away
+//! ([`wake_at`]). Accepting, connecting and other timers stay on `async-io`; only the streams of
 //! established connections use this reactor, and only when their task runs
 //! on an I/O thread (elsewhere they fall back to `async-io`).
 
@@ -33,21 +34,23 @@ use rustix::event::{EventfdFlags, epoll, eventfd};
 
 /// The epoll data of the thread's wake-up eventfd.
 const NOTIFY: u64 = u64::MAX;
+/// The epoll data of the thread's timerfd (see [`wake_at`]).
+const TIMER: u64 = u64::MAX - 1;
 
 thread_local! {
     static CURRENT: RefCell<Option<Arc<Reactor>>> = const { RefCell::new(None) };
     /// Wake-ups a task of this thread asked for at a moment within the
     /// thread's polling (see [`wake_at`]).
     static DUE: RefCell<Vec<(Instant, Waker)>> = const { RefCell::new(Vec::new()) };
-    /// Whether this thread is an I/O thread that polls before it sleeps.
+    /// Whether this thread is an I/O thread (its reactor runs).
     static POLLS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// Asks this I/O thread to wake `waker` at `at`, a moment a few
-/// microseconds away: the thread polls until then rather than sleeping
-/// (an `epoll_wait` timeout counts whole milliseconds). `false` when the
-/// thread does not poll (not an I/O thread, or busy polling is off): the
-/// caller must not count on the wake-up.
+/// microseconds away: the thread sleeps until then on its timerfd (an
+/// `epoll_wait` timeout counts whole milliseconds) instead of polling.
+/// `false` when this is not an I/O thread: the caller must not count on
+/// the wake-up.
 pub(crate) fn wake_at(at: Instant, waker: &Waker) -> bool {
     if !POLLS.with(std::cell::Cell::get) {
         return false;
@@ -90,6 +93,8 @@ fn fire_due(now: Instant) {
 /// One I/O thread's epoll and the readiness of its streams.
 pub(crate) struct Reactor {
     epoll: OwnedFd,
+    /// Armed for the earliest [`wake_at`] moment.
+    timer: OwnedFd,
     notify: Arc<Notify>,
     sources: Mutex<Sources>,
 }
@@ -147,8 +152,19 @@ impl Reactor {
             epoll::EventData::new_u64(NOTIFY),
             epoll::EventFlags::IN | epoll::EventFlags::ET,
         )?;
+        let timer = rustix::time::timerfd_create(
+            rustix::time::TimerfdClockId::Monotonic,
+            rustix::time::TimerfdFlags::CLOEXEC | rustix::time::TimerfdFlags::NONBLOCK,
+        )?;
+        epoll::add(
+            &epoll,
+            &timer,
+            epoll::EventData::new_u64(TIMER),
+            epoll::EventFlags::IN | epoll::EventFlags::ET,
+        )?;
         Ok(Arc::new(Reactor {
             epoll,
+            timer,
             notify: Arc::new(Notify {
                 fd,
                 pending: AtomicBool::new(false),
@@ -203,7 +219,9 @@ impl Reactor {
         // waits so that a wake-up allocates nothing.
         let mut wake: Vec<Waker> = Vec::new();
         let mut poll = BusyPoll::new(busy_poll);
-        POLLS.with(|p| p.set(!busy_poll.is_zero()));
+        POLLS.with(|p| p.set(true));
+        // The moment the timerfd is armed for.
+        let mut armed: Option<Instant> = None;
         let zero = rustix::time::Timespec {
             tv_sec: 0,
             tv_nsec: 0,
@@ -219,20 +237,21 @@ impl Reactor {
             events.clear();
             let idle_since = Instant::now();
             let due = next_due();
-            if due.is_some() || !poll.budget.is_zero() {
-                let until = (idle_since + poll.budget).max(due.unwrap_or(idle_since));
-                let found = r.spin(&mut events, &zero, until, due);
-                if let Some(d) = due {
-                    let now = Instant::now();
-                    if now >= d {
-                        fire_due(now);
-                    }
-                }
-                if found || due.is_some() {
-                    poll.idle(idle_since.elapsed());
-                    r.dispatch(&events, &mut wake);
+            if let Some(d) = due {
+                if idle_since >= d {
+                    fire_due(idle_since);
                     continue;
                 }
+                // A task waits for its moment: sleep until then (or until
+                // a wake or I/O) rather than poll.
+                if armed != Some(d) {
+                    r.arm(d - idle_since);
+                    armed = Some(d);
+                }
+            } else if !poll.budget.is_zero() && r.spin(&mut events, &zero, poll.budget) {
+                poll.idle(idle_since.elapsed());
+                r.dispatch(&events, &mut wake);
+                continue;
             }
             r.notify.sleeping.store(true, Ordering::SeqCst);
             // Woken while polling: look for I/O without sleeping. (`events`
@@ -245,28 +264,32 @@ impl Reactor {
                 timeout,
             );
             r.notify.sleeping.store(false, Ordering::SeqCst);
-            poll.idle(idle_since.elapsed());
+            if due.is_some() {
+                let now = Instant::now();
+                if due.is_some_and(|d| now >= d) {
+                    armed = None;
+                    fire_due(now);
+                }
+            } else {
+                poll.idle(idle_since.elapsed());
+            }
             r.dispatch(&events, &mut wake);
         }
     }
 
-    /// Looks for work without sleeping until `deadline`, yielding the core
-    /// between looks; returns whether a task was woken or I/O is ready (in
-    /// `events`). It stops, returning `false`, when `due` (the earliest
-    /// [`wake_at`] moment) comes first.
+    /// Looks for work without sleeping for up to `busy_poll`, yielding
+    /// the core between looks; returns whether a task was woken or I/O is
+    /// ready (in `events`).
     fn spin(
         &self,
         events: &mut Vec<epoll::Event>,
         zero: &rustix::time::Timespec,
-        deadline: Instant,
-        due: Option<Instant>,
+        busy_poll: Duration,
     ) -> bool {
+        let deadline = Instant::now() + busy_poll;
         loop {
             if self.notify.pending.load(Ordering::SeqCst) {
                 return true;
-            }
-            if due.is_some_and(|d| Instant::now() >= d) {
-                return false;
             }
             let _ = epoll::wait(
                 &self.epoll,
@@ -283,12 +306,34 @@ impl Reactor {
         }
     }
 
+    /// Arms the timerfd to fire once, `after` from now.
+    fn arm(&self, after: Duration) {
+        // Whatever fired before and was not read.
+        let _ = rustix::io::read(&self.timer, &mut [0u8; 8]);
+        let after = after.max(Duration::from_micros(1));
+        let spec = rustix::time::Itimerspec {
+            it_interval: rustix::time::Timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            },
+            it_value: rustix::time::Timespec {
+                tv_sec: after.as_secs() as _,
+                tv_nsec: after.subsec_nanos() as _,
+            },
+        };
+        let _ = rustix::time::timerfd_settime(
+            &self.timer,
+            rustix::time::TimerfdTimerFlags::empty(),
+            &spec,
+        );
+    }
+
     fn dispatch(&self, events: &[epoll::Event], wake: &mut Vec<Waker>) {
         {
             let mut s = lock(&self.sources);
             for e in events {
                 let key = e.data.u64();
-                if key == NOTIFY {
+                if key == NOTIFY || key == TIMER {
                     continue;
                 }
                 let Some(rd) = s.map.get_mut(&key) else {
@@ -478,7 +523,7 @@ mod tests {
     }
 
     #[test]
-    fn a_wake_at_a_moment_comes_on_time_only_where_the_thread_polls() {
+    fn a_wake_at_a_moment_comes_on_time_on_an_io_thread() {
         // Not an I/O thread: refused, so that the caller waits otherwise.
         let w = Waker::from(Arc::new(Notify {
             fd: eventfd(0, EventfdFlags::CLOEXEC).expect("eventfd"),
@@ -486,35 +531,34 @@ mod tests {
             sleeping: AtomicBool::new(false),
         }));
         assert!(!wake_at(Instant::now(), &w));
-        // An I/O thread that does not poll refuses too.
-        let refused = Reactor::block_on(
-            async {
-                std::future::poll_fn(|cx| Poll::Ready(wake_at(Instant::now(), cx.waker()))).await
-            },
-            Duration::ZERO,
-        );
-        assert!(!refused);
-        // A polling one wakes the task at the moment, with nothing else
-        // to wake it, long before a millisecond timeout could.
-        let at = Instant::now() + Duration::from_micros(300);
-        let (woken, polls) = Reactor::block_on(
-            async {
-                let mut polls = 0;
-                std::future::poll_fn(|cx| {
-                    polls += 1;
-                    if Instant::now() >= at {
-                        return Poll::Ready(());
-                    }
-                    assert!(wake_at(at, cx.waker()));
-                    Poll::Pending
-                })
-                .await;
-                (Instant::now(), polls)
-            },
-            crate::DEFAULT_BUSY_POLL,
-        );
-        assert!(woken >= at);
-        assert!(polls >= 2, "woken by the moment, not polled once");
+        // An I/O thread wakes the task at the moment, with nothing else to
+        // wake it, long before a millisecond timeout could, whether it
+        // polls or not.
+        for busy_poll in [Duration::ZERO, crate::DEFAULT_BUSY_POLL] {
+            let at = Instant::now() + Duration::from_micros(300);
+            let (woken, polls) = Reactor::block_on(
+                async {
+                    let mut polls = 0;
+                    std::future::poll_fn(|cx| {
+                        polls += 1;
+                        if Instant::now() >= at {
+                            return Poll::Ready(());
+                        }
+                        assert!(wake_at(at, cx.waker()));
+                        Poll::Pending
+                    })
+                    .await;
+                    (Instant::now(), polls)
+                },
+                busy_poll,
+            );
+            assert!(woken >= at);
+            assert!(
+                woken < at + Duration::from_millis(500),
+                "woken at the moment, not by a later timeout"
+            );
+            assert!(polls >= 2, "woken by the moment, not polled once");
+        }
         assert!(DUE.with(|d| d.borrow().is_empty()));
     }
 

@@ -53,10 +53,10 @@ const BATCH: usize = 1024;
 /// time, and each write to a loopback TCP socket costs several
 /// microseconds whatever its size: runs of PUSH/PULL 16 B that fell into
 /// that rhythm made 3 to 5 times as many `writev`s as the others and spent
-/// up to 1.7 times their CPU per message. Only when the I/O thread polls
-/// (`ContextBuilder::busy_poll`), which then wakes the task on time (see
-/// [`crate::reactor::wake_at`]); a request/reply exchange (one message per
-/// turn) never waits.
+/// up to 1.7 times their CPU per message. Only on an I/O thread, whose
+/// timerfd wakes the task on time (see [`crate::reactor::wake_at`]); the
+/// thread sleeps meanwhile rather than polling. A request/reply exchange
+/// (one message per turn) never waits.
 const CORK: Duration = Duration::from_micros(30);
 /// The fewest messages taken at once that make a stream worth waiting for.
 const CORK_MIN: usize = 16;
@@ -707,8 +707,8 @@ impl<'a> Session<'a> {
                 if let Some(rx) = rx {
                     let ready = match cork {
                         Some(t) if Instant::now() >= t => true,
-                        // Only an I/O thread that polls wakes the task in
-                        // time; elsewhere the first send wakes it as usual.
+                        // Only an I/O thread wakes the task in time;
+                        // elsewhere the first send wakes it as usual.
                         Some(t) if crate::reactor::wake_at(t, cx.waker()) => {
                             rx.poll_ready_when(cx, CORK_WAKE).is_ready()
                         }
