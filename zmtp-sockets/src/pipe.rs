@@ -736,18 +736,10 @@ impl Pipes {
 mod tests {
     use super::*;
 
-    /// Counts its wakes.
-    struct Count(std::sync::atomic::AtomicUsize);
-    impl std::task::Wake for Count {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
-
     #[test]
     fn a_task_that_waits_for_n_messages_is_woken_by_the_nth() {
         let (pipe, rx) = Pipe::new(1, 0, None);
-        let count = Arc::new(Count(std::sync::atomic::AtomicUsize::new(0)));
+        let count = Arc::new(Counter(std::sync::atomic::AtomicUsize::new(0)));
         let waker = Waker::from(count.clone());
         let mut cx = std::task::Context::from_waker(&waker);
         assert!(rx.poll_ready_when(&mut cx, 3).is_pending());

@@ -8,7 +8,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::{Mech, TIMEOUT, Transport, pair};
+use common::{Mech, TIMEOUT, Transport, pair, pull_push};
 use zmtp_sockets::{Context, Error, Message, Socket, SocketType};
 
 fn msgs<const N: usize>(bodies: [&str; N]) -> Vec<Message> {
@@ -40,14 +40,7 @@ fn recv_n(s: &Socket, n: usize, max: usize) -> Vec<Message> {
 fn a_batch_arrives_whole_and_in_order_over_tcp_and_ipc() {
     for t in [Transport::Tcp, Transport::Ipc] {
         let ctx = Context::new();
-        let (pull, push) = pair(
-            &ctx,
-            SocketType::Pull,
-            SocketType::Push,
-            Mech::Null,
-            t,
-            true,
-        );
+        let (pull, push) = pull_push(&ctx, t);
         let n = 10_000;
         let mut sent = 0;
         while sent < n {

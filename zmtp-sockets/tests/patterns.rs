@@ -42,14 +42,7 @@ fn push_pull_every_mechanism_and_transport() {
 fn the_end_of_each_burst_arrives_without_a_next_send() {
     let ctx = Context::new();
     for t in transports() {
-        let (pull, push) = pair(
-            &ctx,
-            SocketType::Pull,
-            SocketType::Push,
-            Mech::Null,
-            t,
-            true,
-        );
+        let (pull, push) = pull_push(&ctx, t);
         for burst in 0..30u32 {
             for i in 0..300u32 {
                 push.send_blocking(Message::from((burst * 1000 + i).to_be_bytes().to_vec()))
@@ -997,14 +990,7 @@ fn messages_taken_past_the_output_bound_are_sent_without_more_traffic() {
     // every chunk; the sender then stays quiet.
     for t in transports() {
         let ctx = Context::new();
-        let (pull, push) = pair(
-            &ctx,
-            SocketType::Pull,
-            SocketType::Push,
-            Mech::Null,
-            t,
-            true,
-        );
+        let (pull, push) = pull_push(&ctx, t);
         let body = Bytes::from(vec![7u8; 64 * 1024]);
         let n = 200;
         for _ in 0..n {

@@ -129,6 +129,11 @@ pub fn secure(server: &Socket, client: &Socket, m: Mech) {
 }
 
 /// A bound socket and a connected one, handshake done on both sides.
+/// A bound PULL and a connected PUSH over `t`, NULL, handshakes done.
+pub fn pull_push(ctx: &Context, t: Transport) -> (Socket, Socket) {
+    pair(ctx, SocketType::Pull, SocketType::Push, Mech::Null, t, true)
+}
+
 pub fn pair(
     ctx: &Context,
     bind: SocketType,
