@@ -15,9 +15,10 @@
 //! handshake deadline.)
 //!
 //! A timerfd in the same epoll wakes a task at a moment microseconds away
-//! ([`wake_at`]). Accepting, connecting and other timers stay on `async-io`; only the streams of
-//! established connections use this reactor, and only when their task runs
-//! on an I/O thread (elsewhere they fall back to `async-io`).
+//! ([`wake_at`]). Accepting, connecting and other timers stay on
+//! `async-io`; only the streams of established connections use this
+//! reactor, and only when their task runs on an I/O thread (elsewhere they
+//! fall back to `async-io`).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -39,11 +40,8 @@ const TIMER: u64 = u64::MAX - 1;
 
 thread_local! {
     static CURRENT: RefCell<Option<Arc<Reactor>>> = const { RefCell::new(None) };
-    /// Wake-ups a task of this thread asked for at a moment within the
-    /// thread's polling (see [`wake_at`]).
+    /// Wake-ups the tasks of this I/O thread asked for (see [`wake_at`]).
     static DUE: RefCell<Vec<(Instant, Waker)>> = const { RefCell::new(Vec::new()) };
-    /// Whether this thread is an I/O thread (its reactor runs).
-    static POLLS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// Asks this I/O thread to wake `waker` at `at`, a moment a few
@@ -52,7 +50,7 @@ thread_local! {
 /// `false` when this is not an I/O thread: the caller must not count on
 /// the wake-up.
 pub(crate) fn wake_at(at: Instant, waker: &Waker) -> bool {
-    if !POLLS.with(std::cell::Cell::get) {
+    if CURRENT.with(|c| c.borrow().is_none()) {
         return false;
     }
     DUE.with(|d| {
@@ -144,24 +142,21 @@ impl Reactor {
     fn new() -> io::Result<Arc<Reactor>> {
         let epoll = epoll::create(epoll::CreateFlags::CLOEXEC)?;
         let fd = eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?;
-        // Edge-triggered: every write is an event, so the counter is never
-        // read back.
-        epoll::add(
-            &epoll,
-            &fd,
-            epoll::EventData::new_u64(NOTIFY),
-            epoll::EventFlags::IN | epoll::EventFlags::ET,
-        )?;
         let timer = rustix::time::timerfd_create(
             rustix::time::TimerfdClockId::Monotonic,
             rustix::time::TimerfdFlags::CLOEXEC | rustix::time::TimerfdFlags::NONBLOCK,
         )?;
-        epoll::add(
-            &epoll,
-            &timer,
-            epoll::EventData::new_u64(TIMER),
-            epoll::EventFlags::IN | epoll::EventFlags::ET,
-        )?;
+        // Edge-triggered: every write (every expiry) is an event, so the
+        // eventfd's counter is never read back (the timerfd's is, when it
+        // is armed again).
+        for (source, key) in [(&fd, NOTIFY), (&timer, TIMER)] {
+            epoll::add(
+                &epoll,
+                source,
+                epoll::EventData::new_u64(key),
+                epoll::EventFlags::IN | epoll::EventFlags::ET,
+            )?;
+        }
         Ok(Arc::new(Reactor {
             epoll,
             timer,
@@ -219,7 +214,6 @@ impl Reactor {
         // waits so that a wake-up allocates nothing.
         let mut wake: Vec<Waker> = Vec::new();
         let mut poll = BusyPoll::new(busy_poll);
-        POLLS.with(|p| p.set(true));
         // The moment the timerfd is armed for.
         let mut armed: Option<Instant> = None;
         let zero = rustix::time::Timespec {
@@ -230,7 +224,6 @@ impl Reactor {
             r.notify.pending.store(false, Ordering::SeqCst);
             if let Poll::Ready(t) = fut.as_mut().poll(&mut cx) {
                 CURRENT.with(|c| *c.borrow_mut() = None);
-                POLLS.with(|p| p.set(false));
                 DUE.with(|d| d.borrow_mut().clear());
                 return t;
             }
@@ -264,14 +257,15 @@ impl Reactor {
                 timeout,
             );
             r.notify.sleeping.store(false, Ordering::SeqCst);
-            if due.is_some() {
-                let now = Instant::now();
-                if due.is_some_and(|d| now >= d) {
-                    armed = None;
-                    fire_due(now);
+            match due {
+                Some(d) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        armed = None;
+                        fire_due(now);
+                    }
                 }
-            } else {
-                poll.idle(idle_since.elapsed());
+                None => poll.idle(idle_since.elapsed()),
             }
             r.dispatch(&events, &mut wake);
         }

@@ -249,11 +249,9 @@ pub(crate) struct Session<'a> {
     /// thread's system calls in such runs, and the CPU they cost was taken
     /// from the reader.)
     write_blocked: bool,
-    /// How many messages the last turn took from the queue, how many bytes
-    /// they made, and when (see [`CORK`]).
-    last_taken: usize,
-    last_take_bytes: usize,
-    last_take_at: Instant,
+    /// Until when the task waits for more messages before it takes again,
+    /// set by a turn that took a stream's few (see [`CORK`]).
+    cork: Option<Instant>,
     /// Whether the last read filled all its room (see `ReadOutcome::More`).
     read_more: bool,
     /// How much one read asks for: about one batch of messages of the
@@ -302,9 +300,7 @@ impl<'a> Session<'a> {
             established: false,
             in_output: 0,
             write_blocked: false,
-            last_taken: 0,
-            last_take_bytes: 0,
-            last_take_at: Instant::now(),
+            cork: None,
             read_more: false,
             read_len: SCRATCH,
             recycler: Recycler::default(),
@@ -602,11 +598,8 @@ impl<'a> Session<'a> {
         // it holds beyond a chunk goes back to the queue, where the
         // high-water mark counts it.
         rx.unget_beyond(&mut self.outq, TAKE_CHUNK);
-        self.last_taken = taken;
-        if taken > 0 {
-            self.last_take_bytes = self.conn.output_len();
-            self.last_take_at = Instant::now();
-        }
+        self.cork = ((CORK_MIN..CORK_MAX).contains(&taken) && self.conn.output_len() < CORK_BYTES)
+            .then(|| Instant::now() + CORK);
         if left.is_some_and(|n| self.room_for_senders(n)) {
             self.shared.notify_room();
         }
@@ -680,11 +673,7 @@ impl<'a> Session<'a> {
         // A stream of small messages that the application queues about as
         // fast as this task writes them: wait for more before taking them
         // (see `CORK`).
-        let cork = (rx.is_some()
-            && !want_write
-            && (CORK_MIN..CORK_MAX).contains(&self.last_taken)
-            && self.last_take_bytes < CORK_BYTES)
-            .then(|| self.last_take_at + CORK);
+        let cork = self.cork.filter(|_| !want_write);
         let mut room = self.room.take();
         let stream = self.stream;
         let stop = (!self.stop_seen).then_some(self.stop);
