@@ -83,6 +83,7 @@ mod proxy;
 #[cfg(target_os = "linux")]
 mod reactor;
 mod reconnect;
+mod ring;
 mod routing;
 mod session;
 mod shared;

@@ -17,6 +17,7 @@ use bytes::Bytes;
 use zmtp_core::{Message, Metadata};
 
 use crate::inproc::Link;
+use crate::ring::{RingRx, RingTx};
 use crate::routing::PeerSubscriptions;
 
 /// A pipe's identity within its socket.
@@ -304,6 +305,10 @@ enum Channel {
         /// never be written, so they must not stay "unsent").
         conflate: Option<Arc<AtomicU64>>,
     },
+    /// To a connection task, through a queue without a lock on this side
+    /// (publishing pipes, see [`crate::ring`]); at most `cap` messages (0:
+    /// no limit).
+    Ring { tx: RingTx, cap: usize },
     /// Straight into an inproc peer's inbox.
     Inproc(Link),
 }
@@ -329,28 +334,34 @@ impl Pipe {
     /// connection task's end of it.
     pub(crate) fn new(id: PipeId, cap: usize, conflate: Option<Arc<AtomicU64>>) -> (Pipe, PipeRx) {
         let q = Arc::new(Shared::default());
-        let rx = PipeRx { q: q.clone() };
-        let pipe = Pipe {
-            id,
-            channel: Channel::Queue { q, cap, conflate },
-            attached: false,
-            routing_id: None,
-            subs: PeerSubscriptions::default(),
-            unwoken: Cell::new(false),
-        };
-        (pipe, rx)
+        let rx = PipeRx(Reading::Queue(q.clone()));
+        (Pipe::with(id, Channel::Queue { q, cap, conflate }), rx)
     }
 
-    /// An inproc pipe, sending through `link` (see [`crate::inproc`]).
-    pub(crate) fn inproc(id: PipeId, link: Link) -> Pipe {
+    /// A new pipe whose queue takes sends without a lock (see
+    /// [`crate::ring`]): for the pipes a socket publishes on.
+    pub(crate) fn publishing(id: PipeId, cap: usize) -> (Pipe, PipeRx) {
+        let (tx, rx) = crate::ring::ring();
+        (
+            Pipe::with(id, Channel::Ring { tx, cap }),
+            PipeRx(Reading::Ring(rx)),
+        )
+    }
+
+    fn with(id: PipeId, channel: Channel) -> Pipe {
         Pipe {
             id,
-            channel: Channel::Inproc(link),
+            channel,
             attached: false,
             routing_id: None,
             subs: PeerSubscriptions::default(),
             unwoken: Cell::new(false),
         }
+    }
+
+    /// An inproc pipe, sending through `link` (see [`crate::inproc`]).
+    pub(crate) fn inproc(id: PipeId, link: Link) -> Pipe {
+        Pipe::with(id, Channel::Inproc(link))
     }
 
     /// Makes a connect's queue an inproc link, once its name is bound;
@@ -363,7 +374,7 @@ impl Pipe {
     pub(crate) fn link(&self) -> Option<&Link> {
         match &self.channel {
             Channel::Inproc(l) => Some(l),
-            Channel::Queue { .. } => None,
+            Channel::Queue { .. } | Channel::Ring { .. } => None,
         }
     }
 
@@ -374,6 +385,7 @@ impl Pipe {
     pub(crate) fn refused_full(&self) -> bool {
         match &self.channel {
             Channel::Queue { q, .. } => q.full.load(Ordering::SeqCst),
+            Channel::Ring { tx, .. } => tx.refused_full(),
             Channel::Inproc(_) => false,
         }
     }
@@ -384,6 +396,7 @@ impl Pipe {
             Channel::Queue {
                 q, cap, conflate, ..
             } => conflate.is_none() && *cap != 0 && lock(q).items.len() >= *cap,
+            Channel::Ring { tx, cap } => tx.is_full(*cap),
             Channel::Inproc(link) => link.is_full(),
         }
     }
@@ -404,6 +417,7 @@ impl Pipe {
             Channel::Queue { q, cap, conflate } => {
                 Self::enqueue(q, out, *cap, conflate.as_deref(), wake)
             }
+            Channel::Ring { tx, cap } => tx.push(out, *cap, wake),
             Channel::Inproc(link) => link.try_send(out),
         }
     }
@@ -448,13 +462,18 @@ impl Pipe {
         Ok(())
     }
 
-    /// Wakes the connection task if it waits (after quiet sends).
+    /// Wakes the connection task if it waits (after quiet sends, and
+    /// after [`crate::ring::fence_for_wakes`]).
     fn wake(&self) {
-        if let Channel::Queue { q, .. } = &self.channel {
-            let waker = lock(q).waker.take();
-            if let Some(w) = waker {
-                w.wake();
+        match &self.channel {
+            Channel::Queue { q, .. } => {
+                let waker = lock(q).waker.take();
+                if let Some(w) = waker {
+                    w.wake();
+                }
             }
+            Channel::Ring { tx, .. } => tx.wake_if_due(),
+            Channel::Inproc(_) => {}
         }
     }
 
@@ -463,6 +482,7 @@ impl Pipe {
     pub(crate) fn try_send_unbounded(&self, out: Out) -> Result<(), Refused> {
         match &self.channel {
             Channel::Queue { q, .. } => Self::enqueue(q, out, 0, None, true),
+            Channel::Ring { tx, .. } => tx.push(out, 0, true),
             Channel::Inproc(link) => link.send(out),
         }
     }
@@ -505,22 +525,35 @@ pub(crate) enum Taken {
 /// The connection task's end of a pipe. The task takes messages in chunks
 /// ([`PipeRx::take_chunk`]) into a buffer of its own, and waits with
 /// [`PipeRx::ready`].
-pub(crate) struct PipeRx {
-    q: Arc<Shared>,
+pub(crate) struct PipeRx(Reading);
+
+/// The queue a [`PipeRx`] reads.
+enum Reading {
+    /// Under a lock.
+    Queue(Arc<Shared>),
+    /// Without a lock on the sending side (see [`crate::ring`]).
+    Ring(RingRx),
 }
 
 impl Drop for PipeRx {
     fn drop(&mut self) {
-        // Senders see the pipe closed (a routed message goes elsewhere).
-        lock(&self.q).closed = true;
+        // Senders see the pipe closed (a routed message goes elsewhere);
+        // a ring's reading end says so itself.
+        if let Reading::Queue(q) = &self.0 {
+            lock(q).closed = true;
+        }
     }
 }
 
 impl PipeRx {
     /// Takes one message (the inproc hand-over of what a connect queued).
     pub(crate) fn try_recv(&self) -> Option<Out> {
-        let mut g = lock(&self.q);
-        self.q.made_room();
+        let q = match &self.0 {
+            Reading::Queue(q) => q,
+            Reading::Ring(r) => return r.try_recv(),
+        };
+        let mut g = lock(q);
+        q.made_room();
         g.items.pop_front()
     }
 
@@ -538,7 +571,11 @@ impl PipeRx {
     /// work too (a long queue behind a slow peer, with no high-water mark,
     /// would otherwise go back item by item at every turn).
     pub(crate) fn take_chunk(&self, into: &mut VecDeque<Out>, whole: bool) -> Taken {
-        let mut g = lock(&self.q);
+        let q = match &self.0 {
+            Reading::Queue(q) => q,
+            Reading::Ring(r) => return r.take_chunk(into, whole),
+        };
+        let mut g = lock(q);
         let n = g.items.len();
         if n == 0 {
             return if g.closed {
@@ -547,7 +584,7 @@ impl PipeRx {
                 Taken::Empty
             };
         }
-        self.q.made_room();
+        q.made_room();
         if into.is_empty() && (n <= TAKE_CHUNK || (whole && n <= TAKE_WHOLE)) {
             // Hand the whole queue over without moving items; the sender
             // gets the task's empty buffer (and its room) back.
@@ -571,19 +608,26 @@ impl PipeRx {
         if taken.len() <= keep {
             return;
         }
-        let mut g = lock(&self.q);
+        let q = match &self.0 {
+            Reading::Queue(q) => q,
+            Reading::Ring(r) => return r.unget_beyond(taken, keep),
+        };
+        let mut g = lock(q);
         for out in taken.drain(keep..).rev() {
             g.items.push_front(out);
         }
     }
 
-    #[cfg(test)]
+    /// Messages queued.
     pub(crate) fn len(&self) -> usize {
-        lock(&self.q).items.len()
+        match &self.0 {
+            Reading::Queue(q) => lock(q).items.len(),
+            Reading::Ring(r) => r.len(),
+        }
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        lock(&self.q).items.is_empty()
+        self.len() == 0
     }
 
     /// Waits until a message is queued or the socket's end is gone.
@@ -602,7 +646,11 @@ impl PipeRx {
     /// than one must wake itself in time too (what the application queued
     /// last would otherwise wait for the next send).
     pub(crate) fn poll_ready_when(&self, cx: &mut std::task::Context<'_>, n: usize) -> Poll<()> {
-        let mut g = lock(&self.q);
+        let q = match &self.0 {
+            Reading::Queue(q) => q,
+            Reading::Ring(r) => return r.poll_ready_when(cx, n),
+        };
+        let mut g = lock(q);
         g.wake_at = n;
         if g.items.len() >= n.max(1) || g.closed {
             return Poll::Ready(());
@@ -630,9 +678,34 @@ pub(crate) struct Pipes {
     /// pays it once per pipe. The list keeps its allocation between
     /// batches.
     unwoken: RefCell<Vec<PipeId>>,
+    /// In [`Pipes::quietly`]: the pipes to wake are found by their mark,
+    /// not listed.
+    sweep: Cell<bool>,
 }
 
 impl Pipes {
+    /// Runs `f`, whose sends wake each pipe at most once, after it: one
+    /// fence for all of them (see [`crate::ring`]) instead of one per send.
+    /// Inside a batch, the batch's end wakes them.
+    #[inline]
+    pub(crate) fn quietly<R>(&self, f: impl FnOnce() -> R) -> R {
+        if self.batching.get() {
+            return f();
+        }
+        self.batching.set(true);
+        self.sweep.set(true);
+        let r = f();
+        self.batching.set(false);
+        self.sweep.set(false);
+        crate::ring::fence_for_wakes();
+        for p in &self.list {
+            if p.unwoken.replace(false) {
+                p.wake();
+            }
+        }
+        r
+    }
+
     /// Starts a batch: messages sent through [`Pipes::send_msg`] wake their
     /// connection task at [`Pipes::end_batch`], once per pipe.
     pub(crate) fn begin_batch(&self) {
@@ -643,6 +716,9 @@ impl Pipes {
     pub(crate) fn end_batch(&self) {
         self.batching.set(false);
         let mut ids = self.unwoken.borrow_mut();
+        if !ids.is_empty() {
+            crate::ring::fence_for_wakes();
+        }
         for id in ids.drain(..) {
             if let Some(p) = self.get(id)
                 && p.unwoken.replace(false)
@@ -665,7 +741,7 @@ impl Pipes {
     #[inline]
     pub(crate) fn send_copy(&self, pipe: &Pipe, msg: &Message, small: Option<Small>) -> bool {
         let out = match (small, &pipe.channel) {
-            (Some(s), Channel::Queue { .. }) => Out::Small(s),
+            (Some(s), Channel::Queue { .. } | Channel::Ring { .. }) => Out::Small(s),
             _ => Out::Msg(msg.clone()),
         };
         self.try_send_out(pipe, out).is_ok()
@@ -679,9 +755,10 @@ impl Pipes {
 
     #[inline(always)]
     fn try_send_out(&self, pipe: &Pipe, out: Out) -> Result<(), Refused> {
-        let quiet = self.batching.get() && matches!(pipe.channel, Channel::Queue { .. });
+        let quiet = self.batching.get()
+            && matches!(pipe.channel, Channel::Queue { .. } | Channel::Ring { .. });
         let r = pipe.try_send_waking(out, !quiet);
-        if quiet && r.is_ok() && !pipe.unwoken.replace(true) {
+        if quiet && r.is_ok() && !pipe.unwoken.replace(true) && !self.sweep.get() {
             self.unwoken.borrow_mut().push(pipe.id);
         }
         r
@@ -736,25 +813,33 @@ impl Pipes {
 mod tests {
     use super::*;
 
+    /// Makes a pipe to a connection task.
+    type MakePipe = fn(PipeId, usize) -> (Pipe, PipeRx);
+
+    /// Both kinds of queue to a connection task: under a lock, and a ring.
+    const KINDS: [MakePipe; 2] = [|id, cap| Pipe::new(id, cap, None), Pipe::publishing];
+
     #[test]
     fn a_task_that_waits_for_n_messages_is_woken_by_the_nth() {
-        let (pipe, rx) = Pipe::new(1, 0, None);
-        let count = Arc::new(Counter(std::sync::atomic::AtomicUsize::new(0)));
-        let waker = Waker::from(count.clone());
-        let mut cx = std::task::Context::from_waker(&waker);
-        assert!(rx.poll_ready_when(&mut cx, 3).is_pending());
-        pipe.try_send_msg(Message::from("a")).expect("room");
-        pipe.try_send_msg(Message::from("b")).expect("room");
-        assert_eq!(count.0.load(Ordering::SeqCst), 0);
-        pipe.try_send_msg(Message::from("c")).expect("room");
-        assert_eq!(count.0.load(Ordering::SeqCst), 1);
-        assert!(rx.poll_ready_when(&mut cx, 3).is_ready());
-        // Back to the first message waking it.
-        let mut taken = VecDeque::new();
-        rx.take_chunk(&mut taken, true);
-        assert!(rx.poll_ready(&mut cx).is_pending());
-        pipe.try_send_msg(Message::from("d")).expect("room");
-        assert_eq!(count.0.load(Ordering::SeqCst), 2);
+        for make in KINDS {
+            let (pipe, rx) = make(1, 0);
+            let count = Arc::new(Counter(std::sync::atomic::AtomicUsize::new(0)));
+            let waker = Waker::from(count.clone());
+            let mut cx = std::task::Context::from_waker(&waker);
+            assert!(rx.poll_ready_when(&mut cx, 3).is_pending());
+            pipe.try_send_msg(Message::from("a")).expect("room");
+            pipe.try_send_msg(Message::from("b")).expect("room");
+            assert_eq!(count.0.load(Ordering::SeqCst), 0);
+            pipe.try_send_msg(Message::from("c")).expect("room");
+            assert_eq!(count.0.load(Ordering::SeqCst), 1);
+            assert!(rx.poll_ready_when(&mut cx, 3).is_ready());
+            // Back to the first message waking it.
+            let mut taken = VecDeque::new();
+            rx.take_chunk(&mut taken, true);
+            assert!(rx.poll_ready(&mut cx).is_pending());
+            pipe.try_send_msg(Message::from("d")).expect("room");
+            assert_eq!(count.0.load(Ordering::SeqCst), 2);
+        }
     }
 
     #[test]
@@ -798,55 +883,59 @@ mod tests {
 
     #[test]
     fn pipe_wakes_its_reader_for_every_send_and_closes_after_draining() {
-        let (p, rx) = Pipe::new(1, 0, None);
-        let sender = std::thread::spawn(move || {
-            for i in 0..10_000u32 {
-                assert!(
-                    p.try_send(Out::Subscribe(Bytes::copy_from_slice(&i.to_be_bytes())))
-                        .is_ok()
-                );
-                if i % 1000 == 0 {
-                    std::thread::yield_now();
+        for make in KINDS {
+            let (p, rx) = make(1, 0);
+            let sender = std::thread::spawn(move || {
+                for i in 0..10_000u32 {
+                    assert!(
+                        p.try_send(Out::Subscribe(Bytes::copy_from_slice(&i.to_be_bytes())))
+                            .is_ok()
+                    );
+                    if i % 1000 == 0 {
+                        std::thread::yield_now();
+                    }
                 }
-            }
-            // Dropped here: the queue closes once drained.
-        });
-        let got = futures_lite::future::block_on(async {
-            let mut n = 0u32;
-            let mut buf = VecDeque::new();
-            loop {
-                rx.ready().await;
-                match rx.take_chunk(&mut buf, false) {
-                    Taken::Some(_) => assert!(buf.len() <= TAKE_CHUNK),
-                    Taken::Empty => continue,
-                    Taken::Closed => break,
+                // Dropped here: the queue closes once drained.
+            });
+            let got = futures_lite::future::block_on(async {
+                let mut n = 0u32;
+                let mut buf = VecDeque::new();
+                loop {
+                    rx.ready().await;
+                    match rx.take_chunk(&mut buf, false) {
+                        Taken::Some(_) => assert!(buf.len() <= TAKE_CHUNK),
+                        Taken::Empty => continue,
+                        Taken::Closed => break,
+                    }
+                    for out in buf.drain(..) {
+                        let Out::Subscribe(b) = out else {
+                            panic!("unexpected item")
+                        };
+                        assert_eq!(&b[..], &n.to_be_bytes());
+                        n += 1;
+                    }
                 }
-                for out in buf.drain(..) {
-                    let Out::Subscribe(b) = out else {
-                        panic!("unexpected item")
-                    };
-                    assert_eq!(&b[..], &n.to_be_bytes());
-                    n += 1;
-                }
-            }
-            n
-        });
-        sender.join().expect("join");
-        assert_eq!(got, 10_000);
+                n
+            });
+            sender.join().expect("join");
+            assert_eq!(got, 10_000);
+        }
     }
 
     #[test]
     fn a_full_pipe_refuses_messages_but_not_subscriptions() {
-        let (p, rx) = Pipe::new(1, 2, None);
-        assert!(p.try_send(Out::Cancel(Bytes::new())).is_ok());
-        assert!(p.try_send(Out::Cancel(Bytes::new())).is_ok());
-        assert!(matches!(
-            p.try_send(Out::Cancel(Bytes::new())),
-            Err(Refused::Full(_))
-        ));
-        // Subscriptions are never bounded.
-        assert!(p.try_send_unbounded(Out::Cancel(Bytes::new())).is_ok());
-        assert_eq!(rx.len(), 3);
+        for make in KINDS {
+            let (p, rx) = make(1, 2);
+            assert!(p.try_send(Out::Cancel(Bytes::new())).is_ok());
+            assert!(p.try_send(Out::Cancel(Bytes::new())).is_ok());
+            assert!(matches!(
+                p.try_send(Out::Cancel(Bytes::new())),
+                Err(Refused::Full(_))
+            ));
+            // Subscriptions are never bounded.
+            assert!(p.try_send_unbounded(Out::Cancel(Bytes::new())).is_ok());
+            assert_eq!(rx.len(), 3);
+        }
     }
 
     #[test]
@@ -949,85 +1038,93 @@ mod tests {
 
     #[test]
     fn the_task_takes_chunks_and_puts_back_what_it_did_not_send() {
-        let (p, rx) = Pipe::new(1, 0, None);
-        let n = TAKE_CHUNK as u32 * 2 + 5;
-        for i in 0..n {
-            p.try_send_msg(Message::from(i.to_be_bytes().to_vec()))
-                .expect("room");
+        for make in KINDS {
+            let (p, rx) = make(1, 0);
+            let n = TAKE_CHUNK as u32 * 2 + 5;
+            for i in 0..n {
+                p.try_send_msg(Message::from(i.to_be_bytes().to_vec()))
+                    .expect("room");
+            }
+            let mut taken = VecDeque::new();
+            assert_eq!(
+                rx.take_chunk(&mut taken, false),
+                Taken::Some(n as usize - TAKE_CHUNK)
+            );
+            assert_eq!(taken.len(), TAKE_CHUNK);
+            // The task sends one and loses its connection: the rest go back in
+            // front, in order.
+            taken.pop_front();
+            rx.unget(&mut taken);
+            assert!(taken.is_empty());
+            let mut all = VecDeque::new();
+            while let Taken::Some(_) = rx.take_chunk(&mut all, false) {}
+            assert_eq!(numbers(&all), (1..n).collect::<Vec<_>>());
+            // The socket's end gone: empty, then closed.
+            drop(p);
+            assert_eq!(rx.take_chunk(&mut all, false), Taken::Closed);
         }
-        let mut taken = VecDeque::new();
-        assert_eq!(
-            rx.take_chunk(&mut taken, false),
-            Taken::Some(n as usize - TAKE_CHUNK)
-        );
-        assert_eq!(taken.len(), TAKE_CHUNK);
-        // The task sends one and loses its connection: the rest go back in
-        // front, in order.
-        taken.pop_front();
-        rx.unget(&mut taken);
-        assert!(taken.is_empty());
-        let mut all = VecDeque::new();
-        while let Taken::Some(_) = rx.take_chunk(&mut all, false) {}
-        assert_eq!(numbers(&all), (1..n).collect::<Vec<_>>());
-        // The socket's end gone: empty, then closed.
-        drop(p);
-        assert_eq!(rx.take_chunk(&mut all, false), Taken::Closed);
     }
 
     #[test]
     fn a_task_with_an_empty_output_takes_the_whole_queue_and_gives_back_the_excess() {
-        let (p, rx) = Pipe::new(1, 0, None);
-        let n = TAKE_CHUNK as u32 * 3;
-        for i in 0..n {
-            p.try_send_msg(Message::from(i.to_be_bytes().to_vec()))
+        for make in KINDS {
+            let (p, rx) = make(1, 0);
+            let n = TAKE_CHUNK as u32 * 3;
+            for i in 0..n {
+                p.try_send_msg(Message::from(i.to_be_bytes().to_vec()))
+                    .expect("room");
+            }
+            let mut taken = VecDeque::new();
+            assert_eq!(rx.take_chunk(&mut taken, true), Taken::Some(0));
+            assert_eq!((taken.len(), rx.len()), (n as usize, 0));
+            // The sender has its room back at once, and queues behind.
+            p.try_send_msg(Message::from(n.to_be_bytes().to_vec()))
                 .expect("room");
+            // The task encodes two and its output fills: beyond a chunk, the
+            // rest goes back in front of what was queued since, in order.
+            taken.pop_front();
+            taken.pop_front();
+            rx.unget_beyond(&mut taken, TAKE_CHUNK);
+            assert_eq!(taken.len(), TAKE_CHUNK);
+            assert_eq!(rx.len(), n as usize - 2 - TAKE_CHUNK + 1);
+            let mut all: Vec<Out> = taken.drain(..).collect();
+            let mut rest = VecDeque::new();
+            while let Taken::Some(_) = rx.take_chunk(&mut rest, false) {}
+            all.extend(rest);
+            assert_eq!(numbers(&all), (2..=n).collect::<Vec<_>>());
+            // A queue longer than a whole take is taken a chunk at a time.
+            for i in 0..=TAKE_WHOLE as u32 {
+                p.try_send_msg(Message::from(i.to_be_bytes().to_vec()))
+                    .expect("no room limit reached");
+            }
+            let mut taken = VecDeque::new();
+            assert_eq!(
+                rx.take_chunk(&mut taken, true),
+                Taken::Some(TAKE_WHOLE + 1 - TAKE_CHUNK)
+            );
+            assert_eq!(taken.len(), TAKE_CHUNK);
         }
-        let mut taken = VecDeque::new();
-        assert_eq!(rx.take_chunk(&mut taken, true), Taken::Some(0));
-        assert_eq!((taken.len(), rx.len()), (n as usize, 0));
-        // The sender has its room back at once, and queues behind.
-        p.try_send_msg(Message::from(n.to_be_bytes().to_vec()))
-            .expect("room");
-        // The task encodes two and its output fills: beyond a chunk, the
-        // rest goes back in front of what was queued since, in order.
-        taken.pop_front();
-        taken.pop_front();
-        rx.unget_beyond(&mut taken, TAKE_CHUNK);
-        assert_eq!(taken.len(), TAKE_CHUNK);
-        assert_eq!(rx.len(), n as usize - 2 - TAKE_CHUNK + 1);
-        let mut all: Vec<Out> = taken.drain(..).collect();
-        let mut rest = VecDeque::new();
-        while let Taken::Some(_) = rx.take_chunk(&mut rest, false) {}
-        all.extend(rest);
-        assert_eq!(numbers(&all), (2..=n).collect::<Vec<_>>());
-        // A queue longer than a whole take is taken a chunk at a time.
-        for i in 0..=TAKE_WHOLE as u32 {
-            p.try_send_msg(Message::from(i.to_be_bytes().to_vec()))
-                .expect("no room limit reached");
-        }
-        let mut taken = VecDeque::new();
-        assert_eq!(
-            rx.take_chunk(&mut taken, true),
-            Taken::Some(TAKE_WHOLE + 1 - TAKE_CHUNK)
-        );
-        assert_eq!(taken.len(), TAKE_CHUNK);
     }
 
     #[test]
     fn a_pipe_whose_task_is_gone_refuses_sends() {
-        let (p, rx) = Pipe::new(1, 0, None);
-        drop(rx);
-        assert!(matches!(
-            p.try_send(Out::Cancel(Bytes::new())),
-            Err(Refused::Closed(_))
-        ));
+        for make in KINDS {
+            let (p, rx) = make(1, 0);
+            drop(rx);
+            assert!(matches!(
+                p.try_send(Out::Cancel(Bytes::new())),
+                Err(Refused::Closed(_))
+            ));
+        }
     }
 
     #[test]
     fn a_closed_pipe_gives_the_message_back() {
-        let (p, rx) = Pipe::new(1, 0, None);
-        drop(rx);
-        let back = p.try_send_msg(Message::from("x")).expect_err("closed");
-        assert_eq!(back.frames()[0], "x");
+        for make in KINDS {
+            let (p, rx) = make(1, 0);
+            drop(rx);
+            let back = p.try_send_msg(Message::from("x")).expect_err("closed");
+            assert_eq!(back.frames()[0], "x");
+        }
     }
 }

@@ -227,7 +227,13 @@ impl SocketShared {
         // Messages a conflating pipe gives up count as written: they are
         // not "unsent", they are gone by design.
         let given_up = conflate.then(|| self.written.clone());
-        Pipe::new(id, if self.bounded_pipes { hwm } else { 0 }, given_up)
+        let cap = if self.bounded_pipes { hwm } else { 0 };
+        match self.socket_type {
+            // What is published goes to every subscriber's queue at once:
+            // queues without a lock on this side (see `crate::ring`).
+            SocketType::Pub | SocketType::XPub if given_up.is_none() => Pipe::publishing(id, cap),
+            _ => Pipe::new(id, cap, given_up),
+        }
     }
 
     /// A peer finished its handshake, on its connect endpoint's pipe

@@ -10,13 +10,15 @@ use crate::pipe::{Pipe, Pipes, Small};
 /// Returns how many pipes took it.
 pub(crate) fn distribute(pipes: &Pipes, msg: &Message, wanted: impl Fn(&Pipe) -> bool) -> u64 {
     let small = Small::of(msg);
-    let mut queued = 0;
-    for p in pipes.iter() {
-        if wanted(p) && pipes.send_copy(p, msg, small) {
-            queued += 1;
+    pipes.quietly(|| {
+        let mut queued = 0;
+        for p in pipes.iter() {
+            if wanted(p) && pipes.send_copy(p, msg, small) {
+                queued += 1;
+            }
         }
-    }
-    queued
+        queued
+    })
 }
 
 /// Publishes: a copy to every pipe whose peer subscribed to a prefix of
