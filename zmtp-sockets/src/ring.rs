@@ -76,6 +76,27 @@ impl Reader {
         self.taken - self.front.len()
     }
 
+    /// Takes the first item.
+    fn pop_one(&mut self) -> Option<Out> {
+        if let Some(out) = self.front.pop_front() {
+            return Some(out);
+        }
+        loop {
+            let seg = self.segments.front_mut()?;
+            match seg.pop() {
+                Ok(out) => {
+                    self.taken += 1;
+                    return Some(out);
+                }
+                // Done with, as in `move_out`.
+                Err(_) if self.segments.len() > 1 => {
+                    self.segments.pop_front();
+                }
+                Err(_) => return None,
+            }
+        }
+    }
+
     /// Moves up to `k` items to the back of `into`, in order.
     fn move_out(&mut self, mut k: usize, into: &mut VecDeque<Out>) {
         while k > 0 {
@@ -278,13 +299,10 @@ impl RingRx {
     /// Takes one item.
     pub(crate) fn try_recv(&self) -> Option<Out> {
         let mut r = lock(&self.ring);
-        let mut one = VecDeque::with_capacity(1);
-        r.move_out(1, &mut one);
+        let one = r.pop_one()?;
         self.publish(&r);
-        if !one.is_empty() {
-            self.made_room();
-        }
-        one.pop_front()
+        self.made_room();
+        Some(one)
     }
 
     /// As `PipeRx::take_chunk`.
