@@ -128,6 +128,10 @@ pub(crate) struct SocketShared {
     /// Whether the pattern's pipes are bounded by the high-water mark
     /// (fixed by the socket type).
     pub(crate) bounded_pipes: bool,
+    /// Whether the pattern, as it stands, takes every received message
+    /// unchanged (a SUB subscribed to everything): set under the state
+    /// lock whenever its subscriptions change, read without it.
+    pub(crate) passes_all_now: AtomicBool,
     /// A pipe gained room or appeared (for the [`crate::Poller`]).
     pub(crate) room: Event,
     /// Senders waiting for room; woken with `room`, outside the lock that

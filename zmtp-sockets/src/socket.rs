@@ -147,6 +147,7 @@ impl Socket {
             recv_supported,
             recv_stateful,
             bounded_pipes,
+            passes_all_now: AtomicBool::new(false),
             room: Event::new(),
             senders: Waiters::default(),
             closed: AtomicBool::new(false),
@@ -442,7 +443,11 @@ impl Socket {
         self.check_open()?;
         let prefix = Bytes::copy_from_slice(prefix);
         let st = &mut *self.shared.lock();
-        st.pattern.subscribe(&st.pipes, add, prefix)
+        let r = st.pattern.subscribe(&st.pipes, add, prefix);
+        self.shared
+            .passes_all_now
+            .store(st.pattern.passes_all_now(), Ordering::Release);
+        r
     }
 
     /// Sends a message. Returns once the message is queued for a peer (or,
@@ -665,7 +670,7 @@ impl Socket {
     fn accept(&self, item: Inbound) -> Result<Option<Message>> {
         let pipe = item.pipe();
         let msg = item.msg;
-        if self.shared.passes_received {
+        if self.shared.passes_received || self.shared.passes_all_now.load(Ordering::Acquire) {
             return Ok(Some(msg));
         }
         let st = &mut *self.shared.lock();

@@ -461,3 +461,31 @@ fn a_connecting_xpub_and_pub_see_a_bound_subscriber() {
     connect(&xpub, &ep);
     assert_eq!(frames(&xpub.recv_blocking().unwrap()), [&b"\x01A"[..]]);
 }
+
+#[test]
+fn a_sub_that_stops_taking_everything_filters_what_it_already_holds() {
+    let ctx = Context::new();
+    let xpub = socket(&ctx, SocketType::XPub);
+    let ep = xpub.bind(&endpoint(Transport::Ipc)).unwrap();
+    let sub = socket(&ctx, SocketType::Sub);
+    connect(&sub, &ep);
+    sub.subscribe("").unwrap();
+    assert_eq!(frames(&xpub.recv_blocking().unwrap()), [&b"\x01"[..]]);
+    sub.subscribe("A").unwrap();
+    assert_eq!(frames(&xpub.recv_blocking().unwrap()), [&b"\x01A"[..]]);
+    xpub.send_blocking("B1").unwrap();
+    xpub.send_blocking("A1").unwrap();
+    // B1 is in the SUB's inbox while it still takes everything (and
+    // receives without its lock); then it stops, and B1 is filtered.
+    let mut p = zmtp_sockets::Poller::new();
+    p.add(&sub, zmtp_sockets::Interest::Readable);
+    assert_eq!(p.wait_blocking(Some(TIMEOUT)).len(), 1, "nothing arrived");
+    sub.unsubscribe("").unwrap();
+    assert_eq!(frames(&sub.recv_blocking().unwrap()), [&b"A1"[..]]);
+    // And with everything subscribed again, everything comes through.
+    assert_eq!(frames(&xpub.recv_blocking().unwrap()), [&b"\x00"[..]]);
+    sub.subscribe("").unwrap();
+    assert_eq!(frames(&xpub.recv_blocking().unwrap()), [&b"\x01"[..]]);
+    xpub.send_blocking("C1").unwrap();
+    assert_eq!(frames(&sub.recv_blocking().unwrap()), [&b"C1"[..]]);
+}

@@ -110,6 +110,13 @@ pub(crate) trait Pattern: Send {
         false
     }
 
+    /// Whether, with its subscriptions as they stand, the pattern takes
+    /// every received message unchanged (a SUB subscribed to everything):
+    /// the socket then receives without its lock until they change.
+    fn passes_all_now(&self) -> bool {
+        false
+    }
+
     /// Whether each received message gets its pipe's routing id in front
     /// (ROUTER): the socket's inbox does it, from the id the pattern gave
     /// the pipe when it attached.
@@ -244,6 +251,10 @@ impl Pattern for AnyPattern {
 
     fn passes_received(&self) -> bool {
         each!(self, p => p.passes_received())
+    }
+
+    fn passes_all_now(&self) -> bool {
+        each!(self, p => p.passes_all_now())
     }
 
     fn labels_received(&self) -> bool {

@@ -57,6 +57,11 @@ impl Pattern for Sub {
         false
     }
 
+    fn passes_all_now(&self) -> bool {
+        // The empty prefix matches every topic.
+        self.subs.matches(&[])
+    }
+
     fn pipe_added(&mut self, pipe: &Pipe) {
         tell_new(pipe, &self.subs);
     }
@@ -102,6 +107,20 @@ mod tests {
         assert_eq!(drain(&rxs[0]), [frames(&["CANCEL", "A"])]);
         assert_eq!(drain(&rx2), [frames(&["CANCEL", "A"])]);
         assert!(s.own_subscriptions().is_empty());
+    }
+
+    #[test]
+    fn takes_everything_without_the_socket_lock_only_while_subscribed_to_everything() {
+        let mut s = Sub::default();
+        let (table, _rxs) = pipes(&mut s, 1, 0);
+        assert!(!s.passes_all_now());
+        s.subscribe(&table, true, Bytes::from("A")).expect("sub");
+        assert!(!s.passes_all_now());
+        s.subscribe(&table, true, Bytes::new()).expect("sub");
+        assert!(s.passes_all_now());
+        s.subscribe(&table, false, Bytes::new()).expect("unsub");
+        assert!(!s.passes_all_now());
+        assert!(s.received(&table, 1, msg(&["B"])).is_none());
     }
 
     #[test]
