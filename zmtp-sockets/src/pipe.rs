@@ -374,7 +374,7 @@ impl Pipe {
     pub(crate) fn link(&self) -> Option<&Link> {
         match &self.channel {
             Channel::Inproc(l) => Some(l),
-            Channel::Queue { .. } | Channel::Ring { .. } => None,
+            _ => None,
         }
     }
 
@@ -740,8 +740,8 @@ impl Pipes {
     /// `small` is [`Small::of`] `msg`, made once for all the pipes.
     #[inline]
     pub(crate) fn send_copy(&self, pipe: &Pipe, msg: &Message, small: Option<Small>) -> bool {
-        let out = match (small, &pipe.channel) {
-            (Some(s), Channel::Queue { .. } | Channel::Ring { .. }) => Out::Small(s),
+        let out = match small {
+            Some(s) if pipe.link().is_none() => Out::Small(s),
             _ => Out::Msg(msg.clone()),
         };
         self.try_send_out(pipe, out).is_ok()
@@ -755,8 +755,15 @@ impl Pipes {
 
     #[inline(always)]
     fn try_send_out(&self, pipe: &Pipe, out: Out) -> Result<(), Refused> {
+        // Quiet: a batch's pipes under a lock and rings; inside
+        // `quietly`, rings only (a locked queue's later wake would be a
+        // second lock). An inproc link wakes its peer itself.
         let quiet = self.batching.get()
-            && matches!(pipe.channel, Channel::Queue { .. } | Channel::Ring { .. });
+            && match pipe.channel {
+                Channel::Ring { .. } => true,
+                Channel::Queue { .. } => !self.sweep.get(),
+                Channel::Inproc(_) => false,
+            };
         let r = pipe.try_send_waking(out, !quiet);
         if quiet && r.is_ok() && !pipe.unwoken.replace(true) && !self.sweep.get() {
             self.unwoken.borrow_mut().push(pipe.id);
@@ -810,7 +817,7 @@ impl Pipes {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// Makes a pipe to a connection task.
@@ -979,7 +986,7 @@ mod tests {
     }
 
     /// A waker that counts its wakes.
-    struct Counter(std::sync::atomic::AtomicUsize);
+    pub(crate) struct Counter(pub(crate) std::sync::atomic::AtomicUsize);
 
     impl std::task::Wake for Counter {
         fn wake(self: Arc<Self>) {
@@ -1027,7 +1034,7 @@ mod tests {
     }
 
     /// The numbers the messages carry (each a big-endian `u32`).
-    fn numbers<'a>(outs: impl IntoIterator<Item = &'a Out>) -> Vec<u32> {
+    pub(crate) fn numbers<'a>(outs: impl IntoIterator<Item = &'a Out>) -> Vec<u32> {
         outs.into_iter()
             .map(|o| match o {
                 Out::Msg(m) => u32::from_be_bytes(m.frames()[0][..].try_into().expect("4 bytes")),

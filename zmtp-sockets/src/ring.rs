@@ -76,51 +76,42 @@ impl Reader {
         self.taken - self.front.len()
     }
 
+    /// The ring to read from and how many items it holds, once the rings
+    /// read to the end are dropped: the sender fills a ring before it adds
+    /// the next, and adds it under this lock, so an empty ring with one
+    /// behind it is done with.
+    fn readable(&mut self) -> Option<(&mut Consumer<Out>, usize)> {
+        loop {
+            let n = self.segments.front()?.slots();
+            if n > 0 {
+                return self.segments.front_mut().map(|seg| (seg, n));
+            }
+            if self.segments.len() == 1 {
+                return None;
+            }
+            self.segments.pop_front();
+        }
+    }
+
     /// Takes the first item.
     fn pop_one(&mut self) -> Option<Out> {
         if let Some(out) = self.front.pop_front() {
             return Some(out);
         }
-        loop {
-            let seg = self.segments.front_mut()?;
-            match seg.pop() {
-                Ok(out) => {
-                    self.taken += 1;
-                    return Some(out);
-                }
-                // Done with, as in `move_out`.
-                Err(_) if self.segments.len() > 1 => {
-                    self.segments.pop_front();
-                }
-                Err(_) => return None,
-            }
-        }
+        let out = self.readable()?.0.pop().ok()?;
+        self.taken += 1;
+        Some(out)
     }
 
     /// Moves up to `k` items to the back of `into`, in order.
     fn move_out(&mut self, mut k: usize, into: &mut VecDeque<Out>) {
+        let given_back = k.min(self.front.len());
+        into.extend(self.front.drain(..given_back));
+        k -= given_back;
         while k > 0 {
-            let Some(out) = self.front.pop_front() else {
+            let Some((seg, avail)) = self.readable() else {
                 break;
             };
-            into.push_back(out);
-            k -= 1;
-        }
-        while k > 0 {
-            let Some(seg) = self.segments.front_mut() else {
-                break;
-            };
-            let avail = seg.slots();
-            if avail == 0 {
-                // The sender fills a ring before it adds the next, and adds
-                // it under this lock: an empty ring with one behind it is
-                // done with.
-                if self.segments.len() > 1 {
-                    self.segments.pop_front();
-                    continue;
-                }
-                break;
-            }
             let m = avail.min(k);
             if let Ok(chunk) = seg.read_chunk(m) {
                 into.extend(chunk);
@@ -376,26 +367,11 @@ mod tests {
     use zmtp_core::Message;
 
     use super::*;
+    use crate::pipe::tests::{Counter, numbers};
     use crate::pipe::{Pipe, Pipes, Small};
 
     fn item(i: u32) -> Out {
         Out::Msg(Message::from(i.to_be_bytes().to_vec()))
-    }
-
-    fn number(o: &Out) -> u32 {
-        match o {
-            Out::Msg(m) => u32::from_be_bytes(m.frames()[0][..].try_into().expect("4 bytes")),
-            _ => panic!("a message"),
-        }
-    }
-
-    /// A waker that counts its wakes.
-    struct Counter(AtomicUsize);
-
-    impl std::task::Wake for Counter {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
     }
 
     #[test]
@@ -411,14 +387,12 @@ mod tests {
         assert_eq!(rx.len(), n as usize);
         let mut all = VecDeque::new();
         while let Taken::Some(_) = rx.take_chunk(&mut all, false) {}
-        assert_eq!(
-            all.iter().map(number).collect::<Vec<_>>(),
-            (0..n).collect::<Vec<_>>()
-        );
+        assert_eq!(numbers(&all), (0..n).collect::<Vec<_>>());
         // The rings read are gone; the one being filled stays.
         assert_eq!(lock(&tx.ring).segments.len(), 1);
         tx.push(item(n), 0, true).expect("no limit");
-        assert_eq!(rx.try_recv().as_ref().map(number), Some(n));
+        let last = rx.try_recv().expect("an item");
+        assert_eq!(numbers([&last]), [n]);
     }
 
     #[test]
@@ -440,7 +414,7 @@ mod tests {
         assert!(matches!(tx.push(item(12), 10, true), Err(Refused::Full(_))));
         let mut rest = VecDeque::new();
         while let Taken::Some(_) = rx.take_chunk(&mut rest, false) {}
-        let all: Vec<u32> = taken.iter().chain(&rest).map(number).collect();
+        let all = numbers(taken.iter().chain(&rest));
         assert_eq!(all, (0..12).collect::<Vec<_>>());
     }
 
@@ -538,7 +512,7 @@ mod tests {
                             rx.unget_beyond(&mut hand, keep);
                         }
                         while let Some(o) = hand.pop_front() {
-                            assert_eq!(number(&o), next);
+                            assert_eq!(numbers([&o]), [next]);
                             next += 1;
                         }
                         turn += 1;
