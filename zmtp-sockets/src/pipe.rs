@@ -432,29 +432,49 @@ impl Pipe {
         conflate: Option<&AtomicU64>,
         wake: bool,
     ) -> Result<(), Refused> {
+        if let Some(given_up) = conflate {
+            return Self::replace(q, out, given_up, wake);
+        }
+        let waker = {
+            let mut g = lock(q);
+            if g.closed {
+                return Err(Refused::Closed(out));
+            }
+            if cap != 0 && g.items.len() >= cap {
+                q.full.store(true, Ordering::Relaxed);
+                return Err(Refused::Full(out));
+            }
+            g.items.push_back(out);
+            let due = wake && g.items.len() >= g.wake_at;
+            if due { g.waker.take() } else { None }
+        };
+        // Outside the lock.
+        if let Some(w) = waker {
+            w.wake();
+        }
+        Ok(())
+    }
+
+    /// [`Pipe::enqueue`] on a conflating queue: `out` replaces what is
+    /// queued. Apart, so that the usual path builds no empty queue to hand
+    /// out of the lock (its fields written one by one and read back in
+    /// 16-byte pieces: no store forwarding).
+    #[cold]
+    fn replace(q: &Shared, out: Out, given_up: &AtomicU64, wake: bool) -> Result<(), Refused> {
         let (waker, replaced) = {
             let mut g = lock(q);
             if g.closed {
                 return Err(Refused::Closed(out));
             }
-            let replaced = match conflate {
-                // Only messages travel on a conflating pipe (conflate is
-                // refused for XSUB, whose pipes also carry subscriptions).
-                Some(given_up) => {
-                    given_up.fetch_add(g.items.len() as u64, Ordering::Release);
-                    std::mem::take(&mut g.items)
-                }
-                None if cap != 0 && g.items.len() >= cap => {
-                    q.full.store(true, Ordering::Relaxed);
-                    return Err(Refused::Full(out));
-                }
-                None => VecDeque::new(),
-            };
+            // Only messages travel on a conflating pipe (conflate is
+            // refused for XSUB, whose pipes also carry subscriptions).
+            given_up.fetch_add(g.items.len() as u64, Ordering::Release);
+            let replaced = std::mem::take(&mut g.items);
             g.items.push_back(out);
             let due = wake && g.items.len() >= g.wake_at;
             (if due { g.waker.take() } else { None }, replaced)
         };
-        // Outside the lock: what a conflating pipe gave up, and the wake.
+        // Outside the lock: what was given up, and the wake.
         drop(replaced);
         if let Some(w) = waker {
             w.wake();

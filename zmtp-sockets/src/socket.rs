@@ -544,8 +544,15 @@ impl Socket {
     /// wait returns [`Error::State`] instead.
     pub fn send_blocking(&self, msg: impl Into<Message>) -> Result<()> {
         self.check_open()?;
+        let msg = msg.into();
+        // Checked in place: through `prepare`'s `Result` the message was
+        // moved twice more, each move reading in 16-byte pieces what the
+        // last wrote a field at a time (see `try_route`).
+        if msg.is_empty() {
+            return Err(Error::EmptyMessage);
+        }
         // Only park the thread when no peer has room.
-        match self.try_route(prepare(msg.into())?) {
+        match self.try_route(msg) {
             Ok(()) => Ok(()),
             Err(SendError::Blocked(back)) => {
                 refuse_on_io_thread()?;
@@ -641,15 +648,24 @@ impl Socket {
     /// own I/O threads (inside an Authenticator, say) a call that would
     /// wait returns [`Error::State`] instead.
     pub fn recv_blocking(&self) -> Result<Message> {
-        // Only park the thread when nothing is queued.
-        match self.try_recv() {
-            Err(Error::WouldBlock) => {
-                refuse_on_io_thread()?;
-                let deadline = self.shared.rcvtimeo().map(|t| Instant::now() + t);
-                block_on_until(self.recv_inner(false), deadline).unwrap_or(Err(Error::WouldBlock))
+        // Only park the thread when nothing is queued. A message found is
+        // returned from inside the loop, not matched out of `try_recv`'s
+        // `Result` and moved again (see `try_route`).
+        self.check_recv()?;
+        loop {
+            match self.shared.inbox().try_pop() {
+                Ok(Some(item)) => {
+                    if let Some(msg) = self.accept(item)? {
+                        return Ok(msg);
+                    }
+                }
+                Ok(None) => break,
+                Err(_) => return Err(Error::Closed),
             }
-            other => other,
         }
+        refuse_on_io_thread()?;
+        let deadline = self.shared.rcvtimeo().map(|t| Instant::now() + t);
+        block_on_until(self.recv_inner(false), deadline).unwrap_or(Err(Error::WouldBlock))
     }
 
     #[inline(always)]
