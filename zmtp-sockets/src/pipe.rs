@@ -616,6 +616,16 @@ impl PipeRx {
         Taken::Some(n - k)
     }
 
+    /// The ring, when this is a publisher's pipe (see
+    /// [`crate::ring::RingRx::take_each`]).
+    #[inline]
+    pub(crate) fn ring(&self) -> Option<&crate::ring::RingRx> {
+        match &self.0 {
+            Reading::Ring(r) => Some(r),
+            Reading::Queue(_) => None,
+        }
+    }
+
     /// Puts messages the task took but did not send back in front of the
     /// queue, in order (a connect's queue outlives its connection).
     pub(crate) fn unget(&self, taken: &mut VecDeque<Out>) {

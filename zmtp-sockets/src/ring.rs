@@ -103,6 +103,47 @@ impl Reader {
         Some(out)
     }
 
+    /// Hands up to `k` items to `f` in order, until it returns `false`;
+    /// returns how many it was handed.
+    fn each(&mut self, mut k: usize, f: &mut impl FnMut(Out) -> bool) -> usize {
+        let mut n = 0;
+        while k > 0 {
+            let Some(out) = self.front.pop_front() else {
+                break;
+            };
+            k -= 1;
+            n += 1;
+            if !f(out) {
+                return n;
+            }
+        }
+        while k > 0 {
+            let Some((seg, avail)) = self.readable() else {
+                break;
+            };
+            let Ok(chunk) = seg.read_chunk(avail.min(k)) else {
+                break;
+            };
+            let (mut used, mut go_on) = (0, true);
+            // What the iterator handed out is given back to the sender
+            // when it is dropped; the rest stays in the ring.
+            for out in chunk {
+                used += 1;
+                if !f(out) {
+                    go_on = false;
+                    break;
+                }
+            }
+            self.taken += used;
+            n += used;
+            k -= used;
+            if !go_on {
+                break;
+            }
+        }
+        n
+    }
+
     /// Moves up to `k` items to the back of `into`, in order.
     fn move_out(&mut self, mut k: usize, into: &mut VecDeque<Out>) {
         let given_back = k.min(self.front.len());
@@ -316,6 +357,24 @@ impl RingRx {
         Taken::Some(n - k)
     }
 
+    /// Hands up to `max` items to `f` in order, until it returns `false`
+    /// (it runs under the reader's lock): for a connection task that
+    /// encodes them as it takes them, instead of moving each into a queue
+    /// of its own first. Returns what `take_chunk` would, and how many `f`
+    /// was handed.
+    pub(crate) fn take_each(&self, max: usize, mut f: impl FnMut(Out) -> bool) -> (Taken, usize) {
+        let mut r = lock(&self.ring);
+        let n = r.queued();
+        if n == 0 {
+            let closed = self.ring.tx_closed.load(Ordering::Acquire) && r.queued() == 0;
+            return (if closed { Taken::Closed } else { Taken::Empty }, 0);
+        }
+        let k = r.each(max, &mut f);
+        self.publish(&r);
+        self.made_room();
+        (Taken::Some(n - k), k)
+    }
+
     /// Puts all but the first `keep` of `taken` back in front, in order.
     pub(crate) fn unget_beyond(&self, taken: &mut VecDeque<Out>, keep: usize) {
         if taken.len() <= keep {
@@ -368,7 +427,7 @@ mod tests {
 
     use super::*;
     use crate::pipe::tests::{Counter, numbers};
-    use crate::pipe::{Pipe, Pipes, Small};
+    use crate::pipe::{Pipe, Pipes, Small, TAKE_CHUNK};
 
     fn item(i: u32) -> Out {
         Out::Msg(Message::from(i.to_be_bytes().to_vec()))
@@ -416,6 +475,53 @@ mod tests {
         while let Taken::Some(_) = rx.take_chunk(&mut rest, false) {}
         let all = numbers(taken.iter().chain(&rest));
         assert_eq!(all, (0..12).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn items_handed_out_in_place_keep_order_and_the_rest_stays() {
+        let (tx, rx) = ring();
+        let n = (FIRST_SEGMENT + MAX_SEGMENT + 3) as u32;
+        for i in 0..n {
+            tx.push(item(i), n as usize, true).expect("room");
+        }
+        assert!(tx.is_full(n as usize));
+        // Given back in front of the rings first, then across rings, and
+        // the taker stops after the tenth item it is handed.
+        let mut first = VecDeque::new();
+        assert_eq!(
+            rx.take_chunk(&mut first, false),
+            Taken::Some(n as usize - TAKE_CHUNK)
+        );
+        rx.unget_beyond(&mut first, 2);
+        let mut got = numbers(&first);
+        let mut handed = Vec::new();
+        let (r, k) = rx.take_each(usize::MAX, |out| {
+            handed.extend(numbers([&out]));
+            handed.len() < 10
+        });
+        assert_eq!((r, k), (Taken::Some(n as usize - 12), 10));
+        got.extend(handed);
+        // What was handed out is room for the sender again.
+        assert!(!tx.is_full(n as usize));
+        // The rest is still there, in order, up to `max` at a time.
+        loop {
+            let mut chunk = Vec::new();
+            match rx.take_each(FIRST_SEGMENT, |out| {
+                chunk.extend(numbers([&out]));
+                true
+            }) {
+                (Taken::Some(_), k) => {
+                    assert_eq!(k, chunk.len());
+                    assert!(k <= FIRST_SEGMENT);
+                    got.extend(chunk);
+                }
+                (Taken::Empty, 0) => break,
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(got, (0..n).collect::<Vec<_>>());
+        drop(tx);
+        assert_eq!(rx.take_each(1, |_| true), (Taken::Closed, 0));
     }
 
     #[test]

@@ -34,7 +34,7 @@ use zmtp_security::AuthRequest;
 use crate::inbox::Inbox;
 use crate::monitor::{HandshakeFailure, MonitorEvent, Reason, Refusal, StopReason};
 use crate::pattern::Subscription;
-use crate::pipe::{Inbound, Out, PipeId, PipeRx, TAKE_CHUNK, Taken};
+use crate::pipe::{Inbound, Out, PipeId, PipeRx, TAKE_CHUNK, TAKE_WHOLE, Taken};
 use crate::shared::SocketShared;
 use crate::stop::Stop;
 use crate::stream_io::{ReadOutcome, Recycler, read_some, write_some};
@@ -575,6 +575,38 @@ impl<'a> Session<'a> {
                 // usual case at a turn's start): all of it will most
                 // likely be encoded now.
                 let whole = self.conn.output_len() == 0;
+                if let Some(ring) = rx.ring() {
+                    // A publisher's copies are encoded as they are taken,
+                    // not moved into `outq` first.
+                    let max = if whole { TAKE_WHOLE } else { TAKE_CHUNK };
+                    let (conn, in_output) = (&mut self.conn, &mut self.in_output);
+                    let mut failed = None;
+                    let (r, k) = ring.take_each(max, |out| {
+                        *in_output += u64::from(out.is_message());
+                        match queue(conn, out) {
+                            Ok(()) => conn.output_len() < OUTPUT_BOUND,
+                            Err(e) => {
+                                failed = Some(e);
+                                false
+                            }
+                        }
+                    });
+                    taken += k;
+                    if let Some(e) = failed {
+                        return Err(self.fail(e));
+                    }
+                    match r {
+                        Taken::Some(n) => {
+                            left = Some(n);
+                            continue;
+                        }
+                        Taken::Empty => break,
+                        Taken::Closed => {
+                            self.closing = true;
+                            break;
+                        }
+                    }
+                }
                 let before = self.outq.len();
                 match rx.take_chunk(&mut self.outq, whole) {
                     Taken::Some(n) => {
