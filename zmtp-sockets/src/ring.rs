@@ -369,7 +369,9 @@ impl RingRx {
             let closed = self.ring.tx_closed.load(Ordering::Acquire) && r.queued() == 0;
             return (if closed { Taken::Closed } else { Taken::Empty }, 0);
         }
-        let k = r.each(max, &mut f);
+        // No more than were queued when counted: the sender may add more
+        // while `f` runs.
+        let k = r.each(max.min(n), &mut f);
         self.publish(&r);
         self.made_room();
         (Taken::Some(n - k), k)
@@ -522,6 +524,32 @@ mod tests {
         assert_eq!(got, (0..n).collect::<Vec<_>>());
         drop(tx);
         assert_eq!(rx.take_each(1, |_| true), (Taken::Closed, 0));
+    }
+
+    #[test]
+    fn items_sent_while_others_are_handed_out_wait_for_the_next_take() {
+        let (tx, rx) = ring();
+        for i in 0..4 {
+            tx.push(item(i), 0, true).expect("room");
+        }
+        // The sender adds one while the reader is being handed the four
+        // it counted (within the first ring: no new ring, so no lock).
+        let mut handed = Vec::new();
+        let (r, k) = rx.take_each(usize::MAX, |out| {
+            if handed.is_empty() {
+                tx.push(item(4), 0, true).expect("room");
+            }
+            handed.extend(numbers([&out]));
+            true
+        });
+        assert_eq!((r, k), (Taken::Some(0), 4));
+        assert_eq!(handed, [0, 1, 2, 3]);
+        let (r, k) = rx.take_each(usize::MAX, |out| {
+            handed.extend(numbers([&out]));
+            true
+        });
+        assert_eq!((r, k), (Taken::Some(0), 1));
+        assert_eq!(handed, [0, 1, 2, 3, 4]);
     }
 
     #[test]
