@@ -575,7 +575,7 @@ impl<'a> Session<'a> {
                 // usual case at a turn's start): all of it will most
                 // likely be encoded now.
                 let whole = self.conn.output_len() == 0;
-                if let Some(ring) = rx.ring() {
+                let r = if let Some(ring) = rx.ring() {
                     // A publisher's copies are encoded as they are taken,
                     // not moved into `outq` first.
                     let max = if whole { TAKE_WHOLE } else { TAKE_CHUNK };
@@ -595,22 +595,15 @@ impl<'a> Session<'a> {
                     if let Some(e) = failed {
                         return Err(self.fail(e));
                     }
-                    match r {
-                        Taken::Some(n) => {
-                            left = Some(n);
-                            continue;
-                        }
-                        Taken::Empty => break,
-                        Taken::Closed => {
-                            self.closing = true;
-                            break;
-                        }
-                    }
-                }
-                let before = self.outq.len();
-                match rx.take_chunk(&mut self.outq, whole) {
+                    r
+                } else {
+                    let before = self.outq.len();
+                    let r = rx.take_chunk(&mut self.outq, whole);
+                    taken += self.outq.len() - before;
+                    r
+                };
+                match r {
                     Taken::Some(n) => {
-                        taken += self.outq.len() - before;
                         left = Some(n);
                         continue;
                     }
