@@ -143,24 +143,6 @@ impl Reader {
         }
         n
     }
-
-    /// Moves up to `k` items to the back of `into`, in order.
-    fn move_out(&mut self, mut k: usize, into: &mut VecDeque<Out>) {
-        let given_back = k.min(self.front.len());
-        into.extend(self.front.drain(..given_back));
-        k -= given_back;
-        while k > 0 {
-            let Some((seg, avail)) = self.readable() else {
-                break;
-            };
-            let m = avail.min(k);
-            if let Ok(chunk) = seg.read_chunk(m) {
-                into.extend(chunk);
-            }
-            self.taken += m;
-            k -= m;
-        }
-    }
 }
 
 fn lock(r: &Ring) -> MutexGuard<'_, Reader> {
@@ -339,22 +321,19 @@ impl RingRx {
 
     /// As `PipeRx::take_chunk`.
     pub(crate) fn take_chunk(&self, into: &mut VecDeque<Out>, whole: bool) -> Taken {
-        let mut r = lock(&self.ring);
-        let n = r.queued();
-        if n == 0 {
-            // What was sent before the end was marked is in the rings.
-            let closed = self.ring.tx_closed.load(Ordering::Acquire) && r.queued() == 0;
-            return if closed { Taken::Closed } else { Taken::Empty };
-        }
-        let k = if into.is_empty() && (n <= TAKE_CHUNK || (whole && n <= TAKE_WHOLE)) {
-            n
-        } else {
-            n.min(TAKE_CHUNK)
+        let empty = into.is_empty();
+        let k = |n: usize| {
+            if empty && (n <= TAKE_CHUNK || (whole && n <= TAKE_WHOLE)) {
+                n
+            } else {
+                n.min(TAKE_CHUNK)
+            }
         };
-        r.move_out(k, into);
-        self.publish(&r);
-        self.made_room();
-        Taken::Some(n - k)
+        self.take_with(k, |out| {
+            into.push_back(out);
+            true
+        })
+        .0
     }
 
     /// Hands up to `max` items to `f` in order, until it returns `false`
@@ -362,16 +341,27 @@ impl RingRx {
     /// encodes them as it takes them, instead of moving each into a queue
     /// of its own first. Returns what `take_chunk` would, and how many `f`
     /// was handed.
-    pub(crate) fn take_each(&self, max: usize, mut f: impl FnMut(Out) -> bool) -> (Taken, usize) {
+    pub(crate) fn take_each(&self, max: usize, f: impl FnMut(Out) -> bool) -> (Taken, usize) {
+        self.take_with(|n| max.min(n), f)
+    }
+
+    /// Hands up to `k(n)` of the `n` items queued to `f`, as
+    /// [`RingRx::take_each`].
+    fn take_with(
+        &self,
+        k: impl FnOnce(usize) -> usize,
+        mut f: impl FnMut(Out) -> bool,
+    ) -> (Taken, usize) {
         let mut r = lock(&self.ring);
         let n = r.queued();
         if n == 0 {
+            // What was sent before the end was marked is in the rings.
             let closed = self.ring.tx_closed.load(Ordering::Acquire) && r.queued() == 0;
             return (if closed { Taken::Closed } else { Taken::Empty }, 0);
         }
         // No more than were queued when counted: the sender may add more
         // while `f` runs.
-        let k = r.each(max.min(n), &mut f);
+        let k = r.each(k(n).min(n), &mut f);
         self.publish(&r);
         self.made_room();
         (Taken::Some(n - k), k)
