@@ -778,9 +778,9 @@ impl Pipes {
     /// pipe leads to a connection task (see [`Small`]), else a clone.
     /// `small` is [`Small::of`] `msg`, made once for all the pipes.
     #[inline]
-    pub(crate) fn send_copy(&self, pipe: &Pipe, msg: &Message, small: Option<Small>) -> bool {
+    pub(crate) fn send_copy(&self, pipe: &Pipe, msg: &Message, small: Option<&Small>) -> bool {
         let out = match small {
-            Some(s) if pipe.link().is_none() => Out::Small(s),
+            Some(s) if pipe.link().is_none() => Out::Small(*s),
             _ => Out::Msg(msg.clone()),
         };
         self.try_send_out(pipe, out).is_ok()
@@ -920,8 +920,11 @@ pub(crate) mod tests {
         let msg = Message::from("tick");
         let small = Small::of(&msg);
         let p = pipes.get(1).expect("pipe");
-        assert!(pipes.send_copy(p, &msg, small));
-        assert!(!pipes.send_copy(p, &msg, small), "at the high-water mark");
+        assert!(pipes.send_copy(p, &msg, small.as_ref()));
+        assert!(
+            !pipes.send_copy(p, &msg, small.as_ref()),
+            "at the high-water mark"
+        );
         match rx.try_recv() {
             Some(Out::Small(s)) => assert_eq!(s.as_slice(), b"tick"),
             other => panic!("an inline copy, not {other:?}"),

@@ -589,8 +589,8 @@ mod tests {
         let queued = pipes.quietly(|| {
             let mut n = 0;
             for p in pipes.iter() {
-                n += u32::from(pipes.send_copy(p, &msg, small));
-                n += u32::from(pipes.send_copy(p, &msg, small));
+                n += u32::from(pipes.send_copy(p, &msg, small.as_ref()));
+                n += u32::from(pipes.send_copy(p, &msg, small.as_ref()));
             }
             n
         });

@@ -13,7 +13,7 @@ pub(crate) fn distribute(pipes: &Pipes, msg: &Message, wanted: impl Fn(&Pipe) ->
     pipes.quietly(|| {
         let mut queued = 0;
         for p in pipes.iter() {
-            if wanted(p) && pipes.send_copy(p, msg, small) {
+            if wanted(p) && pipes.send_copy(p, msg, small.as_ref()) {
                 queued += 1;
             }
         }
