@@ -72,8 +72,8 @@ impl Out {
 }
 
 /// The most bytes a [`Small`] holds: as many as fit in an [`Out`] that
-/// holds a [`Message`] (with the length, 40 bytes after the 8-byte tag),
-/// so that the inline copy makes no item larger.
+/// holds a [`Message`] (with the length, 40 bytes, behind the tag and its
+/// padding to 8), so that the inline copy makes no item larger.
 pub(crate) const SMALL: usize = 39;
 
 /// A copy of a one-frame message of at most [`SMALL`] bytes, held inline.
@@ -91,8 +91,8 @@ pub(crate) const SMALL: usize = 39;
 /// offset behind the item's 1-byte tag, its 39 bytes were copied in pieces
 /// of 4, 8 and 16 bytes that overlapped, and each item built on the stack
 /// was read back before its pieces reached the cache (no store
-/// forwarding: a third of the publishing thread's samples with 64
-/// subscribers).
+/// forwarding: 29 % of `RingTx::push`'s samples with 64 subscribers, and
+/// the same on the I/O thread that takes the item).
 #[derive(Clone, Copy)]
 #[repr(C, align(8))]
 pub(crate) struct Small {
