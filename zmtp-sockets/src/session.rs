@@ -581,14 +581,11 @@ impl<'a> Session<'a> {
                     let max = if whole { TAKE_WHOLE } else { TAKE_CHUNK };
                     let (conn, in_output) = (&mut self.conn, &mut self.in_output);
                     let mut failed = None;
-                    let (r, k) = ring.take_each(max, |out| {
-                        *in_output += u64::from(out.is_message());
-                        match queue(conn, out) {
-                            Ok(()) => conn.output_len() < OUTPUT_BOUND,
-                            Err(e) => {
-                                failed = Some(e);
-                                false
-                            }
+                    let (r, k) = ring.take_each(max, |out| match queue(conn, in_output, out) {
+                        Ok(()) => conn.output_len() < OUTPUT_BOUND,
+                        Err(e) => {
+                            failed = Some(e);
+                            false
                         }
                     });
                     taken += k;
@@ -614,8 +611,7 @@ impl<'a> Session<'a> {
                     }
                 }
             };
-            self.in_output += u64::from(out.is_message());
-            if let Err(e) = queue(&mut self.conn, out) {
+            if let Err(e) = queue(&mut self.conn, &mut self.in_output, out) {
                 return Err(self.fail(e));
             }
         }
@@ -794,7 +790,11 @@ fn take(batch: &mut VecDeque<Inbound>, recycler: &mut Recycler, pipe: Option<u64
     }
 }
 
-fn queue(conn: &mut Connection, out: Out) -> Result<(), CoreError> {
+/// Encodes a taken item into the connection's output, counting messages
+/// in `in_output`.
+#[inline]
+fn queue(conn: &mut Connection, in_output: &mut u64, out: Out) -> Result<(), CoreError> {
+    *in_output += u64::from(out.is_message());
     match out {
         Out::Msg(m) => conn.send(&m),
         Out::Small(s) => conn.send_slice(s.as_slice()),
