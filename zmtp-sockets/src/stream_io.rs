@@ -75,9 +75,11 @@ pub(crate) fn read_some(
         }
     } else {
         // A large frame is arriving: read straight into the buffer, grown
-        // by at most what the decoder allows for what has arrived. The
-        // buffer goes through a `Vec` so that the read fills uninitialised
-        // room (no zeroing); while the frame fills, that round trip is free.
+        // by at most what the decoder allows for what has arrived, in
+        // reads of at most the stream's limit. The buffer goes through a
+        // `Vec` so that the read grows it in place (see
+        // `Stream::try_read_spare`); while the frame fills, that round trip
+        // costs no copy.
         let buf = conn.recv_buffer();
         let mut v = if buf.capacity() >= have + hint {
             Vec::from(std::mem::take(buf))
@@ -94,7 +96,7 @@ pub(crate) fn read_some(
         if v.capacity() - v.len() < hint {
             v.reserve_exact(hint);
         }
-        room = v.capacity() - v.len();
+        room = (v.capacity() - v.len()).min(stream.read_limit());
         let r = stream.try_read_spare(&mut v);
         *buf = bytes::BytesMut::from(bytes::Bytes::from(v));
         match r {

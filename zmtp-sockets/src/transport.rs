@@ -18,6 +18,15 @@ use crate::error::{Error, Result};
 /// Default send buffer of an ipc connection (the kernel doubles it).
 pub(crate) const IPC_SNDBUF: usize = 1 << 20;
 
+/// The most one tcp read into a large frame's buffer asks for. Larger
+/// reads hold the socket while they copy: on loopback, with 1 MiB reads,
+/// the segments the sender pushes meanwhile wait in the socket's backlog
+/// and the window opens only when the read ends, so the sender stalls.
+/// Reads of 64 KiB (one loopback segment) took 1 MiB messages from 0.82x
+/// to about 1x OMQ's rate and 256 KiB ones 1.15x faster (see
+/// BENCHMARKS.md); unix sockets have no such backlog and keep whole reads.
+pub(crate) const TCP_READ_MAX: usize = 64 * 1024;
+
 /// A connected stream.
 pub(crate) struct Stream {
     /// Registration with the I/O thread's own reactor, made on the first
@@ -93,23 +102,37 @@ impl Stream {
         }
     }
 
-    /// Non-blocking read into the spare capacity of `buf`, which grows by
-    /// what arrived. Unlike [`Stream::try_read`], the room needs no zeroing
-    /// first: on unix the bytes go straight into the uninitialised capacity.
+    /// The most one read into a large frame's own buffer asks for
+    /// ([`Stream::try_read_spare`]): [`TCP_READ_MAX`] on tcp, unbounded on
+    /// ipc.
+    pub(crate) fn read_limit(&self) -> usize {
+        match &self.io {
+            Io::Tcp(_) => TCP_READ_MAX,
+            #[cfg(unix)]
+            Io::Ipc(_) => usize::MAX,
+        }
+    }
+
+    /// Non-blocking read into the spare capacity of `buf`, at most
+    /// [`Stream::read_limit`] bytes, and `buf` grows by what arrived.
+    /// Unlike [`Stream::try_read`] on a buffer of its own, the bytes land
+    /// where they stay. On ipc (unix) they go straight into the
+    /// uninitialised capacity; a tcp read's room is zeroed first, because
+    /// only the whole capacity can be read into without unsafe code, and
+    /// zeroing room that is about to be written costs nothing measurable
+    /// (1 MiB messages: the same CPU and rate with and without it).
     pub(crate) fn try_read_spare(&self, buf: &mut Vec<u8>) -> io::Result<usize> {
         #[cfg(unix)]
-        {
-            rustix::io::read(self.fd(), rustix::buffer::spare_capacity(buf))
-                .map_err(io::Error::from)
+        if let Io::Ipc(_) = &self.io {
+            return rustix::io::read(self.fd(), rustix::buffer::spare_capacity(buf))
+                .map_err(io::Error::from);
         }
-        #[cfg(not(unix))]
-        {
-            let len = buf.len();
-            buf.resize(buf.capacity(), 0);
-            let r = self.try_read(&mut buf[len..]);
-            buf.truncate(len + *r.as_ref().unwrap_or(&0));
-            r
-        }
+        let len = buf.len();
+        let room = (buf.capacity() - len).min(self.read_limit());
+        buf.resize(len + room, 0);
+        let r = self.try_read(&mut buf[len..]);
+        buf.truncate(len + *r.as_ref().unwrap_or(&0));
+        r
     }
 
     /// Sets the kernel's send and receive buffer sizes (`SO_SNDBUF`,
@@ -326,6 +349,73 @@ mod tests {
         let (snd, rcv) = sizes(&b);
         assert!((64 * 1024..IPC_SNDBUF).contains(&snd), "{snd}");
         assert!(rcv >= 300_000, "{rcv}");
+    }
+
+    /// Bytes `0, 1, 2, ...` (mod 251, so that a misplaced piece shows).
+    fn pattern(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i % 251) as u8).collect()
+    }
+
+    /// Waits until `fd` has at least `len` bytes queued for reading.
+    fn wait_queued(fd: std::os::fd::BorrowedFd<'_>, len: usize) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while rustix::io::ioctl_fionread(fd).expect("FIONREAD") < len as u64 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{len} bytes never arrived"
+            );
+            std::thread::yield_now();
+        }
+    }
+
+    /// Reads `stream` into `buf` until it holds `len` bytes; every read
+    /// takes at most `limit`.
+    fn read_all(stream: &Stream, buf: &mut Vec<u8>, len: usize, limit: usize) {
+        while buf.len() < len {
+            wait_queued(stream.fd(), 1);
+            let n = stream.try_read_spare(buf).expect("read");
+            assert!(n <= limit, "a read took {n} bytes, more than {limit}");
+        }
+    }
+
+    #[test]
+    fn a_tcp_read_into_a_large_buffer_takes_at_most_tcp_read_max() {
+        use rustix::net::{AddressFamily, SocketType, sockopt::set_socket_recv_buffer_size};
+        const LEN: usize = 3 * TCP_READ_MAX + 1000;
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        // A receive buffer set before the connection, so that the window
+        // takes all of it at once.
+        let fd =
+            rustix::net::socket(AddressFamily::INET, SocketType::STREAM, None).expect("socket");
+        set_socket_recv_buffer_size(&fd, 4 << 20).expect("SO_RCVBUF");
+        rustix::net::connect(&fd, &listener.local_addr().expect("address")).expect("connect");
+        let (mut sender, _) = listener.accept().expect("accept");
+        let stream = Stream::new(Io::Tcp(Async::new(TcpStream::from(fd)).expect("async")));
+        assert_eq!(stream.read_limit(), TCP_READ_MAX);
+        let data = pattern(LEN);
+        sender.write_all(&data).expect("write");
+        wait_queued(stream.fd(), LEN);
+        // All of it is waiting and the buffer has room for all of it: the
+        // read still takes one limit's worth.
+        let mut buf = Vec::with_capacity(1 << 20);
+        assert_eq!(stream.try_read_spare(&mut buf).expect("read"), TCP_READ_MAX);
+        assert_eq!(buf, data[..TCP_READ_MAX]);
+        read_all(&stream, &mut buf, LEN, TCP_READ_MAX);
+        assert!(buf == data, "the bytes arrive whole and in order");
+    }
+
+    #[test]
+    fn an_ipc_read_into_a_large_buffer_takes_all_that_waits() {
+        const LEN: usize = TCP_READ_MAX + 36 * 1024;
+        let (mut sender, receiver) = UnixStream::pair().expect("socketpair");
+        let stream = Stream::new(Io::Ipc(Async::new(receiver).expect("async")));
+        assert_eq!(stream.read_limit(), usize::MAX);
+        let data = pattern(LEN);
+        sender.write_all(&data).expect("write");
+        wait_queued(stream.fd(), LEN);
+        let mut buf = Vec::with_capacity(1 << 20);
+        assert_eq!(stream.try_read_spare(&mut buf).expect("read"), LEN);
+        assert!(buf == data);
     }
 }
 
