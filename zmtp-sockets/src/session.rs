@@ -786,8 +786,26 @@ impl<'a> Session<'a> {
 fn take(batch: &mut VecDeque<Inbound>, recycler: &mut Recycler, pipe: Option<u64>, msg: Message) {
     if let Some(pipe) = pipe {
         recycler.watch(&msg);
-        batch.push_back(Inbound::new(pipe, msg));
+        // With room known, the item is written straight into its slot.
+        // A plain `push_back` built it on the stack first (it must outlive
+        // the call that may grow the queue) in 8-byte stores and copied it
+        // in 16-byte loads that straddled them: no store forwarding, a
+        // wait at every message (in 32 PUSH -> 1 PULL, 21 % of the
+        // receiving I/O thread's samples were in this function).
+        if batch.len() < batch.capacity() {
+            batch.push_back(Inbound::new(pipe, msg));
+        } else {
+            grow_and_push(batch, Inbound::new(pipe, msg));
+        }
     }
+}
+
+/// [`take`]'s push when the batch must grow (rarely: the batch keeps its
+/// room from turn to turn).
+#[cold]
+#[inline(never)]
+fn grow_and_push(batch: &mut VecDeque<Inbound>, item: Inbound) {
+    batch.push_back(item);
 }
 
 /// Encodes a taken item into the connection's output, counting messages
