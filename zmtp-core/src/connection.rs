@@ -46,8 +46,8 @@ use crate::mechanism::{AuthRequest, AuthVerdict, HandshakeContext, Mechanism, St
 use crate::message::Message;
 use crate::socket_type::SocketType;
 use crate::wire::{
-    Command, FrameHeader, GREETING_LEN, Greeting, IDENTITY, MAX_HEADER_LEN, MAX_PING_CONTEXT,
-    Metadata, PEER_ADDRESS, SOCKET_TYPE,
+    Command, FrameHeader, GREETING_LEN, Greeting, IDENTITY, MAX_PING_CONTEXT, Metadata,
+    PEER_ADDRESS, SOCKET_TYPE,
 };
 
 /// Largest frame accepted during the handshake, whatever the maximum message
@@ -754,14 +754,12 @@ impl Connection {
                     .append_with(|out| cipher.seal(more, command, body, out))
             }
             Traffic::Stream(_) => {
-                let mut h = [0u8; MAX_HEADER_LEN];
-                let n = FrameHeader {
+                FrameHeader {
                     more,
                     command,
                     size: body.len() as u64,
                 }
-                .emit(&mut h);
-                self.plain_tx.extend_from_slice(&h[..n]);
+                .put(&mut self.plain_tx);
                 self.plain_tx.extend_from_slice(body);
                 Ok(())
             }

@@ -12,7 +12,7 @@ use std::io::IoSlice;
 use bytes::{Buf, Bytes, BytesMut};
 
 use crate::message::Message;
-use crate::wire::{Command, FrameHeader, MAX_HEADER_LEN};
+use crate::wire::{Command, FrameHeader};
 
 /// Bodies at least this large are sent without copying.
 pub const ZERO_COPY_THRESHOLD: usize = 8192;
@@ -43,15 +43,12 @@ impl Encoder {
     /// Appends a frame header.
     #[inline]
     pub fn header(&mut self, more: bool, command: bool, size: usize) {
-        let mut h = [0u8; MAX_HEADER_LEN];
-        let n = FrameHeader {
+        self.len += FrameHeader {
             more,
             command,
             size: size as u64,
         }
-        .emit(&mut h);
-        self.batch.extend_from_slice(&h[..n]);
-        self.len += n;
+        .put(&mut self.batch);
     }
 
     /// Appends a frame whose body is shared: large bodies are passed through.

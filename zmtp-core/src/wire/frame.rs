@@ -10,6 +10,7 @@
 //! Reserved bits are sent as zero and ignored on receive: libzmq's
 //! `v2_decoder_t::flags_ready` masks them off, and so do we.
 
+use bytes::BufMut;
 use nom::IResult;
 use nom::number::streaming::{be_u64, u8 as byte};
 
@@ -53,8 +54,8 @@ impl FrameHeader {
         false
     }
 
-    /// Writes the header into `out`, returning the bytes written.
-    pub fn emit(&self, out: &mut [u8; MAX_HEADER_LEN]) -> usize {
+    /// The MORE and COMMAND bits (LONG is the size's).
+    fn flags(&self) -> u8 {
         let mut flags = 0;
         if self.more {
             flags |= FLAG_MORE;
@@ -62,6 +63,12 @@ impl FrameHeader {
         if self.command {
             flags |= FLAG_COMMAND;
         }
+        flags
+    }
+
+    /// Writes the header into `out`, returning the bytes written.
+    pub fn emit(&self, out: &mut [u8; MAX_HEADER_LEN]) -> usize {
+        let flags = self.flags();
         if self.size > 255 {
             out[0] = flags | FLAG_LONG;
             out[1..9].copy_from_slice(&self.size.to_be_bytes());
@@ -69,6 +76,24 @@ impl FrameHeader {
         } else {
             out[0] = flags;
             out[1] = self.size as u8;
+            2
+        }
+    }
+
+    /// Appends the header to `out`, returning the bytes written: as whole
+    /// integers, not through a byte array. A short header copied out of
+    /// [`FrameHeader::emit`]'s array is a 2-byte load of two 1-byte stores,
+    /// which the store buffer cannot forward, behind a call to `memmove`
+    /// for a length it does not know.
+    #[inline]
+    pub fn put(&self, out: &mut impl BufMut) -> usize {
+        let flags = self.flags();
+        if self.size > 255 {
+            out.put_u8(flags | FLAG_LONG);
+            out.put_u64(self.size);
+            9
+        } else {
+            out.put_u16(u16::from_be_bytes([flags, self.size as u8]));
             2
         }
     }
@@ -156,5 +181,39 @@ mod tests {
         };
         assert_eq!(h.emit(&mut out), 2);
         assert_eq!(&out[..2], &[0x00, 0xFF]);
+    }
+
+    #[test]
+    fn put_writes_what_emit_does_and_parses_back() {
+        for size in [0, 1, 255, 256, 65_535, 1 << 32, u64::MAX] {
+            for (more, command) in [(false, false), (true, false), (false, true)] {
+                let h = FrameHeader {
+                    more,
+                    command,
+                    size,
+                };
+                let mut arr = [0; MAX_HEADER_LEN];
+                let n = h.emit(&mut arr);
+                let mut out = vec![0xAA];
+                assert_eq!(h.put(&mut out), n, "{h:?}");
+                assert_eq!(out[1..], arr[..n], "{h:?}");
+                assert_eq!(FrameHeader::parse(&out[1..]), Some((h, n)));
+            }
+        }
+        // The exact bytes of both forms.
+        let mut out = Vec::new();
+        let short = FrameHeader {
+            more: true,
+            command: false,
+            size: 16,
+        };
+        short.put(&mut out);
+        let long = FrameHeader {
+            more: false,
+            command: true,
+            size: 0x0102_0304,
+        };
+        long.put(&mut out);
+        assert_eq!(out, [0x01, 16, 0x06, 0, 0, 0, 0, 1, 2, 3, 4]);
     }
 }
