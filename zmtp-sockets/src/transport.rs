@@ -18,13 +18,16 @@ use crate::error::{Error, Result};
 /// Default send buffer of an ipc connection (the kernel doubles it).
 pub(crate) const IPC_SNDBUF: usize = 1 << 20;
 
-/// The most one tcp read into a large frame's buffer asks for. Larger
-/// reads hold the socket while they copy: on loopback, with 1 MiB reads,
-/// the segments the sender pushes meanwhile wait in the socket's backlog
-/// and the window opens only when the read ends, so the sender stalls.
-/// Reads of 64 KiB (one loopback segment) took 1 MiB messages from 0.82x
-/// to about 1x OMQ's rate and 256 KiB ones 1.15x faster (see
-/// BENCHMARKS.md); unix sockets have no such backlog and keep whole reads.
+/// The most one tcp read into a large frame's buffer asks for. With whole
+/// 1 MiB reads the receiving thread waited for a whole frame's worth and
+/// then held the socket for the whole copy, while the sender's `writev`
+/// came back short and waited for room: the two threads took turns
+/// instead of overlapping (a read holds the socket; segments that arrive
+/// meanwhile wait in its backlog, and the window update goes out when the
+/// read ends). Reads of 64 KiB (one loopback segment) took 1 MiB messages
+/// from 0.82x OMQ's rate to level with it and 256 KiB messages to 1.15x
+/// the build before (see BENCHMARKS.md). Capped reads on ipc were slower
+/// (0.94x at 1 MiB), so unix sockets keep whole reads.
 pub(crate) const TCP_READ_MAX: usize = 64 * 1024;
 
 /// A connected stream.
