@@ -389,7 +389,8 @@ mod tests {
         const LEN: usize = 3 * TCP_READ_MAX + 1000;
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         // A receive buffer set before the connection, so that the window
-        // takes all of it at once.
+        // opens wide at once (the system may grant less; the writer's
+        // thread waits for room then).
         let fd =
             rustix::net::socket(AddressFamily::INET, SocketType::STREAM, None).expect("socket");
         set_socket_recv_buffer_size(&fd, 4 << 20).expect("SO_RCVBUF");
@@ -398,15 +399,19 @@ mod tests {
         let stream = Stream::new(Io::Tcp(Async::new(TcpStream::from(fd)).expect("async")));
         assert_eq!(stream.read_limit(), TCP_READ_MAX);
         let data = pattern(LEN);
-        sender.write_all(&data).expect("write");
-        wait_queued(stream.fd(), LEN);
-        // All of it is waiting and the buffer has room for all of it: the
-        // read still takes one limit's worth.
+        let writer = {
+            let data = data.clone();
+            std::thread::spawn(move || sender.write_all(&data).expect("write"))
+        };
+        wait_queued(stream.fd(), 2 * TCP_READ_MAX + 1);
+        // More than twice the limit is waiting and the buffer has room for
+        // all of it: the read still takes one limit's worth.
         let mut buf = Vec::with_capacity(1 << 20);
         assert_eq!(stream.try_read_spare(&mut buf).expect("read"), TCP_READ_MAX);
         assert_eq!(buf, data[..TCP_READ_MAX]);
         read_all(&stream, &mut buf, LEN, TCP_READ_MAX);
         assert!(buf == data, "the bytes arrive whole and in order");
+        writer.join().expect("writer");
     }
 
     #[test]
