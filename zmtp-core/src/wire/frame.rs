@@ -54,8 +54,18 @@ impl FrameHeader {
         false
     }
 
-    /// The MORE and COMMAND bits (LONG is the size's).
-    fn flags(&self) -> u8 {
+    /// Writes the header into `out`, returning the bytes written.
+    pub fn emit(&self, out: &mut [u8; MAX_HEADER_LEN]) -> usize {
+        self.put(&mut &mut out[..])
+    }
+
+    /// Appends the header to `out`, returning the bytes written: as whole
+    /// integers, not through a byte array. A short header copied out of an
+    /// array is a 2-byte load of two 1-byte stores, which the store buffer
+    /// cannot forward, behind a call to `memmove` for a length it does not
+    /// know.
+    #[inline]
+    pub fn put(&self, out: &mut impl BufMut) -> usize {
         let mut flags = 0;
         if self.more {
             flags |= FLAG_MORE;
@@ -63,31 +73,6 @@ impl FrameHeader {
         if self.command {
             flags |= FLAG_COMMAND;
         }
-        flags
-    }
-
-    /// Writes the header into `out`, returning the bytes written.
-    pub fn emit(&self, out: &mut [u8; MAX_HEADER_LEN]) -> usize {
-        let flags = self.flags();
-        if self.size > 255 {
-            out[0] = flags | FLAG_LONG;
-            out[1..9].copy_from_slice(&self.size.to_be_bytes());
-            9
-        } else {
-            out[0] = flags;
-            out[1] = self.size as u8;
-            2
-        }
-    }
-
-    /// Appends the header to `out`, returning the bytes written: as whole
-    /// integers, not through a byte array. A short header copied out of
-    /// [`FrameHeader::emit`]'s array is a 2-byte load of two 1-byte stores,
-    /// which the store buffer cannot forward, behind a call to `memmove`
-    /// for a length it does not know.
-    #[inline]
-    pub fn put(&self, out: &mut impl BufMut) -> usize {
-        let flags = self.flags();
         if self.size > 255 {
             out.put_u8(flags | FLAG_LONG);
             out.put_u64(self.size);
