@@ -32,12 +32,18 @@ pub(crate) fn read_some(
     recycler: &mut Recycler,
 ) -> io::Result<ReadOutcome> {
     // Small or unknown amounts go through the scratch buffer (only what
-    // arrived is copied); the rest of a large frame is read in place.
+    // arrived is copied); the rest of a large frame is read in place; bulk
+    // reads use the recycler's pooled buffers.
     let have = conn.recv_buffer().len();
     // How much room to make, and where the frame (as far as it is known)
     // ends: a read into more room than that takes the next frame's start,
     // which is copied again when that frame gets a buffer of its own.
+    let bulk = recycler.bulk;
     let (hint, end) = match conn.frame_missing() {
+        // While reads come in bulk, a frame that a pooled read buffer
+        // holds several of is read with its neighbours: its own buffer
+        // would be a fresh allocation per frame.
+        Some(missing) if bulk && have + missing < RECYCLE_MIN => (0, 0),
         // The rest of a large frame, also its last few bytes when its
         // buffer has room for them (through the scratch buffer, the buffer
         // would grow by a read's worth: a copy of all that arrived).
@@ -60,9 +66,35 @@ pub(crate) fn read_some(
     };
     let mut room = scratch.len();
     let n = if hint == 0 {
-        match stream.try_read(scratch) {
+        let buf = conn.recv_buffer();
+        let full = buf.capacity() - buf.len() < room;
+        // Where the stream reads whole (ipc), bulk reads go straight into
+        // a pooled buffer, after the start of the frame that the last one
+        // left; elsewhere they go through the scratch buffer, which a
+        // short tcp read leaves hot, and are copied into a pooled buffer.
+        let pooled = if bulk && full && stream.read_limit() >= POOL_READ_BUF {
+            recycler.read_buffer(buf.len() + POOL_READ_BUF / 2)
+        } else {
+            None
+        };
+        let r = match pooled {
+            Some(mut v) => {
+                v.extend_from_slice(buf);
+                room = v.capacity() - v.len();
+                let r = stream.try_read_spare(&mut v);
+                *buf = recycler.keep(v);
+                r
+            }
+            None => stream.try_read(scratch).inspect(|&n| {
+                if buf.capacity() - buf.len() < n && (n >= POOL_READ_MIN || recycler.pooling()) {
+                    recycler.renew_read_buffer(buf, n);
+                }
+                buf.extend_from_slice(&scratch[..n]);
+            }),
+        };
+        match r {
             Ok(n) => {
-                conn.recv_buffer().extend_from_slice(&scratch[..n]);
+                recycler.bulk = n >= POOL_READ_MIN;
                 n
             }
             Err(e)
@@ -143,7 +175,22 @@ pub(crate) struct Recycler {
     /// mechanism's overhead), which the next frame's first read is given;
     /// else 0.
     expect: usize,
+    /// Whether the last read through the scratch buffer or a pooled
+    /// buffer took at least [`POOL_READ_MIN`] bytes: then the next read
+    /// that finds the read buffer full uses a pooled one.
+    bulk: bool,
+    /// Handles (empty, at the start) on the pooled read buffers: once the
+    /// application has dropped every message cut from one, its memory is
+    /// read into again (see [`Recycler::read_buffer`]).
+    reads: Vec<bytes::BytesMut>,
 }
+
+/// A read of at least this much makes the next reads bulk reads.
+const POOL_READ_MIN: usize = 32 * 1024;
+/// Size of a pooled read buffer: two reads of the scratch buffer's size.
+const POOL_READ_BUF: usize = 512 * 1024;
+/// Most pooled read buffers per connection.
+const POOL_READS: usize = 8;
 
 /// Bodies at least this large are watched for reuse.
 const RECYCLE_MIN: usize = 128 * 1024;
@@ -190,6 +237,62 @@ impl Recycler {
         } else {
             0
         };
+    }
+
+    /// A pooled read buffer that nothing refers to any more (empty, with
+    /// room for [`POOL_READ_BUF`] bytes), or a new one while the pool has
+    /// room for it, if `need` bytes fit; `None` when every pooled buffer is
+    /// still in use.
+    ///
+    /// The messages cut from a read buffer share its memory, so while the
+    /// application holds any of them the buffer cannot be written again
+    /// and a new one is allocated. At the size of bulk reads the allocator
+    /// returns that memory to the kernel as messages are consumed, and
+    /// every page of the next buffer is faulted in and zeroed again: at
+    /// 64 KiB messages over ipc, 2.6 page faults per message. A pooled
+    /// buffer is reused only when nothing else refers to it
+    /// (`BytesMut::try_reclaim`), so the application never sees its bytes
+    /// change.
+    fn read_buffer(&mut self, need: usize) -> Option<Vec<u8>> {
+        if need > POOL_READ_BUF {
+            return None;
+        }
+        match self
+            .reads
+            .iter_mut()
+            .position(|k| k.try_reclaim(POOL_READ_BUF))
+        {
+            Some(i) => Some(Vec::from(self.reads.swap_remove(i))),
+            None if self.reads.len() < POOL_READS => Some(Vec::with_capacity(POOL_READ_BUF)),
+            None => None,
+        }
+    }
+
+    /// Whether bulk reads have used the pool: then every read that finds
+    /// the read buffer full takes a pooled one, because a new buffer
+    /// would be allocated at the pooled one's size.
+    fn pooling(&self) -> bool {
+        !self.reads.is_empty()
+    }
+
+    /// The read buffer made of `v`, a buffer from [`Recycler::read_buffer`],
+    /// whose memory the pool watches from now on.
+    fn keep(&mut self, v: Vec<u8>) -> bytes::BytesMut {
+        let mut buf = bytes::BytesMut::from(bytes::Bytes::from(v));
+        // An empty handle at the buffer's start, which keeps its memory
+        // from going back to the allocator.
+        self.reads.push(buf.split_to(0));
+        buf
+    }
+
+    /// Replaces the read buffer, which has no room for the `n` bytes
+    /// about to be appended, with a pooled one that holds the same bytes,
+    /// if there is one (see [`Recycler::read_buffer`]).
+    fn renew_read_buffer(&mut self, buf: &mut bytes::BytesMut, n: usize) {
+        if let Some(mut v) = self.read_buffer(buf.len() + n) {
+            v.extend_from_slice(buf);
+            *buf = self.keep(v);
+        }
     }
 
     /// An empty buffer with room for at least `cap` and at most `max`
@@ -258,6 +361,70 @@ mod tests {
             active: true,
             ..Recycler::default()
         }
+    }
+
+    #[test]
+    fn pooled_read_buffers_are_reused_only_when_nobody_holds_them() {
+        let mut r = Recycler::default();
+        assert!(!r.pooling());
+        let v = r.read_buffer(1000).expect("an empty pool has room");
+        let mut buf = r.keep(v);
+        assert!(r.pooling() && buf.capacity() >= POOL_READ_BUF);
+        let first = buf.as_ptr();
+        buf.extend_from_slice(&[1u8; 3000]);
+        // A message cut from the buffer, and the buffer given up (as when
+        // the connection moves on to another one).
+        let msg = buf.split_to(2000).freeze();
+        drop(buf);
+        // The message still refers to the memory: a second buffer.
+        let v = r.read_buffer(1000).expect("the pool has room for another");
+        assert_ne!(v.as_ptr(), first);
+        let second = r.keep(v);
+        assert_eq!(msg, vec![1u8; 2000]);
+        drop(msg);
+        // Nothing refers to the first buffer any more: its memory again,
+        // empty and whole.
+        let again = r.read_buffer(1000).expect("a buffer nobody holds");
+        assert!(again.is_empty() && again.capacity() >= POOL_READ_BUF);
+        assert_eq!(again.as_ptr(), first);
+        assert_eq!(r.reads.len(), 1);
+        drop(second);
+    }
+
+    #[test]
+    fn the_read_pool_is_bounded() {
+        let mut r = Recycler::default();
+        let mut held = Vec::new();
+        for _ in 0..POOL_READS {
+            let v = r.read_buffer(POOL_READ_BUF).expect("room");
+            let mut buf = r.keep(v);
+            buf.extend_from_slice(b"held");
+            held.push(buf.split().freeze());
+        }
+        assert_eq!(r.reads.len(), POOL_READS);
+        // Every buffer is in use and the pool is full: an ordinary
+        // allocation is the caller's.
+        assert!(r.read_buffer(10).is_none());
+        // More than a pooled buffer holds is never asked of the pool.
+        drop(held.pop());
+        assert!(r.read_buffer(POOL_READ_BUF + 1).is_none());
+        assert!(r.read_buffer(POOL_READ_BUF).is_some());
+    }
+
+    #[test]
+    fn a_renewed_read_buffer_holds_the_same_bytes() {
+        let mut r = Recycler::default();
+        let mut buf = bytes::BytesMut::from(&b"start of a frame"[..]);
+        let held = buf.clone().freeze();
+        r.renew_read_buffer(&mut buf, 100_000);
+        assert_eq!(&buf[..], b"start of a frame");
+        assert!(buf.capacity() - buf.len() >= 100_000);
+        assert_eq!(r.reads.len(), 1);
+        assert_eq!(held, &b"start of a frame"[..]);
+        // Beyond a pooled buffer's size: left as it was.
+        let mut big = bytes::BytesMut::from(&b"x"[..]);
+        r.renew_read_buffer(&mut big, POOL_READ_BUF);
+        assert_eq!(big.capacity(), 1);
     }
 
     #[test]

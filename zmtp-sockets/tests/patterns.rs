@@ -233,6 +233,51 @@ fn large_and_small_bodies_back_to_back_arrive_whole() {
     }
 }
 
+/// Mid-size messages sent back to back are read in bulk into pooled
+/// buffers, which are read into again once the application has dropped
+/// every message cut from them: messages the application holds meanwhile
+/// never change, and every message arrives whole and in order.
+#[test]
+fn bulk_reads_into_reused_buffers_keep_held_messages_intact() {
+    let ctx = Context::new();
+    for t in [Transport::Ipc, Transport::Tcp] {
+        let (pull, push) = pair(
+            &ctx,
+            SocketType::Pull,
+            SocketType::Push,
+            Mech::Null,
+            t,
+            true,
+        );
+        // Sizes below the large-body bound, so that several share a read.
+        let sizes = [65_536usize, 20_000, 100_000, 40_000, 127_000, 9_000, 70_001];
+        let body = |i: usize| Bytes::from(vec![(i % 251) as u8; sizes[i % sizes.len()]]);
+        let n = 3_000;
+        let mut held = Vec::new();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                for i in 0..n {
+                    push.send_blocking(Message::from(body(i))).unwrap();
+                }
+            });
+            for i in 0..n {
+                let got = pull.recv_blocking().unwrap();
+                assert!(got.frames()[0] == body(i), "{t:?} message {i} differs");
+                // Hold one in 50 to the end; drop the rest at once.
+                if i % 50 == 0 {
+                    held.push((i, got));
+                }
+            }
+        });
+        for (i, msg) in &held {
+            assert!(
+                msg.frames()[0] == body(*i),
+                "{t:?} held message {i} changed"
+            );
+        }
+    }
+}
+
 #[test]
 fn req_strict_alternation_and_rep_state() {
     let ctx = Context::new();
