@@ -818,3 +818,71 @@ fn term_with_infinite_linger_waits_for_delivery() {
         .recv_timeout(TIMEOUT)
         .expect("term returned after delivery");
 }
+
+/// A peer that writes faster than its connection decodes keeps every read
+/// full. Its connection still gives the I/O thread up now and then, so
+/// that another peer's message on the same thread gets through while the
+/// flood goes on, not after it.
+#[test]
+fn a_flooding_peer_does_not_starve_the_others() {
+    let s = server(|_| {}, None);
+    s.still_serves("warm-up");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flooder = {
+        let ep = s.ep.clone();
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut raw = TcpStream::connect(addr(&ep)).unwrap();
+            raw.write_all(&greeting("NULL", 3, 1)).unwrap();
+            raw.write_all(&ready("PUSH")).unwrap();
+            // 16-byte frames: the cheapest bytes to write and the dearest
+            // to decode.
+            let chunk: Vec<u8> = (0..65_536)
+                .flat_map(|_| [0u8, 14].into_iter().chain(*b"flood-flood-fl"))
+                .collect();
+            // Ends on the stop, or on its own long after the test's
+            // timeout, so that a starved message shows as a failure.
+            let end = Instant::now() + 3 * TIMEOUT;
+            // Short waits on a full socket, to see the stop.
+            raw.set_write_timeout(Some(Duration::from_millis(100)))
+                .unwrap();
+            let mut at = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) && Instant::now() < end {
+                match raw.write(&chunk[at..]) {
+                    Ok(n) => at = (at + n) % chunk.len(),
+                    Err(e)
+                        if e.kind() == std::io::ErrorKind::WouldBlock
+                            || e.kind() == std::io::ErrorKind::TimedOut => {}
+                    Err(_) => break,
+                }
+            }
+        })
+    };
+    // The flood has begun.
+    let first = s.pull.recv_blocking().unwrap();
+    assert_eq!(first.frames()[0], "flood-flood-fl");
+    let sent = Instant::now();
+    s.good
+        .send_blocking(Message::from(b"other peer".to_vec()))
+        .unwrap();
+    let mut got = Vec::new();
+    let mut flood = 0u64;
+    let found = 'recv: loop {
+        got.clear();
+        s.pull.recv_many_blocking(&mut got, 4096).unwrap();
+        for m in &got {
+            if m.frames()[0] == "other peer" {
+                break 'recv Instant::now();
+            }
+            flood += 1;
+        }
+    };
+    let flooding = !flooder.is_finished();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    flooder.join().unwrap();
+    assert!(
+        flooding && found - sent < TIMEOUT,
+        "the other peer's message came after {:?} and {flood} flood messages, flood still on: {flooding}",
+        found - sent
+    );
+}
