@@ -163,6 +163,11 @@ pub(crate) fn read_some(
 /// 1 MiB). A body is reused only when nothing else refers to it any more
 /// (`Bytes::is_unique`), so the application never sees its bytes change;
 /// what is retained is bounded ([`RECYCLE_ENTRIES`], [`RECYCLE_BYTES`]).
+///
+/// The same holds for the read buffers of bulk reads, which many smaller
+/// messages share: a pool of at most [`POOL_READS`] buffers of
+/// [`POOL_READ_BUF`] bytes (4 MiB) per connection, kept only while reads
+/// come in bulk (see [`Recycler::read_buffer`]).
 #[derive(Default)]
 pub(crate) struct Recycler {
     bodies: VecDeque<bytes::Bytes>,
