@@ -68,11 +68,10 @@ pub(crate) fn read_some(
     let n = if hint == 0 {
         let buf = conn.recv_buffer();
         let full = buf.capacity() - buf.len() < room;
-        // Where the stream reads whole (ipc), bulk reads go straight into
-        // a pooled buffer, after the start of the frame that the last one
-        // left; elsewhere they go through the scratch buffer, which a
-        // short tcp read leaves hot, and are copied into a pooled buffer.
-        let pooled = if bulk && full && stream.read_limit() >= POOL_READ_BUF {
+        // Bulk reads go straight into a pooled buffer, after the start of
+        // the frame that the last one left; a read that finds room in the
+        // read buffer goes through the scratch buffer and is copied.
+        let pooled = if bulk && full {
             recycler.read_buffer(buf.len() + POOL_READ_BUF / 2)
         } else {
             None
@@ -81,7 +80,7 @@ pub(crate) fn read_some(
             Some(mut v) => {
                 v.extend_from_slice(buf);
                 room = v.capacity() - v.len();
-                let r = stream.try_read_spare(&mut v);
+                let r = stream.try_read_spare_whole(&mut v);
                 *buf = recycler.keep(v);
                 r
             }

@@ -125,6 +125,15 @@ impl Stream {
     /// zeroes its share first (`memset` is about 5 % of the samples at
     /// 1 MiB, where the shorter reads gain far more); the rest of a frame
     /// that fits within the limit is read without it.
+    /// Non-blocking read into the whole spare capacity of `buf`, whatever
+    /// [`Stream::read_limit`] says, and `buf` grows by what arrived. For
+    /// bulk reads into a pooled read buffer, whose room (at most 512 KiB)
+    /// is about that of a read through the scratch buffer: the limit is
+    /// for the rest of one large frame, read into that frame's own buffer.
+    pub(crate) fn try_read_spare_whole(&self, buf: &mut Vec<u8>) -> io::Result<usize> {
+        rustix::io::read(self.fd(), rustix::buffer::spare_capacity(buf)).map_err(io::Error::from)
+    }
+
     pub(crate) fn try_read_spare(&self, buf: &mut Vec<u8>) -> io::Result<usize> {
         let len = buf.len();
         let limit = self.read_limit();
@@ -409,6 +418,11 @@ mod tests {
         let mut buf = Vec::with_capacity(1 << 20);
         assert_eq!(stream.try_read_spare(&mut buf).expect("read"), TCP_READ_MAX);
         assert_eq!(buf, data[..TCP_READ_MAX]);
+        // A read into the whole spare capacity takes more than the limit
+        // (at least one limit's worth and a byte are still waiting).
+        let n = stream.try_read_spare_whole(&mut buf).expect("read");
+        assert!(n > TCP_READ_MAX, "a whole read took {n} bytes");
+        assert_eq!(buf, data[..TCP_READ_MAX + n]);
         read_all(&stream, &mut buf, LEN, TCP_READ_MAX);
         assert!(buf == data, "the bytes arrive whole and in order");
         writer.join().expect("writer");
