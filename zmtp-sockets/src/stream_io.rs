@@ -72,13 +72,12 @@ pub(crate) fn read_some(
         // the frame that the last one left; a read that finds room in the
         // read buffer goes through the scratch buffer and is copied.
         let pooled = if bulk && full {
-            recycler.read_buffer(buf.len() + POOL_READ_BUF / 2)
+            recycler.read_buffer_with(buf, POOL_READ_BUF / 2)
         } else {
             None
         };
         let r = match pooled {
             Some(mut v) => {
-                v.extend_from_slice(buf);
                 room = v.capacity() - v.len();
                 let r = stream.try_read_spare_whole(&mut v);
                 *buf = recycler.keep(v);
@@ -307,10 +306,18 @@ impl Recycler {
     /// about to be appended, with a pooled one that holds the same bytes,
     /// if there is one (see [`Recycler::read_buffer`]).
     fn renew_read_buffer(&mut self, buf: &mut bytes::BytesMut, n: usize) {
-        if let Some(mut v) = self.read_buffer(buf.len() + n) {
-            v.extend_from_slice(buf);
+        if let Some(v) = self.read_buffer_with(buf, n) {
             *buf = self.keep(v);
         }
+    }
+
+    /// A pooled buffer (see [`Recycler::read_buffer`]) holding a copy of
+    /// `held` (the start of a frame that the last read left) and room for
+    /// `more` bytes after it.
+    fn read_buffer_with(&mut self, held: &[u8], more: usize) -> Option<Vec<u8>> {
+        let mut v = self.read_buffer(held.len() + more)?;
+        v.extend_from_slice(held);
+        Some(v)
     }
 
     /// An empty buffer with room for at least `cap` and at most `max`

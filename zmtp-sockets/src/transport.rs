@@ -116,6 +116,28 @@ impl Stream {
         }
     }
 
+    /// Non-blocking read into the whole spare capacity of `buf`, whatever
+    /// [`Stream::read_limit`] says, and `buf` grows by what arrived; on
+    /// unix into uninitialised memory. For bulk reads into a pooled read
+    /// buffer, whose room (at most 512 KiB) is about that of a read through
+    /// the scratch buffer: the limit is for the rest of one large frame,
+    /// read into that frame's own buffer ([`Stream::try_read_spare`]).
+    pub(crate) fn try_read_spare_whole(&self, buf: &mut Vec<u8>) -> io::Result<usize> {
+        #[cfg(unix)]
+        {
+            rustix::io::read(self.fd(), rustix::buffer::spare_capacity(buf))
+                .map_err(io::Error::from)
+        }
+        #[cfg(not(unix))]
+        {
+            let len = buf.len();
+            buf.resize(buf.capacity(), 0);
+            let r = self.try_read(&mut buf[len..]);
+            buf.truncate(len + *r.as_ref().unwrap_or(&0));
+            r
+        }
+    }
+
     /// Non-blocking read into the spare capacity of `buf`, at most
     /// [`Stream::read_limit`] bytes, and `buf` grows by what arrived.
     /// Unlike [`Stream::try_read`] on a buffer of its own, the bytes land
@@ -125,25 +147,13 @@ impl Stream {
     /// zeroes its share first (`memset` is about 5 % of the samples at
     /// 1 MiB, where the shorter reads gain far more); the rest of a frame
     /// that fits within the limit is read without it.
-    /// Non-blocking read into the whole spare capacity of `buf`, whatever
-    /// [`Stream::read_limit`] says, and `buf` grows by what arrived. For
-    /// bulk reads into a pooled read buffer, whose room (at most 512 KiB)
-    /// is about that of a read through the scratch buffer: the limit is
-    /// for the rest of one large frame, read into that frame's own buffer.
-    pub(crate) fn try_read_spare_whole(&self, buf: &mut Vec<u8>) -> io::Result<usize> {
-        rustix::io::read(self.fd(), rustix::buffer::spare_capacity(buf)).map_err(io::Error::from)
-    }
-
     pub(crate) fn try_read_spare(&self, buf: &mut Vec<u8>) -> io::Result<usize> {
         let len = buf.len();
         let limit = self.read_limit();
-        #[cfg(unix)]
         if buf.capacity() - len <= limit {
-            return rustix::io::read(self.fd(), rustix::buffer::spare_capacity(buf))
-                .map_err(io::Error::from);
+            return self.try_read_spare_whole(buf);
         }
-        let room = (buf.capacity() - len).min(limit);
-        buf.resize(len + room, 0);
+        buf.resize(len + limit, 0);
         let r = self.try_read(&mut buf[len..]);
         buf.truncate(len + *r.as_ref().unwrap_or(&0));
         r
