@@ -20,7 +20,7 @@
 //! reactor, and only when their task runs on an I/O thread (elsewhere they
 //! fall back to `async-io`).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
@@ -42,6 +42,16 @@ thread_local! {
     static CURRENT: RefCell<Option<Arc<Reactor>>> = const { RefCell::new(None) };
     /// Wake-ups the tasks of this I/O thread asked for (see [`wake_at`]).
     static DUE: RefCell<Vec<(Instant, Waker)>> = const { RefCell::new(Vec::new()) };
+    /// Whether this I/O thread sleeps as soon as it is idle (busy polling
+    /// off; see [`sleeps_at_once`]).
+    static SLEEPS_AT_ONCE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether this thread is an I/O thread that sleeps as soon as it is idle,
+/// without polling first (`ContextBuilder::busy_poll` of zero): each wait
+/// for work then costs a sleep and a wake-up.
+pub(crate) fn sleeps_at_once() -> bool {
+    SLEEPS_AT_ONCE.with(Cell::get)
 }
 
 /// Asks this I/O thread to wake `waker` at `at`, a moment a few
@@ -206,6 +216,7 @@ impl Reactor {
             Err(_) => return async_io::block_on(fut),
         };
         CURRENT.with(|c| *c.borrow_mut() = Some(r.clone()));
+        SLEEPS_AT_ONCE.with(|s| s.set(busy_poll.is_zero()));
         let waker = Waker::from(r.notify.clone());
         let mut cx = Context::from_waker(&waker);
         let mut fut = pin!(fut);
@@ -225,6 +236,7 @@ impl Reactor {
             if let Poll::Ready(t) = fut.as_mut().poll(&mut cx) {
                 CURRENT.with(|c| *c.borrow_mut() = None);
                 DUE.with(|d| d.borrow_mut().clear());
+                SLEEPS_AT_ONCE.with(|s| s.set(false));
                 return t;
             }
             events.clear();

@@ -44,26 +44,53 @@ use crate::transport::Stream;
 const OUTPUT_BOUND: usize = 1 << 20;
 /// Most messages decoded before they are handed to the socket.
 const BATCH: usize = 1024;
-/// How long at most a task waits for more messages before it takes and
-/// writes what the application queued, when its last turn took between
-/// [`CORK_MIN`] and [`CORK_MAX`] messages of fewer than [`CORK_BYTES`]
-/// bytes in all (the application is queueing small messages about as fast
-/// as the task writes them); the queue wakes it earlier once it holds
-/// [`CORK_WAKE`]. Without it such a task takes a few dozen messages at a
-/// time, and each write to a loopback TCP socket costs several
-/// microseconds whatever its size: runs of PUSH/PULL 16 B that fell into
-/// that rhythm made 3 to 5 times as many `writev`s as the others and spent
-/// up to 1.7 times their CPU per message. Only on an I/O thread, whose
-/// timerfd wakes the task on time (see [`crate::reactor::wake_at`]); the
-/// thread sleeps meanwhile rather than polling. A request/reply exchange
-/// (one message per turn) never waits.
-const CORK: Duration = Duration::from_micros(30);
+/// How a connection task waits for more of a stream of small messages
+/// before it takes and writes what the application queued: when its last
+/// turn took between [`CORK_MIN`] and `max` messages of fewer than
+/// [`CORK_BYTES`] bytes in all (the application is queueing small messages
+/// about as fast as the task writes them), it waits up to `wait`, and the
+/// queue wakes it earlier once it holds `wake`. Without it such a task
+/// takes a few dozen messages at a time, and each write to a loopback TCP
+/// socket costs several microseconds whatever its size: runs of PUSH/PULL
+/// 16 B that fell into that rhythm made 3 to 5 times as many `writev`s as
+/// the others and spent up to 1.7 times their CPU per message. Only on an
+/// I/O thread, whose timerfd wakes the task on time (see
+/// [`crate::reactor::wake_at`]); the thread sleeps meanwhile rather than
+/// polling. A request/reply exchange (one message per turn) never waits.
+#[derive(Debug, Clone, Copy)]
+struct Cork {
+    /// The longest wait.
+    wait: Duration,
+    /// How many queued messages end the wait.
+    wake: usize,
+    /// From this many taken on, the application is far enough ahead: no
+    /// wait.
+    max: usize,
+}
+
+/// The cork of an I/O thread that polls for a moment before it sleeps.
+/// An application far ahead of such a thread (a turn of `max` or more)
+/// finds it polling, and its sends wake nobody; waiting would put the
+/// thread to sleep and make the application's send wake it.
+const CORK: Cork = Cork {
+    wait: Duration::from_micros(30),
+    wake: 256,
+    max: 512,
+};
+/// The cork of an I/O thread that sleeps at once (busy polling off): every
+/// turn ends in a sleep, and the send that ends it pays an eventfd write
+/// and both threads a context switch, so the task waits for twice as many
+/// messages, and at every turn of the stream. PUSH/PULL 16 B over tcp
+/// then made half the `writev`s and eventfd writes and spent about a
+/// fifth less CPU per message; with polling, the same cork cost a fifth
+/// more.
+const CORK_SLEEPING: Cork = Cork {
+    wait: Duration::from_micros(60),
+    wake: 512,
+    max: TAKE_WHOLE,
+};
 /// The fewest messages taken at once that make a stream worth waiting for.
 const CORK_MIN: usize = 16;
-/// How many queued messages end the wait.
-const CORK_WAKE: usize = 256;
-/// From this many on, the application is far enough ahead: no wait.
-const CORK_MAX: usize = 512;
 /// From this many bytes on, a write costs little per byte: no wait.
 const CORK_BYTES: usize = 64 * 1024;
 
@@ -250,8 +277,9 @@ pub(crate) struct Session<'a> {
     /// from the reader.)
     write_blocked: bool,
     /// Until when the task waits for more messages before it takes again,
-    /// set by a turn that took a stream's few (see [`CORK`]).
-    cork: Option<Instant>,
+    /// and how many queued end the wait early; set by a turn that took a
+    /// stream's few (see [`Cork`]).
+    cork: Option<(Instant, usize)>,
     /// Whether the last read filled all its room (see `ReadOutcome::More`).
     read_more: bool,
     /// How much one read asks for: about one batch of messages of the
@@ -619,8 +647,13 @@ impl<'a> Session<'a> {
         // it holds beyond a chunk goes back to the queue, where the
         // high-water mark counts it.
         rx.unget_beyond(&mut self.outq, TAKE_CHUNK);
-        self.cork = ((CORK_MIN..CORK_MAX).contains(&taken) && self.conn.output_len() < CORK_BYTES)
-            .then(|| Instant::now() + CORK);
+        let cork = if crate::reactor::sleeps_at_once() {
+            CORK_SLEEPING
+        } else {
+            CORK
+        };
+        self.cork = ((CORK_MIN..cork.max).contains(&taken) && self.conn.output_len() < CORK_BYTES)
+            .then(|| (Instant::now() + cork.wait, cork.wake));
         if left.is_some_and(|n| self.room_for_senders(n)) {
             self.shared.notify_room();
         }
@@ -693,7 +726,7 @@ impl<'a> Session<'a> {
         let rx = self.slot.get().filter(|_| want_out).map(|(_, rx)| rx);
         // A stream of small messages that the application queues about as
         // fast as this task writes them: wait for more before taking them
-        // (see `CORK`).
+        // (see `Cork`).
         let cork = self.cork.filter(|_| !want_write);
         let mut room = self.room.take();
         let stream = self.stream;
@@ -716,11 +749,11 @@ impl<'a> Session<'a> {
                 }
                 if let Some(rx) = rx {
                     let ready = match cork {
-                        Some(t) if Instant::now() >= t => true,
+                        Some((t, _)) if Instant::now() >= t => true,
                         // Only an I/O thread wakes the task in time;
                         // elsewhere the first send wakes it as usual.
-                        Some(t) if crate::reactor::wake_at(t, cx.waker()) => {
-                            rx.poll_ready_when(cx, CORK_WAKE).is_ready()
+                        Some((t, n)) if crate::reactor::wake_at(t, cx.waker()) => {
+                            rx.poll_ready_when(cx, n).is_ready()
                         }
                         _ => rx.poll_ready(cx).is_ready(),
                     };

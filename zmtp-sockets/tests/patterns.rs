@@ -36,19 +36,26 @@ fn push_pull_every_mechanism_and_transport() {
 
 /// Bursts of small messages, each received whole before the next is
 /// sent: a connection task that waits a moment for more of a stream
-/// (`CORK` in the session) still writes the end of each burst, with no
-/// next send to wake it.
+/// (`Cork` in the session) still writes the end of each burst, with no
+/// next send to wake it, on an I/O thread that polls and on one that
+/// sleeps at once (which waits for more). Bursts of 300 and 700 end
+/// below and above the queue lengths that wake either.
 #[test]
 fn the_end_of_each_burst_arrives_without_a_next_send() {
-    let ctx = Context::new();
-    for t in transports() {
-        let (pull, push) = pull_push(&ctx, t);
+    let polling = Context::new();
+    let sleeping = Context::builder().busy_poll(Duration::ZERO).build();
+    for (ctx, t) in [&polling, &sleeping]
+        .into_iter()
+        .flat_map(|c| transports().map(|t| (c, t)))
+    {
+        let (pull, push) = pull_push(ctx, t);
         for burst in 0..30u32 {
-            for i in 0..300u32 {
+            let n = if burst % 2 == 0 { 300 } else { 700 };
+            for i in 0..n {
                 push.send_blocking(Message::from((burst * 1000 + i).to_be_bytes().to_vec()))
                     .unwrap();
             }
-            for i in 0..300u32 {
+            for i in 0..n {
                 let msg = pull.recv_blocking().unwrap();
                 assert_eq!(
                     &msg.frames()[0][..],
