@@ -45,6 +45,50 @@ thread_local! {
     /// Whether this I/O thread sleeps as soon as it is idle (busy polling
     /// off; see [`sleeps_at_once`]).
     static SLEEPS_AT_ONCE: Cell<bool> = const { Cell::new(false) };
+    /// Wake-ups many milliseconds away (see [`wake_later`]), and the
+    /// earliest of them.
+    static LATER: RefCell<Vec<(Instant, Waker)>> = const { RefCell::new(Vec::new()) };
+    static NEXT_LATER: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+/// Asks this I/O thread to wake `waker` at `at`, a moment many
+/// milliseconds away, give or take a millisecond: unlike [`wake_at`] it
+/// does not keep the thread from polling meanwhile, and the thread looks
+/// at it only when it is about to sleep and after it woke (the sleep's
+/// timeout). Each call adds a wake-up, so a task asks again only after
+/// the last one came. `false` when this is not an I/O thread: the caller
+/// must not count on the wake-up.
+pub(crate) fn wake_later(at: Instant, waker: &Waker) -> bool {
+    if CURRENT.with(|c| c.borrow().is_none()) {
+        return false;
+    }
+    LATER.with(|l| l.borrow_mut().push((at, waker.clone())));
+    NEXT_LATER.with(|n| n.set(Some(n.get().map_or(at, |t| t.min(at)))));
+    true
+}
+
+/// Wakes the tasks whose [`wake_later`] moment has come, if any has.
+fn fire_later(now: Instant) {
+    if NEXT_LATER.with(Cell::get).is_none_or(|t| t > now) {
+        return;
+    }
+    let due: Vec<Waker> = LATER.with(|l| {
+        let mut l = l.borrow_mut();
+        let mut due = Vec::new();
+        l.retain(|(t, w)| {
+            if *t <= now {
+                due.push(w.clone());
+                false
+            } else {
+                true
+            }
+        });
+        NEXT_LATER.with(|n| n.set(l.iter().map(|(t, _)| *t).min()));
+        due
+    });
+    for w in due {
+        w.wake();
+    }
 }
 
 /// Whether this thread is an I/O thread that sleeps as soon as it is idle,
@@ -236,11 +280,17 @@ impl Reactor {
             if let Poll::Ready(t) = fut.as_mut().poll(&mut cx) {
                 CURRENT.with(|c| *c.borrow_mut() = None);
                 DUE.with(|d| d.borrow_mut().clear());
+                LATER.with(|l| l.borrow_mut().clear());
+                NEXT_LATER.with(|n| n.set(None));
                 SLEEPS_AT_ONCE.with(|s| s.set(false));
                 return t;
             }
             events.clear();
             let idle_since = Instant::now();
+            if NEXT_LATER.with(Cell::get).is_some_and(|t| t <= idle_since) {
+                fire_later(idle_since);
+                continue;
+            }
             let due = next_due();
             if let Some(d) = due {
                 if idle_since >= d {
@@ -261,14 +311,32 @@ impl Reactor {
             r.notify.sleeping.store(true, Ordering::SeqCst);
             // Woken while polling: look for I/O without sleeping. (`events`
             // is empty: cleared above, and a spin that found nothing left
-            // nothing in it.)
-            let timeout = r.notify.pending.load(Ordering::SeqCst).then_some(&zero);
+            // nothing in it.) Otherwise sleep until a `wake_later` moment
+            // at most (the timerfd keeps `wake_at`'s).
+            let later = match NEXT_LATER.with(Cell::get) {
+                Some(t) if due.is_none() => {
+                    let d = t.saturating_duration_since(Instant::now());
+                    Some(rustix::time::Timespec {
+                        tv_sec: d.as_secs() as _,
+                        tv_nsec: d.subsec_nanos() as _,
+                    })
+                }
+                _ => None,
+            };
+            let timeout = if r.notify.pending.load(Ordering::SeqCst) {
+                Some(&zero)
+            } else {
+                later.as_ref()
+            };
             let _ = epoll::wait(
                 &r.epoll,
                 rustix::buffer::spare_capacity(&mut events),
                 timeout,
             );
             r.notify.sleeping.store(false, Ordering::SeqCst);
+            if later.is_some() {
+                fire_later(Instant::now());
+            }
             match due {
                 Some(d) => {
                     let now = Instant::now();
@@ -566,6 +634,58 @@ mod tests {
             assert!(polls >= 2, "woken by the moment, not polled once");
         }
         assert!(DUE.with(|d| d.borrow().is_empty()));
+    }
+
+    #[test]
+    fn a_wake_later_comes_whether_the_thread_polls_or_sleeps() {
+        let w = Waker::from(Arc::new(Notify {
+            fd: eventfd(0, EventfdFlags::CLOEXEC).expect("eventfd"),
+            pending: AtomicBool::new(false),
+            sleeping: AtomicBool::new(false),
+        }));
+        assert!(!wake_later(Instant::now(), &w), "not an I/O thread");
+        for busy_poll in [Duration::ZERO, crate::DEFAULT_BUSY_POLL] {
+            let start = Instant::now();
+            let first = start + Duration::from_millis(20);
+            let second = start + Duration::from_millis(40);
+            let (woken, polls) = Reactor::block_on(
+                async {
+                    let mut polls = 0;
+                    std::future::poll_fn(|cx| {
+                        polls += 1;
+                        if Instant::now() >= second {
+                            return Poll::Ready(());
+                        }
+                        // Two moments asked for at the first poll: the
+                        // task is woken at the first, and at the second
+                        // (at once, on a machine that stalled past both).
+                        // A watchdog wakes it much later, so that a lost
+                        // wake-up fails below instead of hanging.
+                        if polls == 1 {
+                            assert!(wake_later(second, cx.waker()));
+                            assert!(wake_later(first, cx.waker()));
+                            let w = cx.waker().clone();
+                            std::thread::spawn(move || {
+                                std::thread::sleep(Duration::from_secs(30));
+                                w.wake();
+                            });
+                        }
+                        Poll::Pending
+                    })
+                    .await;
+                    (Instant::now(), polls)
+                },
+                busy_poll,
+            );
+            assert!(woken >= second);
+            assert!(
+                woken < second + Duration::from_secs(20),
+                "woken at the moment, not left asleep"
+            );
+            assert!(polls >= 2, "{polls} polls");
+        }
+        assert!(LATER.with(|l| l.borrow().is_empty()));
+        assert!(NEXT_LATER.with(Cell::get).is_none());
     }
 
     #[test]

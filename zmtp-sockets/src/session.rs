@@ -740,6 +740,7 @@ impl<'a> Session<'a> {
             // for as long as the task lives, idle or not.
             let mut timer = timer.map(Timer::at);
             let mut stop_listener = None;
+            let recycler = &mut self.recycler;
             poll_fn(|cx| {
                 if want_read && stream.poll_ready(cx, false).is_ready() {
                     return Poll::Ready(Wake::Readable);
@@ -773,6 +774,14 @@ impl<'a> Session<'a> {
                 }
                 if stop.is_some_and(|s| s.poll_raised(cx, &mut stop_listener).is_ready()) {
                     return Poll::Ready(Wake::Stop);
+                }
+                // Memory kept for a stream of reads goes back once reads
+                // stop (see `IDLE_RELEASE`): the thread wakes the task to
+                // look, without ending its polling meanwhile.
+                if recycler.holds_memory()
+                    && let Some(at) = recycler.look_idle(Instant::now())
+                {
+                    crate::reactor::wake_later(at, cx.waker());
                 }
                 Poll::Pending
             })

@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use zmtp_core::{Connection, Message};
 
@@ -143,6 +143,7 @@ pub(crate) fn read_some(
     if n == 0 {
         return Ok(ReadOutcome::Eof);
     }
+    recycler.reads = recycler.reads.wrapping_add(1);
     conn.input_arrived(Instant::now());
     Ok(if n == room {
         ReadOutcome::More
@@ -165,7 +166,8 @@ pub(crate) fn read_some(
 /// The same holds for the read buffers of bulk reads, which many smaller
 /// messages share: a pool of at most [`POOL_READS`] buffers of
 /// [`POOL_READ_BUF`] bytes (4 MiB) per connection, kept only while reads
-/// come in bulk (see [`Recycler::read_buffer`]).
+/// come in bulk (see [`Recycler::read_buffer`]). Both go back once reads
+/// stop for [`IDLE_RELEASE`] ([`Recycler::look_idle`]).
 #[derive(Default)]
 pub(crate) struct Recycler {
     bodies: VecDeque<bytes::Bytes>,
@@ -186,7 +188,12 @@ pub(crate) struct Recycler {
     /// Handles (empty, at the start) on the pooled read buffers: once the
     /// application has dropped every message cut from one, its memory is
     /// read into again (see [`Recycler::read_buffer`]).
-    reads: Vec<bytes::BytesMut>,
+    pool: Vec<bytes::BytesMut>,
+    /// Reads that took bytes (wrapping), for [`Recycler::look_idle`].
+    reads: u32,
+    /// When the connection's task is next to see whether reads stopped,
+    /// and the count of reads when it asked.
+    idle_mark: Option<(Instant, u32)>,
 }
 
 /// A read of at least this much makes the next reads bulk reads.
@@ -201,6 +208,13 @@ const BULK_READS: u8 = 16;
 const POOL_READ_BUF: usize = 512 * 1024;
 /// Most pooled read buffers per connection.
 const POOL_READS: usize = 8;
+
+/// How long a connection reads nothing before its recycler gives back the
+/// memory it keeps (pooled read buffers and watched bodies, up to 8 MiB):
+/// a connection that falls quiet after a burst should not keep it for its
+/// lifetime. A stream that resumes pays a few hundred page faults for it,
+/// against this much time.
+pub(crate) const IDLE_RELEASE: Duration = Duration::from_millis(50);
 
 /// Bodies at least this large are watched for reuse.
 const RECYCLE_MIN: usize = 128 * 1024;
@@ -268,14 +282,50 @@ impl Recycler {
             return None;
         }
         match self
-            .reads
+            .pool
             .iter_mut()
             .position(|k| k.try_reclaim(POOL_READ_BUF))
         {
-            Some(i) => Some(Vec::from(self.reads.swap_remove(i))),
-            None if self.reads.len() < POOL_READS => Some(Vec::with_capacity(POOL_READ_BUF)),
+            Some(i) => Some(Vec::from(self.pool.swap_remove(i))),
+            None if self.pool.len() < POOL_READS => Some(Vec::with_capacity(POOL_READ_BUF)),
             None => None,
         }
+    }
+
+    /// Whether it keeps memory for reuse (pooled read buffers or watched
+    /// bodies), which [`Recycler::look_idle`] gives back once reads stop.
+    pub(crate) fn holds_memory(&self) -> bool {
+        !self.pool.is_empty() || !self.bodies.is_empty()
+    }
+
+    /// For a task about to wait while the recycler [holds
+    /// memory](Recycler::holds_memory): gives the memory back (to the
+    /// allocator, once the application drops the messages that share it)
+    /// if no read took bytes since the last look, [`IDLE_RELEASE`] or more
+    /// ago; otherwise returns the moment of the next look when the task
+    /// must be woken for it (`None` while an earlier wake-up is still to
+    /// come).
+    pub(crate) fn look_idle(&mut self, now: Instant) -> Option<Instant> {
+        match self.idle_mark {
+            Some((at, _)) if now < at => None,
+            Some((_, reads)) if reads == self.reads => {
+                self.release();
+                None
+            }
+            _ => {
+                let at = now + IDLE_RELEASE;
+                self.idle_mark = Some((at, self.reads));
+                Some(at)
+            }
+        }
+    }
+
+    /// Gives back the memory kept for reuse, and ends bulk reading.
+    fn release(&mut self) {
+        self.pool = Vec::new();
+        self.bodies = VecDeque::new();
+        self.bulk = 0;
+        self.idle_mark = None;
     }
 
     /// Counts a read of `n` bytes (see [`Recycler::bulk`]); at the end of
@@ -287,7 +337,7 @@ impl Recycler {
         } else if self.bulk > 0 {
             self.bulk -= 1;
             if self.bulk == 0 {
-                self.reads = Vec::new();
+                self.pool = Vec::new();
             }
         }
     }
@@ -298,7 +348,7 @@ impl Recycler {
         let mut buf = bytes::BytesMut::from(bytes::Bytes::from(v));
         // An empty handle at the buffer's start, which keeps its memory
         // from going back to the allocator.
-        self.reads.push(buf.split_to(0));
+        self.pool.push(buf.split_to(0));
         buf
     }
 
@@ -411,7 +461,7 @@ mod tests {
         let again = r.read_buffer(1000).expect("a buffer nobody holds");
         assert!(again.is_empty() && again.capacity() >= POOL_READ_BUF);
         assert_eq!(again.as_ptr(), first);
-        assert_eq!(r.reads.len(), 1);
+        assert_eq!(r.pool.len(), 1);
         drop(second);
     }
 
@@ -425,7 +475,7 @@ mod tests {
         let buf = r.keep(v);
         for _ in 1..BULK_READS {
             r.note_read(100);
-            assert!(r.bulk > 0 && r.reads.len() == 1);
+            assert!(r.bulk > 0 && r.pool.len() == 1);
         }
         // A large read starts the count again.
         r.note_read(POOL_READ_BUF);
@@ -434,9 +484,36 @@ mod tests {
             r.note_read(100);
         }
         assert_eq!(r.bulk, 0);
-        assert!(r.reads.is_empty() && r.reads.capacity() == 0);
+        assert!(r.pool.is_empty() && r.pool.capacity() == 0);
         // The read buffer itself is untouched.
         assert!(buf.capacity() >= POOL_READ_BUF);
+    }
+
+    #[test]
+    fn memory_kept_goes_back_once_reads_stop() {
+        let mut r = active();
+        assert!(!r.holds_memory());
+        let v = r.read_buffer(1000).expect("an empty pool has room");
+        let buf = r.keep(v);
+        drop(buf);
+        r.note_read(POOL_READ_MIN);
+        r.watch(&Message::from(vec![0u8; RECYCLE_MIN]));
+        assert!(r.holds_memory());
+        let t0 = Instant::now();
+        // The first look asks to be woken a spell later, and looks before
+        // then ask for nothing more.
+        assert_eq!(r.look_idle(t0), Some(t0 + IDLE_RELEASE));
+        assert_eq!(r.look_idle(t0 + IDLE_RELEASE / 2), None);
+        // A read came meanwhile: another spell.
+        r.reads += 1;
+        let t1 = t0 + IDLE_RELEASE;
+        assert_eq!(r.look_idle(t1), Some(t1 + IDLE_RELEASE));
+        assert!(r.holds_memory());
+        // None since: the pool and the bodies go, and bulk reading ends.
+        assert_eq!(r.look_idle(t1 + IDLE_RELEASE), None);
+        assert!(!r.holds_memory());
+        assert_eq!(r.bulk, 0);
+        assert!(r.pool.capacity() == 0 && r.bodies.capacity() == 0);
     }
 
     #[test]
@@ -449,7 +526,7 @@ mod tests {
             buf.extend_from_slice(b"held");
             held.push(buf.split().freeze());
         }
-        assert_eq!(r.reads.len(), POOL_READS);
+        assert_eq!(r.pool.len(), POOL_READS);
         // Every buffer is in use and the pool is full: an ordinary
         // allocation is the caller's.
         assert!(r.read_buffer(10).is_none());
@@ -467,7 +544,7 @@ mod tests {
         r.renew_read_buffer(&mut buf, 100_000);
         assert_eq!(&buf[..], b"start of a frame");
         assert!(buf.capacity() - buf.len() >= 100_000);
-        assert_eq!(r.reads.len(), 1);
+        assert_eq!(r.pool.len(), 1);
         assert_eq!(held, &b"start of a frame"[..]);
         // Beyond a pooled buffer's size: left as it was.
         let mut big = bytes::BytesMut::from(&b"x"[..]);

@@ -285,6 +285,61 @@ fn bulk_reads_into_reused_buffers_keep_held_messages_intact() {
     }
 }
 
+/// A connection that falls quiet after a burst gives back the memory it
+/// kept for reuse (pooled read buffers, large bodies): once the
+/// application drops the rest, a message it still holds is the only
+/// owner of its memory, with either kind of I/O thread. (While the
+/// connection kept its memory for reuse, it shared it.)
+#[test]
+fn a_quiet_connection_gives_back_the_memory_it_kept() {
+    let polling = Context::new();
+    let sleeping = Context::builder().busy_poll(Duration::ZERO).build();
+    for (ctx, t) in [
+        (&polling, Transport::Ipc),
+        (&polling, Transport::Tcp),
+        (&sleeping, Transport::Tcp),
+    ] {
+        let (pull, push) = pair(ctx, SocketType::Pull, SocketType::Push, Mech::Null, t, true);
+        // Mid-size messages, read in bulk into pooled buffers, with large
+        // bodies (read into buffers of their own, watched for reuse) in
+        // the middle.
+        let size = |i: usize| {
+            if (300..303).contains(&i) {
+                300_000
+            } else {
+                65_536
+            }
+        };
+        let n = 400;
+        let mut held = Vec::new();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                for i in 0..n {
+                    push.send_blocking(Message::from(vec![i as u8; size(i)]))
+                        .unwrap();
+                }
+            });
+            for i in 0..n {
+                let got = pull.recv_blocking().unwrap();
+                assert_eq!(got.frames()[0].len(), size(i), "{t:?}");
+                if i == 150 || i == 301 {
+                    held.push(got.frames()[0].clone());
+                }
+            }
+        });
+        let deadline = std::time::Instant::now() + TIMEOUT;
+        while !held.iter().all(Bytes::is_unique) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{t:?}: the connection still shares the memory of a held message"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(&held[0][..4], &[150u8; 4]);
+        assert_eq!(&held[1][..4], &[45u8; 4]);
+    }
+}
+
 #[test]
 fn req_strict_alternation_and_rep_state() {
     let ctx = Context::new();
