@@ -652,8 +652,15 @@ impl<'a> Session<'a> {
         } else {
             CORK
         };
+        // A queue bounded below the wake-up count would hold the
+        // application at the high-water mark until the wait's end: it
+        // wakes the task at half the mark at most.
+        let wake = match self.opts.sndhwm {
+            0 => cork.wake,
+            _ => cork.wake.min(self.low_water),
+        };
         self.cork = ((CORK_MIN..cork.max).contains(&taken) && self.conn.output_len() < CORK_BYTES)
-            .then(|| (Instant::now() + cork.wait, cork.wake));
+            .then(|| (Instant::now() + cork.wait, wake));
         if left.is_some_and(|n| self.room_for_senders(n)) {
             self.shared.notify_room();
         }
