@@ -596,14 +596,19 @@ mod tests {
         assert!(Reactor::current().is_none());
     }
 
-    #[test]
-    fn a_wake_at_a_moment_comes_on_time_on_an_io_thread() {
-        // Not an I/O thread: refused, so that the caller waits otherwise.
-        let w = Waker::from(Arc::new(Notify {
+    /// A waker made off any I/O thread.
+    fn stray_waker() -> Waker {
+        Waker::from(Arc::new(Notify {
             fd: eventfd(0, EventfdFlags::CLOEXEC).expect("eventfd"),
             pending: AtomicBool::new(false),
             sleeping: AtomicBool::new(false),
-        }));
+        }))
+    }
+
+    #[test]
+    fn a_wake_at_a_moment_comes_on_time_on_an_io_thread() {
+        // Not an I/O thread: refused, so that the caller waits otherwise.
+        let w = stray_waker();
         assert!(!wake_at(Instant::now(), &w));
         // An I/O thread wakes the task at the moment, with nothing else to
         // wake it, long before a millisecond timeout could, whether it
@@ -638,11 +643,7 @@ mod tests {
 
     #[test]
     fn a_wake_later_comes_whether_the_thread_polls_or_sleeps() {
-        let w = Waker::from(Arc::new(Notify {
-            fd: eventfd(0, EventfdFlags::CLOEXEC).expect("eventfd"),
-            pending: AtomicBool::new(false),
-            sleeping: AtomicBool::new(false),
-        }));
+        let w = stray_waker();
         assert!(!wake_later(Instant::now(), &w), "not an I/O thread");
         for busy_poll in [Duration::ZERO, crate::DEFAULT_BUSY_POLL] {
             let start = Instant::now();

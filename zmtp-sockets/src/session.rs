@@ -783,7 +783,7 @@ impl<'a> Session<'a> {
                     return Poll::Ready(Wake::Stop);
                 }
                 // Memory kept for a stream of reads goes back once reads
-                // stop (see `IDLE_RELEASE`): the thread wakes the task to
+                // stop (see `Recycler::look_idle`): the thread wakes the task to
                 // look, without ending its polling meanwhile.
                 if recycler.holds_memory()
                     && let Some(at) = recycler.look_idle(Instant::now())

@@ -214,7 +214,7 @@ const POOL_READS: usize = 8;
 /// a connection that falls quiet after a burst should not keep it for its
 /// lifetime. A stream that resumes pays a few hundred page faults for it,
 /// against this much time.
-pub(crate) const IDLE_RELEASE: Duration = Duration::from_millis(50);
+const IDLE_RELEASE: Duration = Duration::from_millis(50);
 
 /// Bodies at least this large are watched for reuse.
 const RECYCLE_MIN: usize = 128 * 1024;
