@@ -417,7 +417,7 @@ impl Pipe {
         self.try_send_waking(out, true)
     }
 
-    /// [`Pipe::try_send`], waking the connection task only when `wake`
+    /// `Pipe::try_send` (tests), waking the connection task only when `wake`
     /// (the caller then owes it a [`Pipe::wake`]; an inproc link wakes
     /// its peer itself).
     #[inline(always)]
@@ -553,7 +553,7 @@ pub(crate) enum Taken {
 
 /// The connection task's end of a pipe. The task takes messages in chunks
 /// ([`PipeRx::take_chunk`]) into a buffer of its own, and waits with
-/// [`PipeRx::ready`].
+/// [`PipeRx::poll_ready`].
 pub(crate) struct PipeRx(Reading);
 
 /// The queue a [`PipeRx`] reads.
@@ -675,7 +675,7 @@ impl PipeRx {
         std::future::poll_fn(|cx| self.poll_ready(cx)).await
     }
 
-    /// [`PipeRx::ready`] as a poll.
+    /// `PipeRx::ready` (tests) as a poll.
     pub(crate) fn poll_ready(&self, cx: &mut std::task::Context<'_>) -> Poll<()> {
         self.poll_ready_when(cx, 1)
     }

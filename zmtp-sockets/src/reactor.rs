@@ -487,7 +487,7 @@ impl Registration {
         std::future::poll_fn(|cx| self.poll_ready(cx, fd, write)).await
     }
 
-    /// [`Registration::ready`] as a poll: ready, or `cx` is woken when it
+    /// `Registration::ready` (tests) as a poll: ready, or `cx` is woken when it
     /// may be.
     pub(crate) fn poll_ready(
         &self,
