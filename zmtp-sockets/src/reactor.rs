@@ -53,10 +53,10 @@ thread_local! {
 
 /// Asks this I/O thread to wake `waker` at `at`, a moment many
 /// milliseconds away, give or take a millisecond: unlike [`wake_at`] it
-/// does not keep the thread from polling meanwhile, and the thread looks
-/// at it only when it is about to sleep and after it woke (the sleep's
-/// timeout). Each call adds a wake-up, so a task asks again only after
-/// the last one came. `false` when this is not an I/O thread: the caller
+/// does not keep the thread from polling meanwhile; the thread looks at it
+/// each time it runs out of work, and sleeps no longer than until then
+/// (the sleep's timeout). Each call adds a wake-up, so a task asks again
+/// only after the last one came. `false` when this is not an I/O thread: the caller
 /// must not count on the wake-up.
 pub(crate) fn wake_later(at: Instant, waker: &Waker) -> bool {
     if CURRENT.with(|c| c.borrow().is_none()) {
@@ -67,28 +67,22 @@ pub(crate) fn wake_later(at: Instant, waker: &Waker) -> bool {
     true
 }
 
-/// Wakes the tasks whose [`wake_later`] moment has come, if any has.
+/// Wakes the tasks whose [`wake_later`] moment has come.
 fn fire_later(now: Instant) {
-    if NEXT_LATER.with(Cell::get).is_none_or(|t| t > now) {
-        return;
-    }
-    let due: Vec<Waker> = LATER.with(|l| {
+    let due = LATER.with(|l| {
         let mut l = l.borrow_mut();
-        let mut due = Vec::new();
-        l.retain(|(t, w)| {
-            if *t <= now {
-                due.push(w.clone());
-                false
-            } else {
-                true
-            }
-        });
+        let due = take_due(&mut l, now);
         NEXT_LATER.with(|n| n.set(l.iter().map(|(t, _)| *t).min()));
         due
     });
-    for w in due {
-        w.wake();
-    }
+    due.into_iter().for_each(Waker::wake);
+}
+
+/// Takes the wakers whose moment has come out of `list`.
+fn take_due(list: &mut Vec<(Instant, Waker)>, now: Instant) -> Vec<Waker> {
+    list.extract_if(.., |(t, _)| *t <= now)
+        .map(|(_, w)| w)
+        .collect()
 }
 
 /// Whether this thread is an I/O thread that sleeps as soon as it is idle,
@@ -122,24 +116,10 @@ fn next_due() -> Option<Instant> {
     DUE.with(|d| d.borrow().iter().map(|(t, _)| *t).min())
 }
 
-/// Wakes the tasks whose moment has come.
+/// Wakes the tasks whose [`wake_at`] moment has come.
 fn fire_due(now: Instant) {
-    let due: Vec<Waker> = DUE.with(|d| {
-        let mut d = d.borrow_mut();
-        let mut due = Vec::new();
-        d.retain(|(t, w)| {
-            if *t <= now {
-                due.push(w.clone());
-                false
-            } else {
-                true
-            }
-        });
-        due
-    });
-    for w in due {
-        w.wake();
-    }
+    let due = DUE.with(|d| take_due(&mut d.borrow_mut(), now));
+    due.into_iter().for_each(Waker::wake);
 }
 
 /// One I/O thread's epoll and the readiness of its streams.
@@ -334,9 +314,6 @@ impl Reactor {
                 timeout,
             );
             r.notify.sleeping.store(false, Ordering::SeqCst);
-            if later.is_some() {
-                fire_later(Instant::now());
-            }
             match due {
                 Some(d) => {
                     let now = Instant::now();
