@@ -35,38 +35,52 @@ pub(crate) fn read_some(
     // arrived is copied); the rest of a large frame is read in place; bulk
     // reads use the recycler's pooled buffers.
     let have = conn.recv_buffer().len();
-    // How much room to make, and where the frame (as far as it is known)
-    // ends: a read into more room than that takes the next frame's start,
-    // which is copied again when that frame gets a buffer of its own.
+    // How much room to make, where the frame (as far as it is known)
+    // ends (a read into more room than that takes the next frame's start,
+    // which is copied again when that frame gets a buffer of its own), and
+    // the least room a reused body must have for it.
     let bulk = recycler.bulk > 0;
-    let (hint, end) = match conn.frame_missing() {
+    // Room after the read buffer that a reused body holds for the frame.
+    let tail = recycler.tail_room(conn.recv_buffer());
+    let (hint, end, least) = match conn.frame_missing() {
         // While reads come in bulk, a frame that a pooled read buffer
         // holds several of is read with its neighbours: its own buffer
         // would be a fresh allocation per frame.
-        Some(missing) if bulk && have + missing < RECYCLE_MIN => (0, 0),
+        Some(missing) if bulk && have + missing < RECYCLE_MIN => (0, 0, 0),
         // The rest of a large frame, also its last few bytes when its
         // buffer has room for them (through the scratch buffer, the buffer
         // would grow by a read's worth: a copy of all that arrived).
         Some(missing)
             if missing >= LARGE_READ
-                || (have >= LARGE_READ && conn.recv_buffer().capacity() - have >= missing) =>
+                || (have >= LARGE_READ
+                    && conn.recv_buffer().capacity() - have + tail >= missing) =>
         {
-            (conn.reserve_hint(), have + missing)
+            // A reused body is memory already allocated: it must hold the
+            // whole frame, whatever has arrived of it, or the frame would
+            // be copied out of it once it is full.
+            (conn.reserve_hint(), have + missing, have + missing)
         }
         // The last message was large, so the next one likely is: its
         // first bytes (at most a partial header has arrived) go straight
         // into a buffer of its size too. Through the scratch buffer they
         // were copied twice (into the read buffer, then into the frame's
         // own buffer once its header was decoded): up to a quarter of
-        // each 1 MiB body.
-        None if recycler.expect > have + LARGE_READ && have < 16 => {
-            (recycler.expect - have, recycler.expect)
-        }
-        _ => (0, 0),
+        // each 1 MiB body. A reused body's room is counted from its
+        // message's first byte, which the frame's header and a mechanism's
+        // prefix preceded in the same memory, within the expected size's
+        // slack ([`EXPECT_SLACK`]); a new body has [`REUSE_DRIFT`] more,
+        // for many reuses.
+        None if recycler.expect > have + LARGE_READ && have < 16 => (
+            recycler.expect + REUSE_DRIFT - have,
+            recycler.expect,
+            recycler.expect - EXPECT_SLACK,
+        ),
+        _ => (0, 0, 0),
     };
     let mut room = scratch.len();
     let n = if hint == 0 {
         let buf = conn.recv_buffer();
+        recycler.end_tail(buf);
         let full = buf.capacity() - buf.len() < room;
         // Bulk reads go straight into a pooled buffer, after the start of
         // the frame that the last one left; a read that finds room in the
@@ -106,29 +120,49 @@ pub(crate) fn read_some(
     } else {
         // A large frame is arriving: read straight into the buffer, grown
         // by at most what the decoder allows for what has arrived, in
-        // reads of at most the stream's limit. The buffer goes through a
-        // `Vec` so that the read grows it in place (see
-        // `Stream::try_read_spare`); while the frame fills, that round trip
-        // costs no copy.
+        // reads of at most the stream's limit.
         let buf = conn.recv_buffer();
-        let mut v = if buf.capacity() >= have + hint {
-            Vec::from(std::mem::take(buf))
-        } else {
-            // One allocation and one copy of what has arrived, instead of a
-            // reallocation that may copy it twice. A reused body much
-            // larger than the frame would take the next one's start.
-            let mut v = recycler
-                .take(have + hint, end + end / 1024 + 4096)
-                .unwrap_or_else(|| Vec::with_capacity(have + hint));
-            v.extend_from_slice(buf);
-            v
-        };
-        if v.capacity() - v.len() < hint {
-            v.reserve_exact(hint);
+        if !recycler.tail_fits(buf, least - have) && buf.capacity() < have + hint {
+            // A body the application dropped, if one has the room: its
+            // memory was written before, so the frame's reads go into it
+            // without zeroing it first (see `Recycler::start_in`). A
+            // reused body much larger than the frame would take the next
+            // one's start.
+            if let Some(body) = recycler.take(least, end + end / 1024 + 4096) {
+                recycler.start_in(buf, body);
+            }
         }
-        room = (v.capacity() - v.len()).min(stream.read_limit());
-        let r = stream.try_read_spare(&mut v);
-        *buf = bytes::BytesMut::from(bytes::Bytes::from(v));
+        let r = match recycler.tail.as_mut() {
+            Some(t) => {
+                room = t.len().min(stream.read_limit());
+                let r = stream.try_read(&mut t[..room]);
+                if let Ok(n) = r {
+                    recycler.append_tail(buf, n);
+                }
+                r
+            }
+            None => {
+                // The buffer goes through a `Vec` so that the read grows
+                // it in place (see `Stream::try_read_spare`); while the
+                // frame fills, that round trip costs no copy.
+                let mut v = if buf.capacity() >= have + hint {
+                    Vec::from(std::mem::take(buf))
+                } else {
+                    // One allocation and one copy of what has arrived,
+                    // instead of a reallocation that may copy it twice.
+                    let mut v = Vec::with_capacity(have + hint);
+                    v.extend_from_slice(buf);
+                    v
+                };
+                if v.capacity() - v.len() < hint {
+                    v.reserve_exact(hint);
+                }
+                room = (v.capacity() - v.len()).min(stream.read_limit());
+                let r = stream.try_read_spare(&mut v);
+                *buf = bytes::BytesMut::from(bytes::Bytes::from(v));
+                r
+            }
+        };
         match r {
             Ok(n) => n,
             Err(e)
@@ -194,6 +228,16 @@ pub(crate) struct Recycler {
     /// When the connection's task is next to see whether reads stopped,
     /// and the count of reads when it asked.
     idle_mark: Option<(Instant, u32)>,
+    /// The rest of a reused body whose start is the read buffer (see
+    /// [`Recycler::start_in`]): memory written before, which a large
+    /// frame's reads go into without zeroing it, and which joins the read
+    /// buffer as they fill it.
+    tail: Option<bytes::BytesMut>,
+}
+
+/// Whether `tail` starts where `buf` ends.
+fn follows(buf: &bytes::BytesMut, tail: &bytes::BytesMut) -> bool {
+    buf.as_ptr().wrapping_add(buf.len()) == tail.as_ptr()
 }
 
 /// A read of at least this much makes the next reads bulk reads.
@@ -215,6 +259,17 @@ const POOL_READS: usize = 8;
 /// lifetime. A stream that resumes pays a few hundred page faults for it,
 /// against this much time.
 const IDLE_RELEASE: Duration = Duration::from_millis(50);
+
+/// The fixed part of what [`Recycler::expect`] adds to the last large
+/// message's size: its frame's header, and the prefix and tag of an
+/// encrypting mechanism (CURVE's MESSAGE adds 33 bytes).
+const EXPECT_SLACK: usize = 64;
+
+/// Room that a body made for a frame of the expected size has beyond it:
+/// each reuse moves the body's start on by a frame header (see
+/// [`Recycler::take`]), and one that falls short is zeroed again, so a body
+/// is zeroed about once in a hundred reuses rather than once in seven.
+const REUSE_DRIFT: usize = 1024;
 
 /// Bodies at least this large are watched for reuse.
 const RECYCLE_MIN: usize = 128 * 1024;
@@ -257,7 +312,7 @@ impl Recycler {
         // recycler keeps: a buffer made before any of the frame has arrived
         // stays within what it would hold.
         self.expect = if (RECYCLE_MIN..=RECYCLE_BYTES).contains(&largest) {
-            largest + largest / 4096 + 64
+            largest + largest / 4096 + EXPECT_SLACK
         } else {
             0
         };
@@ -370,10 +425,17 @@ impl Recycler {
         Some(v)
     }
 
-    /// An empty buffer with room for at least `cap` and at most `max`
-    /// bytes from a body nobody holds any more, if there is one; bodies
-    /// found unused but of another size are released.
-    fn take(&mut self, cap: usize, max: usize) -> Option<Vec<u8>> {
+    /// A body nobody holds any more, with room for at least `cap` and at
+    /// most `max` bytes, if there is one; bodies found unused but of
+    /// another size are released. Its length is its capacity: the bytes
+    /// of the message it held and zeroes beyond them (for a body of the
+    /// last message's size, a few hundred bytes).
+    ///
+    /// A body's room is counted from its message's first byte, so each
+    /// reuse moves it on by the frame's header (the frame is read from the
+    /// header on, which decoding then passes); a body whose room fell
+    /// short that way is made whole again, zeroed once more.
+    fn take(&mut self, cap: usize, max: usize) -> Option<bytes::BytesMut> {
         self.active = true;
         let mut i = 0;
         while i < self.bodies.len() {
@@ -385,13 +447,86 @@ impl Recycler {
             let Ok(mut m) = body.try_into_mut() else {
                 continue;
             };
-            m.clear();
-            let v = Vec::from(m);
-            if (cap..=max).contains(&v.capacity()) {
-                return Some(v);
+            if m.capacity() > max {
+                continue;
             }
+            if m.capacity() < cap {
+                m.clear();
+                let mut v = Vec::from(m);
+                if !(cap..=max).contains(&v.capacity()) {
+                    continue;
+                }
+                v.resize(v.capacity(), 0);
+                return Some(bytes::BytesMut::from(bytes::Bytes::from(v)));
+            }
+            m.resize(m.capacity(), 0);
+            return Some(m);
         }
         None
+    }
+
+    /// Makes `body` (from [`Recycler::take`]) the read buffer, starting
+    /// with a copy of `buf`'s bytes, and the rest of it the tail that the
+    /// frame's reads go into ([`Recycler::append_tail`]).
+    ///
+    /// Safe code can read into uninitialised memory only as a `Vec`'s
+    /// whole spare capacity, so the capped reads of tcp
+    /// ([`Stream::read_limit`]) into a fresh buffer zero their room first:
+    /// at 1 MiB messages a tenth of the samples were that `memset`. A
+    /// reused body's bytes are already written, and stay the application's
+    /// no longer (nothing else refers to them).
+    fn start_in(&mut self, buf: &mut bytes::BytesMut, mut body: bytes::BytesMut) {
+        let have = buf.len();
+        body[..have].copy_from_slice(buf);
+        self.tail = Some(body.split_off(have));
+        *buf = body;
+    }
+
+    /// Room in the tail, if it follows `buf` (else 0).
+    fn tail_room(&self, buf: &bytes::BytesMut) -> usize {
+        match &self.tail {
+            Some(t) if follows(buf, t) => t.len(),
+            _ => 0,
+        }
+    }
+
+    /// Whether the tail follows `buf` with room for `need` bytes (the rest
+    /// of the frame it was taken for); if not, it ends
+    /// ([`Recycler::end_tail`]).
+    fn tail_fits(&mut self, buf: &mut bytes::BytesMut, need: usize) -> bool {
+        if self.tail_room(buf) >= need.max(1) {
+            return true;
+        }
+        self.end_tail(buf);
+        false
+    }
+
+    /// Moves the first `n` bytes of the tail, just read into, to the end
+    /// of `buf` (which it follows), without a copy.
+    fn append_tail(&mut self, buf: &mut bytes::BytesMut, n: usize) {
+        let Some(t) = self.tail.as_mut() else {
+            return;
+        };
+        let got = t.split_to(n);
+        if let Err(got) = buf.try_unsplit(got) {
+            // Not reached: the caller read into the tail that follows.
+            buf.extend_from_slice(&got);
+        }
+        if t.is_empty() {
+            self.end_tail(buf);
+        }
+    }
+
+    /// Ends the tail: its room (not its stale bytes) goes back to `buf`'s
+    /// spare capacity if it follows `buf`, else it is dropped.
+    fn end_tail(&mut self, buf: &mut bytes::BytesMut) {
+        if let Some(mut t) = self.tail.take() {
+            t.clear();
+            if follows(buf, &t) {
+                // Err: another allocation that happens to end there.
+                let _ = buf.try_unsplit(t);
+            }
+        }
     }
 }
 
@@ -561,8 +696,79 @@ mod tests {
         assert!(r.take(1 << 20, 2 << 20).is_none());
         drop(body);
         let v = r.take(1 << 20, 2 << 20).expect("an unused body is reused");
-        assert!(v.is_empty() && v.capacity() >= 1 << 20);
+        assert!(v.len() == v.capacity() && v.capacity() >= 1 << 20);
         assert!(r.take(1, usize::MAX).is_none());
+    }
+
+    /// A reused body keeps its bytes for the next frame's reads to
+    /// overwrite (no zeroing), and only the bytes read show in the read
+    /// buffer: the tail's stale ones never do.
+    #[test]
+    fn a_reused_body_is_read_into_in_place_and_shows_only_what_was_read() {
+        use bytes::Buf;
+        let mut r = active();
+        let mut v = Vec::with_capacity(RECYCLE_MIN + 100);
+        v.resize(RECYCLE_MIN, 7u8);
+        let old = Bytes::from(v);
+        let at = old.as_ptr();
+        r.watch(&Message::from(old.clone()));
+        drop(old);
+        let body = r.take(RECYCLE_MIN, RECYCLE_MIN + 4096).expect("unused");
+        // The old message's bytes, and zeroes only beyond them.
+        assert_eq!(body.len(), RECYCLE_MIN + 100);
+        assert!(body[..RECYCLE_MIN].iter().all(|&b| b == 7));
+        assert!(body[RECYCLE_MIN..].iter().all(|&b| b == 0));
+        let mut buf = bytes::BytesMut::from(&b"head"[..]);
+        r.start_in(&mut buf, body);
+        assert_eq!((&buf[..], buf.as_ptr()), (&b"head"[..], at));
+        assert_eq!(r.tail_room(&buf), RECYCLE_MIN + 96);
+        // A read of three bytes into the tail joins the buffer in place.
+        r.tail.as_mut().expect("tail")[..3].copy_from_slice(b"abc");
+        r.append_tail(&mut buf, 3);
+        assert_eq!((&buf[..], buf.as_ptr()), (&b"headabc"[..], at));
+        // Decoding passes the header; the tail still follows the buffer.
+        buf.advance(4);
+        assert!(r.tail_fits(&mut buf, RECYCLE_MIN));
+        assert!(!r.tail_fits(&mut buf, RECYCLE_MIN + 94));
+        // That ended it: its room went back to the buffer, its bytes did not.
+        assert!(r.tail.is_none());
+        assert_eq!(&buf[..], b"abc");
+        assert_eq!(buf.capacity(), RECYCLE_MIN + 96);
+        // A tail that no longer follows the buffer (the buffer was
+        // replaced) has no room for it, and is dropped.
+        r.watch(&Message::from(Bytes::from(vec![1u8; RECYCLE_MIN])));
+        let body = r.take(RECYCLE_MIN, RECYCLE_MIN).expect("unused");
+        let mut buf = bytes::BytesMut::new();
+        r.start_in(&mut buf, body);
+        let mut other = bytes::BytesMut::from(&b"x"[..]);
+        assert_eq!(r.tail_room(&other), 0);
+        assert!(!r.tail_fits(&mut other, 1));
+        assert!(r.tail.is_none() && &other[..] == b"x");
+    }
+
+    /// Each reuse moves a body's start on by the frame header read before
+    /// it; a body whose room fell short that way is made whole again, and
+    /// zeroed, rather than given up.
+    #[test]
+    fn a_body_moved_on_by_its_headers_is_made_whole_again() {
+        let mut r = active();
+        let whole = Bytes::from(vec![5u8; RECYCLE_MIN + 64]);
+        let at = whole.as_ptr();
+        // The message followed a 9-byte header in the same memory.
+        r.watch(&Message::from(whole.slice(9..)));
+        drop(whole);
+        let body = r
+            .take(RECYCLE_MIN + 60, RECYCLE_MIN + 4096)
+            .expect("whole again");
+        assert_eq!((body.len(), body.as_ptr()), (RECYCLE_MIN + 64, at));
+        assert!(body.iter().all(|&b| b == 0));
+        // With room enough from where it starts, it is left where it is.
+        let whole = Bytes::from(vec![5u8; RECYCLE_MIN + 64]);
+        r.watch(&Message::from(whole.slice(9..)));
+        drop(whole);
+        let body = r.take(RECYCLE_MIN, RECYCLE_MIN + 4096).expect("as it is");
+        assert_eq!(body.len(), RECYCLE_MIN + 55);
+        assert!(body.iter().all(|&b| b == 5));
     }
 
     #[test]

@@ -182,6 +182,59 @@ fn large_bodies_held_or_dropped_keep_their_bytes() {
     }
 }
 
+/// A stream of large bodies of one size is read into the memory of
+/// bodies the application dropped, again and again: each reuse starts a
+/// frame's header further into that memory, until it is made whole again.
+/// Every body arrives with exactly its own bytes, from its first to its
+/// last, and bodies the application holds meanwhile never change.
+#[test]
+fn many_bodies_of_one_size_read_into_reused_memory_arrive_whole() {
+    let ctx = Context::new();
+    for t in [Transport::Tcp, Transport::Ipc] {
+        let (pull, push) = pair(
+            &ctx,
+            SocketType::Pull,
+            SocketType::Push,
+            Mech::Null,
+            t,
+            true,
+        );
+        const SIZE: usize = 1 << 20;
+        // Its index throughout, and at both ends (where a body read one
+        // header off would differ) the index's four bytes.
+        let body = |i: usize| {
+            let mut v = vec![i as u8; SIZE];
+            let tag = (i as u32).to_le_bytes();
+            v[..4].copy_from_slice(&tag);
+            v[SIZE - 4..].copy_from_slice(&tag);
+            Bytes::from(v)
+        };
+        // Enough for each reused body to be made whole at least once.
+        let n = 600;
+        let mut held = Vec::new();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                for i in 0..n {
+                    push.send_blocking(Message::from(body(i))).unwrap();
+                }
+            });
+            for i in 0..n {
+                let got = pull.recv_blocking().unwrap();
+                assert!(got.frames()[0] == body(i), "{t:?} message {i} differs");
+                if i % 50 == 0 {
+                    held.push((i, got));
+                }
+            }
+        });
+        for (i, msg) in &held {
+            assert!(
+                msg.frames()[0] == body(*i),
+                "{t:?} held message {i} changed"
+            );
+        }
+    }
+}
+
 /// Messages sent back to back, large ones among small ones, arrive whole
 /// and in order: after a large message the next read goes straight into a
 /// buffer of that size, which may hold the next frame's start, or several
