@@ -134,7 +134,7 @@ pub(crate) fn read_some(
         }
         let r = match recycler.tail.as_mut() {
             Some(t) => {
-                room = t.len().min(stream.read_limit());
+                room = t.len().min(stream.read_limit(end));
                 let r = stream.try_read(&mut t[..room]);
                 if let Ok(n) = r {
                     recycler.append_tail(buf, n);
@@ -157,8 +157,8 @@ pub(crate) fn read_some(
                 if v.capacity() - v.len() < hint {
                     v.reserve_exact(hint);
                 }
-                room = (v.capacity() - v.len()).min(stream.read_limit());
-                let r = stream.try_read_spare(&mut v);
+                room = (v.capacity() - v.len()).min(stream.read_limit(end));
+                let r = stream.try_read_spare(&mut v, end);
                 *buf = bytes::BytesMut::from(bytes::Bytes::from(v));
                 r
             }

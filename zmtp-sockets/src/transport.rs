@@ -18,17 +18,25 @@ use crate::error::{Error, Result};
 /// Default send buffer of an ipc connection (the kernel doubles it).
 pub(crate) const IPC_SNDBUF: usize = 1 << 20;
 
-/// The most one tcp read into a large frame's buffer asks for. With whole
-/// 1 MiB reads the receiving thread waited for a whole frame's worth and
-/// then held the socket for the whole copy, while the sender's `writev`
-/// came back short and waited for room: the two threads took turns
-/// instead of overlapping (a read holds the socket; segments that arrive
-/// meanwhile wait in its backlog, and the window update goes out when the
-/// read ends). Reads of 64 KiB (one loopback segment) took 1 MiB messages
-/// from 0.82x OMQ's rate to level with it and 256 KiB messages to 1.15x
-/// the build before (see BENCHMARKS.md). Capped reads on ipc were slower
-/// (0.94x at 1 MiB), so unix sockets keep whole reads.
-pub(crate) const TCP_READ_MAX: usize = 64 * 1024;
+/// The most one tcp read into a large frame's buffer asks for: half the
+/// frame, within [`TCP_READ_MIN`] and this. With whole 1 MiB reads the
+/// receiving thread waited for a whole frame's worth and then held the
+/// socket for the whole copy, while the sender's `writev` came back short
+/// and waited for room: the two threads took turns instead of overlapping
+/// (a read holds the socket; segments that arrive meanwhile wait in its
+/// backlog, and the window update goes out when the read ends). Reads of
+/// 64 KiB (one loopback segment) took 1 MiB messages from 0.82x OMQ's rate
+/// to level with it and 256 KiB messages to 1.15x the build before. Once
+/// reads into a reused body no longer zeroed their room first, 128 KiB
+/// reads did better for frames of 256 KiB and more (256 KiB messages
+/// +4.5 % in 10 rounds, 4 MiB +4 % in 8; see BENCHMARKS.md), and half the
+/// frame keeps frames of 128 KiB to two reads (one 128 KiB read was 7 %
+/// slower in 4 rounds). Capped reads on ipc were slower (0.94x at 1 MiB),
+/// so unix sockets keep whole reads.
+pub(crate) const TCP_READ_MAX: usize = 128 * 1024;
+/// The least that [`TCP_READ_MAX`]'s rule asks of one tcp read into a
+/// large frame's buffer: one loopback segment.
+pub(crate) const TCP_READ_MIN: usize = 64 * 1024;
 
 /// A connected stream.
 pub(crate) struct Stream {
@@ -105,12 +113,12 @@ impl Stream {
         }
     }
 
-    /// The most one read into a large frame's own buffer asks for
-    /// ([`Stream::try_read_spare`]): [`TCP_READ_MAX`] on tcp, unbounded on
-    /// ipc.
-    pub(crate) fn read_limit(&self) -> usize {
+    /// The most one read into the own buffer of a large frame of `frame`
+    /// bytes asks for ([`Stream::try_read_spare`]): on tcp half the frame,
+    /// from [`TCP_READ_MIN`] to [`TCP_READ_MAX`]; unbounded on ipc.
+    pub(crate) fn read_limit(&self, frame: usize) -> usize {
         match &self.io {
-            Io::Tcp(_) => TCP_READ_MAX,
+            Io::Tcp(_) => (frame / 2).clamp(TCP_READ_MIN, TCP_READ_MAX),
             #[cfg(unix)]
             Io::Ipc(_) => usize::MAX,
         }
@@ -146,17 +154,18 @@ impl Stream {
     }
 
     /// Non-blocking read into the spare capacity of `buf`, at most
-    /// [`Stream::read_limit`] bytes, and `buf` grows by what arrived.
-    /// Unlike [`Stream::try_read`] on a buffer of its own, the bytes land
-    /// where they stay. Room within the limit is read into uninitialised
-    /// (on unix). Only the whole spare capacity can be read into that way
-    /// without unsafe code, so a tcp read with more room than the limit
-    /// zeroes its share first (`memset` is 5–9 % of the samples at
-    /// 1 MiB, where the shorter reads gain far more); the rest of a frame
-    /// that fits within the limit is read without it.
-    pub(crate) fn try_read_spare(&self, buf: &mut Vec<u8>) -> io::Result<usize> {
+    /// [`Stream::read_limit`] bytes for a frame of `frame` bytes, and `buf`
+    /// grows by what arrived. Unlike [`Stream::try_read`] on a buffer of
+    /// its own, the bytes land where they stay. Room within the limit is
+    /// read into uninitialised (on unix). Only the whole spare capacity can
+    /// be read into that way without unsafe code, so a tcp read with more
+    /// room than the limit zeroes its share first (a tenth of the samples
+    /// at 1 MiB, where the shorter reads gain far more); the rest of a
+    /// frame that fits within the limit is read without it. A frame read
+    /// into a reused body needs neither (see `stream_io::Recycler`).
+    pub(crate) fn try_read_spare(&self, buf: &mut Vec<u8>, frame: usize) -> io::Result<usize> {
         let len = buf.len();
-        let limit = self.read_limit();
+        let limit = self.read_limit(frame);
         if buf.capacity() - len <= limit {
             return self.try_read_spare_whole(buf);
         }
@@ -401,9 +410,23 @@ mod tests {
     fn read_all(stream: &Stream, buf: &mut Vec<u8>, len: usize, limit: usize) {
         while buf.len() < len {
             wait_queued(stream.fd(), 1);
-            let n = stream.try_read_spare(buf).expect("read");
+            let n = stream.try_read_spare(buf, len).expect("read");
             assert!(n <= limit, "a read took {n} bytes, more than {limit}");
         }
+    }
+
+    #[test]
+    fn a_tcp_read_limit_is_half_the_frame_within_its_bounds() {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let stream = Stream::new(Io::Tcp(
+            Async::new(
+                TcpStream::connect(listener.local_addr().expect("address")).expect("connect"),
+            )
+            .expect("async"),
+        ));
+        assert_eq!(stream.read_limit(16 * 1024), TCP_READ_MIN);
+        assert_eq!(stream.read_limit(2 * TCP_READ_MIN + 18), TCP_READ_MIN + 9);
+        assert_eq!(stream.read_limit(1 << 20), TCP_READ_MAX);
     }
 
     #[test]
@@ -420,7 +443,7 @@ mod tests {
         rustix::net::connect(&fd, &listener.local_addr().expect("address")).expect("connect");
         let (mut sender, _) = listener.accept().expect("accept");
         let stream = Stream::new(Io::Tcp(Async::new(TcpStream::from(fd)).expect("async")));
-        assert_eq!(stream.read_limit(), TCP_READ_MAX);
+        assert_eq!(stream.read_limit(LEN), TCP_READ_MAX);
         let data = pattern(LEN);
         let writer = {
             let data = data.clone();
@@ -430,7 +453,10 @@ mod tests {
         // More than twice the limit is waiting and the buffer has room for
         // all of it: the read still takes one limit's worth.
         let mut buf = Vec::with_capacity(1 << 20);
-        assert_eq!(stream.try_read_spare(&mut buf).expect("read"), TCP_READ_MAX);
+        assert_eq!(
+            stream.try_read_spare(&mut buf, LEN).expect("read"),
+            TCP_READ_MAX
+        );
         assert_eq!(buf, data[..TCP_READ_MAX]);
         // A read into the whole spare capacity takes more than the limit
         // (at least one limit's worth and a byte are still waiting).
@@ -447,12 +473,12 @@ mod tests {
         const LEN: usize = TCP_READ_MAX + 36 * 1024;
         let (mut sender, receiver) = UnixStream::pair().expect("socketpair");
         let stream = Stream::new(Io::Ipc(Async::new(receiver).expect("async")));
-        assert_eq!(stream.read_limit(), usize::MAX);
+        assert_eq!(stream.read_limit(LEN), usize::MAX);
         let data = pattern(LEN);
         sender.write_all(&data).expect("write");
         wait_queued(stream.fd(), LEN);
         let mut buf = Vec::with_capacity(1 << 20);
-        assert_eq!(stream.try_read_spare(&mut buf).expect("read"), LEN);
+        assert_eq!(stream.try_read_spare(&mut buf, LEN).expect("read"), LEN);
         assert!(buf == data);
     }
 }
