@@ -554,6 +554,17 @@ impl Connection {
                 // records before it, even those that came in the same read
                 // (NOISE specification §6.3): they are decoded first, and
                 // the failure ends the connection once they are.
+                if self.stream_failure.is_none() && !self.rx.is_empty() {
+                    // Room for the rest of a frame whose header was
+                    // decoded, as the read buffer grows (bounded by what
+                    // has arrived): appending record by record doubled the
+                    // buffer at each step, a copy of nearly a whole 1 MiB
+                    // body in all (7 % of the samples), against a quarter.
+                    if self.decoder.missing(&self.plain_rx).is_some() {
+                        let hint = self.decoder.reserve_hint(&self.plain_rx);
+                        self.plain_rx.reserve(hint);
+                    }
+                }
                 if self.stream_failure.is_none()
                     && !self.rx.is_empty()
                     && let Err(e) = cipher.open(&mut self.rx, &mut self.plain_rx)
