@@ -3,9 +3,10 @@
 //! No I/O thread, no encoding, no mechanism. A connection is a pair of
 //! pipes, one in each socket's routing table, each holding a [`Link`] to
 //! the other socket: sending on it pushes the message (its `Bytes` frames,
-//! not a copy) straight into the peer socket's inbox, so the message is
-//! receivable as soon as `send` returns. A subscription sent on it is
-//! applied to the peer's routing state at once.
+//! not a copy) straight into the peer socket's inbox, through the pipe's
+//! own lane there ([`crate::lane`]), so the message is receivable as soon
+//! as `send` returns. A subscription sent on it is applied to the peer's
+//! routing state at once.
 //!
 //! - **High-water mark**: each direction holds at most the sender's SNDHWM
 //!   plus the receiver's RCVHWM messages (no limit when either is 0), as
@@ -31,6 +32,7 @@ use bytes::Bytes;
 use zmtp_core::{Metadata, PeerError};
 
 use crate::error::{Error, Result};
+use crate::lane::LaneTx;
 use crate::monitor::{HandshakeFailure, MonitorEvent, Reason};
 use crate::options::Options;
 use crate::pattern::Subscription;
@@ -101,9 +103,21 @@ pub(crate) struct Link {
     /// is written once it is in the peer's inbox.
     written: Arc<AtomicU64>,
     endpoint: Arc<str>,
+    /// This direction's queue into the peer's inbox (none when that
+    /// inbox conflates: [`crate::inbox::Inbox::push_one`] then).
+    lane: Option<LaneTx>,
 }
 
 impl Link {
+    /// Hands `item` to the peer's inbox: through the lane, else its queue.
+    #[inline]
+    fn deliver(&self, item: Inbound) -> Result<(), Inbound> {
+        match &self.lane {
+            Some(lane) => self.peer.inbox().push_lane(lane, item),
+            None => self.peer.inbox().push_one(item),
+        }
+    }
+
     /// Whether this direction holds `cap` messages. When it does, the
     /// receiver will wake the sending socket once it has taken half of
     /// them (libzmq's low-water mark).
@@ -150,7 +164,7 @@ impl Link {
                 // its state lock, writes `sent`.
                 let sent = &self.credit.sent.0;
                 sent.store(sent.load(Ordering::Relaxed) + 1, Ordering::Release);
-                match self.peer.inbox().push_one(item) {
+                match self.deliver(item) {
                     Ok(()) => {
                         self.written.fetch_add(1, Ordering::Relaxed);
                         Ok(())
@@ -169,10 +183,8 @@ impl Link {
         match self.peer.peer_subscription(self.peer_pipe, sub) {
             Ok(None) => Ok(()),
             Ok(Some(notice)) => {
-                let _ = self
-                    .peer
-                    .inbox()
-                    .push_one(Inbound::new(self.peer_pipe, notice));
+                // Through the lane, behind the messages sent before it.
+                let _ = self.deliver(Inbound::new(self.peer_pipe, notice));
                 Ok(())
             }
             Err(_) => {
@@ -409,8 +421,9 @@ fn link(
         conflate: fo.conflate,
         sender: Arc::downgrade(from),
     });
-    to.inbox().add_credit(to_pipe, credit.clone());
+    let lane = to.inbox().add_credit(to_pipe, credit.clone());
     Link {
+        lane,
         peer: to.clone(),
         peer_pipe: to_pipe,
         credit,

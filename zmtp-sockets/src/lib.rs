@@ -73,6 +73,7 @@ mod endpoint;
 mod error;
 mod inbox;
 mod inproc;
+mod lane;
 mod listener;
 mod monitor;
 mod options;

@@ -318,6 +318,35 @@ fn several_connects_to_one_bind_are_fair_queued_and_round_robined() {
     }
 }
 
+/// A PULL with messages waiting from several inproc senders takes one from
+/// each in turn, as libzmq's fair queueing does, each sender's in order.
+#[test]
+fn a_pull_takes_from_its_inproc_senders_in_turn() {
+    let ctx = Context::new();
+    let (pull, ep) = bound(&ctx, Pull);
+    let pushes: Vec<_> = (0..3).map(|_| socket(&ctx, Push)).collect();
+    for p in &pushes {
+        p.connect(&ep).unwrap();
+    }
+    // Each sends all of its messages before the PULL takes any.
+    for (i, p) in pushes.iter().enumerate() {
+        for k in 0..4 {
+            p.send_blocking(format!("{i} {k}")).unwrap();
+        }
+    }
+    let got: Vec<String> = (0..12)
+        .map(|_| String::from_utf8(pull.recv_blocking().unwrap().frames()[0].to_vec()).unwrap())
+        .collect();
+    for (round, three) in got.chunks(3).enumerate() {
+        let mut senders: Vec<&str> = three.iter().map(|m| &m[..1]).collect();
+        senders.sort();
+        assert_eq!(senders, ["0", "1", "2"], "round {round} of {got:?}");
+        for m in three {
+            assert_eq!(&m[2..], round.to_string(), "{got:?}");
+        }
+    }
+}
+
 #[test]
 fn disconnect_and_unbind_end_the_pairs_and_the_peer_hears_of_it() {
     let ctx = Context::new();
