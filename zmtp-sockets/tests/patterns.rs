@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::*;
-use zmtp_sockets::{Context, Error, Message, MonitorEvent, SocketType};
+use zmtp_sockets::{Context, Error, Message, MonitorEvent, Socket, SocketType};
 
 fn transports() -> [Transport; 2] {
     [Transport::Tcp, Transport::Ipc]
@@ -182,6 +182,39 @@ fn large_bodies_held_or_dropped_keep_their_bytes() {
     }
 }
 
+/// Sends `n` messages of `body(i)` from a thread while receiving them:
+/// each arrives with exactly its bytes, in order; one in 50 is held to the
+/// end (the rest are dropped at once) and must not change meanwhile.
+fn stream_holding_some(
+    push: &Socket,
+    pull: &Socket,
+    n: usize,
+    body: impl Fn(usize) -> Bytes + Sync,
+    t: Transport,
+) {
+    let mut held = Vec::new();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for i in 0..n {
+                push.send_blocking(Message::from(body(i))).expect("send");
+            }
+        });
+        for i in 0..n {
+            let got = pull.recv_blocking().expect("receive");
+            assert!(got.frames()[0] == body(i), "{t:?} message {i} differs");
+            if i % 50 == 0 {
+                held.push((i, got));
+            }
+        }
+    });
+    for (i, msg) in &held {
+        assert!(
+            msg.frames()[0] == body(*i),
+            "{t:?} held message {i} changed"
+        );
+    }
+}
+
 /// A stream of large bodies of one size is read into the memory of
 /// bodies the application dropped, again and again: each reuse starts a
 /// frame's header further into that memory, until it is made whole again.
@@ -210,28 +243,7 @@ fn many_bodies_of_one_size_read_into_reused_memory_arrive_whole() {
             Bytes::from(v)
         };
         // Enough for each reused body to be made whole at least once.
-        let n = 600;
-        let mut held = Vec::new();
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                for i in 0..n {
-                    push.send_blocking(Message::from(body(i))).unwrap();
-                }
-            });
-            for i in 0..n {
-                let got = pull.recv_blocking().unwrap();
-                assert!(got.frames()[0] == body(i), "{t:?} message {i} differs");
-                if i % 50 == 0 {
-                    held.push((i, got));
-                }
-            }
-        });
-        for (i, msg) in &held {
-            assert!(
-                msg.frames()[0] == body(*i),
-                "{t:?} held message {i} changed"
-            );
-        }
+        stream_holding_some(&push, &pull, 600, body, t);
     }
 }
 
@@ -312,29 +324,7 @@ fn bulk_reads_into_reused_buffers_keep_held_messages_intact() {
         // Sizes below the large-body bound, so that several share a read.
         let sizes = [65_536usize, 20_000, 100_000, 40_000, 127_000, 9_000, 70_001];
         let body = |i: usize| Bytes::from(vec![(i % 251) as u8; sizes[i % sizes.len()]]);
-        let n = 3_000;
-        let mut held = Vec::new();
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                for i in 0..n {
-                    push.send_blocking(Message::from(body(i))).unwrap();
-                }
-            });
-            for i in 0..n {
-                let got = pull.recv_blocking().unwrap();
-                assert!(got.frames()[0] == body(i), "{t:?} message {i} differs");
-                // Hold one in 50 to the end; drop the rest at once.
-                if i % 50 == 0 {
-                    held.push((i, got));
-                }
-            }
-        });
-        for (i, msg) in &held {
-            assert!(
-                msg.frames()[0] == body(*i),
-                "{t:?} held message {i} changed"
-            );
-        }
+        stream_holding_some(&push, &pull, 3_000, body, t);
     }
 }
 
@@ -542,7 +532,7 @@ fn pub_drops_for_slow_subscriber_while_fast_one_keeps_up() {
     }
     // Wait until both subscriptions are in effect.
     let deadline = std::time::Instant::now() + TIMEOUT;
-    let probe = |s: &zmtp_sockets::Socket| {
+    let probe = |s: &Socket| {
         s.configure(|o| o.rcvtimeo = Some(Duration::from_millis(20)))
             .unwrap();
         let ok = s.recv_blocking().is_ok();
