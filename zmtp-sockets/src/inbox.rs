@@ -100,7 +100,7 @@ pub(crate) struct Inbox {
     /// lock-free queue. Inproc messages otherwise take their pipe's lane
     /// ([`Local::lanes`]), which is read before this queue, so that a
     /// pipe's notices never overtake what it sent before it left.
-    /// Made at the first inproc message: the queue takes a few hundred
+    /// Made at the first such item: the queue takes a few hundred
     /// bytes (two cache-padded positions), which a socket without inproc
     /// peers, one of thousands of tcp connections say, should not pay.
     inproc: OnceLock<Box<ConcurrentQueue<Inbound>>>,
