@@ -347,6 +347,40 @@ fn a_pull_takes_from_its_inproc_senders_in_turn() {
     }
 }
 
+/// Beyond the inbox's lanes, more inproc senders share its queue; lanes
+/// and queue take turns, so neither group waits for the other to run dry,
+/// and each sender's messages stay in order.
+#[test]
+fn many_inproc_senders_share_turns_whether_or_not_they_have_a_lane() {
+    let ctx = Context::new();
+    let (pull, ep) = bound(&ctx, Pull);
+    let pushes: Vec<_> = (0..12).map(|_| socket(&ctx, Push)).collect();
+    for p in &pushes {
+        p.connect(&ep).unwrap();
+    }
+    for (i, p) in pushes.iter().enumerate() {
+        for k in 0..4 {
+            p.send_blocking(format!("{i:02} {k}")).unwrap();
+        }
+    }
+    let got: Vec<String> = (0..48)
+        .map(|_| String::from_utf8(pull.recv_blocking().unwrap().frames()[0].to_vec()).unwrap())
+        .collect();
+    // The first eight connected have lanes; the other four share the
+    // queue. Both groups are in the first dozen.
+    let first: Vec<usize> = got[..12].iter().map(|m| m[..2].parse().unwrap()).collect();
+    assert!(first.iter().any(|&s| s < 8), "{got:?}");
+    assert!(first.iter().any(|&s| s >= 8), "{got:?}");
+    for i in 0..12 {
+        let mine: Vec<&str> = got
+            .iter()
+            .filter(|m| m[..2] == format!("{i:02}"))
+            .map(|m| &m[3..])
+            .collect();
+        assert_eq!(mine, ["0", "1", "2", "3"], "sender {i}: {got:?}");
+    }
+}
+
 #[test]
 fn disconnect_and_unbind_end_the_pairs_and_the_peer_hears_of_it() {
     let ctx = Context::new();
