@@ -11,7 +11,9 @@
 //! spin and yield while a writer was between reserving a slot and filling
 //! it, and the two threads fought over the allocator's lock for its
 //! blocks: 100,000–300,000 `sched_yield` and 13,000–40,000 futex calls per
-//! 2M messages, against about 150 and 800 with lanes.
+//! 2M messages, against about 150 and 800 with lanes. A receive looks at
+//! every lane in turn, so an inbox holds only a few
+//! (`inbox::MAX_LANES`); the pipes beyond them use its shared list.
 //!
 //! The lane grows by segments, as [`crate::ring`]'s queues do: a ring of
 //! [`FIRST_SEGMENT`] slots at first, and when one fills the next is twice
