@@ -318,31 +318,40 @@ fn several_connects_to_one_bind_are_fair_queued_and_round_robined() {
     }
 }
 
+/// `senders` inproc PUSH sockets connected to one PULL, in order, each
+/// sending `each` messages "ss k" (sender, then count) before the PULL
+/// takes any; returns all of them as the PULL received them.
+fn all_sent_first(senders: usize, each: usize) -> Vec<String> {
+    let ctx = Context::new();
+    let (pull, ep) = bound(&ctx, Pull);
+    let pushes: Vec<_> = (0..senders).map(|_| socket(&ctx, Push)).collect();
+    for p in &pushes {
+        p.connect(&ep).expect("connect");
+    }
+    for (i, p) in pushes.iter().enumerate() {
+        for k in 0..each {
+            p.send_blocking(format!("{i:02} {k}")).expect("send");
+        }
+    }
+    (0..senders * each)
+        .map(|_| {
+            let m = pull.recv_blocking().expect("receive");
+            String::from_utf8(m.frames()[0].to_vec()).expect("text")
+        })
+        .collect()
+}
+
 /// A PULL with messages waiting from several inproc senders takes one from
 /// each in turn, as libzmq's fair queueing does, each sender's in order.
 #[test]
 fn a_pull_takes_from_its_inproc_senders_in_turn() {
-    let ctx = Context::new();
-    let (pull, ep) = bound(&ctx, Pull);
-    let pushes: Vec<_> = (0..3).map(|_| socket(&ctx, Push)).collect();
-    for p in &pushes {
-        p.connect(&ep).unwrap();
-    }
-    // Each sends all of its messages before the PULL takes any.
-    for (i, p) in pushes.iter().enumerate() {
-        for k in 0..4 {
-            p.send_blocking(format!("{i} {k}")).unwrap();
-        }
-    }
-    let got: Vec<String> = (0..12)
-        .map(|_| String::from_utf8(pull.recv_blocking().unwrap().frames()[0].to_vec()).unwrap())
-        .collect();
+    let got = all_sent_first(3, 4);
     for (round, three) in got.chunks(3).enumerate() {
-        let mut senders: Vec<&str> = three.iter().map(|m| &m[..1]).collect();
+        let mut senders: Vec<&str> = three.iter().map(|m| &m[..2]).collect();
         senders.sort();
-        assert_eq!(senders, ["0", "1", "2"], "round {round} of {got:?}");
+        assert_eq!(senders, ["00", "01", "02"], "round {round} of {got:?}");
         for m in three {
-            assert_eq!(&m[2..], round.to_string(), "{got:?}");
+            assert_eq!(&m[3..], round.to_string(), "{got:?}");
         }
     }
 }
@@ -352,20 +361,7 @@ fn a_pull_takes_from_its_inproc_senders_in_turn() {
 /// and each sender's messages stay in order.
 #[test]
 fn many_inproc_senders_share_turns_whether_or_not_they_have_a_lane() {
-    let ctx = Context::new();
-    let (pull, ep) = bound(&ctx, Pull);
-    let pushes: Vec<_> = (0..12).map(|_| socket(&ctx, Push)).collect();
-    for p in &pushes {
-        p.connect(&ep).unwrap();
-    }
-    for (i, p) in pushes.iter().enumerate() {
-        for k in 0..4 {
-            p.send_blocking(format!("{i:02} {k}")).unwrap();
-        }
-    }
-    let got: Vec<String> = (0..48)
-        .map(|_| String::from_utf8(pull.recv_blocking().unwrap().frames()[0].to_vec()).unwrap())
-        .collect();
+    let got = all_sent_first(12, 4);
     // The first eight connected have lanes; the other four share the
     // queue. Both groups are in the first dozen.
     let first: Vec<usize> = got[..12].iter().map(|m| m[..2].parse().unwrap()).collect();
