@@ -40,8 +40,6 @@ pub(crate) fn read_some(
     // which is copied again when that frame gets a buffer of its own), and
     // the least room a reused body must have for it.
     let bulk = recycler.bulk > 0;
-    // Room after the read buffer that a reused body holds for the frame.
-    let tail = recycler.tail_room(conn.recv_buffer());
     let (hint, end, least) = match conn.frame_missing() {
         // While reads come in bulk, a frame that a pooled read buffer
         // holds several of is read with its neighbours: its own buffer
@@ -53,7 +51,11 @@ pub(crate) fn read_some(
         Some(missing)
             if missing >= LARGE_READ
                 || (have >= LARGE_READ
-                    && conn.recv_buffer().capacity() - have + tail >= missing) =>
+                    // Room in the buffer, and in a reused body's tail
+                    // after it.
+                    && conn.recv_buffer().capacity() - have
+                        + recycler.tail_room(conn.recv_buffer())
+                        >= missing) =>
         {
             // A reused body is memory already allocated: it must hold the
             // whole frame, whatever has arrived of it, or the frame would
