@@ -545,6 +545,12 @@ impl Inbox {
             && lock(&self.shared).queue.iter().all(Inbound::is_peer)
     }
 
+    /// How many peers have a record here (label and properties).
+    #[cfg(test)]
+    pub(crate) fn peer_records(&self) -> usize {
+        lock(&self.local).peers.len()
+    }
+
     /// Whether it keeps only the newest message (`conflate`).
     pub(crate) fn conflates(&self) -> bool {
         self.conflate

@@ -80,10 +80,13 @@ pub(crate) struct State {
 impl State {
     /// A peer finished its handshake (or was paired) on pipe `id`: the
     /// pattern takes it or refuses it; a refused pipe leaves the table
-    /// when `remove_if_refused`.
+    /// when `remove_if_refused`. `inbox` is the socket's when it receives:
+    /// an admitted peer gets its record there (its label and properties,
+    /// for the messages it sends), which a socket that never receives
+    /// (PUSH, PUB) would keep for nothing, 212 bytes per peer.
     fn admit(
         &mut self,
-        inbox: &Inbox,
+        inbox: Option<&Inbox>,
         id: PipeId,
         peer: &Metadata,
         remove_if_refused: bool,
@@ -96,7 +99,9 @@ impl State {
             self.pipes.remove(id);
             self.pattern.removed(id);
         }
-        if verdict.is_ok() {
+        if verdict.is_ok()
+            && let Some(inbox) = inbox
+        {
             let label = self
                 .pattern
                 .labels_received()
@@ -265,7 +270,7 @@ impl SocketShared {
                 rx
             });
             // A connect endpoint's pipe stays when its peer is refused.
-            st.admit(inbox, id, peer, rx.is_some())?;
+            st.admit(self.recv_supported.then_some(inbox), id, peer, rx.is_some())?;
             rx
         };
         self.notify_room();
@@ -360,7 +365,7 @@ impl SocketShared {
             }
             st.pattern.pipe_added(&pipe);
             st.pipes.push(pipe);
-            st.admit(inbox, id, peer, true)?;
+            st.admit(self.recv_supported.then_some(inbox), id, peer, true)?;
         }
         self.notify_room();
         Ok(())
@@ -391,7 +396,7 @@ impl SocketShared {
             if let Some(link) = p.link() {
                 crate::inproc::drain(&queue, link);
             }
-            st.admit(inbox, id, peer, true)?;
+            st.admit(self.recv_supported.then_some(inbox), id, peer, true)?;
         }
         self.notify_room();
         Ok(())

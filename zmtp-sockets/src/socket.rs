@@ -775,3 +775,24 @@ fn prepare(msg: Message) -> Result<Message> {
     }
     Ok(msg)
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::{Context, SocketType};
+
+    #[test]
+    fn only_a_socket_that_receives_keeps_a_record_of_each_peer() {
+        let ctx = Context::new();
+        for endpoint in ["tcp://127.0.0.1:0", "inproc://peer-records"] {
+            let pull = ctx.socket(SocketType::Pull).expect("pull");
+            let push = ctx.socket(SocketType::Push).expect("push");
+            let bound = pull.bind(endpoint).expect("bind");
+            push.connect(&bound).expect("connect");
+            // Received: both ends have admitted each other.
+            push.send_blocking("one").expect("send");
+            assert_eq!(pull.recv_blocking().expect("recv").frames()[0], "one");
+            assert_eq!(pull.shared.inbox().peer_records(), 1, "{endpoint}");
+            assert_eq!(push.shared.inbox().peer_records(), 0, "{endpoint}");
+        }
+    }
+}
