@@ -135,6 +135,9 @@ pub(crate) struct Reactor {
 struct Sources {
     next: u64,
     map: HashMap<u64, Readiness>,
+    /// `epoll_ctl` calls made to arm interest (for the tests).
+    #[cfg(test)]
+    arms: usize,
 }
 
 /// Readiness seen since the last wait that consumed it, and who waits.
@@ -144,6 +147,14 @@ struct Readiness {
     writable: bool,
     reader: Option<Waker>,
     writer: Option<Waker>,
+    /// The one-shot interest armed in the kernel and not yet fired (an
+    /// event disarms it all). A wait whose interest is already armed
+    /// makes no system call: a connection task woken for another reason
+    /// (a message to send) waited for its socket again at every turn, one
+    /// `epoll_ctl` each, three per message with a thousand trickling peers.
+    /// Each armed direction has its waker stored (wakers leave only with
+    /// an event), so whatever fires wakes the task that re-arms the rest.
+    armed: epoll::EventFlags,
 }
 
 /// The thread's waker: wakes the thread out of `epoll_wait` only when it
@@ -217,6 +228,9 @@ impl Reactor {
             s.map.insert(key, Readiness::default());
             key
         };
+        // Armed with nobody waiting: the first events fire soon (a new
+        // stream is writable) and only set the flags; `armed` stays empty,
+        // so the first wait arms what it needs.
         let flags = epoll::EventFlags::IN
             | epoll::EventFlags::OUT
             | epoll::EventFlags::RDHUP
@@ -391,6 +405,7 @@ impl Reactor {
                     continue;
                 };
                 let f = e.flags;
+                rd.armed = epoll::EventFlags::empty();
                 let fault = epoll::EventFlags::ERR | epoll::EventFlags::HUP;
                 if f.intersects(epoll::EventFlags::IN | epoll::EventFlags::RDHUP | fault) {
                     rd.readable = true;
@@ -489,17 +504,29 @@ impl Registration {
                 Some(w) if w.will_wake(cx.waker()) => {}
                 _ => *waiter = Some(cx.waker().clone()),
             }
-            let mut interest = epoll::EventFlags::ONESHOT;
+            let mut interest = epoll::EventFlags::empty();
             if rd.reader.is_some() {
                 interest |= epoll::EventFlags::IN | epoll::EventFlags::RDHUP;
             }
             if rd.writer.is_some() {
                 interest |= epoll::EventFlags::OUT;
             }
+            if rd.armed.contains(interest) {
+                return Poll::Pending;
+            }
+            // Marked before the call: an event of the interest armed before
+            // that the dispatch takes meanwhile clears it again, and the next
+            // wait arms anew (a call too many, never one too few).
+            rd.armed = interest;
+            #[cfg(test)]
+            {
+                s.arms += 1;
+            }
             interest
         };
         let data = epoll::EventData::new_u64(self.key);
-        if epoll::modify(&self.reactor.epoll, fd, data, interest).is_err() {
+        let flags = interest | epoll::EventFlags::ONESHOT;
+        if epoll::modify(&self.reactor.epoll, fd, data, flags).is_err() {
             // Not waitable here any more: let the caller's I/O report why.
             return Poll::Ready(());
         }
@@ -571,6 +598,46 @@ mod tests {
         assert_eq!(got, b"ping");
         drop(writer.join());
         assert!(Reactor::current().is_none());
+    }
+
+    #[test]
+    fn a_wait_for_what_is_already_armed_makes_no_system_call() {
+        let (mut a, b) = UnixStream::pair().expect("pair");
+        b.set_nonblocking(true).expect("nonblocking");
+        let fd = b.as_fd();
+        Reactor::block_on(
+            async {
+                let reg = register_current(&b).expect("an I/O thread's reactor");
+                let arms = || lock(&reg.reactor.sources).arms;
+                // The first wait for reading arms; waits again, woken for
+                // something else in between, find it armed.
+                std::future::poll_fn(|cx| {
+                    for _ in 0..3 {
+                        assert!(reg.poll_ready(cx, fd, false).is_pending());
+                    }
+                    Poll::Ready(())
+                })
+                .await;
+                assert_eq!(arms(), 1);
+                // Waiting to write too widens the interest: armed again.
+                reg.ready(fd, true).await;
+                assert_eq!(arms(), 2);
+                // What fires disarms it all: the next wait arms anew, and
+                // the data written wakes it.
+                a.write_all(b"ping").expect("write");
+                reg.ready(fd, false).await;
+                assert_eq!(arms(), 3);
+                let mut buf = [0u8; 8];
+                assert_eq!((&b).read(&mut buf).expect("read"), 4);
+                std::future::poll_fn(|cx| {
+                    assert!(reg.poll_ready(cx, fd, false).is_pending());
+                    Poll::Ready(())
+                })
+                .await;
+                assert_eq!(arms(), 4);
+            },
+            Duration::ZERO,
+        );
     }
 
     /// A waker made off any I/O thread.
