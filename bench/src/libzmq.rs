@@ -236,7 +236,7 @@ fn workload(w: &Work) -> String {
         "router-echo" => router_echo(w),
         "proxy" => proxy(w),
         "fan-in" => fan_in(w),
-        "trickle" => trickle(w),
+        "trickle" | "trickle-alone" => trickle(w),
         "round-robin" => round_robin(w),
         "handshake" => handshake(w),
         "idle" => idle(w),
@@ -421,44 +421,51 @@ const TRICKLE_RATE: f64 = 50.0;
 
 /// `subscribers` PUSH sockets, driven by four threads, each sending a
 /// steady trickle into one PULL, while one REQ makes round trips to a REP
-/// beside it (as `zmtp bench --pattern trickle`).
+/// beside it (as `zmtp bench --pattern trickle`); `trickle-alone`: no
+/// round trips.
 fn trickle(w: &Work) -> String {
     let peers = w.subscribers.max(1);
     let (rctx, sctx) = contexts(w);
     let pull = socket(&rctx, zmq::PULL);
-    let rep = socket(&rctx, zmq::REP);
     let ep = bind(&pull, &w.transport);
-    let rep_ep = bind(&rep, &w.transport);
+    let pair = (w.pattern == "trickle").then(|| {
+        let rep = socket(&rctx, zmq::REP);
+        let rep_ep = bind(&rep, &w.transport);
+        let req = socket(&sctx, zmq::REQ);
+        req.set_rcvtimeo(10_000).expect("opt");
+        req.connect(&rep_ep).expect("connect");
+        (rep, req)
+    });
     let per = (w.count / peers as u64).max(1);
     let count = per * peers as u64;
     let stop = Arc::new(AtomicBool::new(false));
     let process0 = process_cpu_ns();
     let recv = std::thread::spawn(move || timed_receive(&pull, count));
-    let stop2 = stop.clone();
-    let echo = std::thread::spawn(move || {
-        rep.set_rcvtimeo(100).expect("opt");
-        let mut m = zmq::Message::new();
-        while !stop2.load(Ordering::Relaxed) {
-            if rep.recv(&mut m, 0).is_ok() && rep.send(&m[..], 0).is_err() {
-                break;
+    let round_trips = pair.map(|(rep, req)| {
+        let stop2 = stop.clone();
+        let echo = std::thread::spawn(move || {
+            rep.set_rcvtimeo(100).expect("opt");
+            let mut m = zmq::Message::new();
+            while !stop2.load(Ordering::Relaxed) {
+                if rep.recv(&mut m, 0).is_ok() && rep.send(&m[..], 0).is_err() {
+                    break;
+                }
             }
-        }
-    });
-    let req = socket(&sctx, zmq::REQ);
-    req.set_rcvtimeo(10_000).expect("opt");
-    req.connect(&rep_ep).expect("connect");
-    let stop3 = stop.clone();
-    let asker = std::thread::spawn(move || {
-        let mut rtts = Vec::new();
-        let mut reply = zmq::Message::new();
-        while !stop3.load(Ordering::Relaxed) {
-            let t = Instant::now();
-            if req.send(&b"ping"[..], 0).is_err() || req.recv(&mut reply, 0).is_err() {
-                break;
+        });
+        let stop3 = stop.clone();
+        let asker = std::thread::spawn(move || {
+            let mut rtts = Vec::new();
+            let mut reply = zmq::Message::new();
+            while !stop3.load(Ordering::Relaxed) {
+                let t = Instant::now();
+                if req.send(&b"ping"[..], 0).is_err() || req.recv(&mut reply, 0).is_err() {
+                    break;
+                }
+                rtts.push(t.elapsed());
             }
-            rtts.push(t.elapsed());
-        }
-        rtts
+            rtts
+        });
+        (echo, asker)
     });
     let payload = vec![0x5Au8; w.size];
     // Sockets are made in the threads that use them (a libzmq socket
@@ -498,6 +505,12 @@ fn trickle(w: &Work) -> String {
     let received = recv.join().expect("receiver");
     let process = process_cpu_ns().saturating_sub(process0);
     stop.store(true, Ordering::Relaxed);
+    let Some((echo, asker)) = round_trips else {
+        return format!(
+            "{}, \"round_trips\": 0",
+            received_fields(received, w.size, None, process)
+        );
+    };
     let mut rtts = asker.join().expect("asker");
     echo.join().expect("echo");
     format!(

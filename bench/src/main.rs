@@ -207,7 +207,7 @@ fn finish(mut child: std::process::Child, imp: &str, w: &Work) -> Result<Fields,
     // Throughput from a run that lost messages is no throughput.
     let expected = match w.pattern {
         "push-pull" | "dealer-router" | "proxy" | "round-robin" => Some(w.count as f64),
-        "fan-in" | "trickle" => {
+        "fan-in" | "trickle" | "trickle-alone" => {
             Some((w.count / w.subscribers.max(1) as u64 * w.subscribers.max(1) as u64) as f64)
         }
         "pub-sub" => Some((w.count * w.subscribers as u64) as f64),
@@ -1091,7 +1091,7 @@ fn trickle(t: &Tools, rep: &mut Report, runs: usize, n: &dyn Fn(u64) -> u64) -> 
     let peers = if n(1000) < 1000 { 100 } else { 1000 };
     let _ = writeln!(
         rep.md,
-        "\n### Many quiet peers\n\n{peers} PUSH sockets (driven by four threads) each send 50 messages of 16 B a second into one PULL over tcp, NULL, while one REQ on the same context makes round trips to a REP beside the PULL, as fast as it can. The PULL's msg/s (set by the senders' pace), the whole process's CPU per message received (the round trips' included), and the round trip's p50 and p99 under that load; median (min–max) of the runs, ratio to libzmq's in the same runs.\n"
+        "\n### Many quiet peers\n\n{peers} PUSH sockets (driven by four threads) each send 50 messages of 16 B a second into one PULL over tcp, NULL, while one REQ on the same context makes round trips to a REP beside the PULL, as fast as it can. The PULL's msg/s (set by the senders' pace), the whole process's CPU per message received (the round trips' included: they take whatever CPU is left), and the round trip's p50 and p99 under that load; then the same trickle alone, without the round trips, whose CPU per message is the work each trickled message costs; median (min–max) of the runs, ratio to libzmq's in the same runs.\n"
     );
     rep.header(&["figure", "libzmq", "zmtp"]);
     let w = Work::tcp16("trickle", n(100_000), peers);
@@ -1104,6 +1104,17 @@ fn trickle(t: &Tools, rep: &mut Report, runs: usize, n: &dyn Fn(u64) -> u64) -> 
         ("round trip p99 µs", "p99_us"),
     ];
     rep.rows(&r, &[], &rows, &imps);
+    let alone = run_interleaved(
+        t,
+        &Work::tcp16("trickle-alone", n(100_000), peers),
+        &imps,
+        runs,
+    );
+    let rows = [
+        ("msg/s, trickle alone", "msgs_per_sec"),
+        ("CPU ns per message, trickle alone", "cpu_ns_per_msg"),
+    ];
+    rep.rows(&alone, &[], &rows, &imps);
     rep.stacks_chart(
         "quiet-peers.svg",
         &format!("REQ round trip beside {peers} quiet peers (lower is better)"),

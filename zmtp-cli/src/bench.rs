@@ -22,7 +22,10 @@ pub(crate) struct Args {
     /// publisher sends --count messages to a subscriber reading one per ms);
     /// trickle (--subscribers PUSH peers each sending 50 messages a second
     /// into one PULL, --count in all, while a REQ makes round trips to a REP
-    /// beside it: msg/s, CPU per message, round-trip p50/p99); seal
+    /// beside it: msg/s, CPU per message, round-trip p50/p99);
+    /// trickle-alone (the same trickle with no round trips beside it: the
+    /// CPU per trickled message, which the round trips, taking whatever
+    /// CPU is left, otherwise swamp); seal
     /// (CURVE's single-core seal rate, no sockets); idle-remote (RSS,
     /// time and CPU of one PULL accepting --count idle PUSH peers that
     /// other processes open, up to 5,000 in each; the peers are this
@@ -985,7 +988,7 @@ pub(crate) fn measure(a: &Args) -> Report {
         "seal" => return seal_rate(a),
         "pub-sub" => return pub_sub(a),
         "fan-in" => return fan_in(a),
-        "trickle" => return trickle(a),
+        "trickle" | "trickle-alone" => return trickle(a),
         "round-robin" => return round_robin(a),
         "handshake" => return handshakes(a),
         "proxy" => return proxy_throughput(a),
@@ -1080,49 +1083,22 @@ pub(crate) fn measure(a: &Args) -> Report {
 /// Many quiet peers and one that asks: --subscribers PUSH sockets (1,000
 /// in `bench/run`), driven by four threads, each send a steady trickle
 /// (TRICKLE_RATE messages a second each) into one PULL, --count messages
-/// in all, while one REQ makes round trips to a REP beside the PULL. The
-/// PULL's msg/s and the process's CPU per message, and the round trip's
-/// p50 and p99 under that load.
+/// in all, while one REQ makes round trips to a REP beside the PULL (not
+/// for `trickle-alone`). The PULL's msg/s and the process's CPU per
+/// message, and the round trip's p50 and p99 under that load.
 fn trickle(a: &Args) -> Report {
     let peers = a.subscribers.max(1);
     let (recv_ctx, send_ctx) = contexts(a);
     let pull = socket(&recv_ctx, SocketType::Pull);
-    let rep = socket(&recv_ctx, SocketType::Rep);
     let ep = bind_or_die(&pull, a);
-    let rep_ep = bind_or_die(&rep, a);
     let pushes = connected(&send_ctx, SocketType::Push, &ep, peers);
-    let req = socket(&send_ctx, SocketType::Req);
-    req.connect(&rep_ep).unwrap_or_else(|e| crate::die(1, e));
-    let _ = req.configure(|o| o.rcvtimeo = Some(Duration::from_secs(10)));
+    let pair = (a.pattern == "trickle").then(|| round_trip_pair(a, &recv_ctx, &send_ctx));
     let per = (a.count / peers as u64).max(1);
     let count = per * peers as u64;
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let process0 = process_cpu_ns();
     let recv_thread = std::thread::spawn(move || timed_receive(&pull, count));
-    let stop2 = stop.clone();
-    let echo = std::thread::spawn(move || {
-        let _ = rep.configure(|o| o.rcvtimeo = Some(Duration::from_millis(100)));
-        while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
-            if let Ok(m) = rep.recv_blocking()
-                && rep.send_blocking(m).is_err()
-            {
-                break;
-            }
-        }
-    });
-    let stop3 = stop.clone();
-    let asker = std::thread::spawn(move || {
-        let mut rtts = Vec::new();
-        let body = Bytes::from_static(b"ping");
-        while !stop3.load(std::sync::atomic::Ordering::Relaxed) {
-            let t = Instant::now();
-            if req.send_blocking(body.clone()).is_err() || req.recv_blocking().is_err() {
-                break;
-            }
-            rtts.push(t.elapsed());
-        }
-        rtts
-    });
+    let round_trips = pair.map(|(rep, req)| RoundTrips::start(rep, req, &stop));
     // Four threads share the peers; each sends one message per peer per
     // round, rounds paced so that every peer sends TRICKLE_RATE a second.
     let payload = Payload::new(a);
@@ -1148,12 +1124,11 @@ fn trickle(a: &Args) -> Report {
         .unwrap_or_else(|_| crate::die(1, "receiver panicked"));
     let process = process_cpu_ns().saturating_sub(process0);
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let mut rtts = asker.join().unwrap_or_default();
-    let _ = echo.join();
-    let (p50, p99) = percentiles(&mut rtts);
+    let mut rtts = round_trips.map(RoundTrips::join);
+    let (p50, p99) = rtts.as_deref_mut().map(percentiles).unzip();
     Report {
-        p50_us: Some(p50),
-        p99_us: Some(p99),
+        p50_us: p50,
+        p99_us: p99,
         ..rate_report(
             a,
             first,
@@ -1162,9 +1137,64 @@ fn trickle(a: &Args) -> Report {
             vec![
                 ("received", received as f64),
                 ("cpu_ns_per_msg", per_message(process, received)),
-                ("round_trips", rtts.len() as f64),
+                ("round_trips", rtts.map_or(0, |r| r.len()) as f64),
             ],
         )
+    }
+}
+
+/// The REP (bound on the receiving context) and the REQ (connected from
+/// the sending one) of the round trips beside the trickle.
+fn round_trip_pair(a: &Args, recv_ctx: &Context, send_ctx: &Context) -> (Socket, Socket) {
+    let rep = socket(recv_ctx, SocketType::Rep);
+    let rep_ep = bind_or_die(&rep, a);
+    let req = socket(send_ctx, SocketType::Req);
+    req.connect(&rep_ep).unwrap_or_else(|e| crate::die(1, e));
+    let _ = req.configure(|o| o.rcvtimeo = Some(Duration::from_secs(10)));
+    let _ = rep.configure(|o| o.rcvtimeo = Some(Duration::from_millis(100)));
+    (rep, req)
+}
+
+/// The round trips beside the trickle, until `stop`: the REP echoes, the
+/// REQ asks as fast as it can.
+struct RoundTrips {
+    echo: std::thread::JoinHandle<()>,
+    asker: std::thread::JoinHandle<Vec<Duration>>,
+}
+
+impl RoundTrips {
+    fn start(rep: Socket, req: Socket, stop: &Arc<std::sync::atomic::AtomicBool>) -> RoundTrips {
+        let stop2 = stop.clone();
+        let echo = std::thread::spawn(move || {
+            while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Ok(m) = rep.recv_blocking()
+                    && rep.send_blocking(m).is_err()
+                {
+                    break;
+                }
+            }
+        });
+        let stop3 = stop.clone();
+        let asker = std::thread::spawn(move || {
+            let mut rtts = Vec::new();
+            let body = Bytes::from_static(b"ping");
+            while !stop3.load(std::sync::atomic::Ordering::Relaxed) {
+                let t = Instant::now();
+                if req.send_blocking(body.clone()).is_err() || req.recv_blocking().is_err() {
+                    break;
+                }
+                rtts.push(t.elapsed());
+            }
+            rtts
+        });
+        RoundTrips { echo, asker }
+    }
+
+    /// Each round trip's time.
+    fn join(self) -> Vec<Duration> {
+        let rtts = self.asker.join().unwrap_or_default();
+        let _ = self.echo.join();
+        rtts
     }
 }
 

@@ -676,6 +676,30 @@ fn bench_workloads_report_what_they_measured() {
         assert_eq!(json_number(&j, "received"), 5.0, "{mech}");
         assert!(json_number(&j, "handshakes_per_sec") > 0.0);
     }
+    // The trickle arrives whole, with round trips beside it or alone.
+    let j = run(&[
+        "--pattern",
+        "trickle",
+        "--subscribers",
+        "20",
+        "--count",
+        "200",
+    ]);
+    assert_eq!(json_number(&j, "received"), 200.0);
+    assert!(json_number(&j, "round_trips") > 0.0);
+    assert!(json_number(&j, "p50_us") > 0.0);
+    let j = run(&[
+        "--pattern",
+        "trickle-alone",
+        "--subscribers",
+        "20",
+        "--count",
+        "200",
+    ]);
+    assert_eq!(json_number(&j, "received"), 200.0);
+    assert_eq!(json_number(&j, "round_trips"), 0.0);
+    assert!(!j.contains("p50_us"), "no round trips, no percentiles: {j}");
+    assert!(json_number(&j, "cpu_ns_per_msg") > 0.0);
     // Idle connections are all up when RSS is read.
     let j = run(&["--pattern", "idle", "--count", "20"]);
     assert_eq!(json_number(&j, "received"), 20.0);
