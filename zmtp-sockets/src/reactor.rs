@@ -528,6 +528,11 @@ impl Registration {
         let flags = interest | epoll::EventFlags::ONESHOT;
         if epoll::modify(&self.reactor.epoll, fd, data, flags).is_err() {
             // Not waitable here any more: let the caller's I/O report why.
+            // Nothing was armed, so a later wait must try again rather than
+            // find it armed and sleep for good.
+            if let Some(rd) = lock(&self.reactor.sources).map.get_mut(&self.key) {
+                rd.armed = epoll::EventFlags::empty();
+            }
             return Poll::Ready(());
         }
         Poll::Pending
@@ -635,6 +640,28 @@ mod tests {
                 })
                 .await;
                 assert_eq!(arms(), 4);
+            },
+            Duration::ZERO,
+        );
+    }
+
+    #[test]
+    fn a_wait_that_could_not_arm_is_not_taken_for_armed() {
+        let (_a, b) = UnixStream::pair().expect("pair");
+        let (_c, d) = UnixStream::pair().expect("pair");
+        Reactor::block_on(
+            async {
+                let reg = register_current(&b).expect("an I/O thread's reactor");
+                // `d` is not in this reactor's epoll set: arming fails, and
+                // the wait returns for the caller's I/O to say why, every
+                // time it is asked.
+                std::future::poll_fn(|cx| {
+                    for _ in 0..3 {
+                        assert!(reg.poll_ready(cx, d.as_fd(), false).is_ready());
+                    }
+                    Poll::Ready(())
+                })
+                .await;
             },
             Duration::ZERO,
         );
