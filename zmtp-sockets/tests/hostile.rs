@@ -753,8 +753,7 @@ fn a_refused_client_stops_reconnecting_until_told_to_connect_again() {
 
 /// A tcp endpoint where nothing listens (a port just freed).
 fn nobody_listens() -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    format!("tcp://{}", l.local_addr().unwrap())
+    common::quiet_tcp_endpoint()
 }
 
 /// Issue: with the default (infinite) linger, a program that sent to a peer

@@ -432,13 +432,8 @@ fn req_round_robins_over_reps() {
 #[test]
 fn connect_before_bind_and_reconnect_after_restart() {
     let ctx = Context::new();
-    // Find a free port, then release it.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let ep = format!("tcp://127.0.0.1:{port}");
+    // A port nobody listens on yet.
+    let ep = common::quiet_tcp_endpoint();
     let push = ctx.socket(SocketType::Push).unwrap();
     push.configure(|o| o.sndtimeo = Some(TIMEOUT)).unwrap();
     push.connect(&ep).unwrap();
@@ -593,12 +588,7 @@ fn linger_delivers_after_drop() {
     let ctx = Context::new();
     let pull = ctx.socket(SocketType::Pull).unwrap();
     pull.configure(|o| o.rcvtimeo = Some(TIMEOUT)).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let ep = format!("tcp://127.0.0.1:{port}");
+    let ep = common::quiet_tcp_endpoint();
     let push = ctx.socket(SocketType::Push).unwrap();
     push.configure(|o| o.linger = Some(TIMEOUT)).unwrap();
     push.connect(&ep).unwrap();
@@ -1026,12 +1016,7 @@ fn immediate_queues_only_for_completed_connections() {
         o.sndtimeo = Some(Duration::from_millis(100));
     })
     .unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    push.connect(&format!("tcp://127.0.0.1:{port}")).unwrap();
+    push.connect(&common::quiet_tcp_endpoint()).unwrap();
     // No completed connection: nothing to queue on.
     assert!(matches!(push.send_blocking("x"), Err(Error::WouldBlock)));
 }

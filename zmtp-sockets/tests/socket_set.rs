@@ -440,9 +440,7 @@ fn conflated_messages_do_not_count_as_unsent() {
     let push = socket(&ctx, SocketType::Push);
     push.configure(|o| o.conflate = true).unwrap();
     // Nobody listens: everything waits on the connect endpoint's pipe.
-    let nobody = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let ep = format!("tcp://{}", nobody.local_addr().unwrap());
-    drop(nobody);
+    let ep = common::quiet_tcp_endpoint();
     push.connect(&ep).unwrap();
     for i in 0..10u8 {
         push.send_blocking(vec![i]).unwrap();
