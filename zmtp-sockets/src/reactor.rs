@@ -49,6 +49,69 @@ thread_local! {
     /// earliest of them.
     static LATER: RefCell<Vec<(Instant, Waker)>> = const { RefCell::new(Vec::new()) };
     static NEXT_LATER: Cell<Option<Instant>> = const { Cell::new(None) };
+    /// Whether wake-ups are kept for the end of the turn (see
+    /// [`wake_after_turn`]): true inside an I/O thread's `block_on`.
+    static DEFERS: Cell<bool> = const { Cell::new(false) };
+    /// The wake-ups kept until the end of the turn, and when the first of
+    /// them was kept (`None` while there are none).
+    static DEFERRED: RefCell<Vec<Waker>> = const { RefCell::new(Vec::new()) };
+    static DEFERRED_SINCE: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+/// The longest a wake-up is kept by [`wake_after_turn`] while the turn
+/// goes on (checked at the next wake-up asked for on the thread).
+const MAX_DEFER: Duration = Duration::from_micros(50);
+
+/// Wakes `wakers`: on an I/O thread, once the tasks that are ready have
+/// all run (the end of the executor's turn), or [`MAX_DEFER`] after the
+/// first was kept if the turn goes on; elsewhere at once.
+///
+/// A receiving thread that sleeps on an empty inbox is woken by the first
+/// message of a turn. When a thousand connections each bring a message
+/// now and then, the turn has several of them, and a wake-up given at once
+/// (a futex wake, and a context switch on each side) woke the receiver for
+/// the first only: it took it, slept again and was woken again for the
+/// next, a sleep and a wake-up per message (`perf stat -e
+/// syscalls:sys_enter_futex` of `zmtp bench --pattern trickle-alone`).
+/// Kept to the turn's end, one wake-up carries them all.
+pub(crate) fn wake_after_turn(wakers: impl Iterator<Item = Waker>) {
+    if !DEFERS.with(Cell::get) {
+        wakers.for_each(Waker::wake);
+        return;
+    }
+    DEFERRED.with(|d| d.borrow_mut().extend(wakers));
+    if DEFERRED_SINCE.with(Cell::get).is_none() {
+        DEFERRED_SINCE.with(|s| s.set(Some(Instant::now())));
+    }
+}
+
+/// Gives the kept wake-ups if the first was kept more than [`MAX_DEFER`]
+/// ago: the turn is a long one (a connection reading on and on, or very
+/// many connections with work).
+pub(crate) fn wake_kept_if_late() {
+    if let Some(since) = DEFERRED_SINCE.with(Cell::get)
+        && since.elapsed() >= MAX_DEFER
+    {
+        wake_kept();
+    }
+}
+
+/// Gives the wake-ups kept by [`wake_after_turn`].
+fn wake_kept() {
+    if DEFERRED_SINCE.with(|s| s.take()).is_none() {
+        return;
+    }
+    let mut kept = DEFERRED.with(|d| std::mem::take(&mut *d.borrow_mut()));
+    for w in kept.drain(..) {
+        w.wake();
+    }
+    // The list's memory is kept for the next turn.
+    DEFERRED.with(|d| {
+        let mut d = d.borrow_mut();
+        if d.is_empty() {
+            *d = kept;
+        }
+    });
 }
 
 /// Asks this I/O thread to wake `waker` at `at`, a moment many
@@ -255,6 +318,7 @@ impl Reactor {
         };
         CURRENT.with(|c| *c.borrow_mut() = Some(r.clone()));
         SLEEPS_AT_ONCE.with(|s| s.set(busy_poll.is_zero()));
+        DEFERS.with(|d| d.set(true));
         let waker = Waker::from(r.notify.clone());
         let mut cx = Context::from_waker(&waker);
         let mut fut = pin!(fut);
@@ -271,7 +335,10 @@ impl Reactor {
         };
         loop {
             r.notify.pending.store(false, Ordering::SeqCst);
-            if let Poll::Ready(t) = fut.as_mut().poll(&mut cx) {
+            let polled = fut.as_mut().poll(&mut cx);
+            wake_kept();
+            if let Poll::Ready(t) = polled {
+                DEFERS.with(|d| d.set(false));
                 CURRENT.with(|c| *c.borrow_mut() = None);
                 DUE.with(|d| d.borrow_mut().clear());
                 LATER.with(|l| l.borrow_mut().clear());
@@ -807,5 +874,75 @@ mod tests {
         });
         assert_eq!(Reactor::block_on(rx.recv(), busy_poll), Ok(7));
         t.join().expect("join");
+    }
+
+    /// Counts its wake-ups.
+    #[derive(Default)]
+    struct Counted(std::sync::atomic::AtomicUsize);
+
+    impl Wake for Counted {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    impl Counted {
+        fn count(&self) -> usize {
+            self.0.load(Ordering::SeqCst)
+        }
+    }
+
+    #[test]
+    fn wake_ups_asked_for_on_an_io_thread_are_given_when_the_turn_ends() {
+        let receiver = Arc::new(Counted::default());
+        Reactor::block_on(
+            async {
+                let w = Waker::from(receiver.clone());
+                // Two connections' messages in one turn: neither wakes
+                // the receiver before the ready tasks have run.
+                wake_after_turn(std::iter::once(w.clone()));
+                wake_after_turn(std::iter::once(w));
+                assert_eq!(receiver.count(), 0);
+                wake_kept_if_late();
+                assert_eq!(receiver.count(), 0);
+                // The task yields: the turn ends, both are given.
+                let mut yielded = false;
+                std::future::poll_fn(|cx| {
+                    if yielded {
+                        return Poll::Ready(());
+                    }
+                    yielded = true;
+                    cx.waker().wake_by_ref();
+                    Poll::Pending
+                })
+                .await;
+                assert_eq!(receiver.count(), 2);
+            },
+            Duration::ZERO,
+        );
+        // Elsewhere a wake-up is given at once.
+        wake_after_turn(std::iter::once(Waker::from(receiver.clone())));
+        assert_eq!(receiver.count(), 3);
+    }
+
+    #[test]
+    fn a_long_turn_gives_the_kept_wake_ups_after_at_most_max_defer() {
+        let receiver = Arc::new(Counted::default());
+        Reactor::block_on(
+            async {
+                wake_after_turn(std::iter::once(Waker::from(receiver.clone())));
+                // The task works on without yielding.
+                let t = Instant::now();
+                while t.elapsed() < MAX_DEFER {
+                    std::hint::spin_loop();
+                }
+                assert_eq!(receiver.count(), 0);
+                // The next wake-up asked for on the thread gives it.
+                wake_kept_if_late();
+                assert_eq!(receiver.count(), 1);
+            },
+            Duration::ZERO,
+        );
+        assert_eq!(receiver.count(), 1);
     }
 }

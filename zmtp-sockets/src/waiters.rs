@@ -32,8 +32,12 @@ impl Waiters {
         self.waiting.load(Ordering::SeqCst)
     }
 
-    /// Wakes every waiter. Call it after making the condition true.
+    /// Wakes every waiter. Call it after making the condition true. On an
+    /// I/O thread the wake-ups are given when its turn ends (see
+    /// [`crate::reactor::wake_after_turn`]); a turn that ran long gives
+    /// those kept from before first.
     pub(crate) fn wake_all(&self) {
+        crate::reactor::wake_kept_if_late();
         // Pairs with the fence in `Entry::register`: a waiter that
         // registered before looking at the condition, and found it false,
         // is seen here.
@@ -46,9 +50,7 @@ impl Waiters {
             self.waiting.store(0, Ordering::SeqCst);
             std::mem::take(&mut *l)
         };
-        for (_, w) in woken {
-            w.wake();
-        }
+        crate::reactor::wake_after_turn(woken.into_iter().map(|(_, w)| w));
     }
 }
 
