@@ -56,15 +56,18 @@ thread_local! {
     /// them was kept (`None` while there are none).
     static DEFERRED: RefCell<Vec<Waker>> = const { RefCell::new(Vec::new()) };
     static DEFERRED_SINCE: Cell<Option<Instant>> = const { Cell::new(None) };
+    /// Whose they are (see [`wake_after_turn`]'s `from`).
+    static DEFERRED_FROM: Cell<usize> = const { Cell::new(0) };
 }
 
 /// The longest a wake-up is kept by [`wake_after_turn`] while the turn
 /// goes on (checked at the next wake-up asked for on the thread).
 const MAX_DEFER: Duration = Duration::from_micros(50);
 
-/// Wakes `wakers`: on an I/O thread, once the tasks that are ready have
-/// all run (the end of the executor's turn), or [`MAX_DEFER`] after the
-/// first was kept if the turn goes on; elsewhere at once.
+/// Wakes `wakers`, the waiters of one condition (`from` tells it from
+/// others): on an I/O thread, once the tasks that are ready have all run
+/// (the end of the executor's turn), or [`MAX_DEFER`] after the first was
+/// kept if the turn goes on; elsewhere at once.
 ///
 /// A receiving thread that sleeps on an empty inbox is woken by the first
 /// message of a turn. When a thousand connections each bring a message
@@ -74,12 +77,21 @@ const MAX_DEFER: Duration = Duration::from_micros(50);
 /// next, a sleep and a wake-up per message (`perf stat -e
 /// syscalls:sys_enter_futex` of `zmtp bench --pattern trickle-alone`).
 /// Kept to the turn's end, one wake-up carries them all.
-pub(crate) fn wake_after_turn(wakers: impl Iterator<Item = Waker>) {
+///
+/// Only one condition's waiters are kept at a time: those of another are
+/// woken as soon as a third is asked for. Waiting gains nothing when each
+/// connection of the turn feeds a receiver of its own (PUB to 64
+/// subscribers, each on a thread), and those receivers would start late.
+pub(crate) fn wake_after_turn(from: usize, wakers: impl Iterator<Item = Waker>) {
     if !DEFERS.with(Cell::get) {
         wakers.for_each(Waker::wake);
         return;
     }
+    if DEFERRED_SINCE.with(Cell::get).is_some() && DEFERRED_FROM.with(Cell::get) != from {
+        wake_kept();
+    }
     DEFERRED.with(|d| d.borrow_mut().extend(wakers));
+    DEFERRED_FROM.with(|f| f.set(from));
     if DEFERRED_SINCE.with(Cell::get).is_none() {
         DEFERRED_SINCE.with(|s| s.set(Some(Instant::now())));
     }
@@ -900,8 +912,8 @@ mod tests {
                 let w = Waker::from(receiver.clone());
                 // Two connections' messages in one turn: neither wakes
                 // the receiver before the ready tasks have run.
-                wake_after_turn(std::iter::once(w.clone()));
-                wake_after_turn(std::iter::once(w));
+                wake_after_turn(1, std::iter::once(w.clone()));
+                wake_after_turn(1, std::iter::once(w));
                 assert_eq!(receiver.count(), 0);
                 wake_kept_if_late();
                 assert_eq!(receiver.count(), 0);
@@ -921,8 +933,29 @@ mod tests {
             Duration::ZERO,
         );
         // Elsewhere a wake-up is given at once.
-        wake_after_turn(std::iter::once(Waker::from(receiver.clone())));
+        wake_after_turn(1, std::iter::once(Waker::from(receiver.clone())));
         assert_eq!(receiver.count(), 3);
+    }
+
+    #[test]
+    fn the_kept_wake_ups_of_one_condition_are_given_when_another_asks() {
+        let first = Arc::new(Counted::default());
+        let second = Arc::new(Counted::default());
+        Reactor::block_on(
+            async {
+                wake_after_turn(1, std::iter::once(Waker::from(first.clone())));
+                assert_eq!(first.count(), 0);
+                // Another receiver's turn: the first gains nothing by
+                // waiting on, and is woken now.
+                wake_after_turn(2, std::iter::once(Waker::from(second.clone())));
+                assert_eq!((first.count(), second.count()), (1, 0));
+                // The same condition again: kept with the rest.
+                wake_after_turn(2, std::iter::once(Waker::from(second.clone())));
+                assert_eq!((first.count(), second.count()), (1, 0));
+            },
+            Duration::ZERO,
+        );
+        assert_eq!((first.count(), second.count()), (1, 2));
     }
 
     #[test]
@@ -930,7 +963,7 @@ mod tests {
         let receiver = Arc::new(Counted::default());
         Reactor::block_on(
             async {
-                wake_after_turn(std::iter::once(Waker::from(receiver.clone())));
+                wake_after_turn(1, std::iter::once(Waker::from(receiver.clone())));
                 // The task works on without yielding.
                 let t = Instant::now();
                 while t.elapsed() < MAX_DEFER {

@@ -50,7 +50,10 @@ impl Waiters {
             self.waiting.store(0, Ordering::SeqCst);
             std::mem::take(&mut *l)
         };
-        crate::reactor::wake_after_turn(woken.into_iter().map(|(_, w)| w));
+        crate::reactor::wake_after_turn(
+            std::ptr::from_ref(self).addr(),
+            woken.into_iter().map(|(_, w)| w),
+        );
     }
 }
 
