@@ -118,6 +118,19 @@ pub fn ipc_endpoint() -> String {
     )
 }
 
+/// A tcp endpoint for a test that connects before the peer binds: a port
+/// under the kernel's ephemeral range (which every `bind(":0")` draws from,
+/// so a released one may be taken by another test), free when chosen.
+pub fn unclaimed_tcp_endpoint() -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let start = 12_000 + (std::process::id() as usize * 31) % 8_000;
+    (0..8_000)
+        .map(|_| start + NEXT.fetch_add(1, Ordering::Relaxed) % 8_000)
+        .find(|&p| std::net::TcpListener::bind(("127.0.0.1", p as u16)).is_ok())
+        .map(|p| format!("tcp://127.0.0.1:{p}"))
+        .expect("a free port under the ephemeral range")
+}
+
 /// A ZAP handler on a libzmq context: answers every request with `status`
 /// (PLAIN: only admin/secret gets 200 when `status` is 200).
 ///

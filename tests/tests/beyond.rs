@@ -216,12 +216,7 @@ fn our_sub_resubscribes_after_libzmq_pub_restarts() {
     let ctx = Context::new();
     let sub = ours(&ctx, SocketType::Sub);
     sub.subscribe("T").unwrap();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let ep = format!("tcp://127.0.0.1:{port}");
+    let ep = zmtp_interop::unclaimed_tcp_endpoint();
     sub.connect(&ep).unwrap();
     for round in 0..2 {
         let z = zmq::Context::new();
