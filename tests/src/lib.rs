@@ -13,6 +13,10 @@ use std::time::{Duration, Instant};
 use zmtp_sockets::security::{KeyPair, PlainCredentials, PublicKeyAllowList};
 use zmtp_sockets::{Context, Message, MonitorEvent, Security, Socket, SocketType};
 
+#[path = "../../zmtp-sockets/tests/common/ports.rs"]
+mod ports;
+pub use ports::quiet_tcp_endpoint;
+
 /// The routing ids of the two sides' DEALER and ROUTER sockets.
 pub const OUR_ID: &[u8] = b"OURS";
 pub const THEIR_ID: &[u8] = b"THEIRS";
@@ -116,19 +120,6 @@ pub fn ipc_endpoint() -> String {
         std::env::temp_dir().display(),
         std::process::id()
     )
-}
-
-/// A tcp endpoint for a test that connects before the peer binds: a port
-/// under the kernel's ephemeral range (which every `bind(":0")` draws from,
-/// so a released one may be taken by another test), free when chosen.
-pub fn unclaimed_tcp_endpoint() -> String {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let start = 12_000 + (std::process::id() as usize * 31) % 8_000;
-    (0..8_000)
-        .map(|_| start + NEXT.fetch_add(1, Ordering::Relaxed) % 8_000)
-        .find(|&p| std::net::TcpListener::bind(("127.0.0.1", p as u16)).is_ok())
-        .map(|p| format!("tcp://127.0.0.1:{p}"))
-        .expect("a free port under the ephemeral range")
 }
 
 /// A ZAP handler on a libzmq context: answers every request with `status`

@@ -216,7 +216,7 @@ fn our_sub_resubscribes_after_libzmq_pub_restarts() {
     let ctx = Context::new();
     let sub = ours(&ctx, SocketType::Sub);
     sub.subscribe("T").unwrap();
-    let ep = zmtp_interop::unclaimed_tcp_endpoint();
+    let ep = zmtp_interop::quiet_tcp_endpoint();
     sub.connect(&ep).unwrap();
     for round in 0..2 {
         let z = zmq::Context::new();

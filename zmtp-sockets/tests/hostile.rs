@@ -751,11 +751,6 @@ fn a_refused_client_stops_reconnecting_until_told_to_connect_again() {
     );
 }
 
-/// A tcp endpoint where nothing listens (a port just freed).
-fn nobody_listens() -> String {
-    common::quiet_tcp_endpoint()
-}
-
 /// Issue: with the default (infinite) linger, a program that sent to a peer
 /// that never came never exited: the drop of its Context waited for ever.
 /// libzmq's `zmq_ctx_term` blocks the same way; a Rust drop must not. The
@@ -766,7 +761,7 @@ fn dropping_a_context_with_a_message_for_nobody_returns() {
         zmtp_sockets::Options::default().linger,
         Some(zmtp_sockets::DEFAULT_LINGER)
     );
-    let ep = nobody_listens();
+    let ep = common::quiet_tcp_endpoint();
     let (done_tx, done_rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let ctx = Context::new();
@@ -791,7 +786,7 @@ fn dropping_a_context_with_a_message_for_nobody_returns() {
 /// once the queued message was delivered, however late the peer comes.
 #[test]
 fn term_with_infinite_linger_waits_for_delivery() {
-    let ep = nobody_listens();
+    let ep = common::quiet_tcp_endpoint();
     let ctx = Context::new();
     let push = ctx.socket(SocketType::Push).unwrap();
     push.configure(|o| o.linger = None).unwrap();
