@@ -52,12 +52,11 @@ thread_local! {
     /// Whether wake-ups are kept for the end of the turn (see
     /// [`wake_after_turn`]): true inside an I/O thread's `block_on`.
     static DEFERS: Cell<bool> = const { Cell::new(false) };
-    /// The wake-ups kept until the end of the turn, and when the first of
-    /// them was kept (`None` while there are none).
+    /// The wake-ups kept until the end of the turn; and when the first of
+    /// them was kept and whose they are (see [`wake_after_turn`]'s
+    /// `from`), `None` while none are kept.
     static DEFERRED: RefCell<Vec<Waker>> = const { RefCell::new(Vec::new()) };
-    static DEFERRED_SINCE: Cell<Option<Instant>> = const { Cell::new(None) };
-    /// Whose they are (see [`wake_after_turn`]'s `from`).
-    static DEFERRED_FROM: Cell<usize> = const { Cell::new(0) };
+    static KEPT: Cell<Option<(Instant, usize)>> = const { Cell::new(None) };
 }
 
 /// The longest a wake-up is kept by [`wake_after_turn`] while the turn
@@ -87,13 +86,14 @@ pub(crate) fn wake_after_turn(from: usize, wakers: impl Iterator<Item = Waker>) 
         wakers.for_each(Waker::wake);
         return;
     }
-    if DEFERRED_SINCE.with(Cell::get).is_some() && DEFERRED_FROM.with(Cell::get) != from {
+    let kept = KEPT.with(Cell::get);
+    let same = kept.is_some_and(|(_, f)| f == from);
+    if kept.is_some() && !same {
         wake_kept();
     }
     DEFERRED.with(|d| d.borrow_mut().extend(wakers));
-    DEFERRED_FROM.with(|f| f.set(from));
-    if DEFERRED_SINCE.with(Cell::get).is_none() {
-        DEFERRED_SINCE.with(|s| s.set(Some(Instant::now())));
+    if !same {
+        KEPT.with(|k| k.set(Some((Instant::now(), from))));
     }
 }
 
@@ -101,7 +101,7 @@ pub(crate) fn wake_after_turn(from: usize, wakers: impl Iterator<Item = Waker>) 
 /// ago: the turn is a long one (a connection reading on and on, or very
 /// many connections with work).
 pub(crate) fn wake_kept_if_late() {
-    if let Some(since) = DEFERRED_SINCE.with(Cell::get)
+    if let Some((since, _)) = KEPT.with(Cell::get)
         && since.elapsed() >= MAX_DEFER
     {
         wake_kept();
@@ -110,7 +110,7 @@ pub(crate) fn wake_kept_if_late() {
 
 /// Gives the wake-ups kept by [`wake_after_turn`].
 fn wake_kept() {
-    if DEFERRED_SINCE.with(|s| s.take()).is_none() {
+    if KEPT.with(Cell::take).is_none() {
         return;
     }
     let mut kept = DEFERRED.with(|d| std::mem::take(&mut *d.borrow_mut()));
