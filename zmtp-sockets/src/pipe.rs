@@ -414,20 +414,21 @@ impl Pipe {
     /// replaces what is queued and is never full.
     #[cfg(test)]
     pub(crate) fn try_send(&self, out: Out) -> Result<(), Refused> {
-        self.try_send_waking(out, true)
+        self.try_send_made(|| out, true)
     }
 
-    /// `Pipe::try_send` (tests), waking the connection task only when `wake`
+    /// Queues the item that `make` makes, where it is queued (see
+    /// [`RingTx::push_with`]), waking the connection task only when `wake`
     /// (the caller then owes it a [`Pipe::wake`]; an inproc link wakes
     /// its peer itself).
     #[inline(always)]
-    fn try_send_waking(&self, out: Out, wake: bool) -> Result<(), Refused> {
+    fn try_send_made(&self, make: impl FnOnce() -> Out, wake: bool) -> Result<(), Refused> {
         match &self.channel {
             Channel::Queue { q, cap, conflate } => {
-                Self::enqueue(q, out, *cap, conflate.as_deref(), wake)
+                Self::enqueue(q, make(), *cap, conflate.as_deref(), wake)
             }
-            Channel::Ring { tx, cap } => tx.push(out, *cap, wake),
-            Channel::Inproc(link) => link.try_send(out),
+            Channel::Ring { tx, cap } => tx.push_with(make, *cap, wake),
+            Channel::Inproc(link) => link.try_send(make()),
         }
     }
 
@@ -779,11 +780,11 @@ impl Pipes {
     /// `small` is [`Small::of`] `msg`, made once for all the pipes.
     #[inline]
     pub(crate) fn send_copy(&self, pipe: &Pipe, msg: &Message, small: Option<&Small>) -> bool {
-        let out = match small {
-            Some(s) if pipe.link().is_none() => Out::Small(*s),
-            _ => Out::Msg(msg.clone()),
-        };
-        self.try_send_out(pipe, out).is_ok()
+        match small {
+            Some(s) if pipe.link().is_none() => self.try_send_made(pipe, || Out::Small(*s)),
+            _ => self.try_send_out(pipe, Out::Msg(msg.clone())),
+        }
+        .is_ok()
     }
 
     /// [`Pipes::send_msg`], saying why the pipe refused (full or closed).
@@ -794,6 +795,13 @@ impl Pipes {
 
     #[inline(always)]
     fn try_send_out(&self, pipe: &Pipe, out: Out) -> Result<(), Refused> {
+        self.try_send_made(pipe, || out)
+    }
+
+    /// [`Pipes::try_send_out`] with the item made where it is queued (see
+    /// [`RingTx::push_with`]).
+    #[inline(always)]
+    fn try_send_made(&self, pipe: &Pipe, make: impl FnOnce() -> Out) -> Result<(), Refused> {
         // Quiet: a batch's pipes under a lock and rings; inside
         // `quietly`, rings only (a locked queue's later wake would be a
         // second lock). An inproc link wakes its peer itself.
@@ -803,7 +811,7 @@ impl Pipes {
                 Channel::Queue { .. } => !self.sweep.get(),
                 Channel::Inproc(_) => false,
             };
-        let r = pipe.try_send_waking(out, !quiet);
+        let r = pipe.try_send_made(make, !quiet);
         if quiet && r.is_ok() && !pipe.unwoken.replace(true) && !self.sweep.get() {
             self.unwoken.borrow_mut().push(pipe.id);
         }

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering, fence};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
-use rtrb::{Consumer, Producer, PushError, RingBuffer};
+use rtrb::{Consumer, Producer, RingBuffer};
 
 use crate::pipe::{Out, Refused, TAKE_CHUNK, TAKE_WHOLE, Taken};
 
@@ -204,8 +204,25 @@ impl RingTx {
     /// [`fence_for_wakes`] and [`RingTx::wake_if_due`].
     #[inline]
     pub(crate) fn push(&self, out: Out, cap: usize, wake: bool) -> Result<(), Refused> {
+        self.push_with(|| out, cap, wake)
+    }
+
+    /// As [`RingTx::push`], with the item made by `make` once it has a
+    /// slot. A PUB's inline copy ([`Out::Small`]) is then built straight
+    /// into the ring's slot. Built first and moved in, it went through a
+    /// copy on the stack that was written and read back in pieces of
+    /// different sizes, and such a read waits until the stores before it,
+    /// the slots of the other subscribers' rings among them, have reached
+    /// the cache.
+    #[inline]
+    pub(crate) fn push_with(
+        &self,
+        make: impl FnOnce() -> Out,
+        cap: usize,
+        wake: bool,
+    ) -> Result<(), Refused> {
         if self.ring.rx_closed.load(Ordering::Acquire) {
-            return Err(Refused::Closed(out));
+            return Err(Refused::Closed(make()));
         }
         let pushed = self.pushed.get();
         if cap != 0 && pushed - self.ring.popped.load(Ordering::Acquire) >= cap {
@@ -216,20 +233,22 @@ impl RingTx {
             self.ring.full.store(true, Ordering::Relaxed);
             fence(Ordering::SeqCst);
             if pushed - self.ring.popped.load(Ordering::Acquire) >= cap {
-                return Err(Refused::Full(out));
+                return Err(Refused::Full(make()));
             }
             self.ring.full.store(false, Ordering::Relaxed);
         }
         let mut segment = self.segment.borrow_mut();
-        let full = match segment.as_mut() {
-            Some(p) => match p.push(out) {
-                Ok(()) => None,
-                Err(PushError::Full(out)) => Some(out),
-            },
-            None => Some(out),
+        let unmade = match segment.as_mut() {
+            Some(p) if !p.is_full() => {
+                if p.push(make()).is_err() {
+                    unreachable!("only this end fills the ring, and it has room");
+                }
+                None
+            }
+            _ => Some(make),
         };
-        if let Some(out) = full {
-            self.grow(&mut segment, out);
+        if let Some(make) = unmade {
+            self.grow(&mut segment, make());
         }
         drop(segment);
         self.pushed.set(pushed + 1);
