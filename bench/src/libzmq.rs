@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::pin::{self, Placement};
 use crate::probe::{process_cpu_ns, status_kib, thread_cpu_ns};
 
 /// One measurement's parameters.
@@ -19,7 +20,12 @@ pub(crate) struct Work {
     pub(crate) subscribers: usize,
     /// I/O threads per context (`ZMQ_IO_THREADS`).
     pub(crate) io_threads: i32,
+    /// push-pull: where the busy threads are pinned (see `pin.rs`).
+    pub(crate) pin: Option<Placement>,
 }
+
+/// The start of the names of libzmq's I/O threads (`ZMQbg/IO/N`).
+const IO_THREAD_PREFIX: &str = "ZMQbg/IO/";
 
 /// Binds `s` to a fresh endpoint of the transport; returns it as bound.
 fn bind(s: &zmq::Socket, transport: &str) -> String {
@@ -249,7 +255,22 @@ fn workload(w: &Work) -> String {
 fn throughput(w: &Work) -> String {
     let (rctx, sctx) = contexts(w);
     let pubsub = w.pattern == "pub-sub";
+    // A context starts its I/O threads with its first socket.
+    let pinned = w.pin.map(|p| {
+        assert!(
+            !pubsub && w.transport != "inproc",
+            "--pin is for push-pull over tcp or ipc"
+        );
+        let cpus = pin::two_cpus().expect("two CPUs");
+        (cpus, p.io_cpus(cpus))
+    });
+    let before = pin::threads_named(IO_THREAD_PREFIX);
     let sender = socket(&sctx, if pubsub { zmq::PUB } else { zmq::PUSH });
+    if let Some((cpus, (_, send_io))) = pinned {
+        let n = w.io_threads.max(1) as usize;
+        pin::pin_new(IO_THREAD_PREFIX, &before, n, send_io).expect("pin");
+        pin::pin(None, cpus.sender).expect("pin");
+    }
     let mut receivers = Vec::new();
     if pubsub {
         sender.set_sndhwm(0).expect("opt");
@@ -271,7 +292,12 @@ fn throughput(w: &Work) -> String {
             while s.recv_bytes(0).is_ok() {}
         }
     } else {
+        let before = pin::threads_named(IO_THREAD_PREFIX);
         let r = socket(&rctx, zmq::PULL);
+        if let Some((_, (recv_io, _))) = pinned {
+            let n = w.io_threads.max(1) as usize;
+            pin::pin_new(IO_THREAD_PREFIX, &before, n, recv_io).expect("pin");
+        }
         let keys = secure_server(&rctx, &r, &w.mechanism);
         secure_client(&sender, &w.mechanism, &keys);
         let ep = bind(&r, &w.transport);
@@ -280,9 +306,17 @@ fn throughput(w: &Work) -> String {
     }
     let count = w.count;
     let process0 = process_cpu_ns();
+    let recv_cpu = pinned.map(|(cpus, _)| cpus.receiver);
     let threads: Vec<_> = receivers
         .into_iter()
-        .map(|r| std::thread::spawn(move || timed_receive(&r, count)))
+        .map(|r| {
+            std::thread::spawn(move || {
+                if let Some(cpu) = recv_cpu {
+                    pin::pin(None, cpu).expect("pin");
+                }
+                timed_receive(&r, count)
+            })
+        })
         .collect();
     let cpu = send_all(&sender, w.size, count);
     let results: Vec<_> = threads

@@ -17,6 +17,8 @@
 //! bench --json`, the others through `bench/peers` (`rust-peers`).
 
 mod libzmq;
+#[path = "../../zmtp-cli/src/pin.rs"]
+mod pin;
 #[path = "../../zmtp-cli/src/probe.rs"]
 mod probe;
 mod svg;
@@ -111,22 +113,29 @@ fn measure(t: &Tools, imp: &str, w: &Work) -> Result<Fields, Miss> {
     ];
     let mut cmd = match imp {
         // `-io2`: two I/O threads per context.
-        "libzmq" | "libzmq-io2" => {
+        // `-together`, `-apart`: the busy threads pinned (see `pin.rs`).
+        "libzmq" | "libzmq-io2" | "libzmq-together" | "libzmq-apart" => {
             let mut c = Command::new(&t.me);
             // The idle-remote peers are zmtp's, for both servers.
             c.env("ZMTP_BIN", &t.zmtp).arg("--libzmq").args(&common);
-            if imp == "libzmq-io2" {
-                c.arg("2");
-            }
+            match imp {
+                "libzmq-io2" => c.arg("2"),
+                "libzmq-together" => c.args(["1", "together"]),
+                "libzmq-apart" => c.args(["1", "apart"]),
+                _ => &mut c,
+            };
             c
         }
         // zmtp with each body from a static buffer (`--payload static`),
         // with busy polling off, with two I/O threads per context.
         // zmtp with batch calls of 64 messages.
-        "zmtp" | "zmtp-static" | "zmtp-nopoll" | "zmtp-io2" | "zmtp-batch" => {
+        "zmtp" | "zmtp-static" | "zmtp-nopoll" | "zmtp-io2" | "zmtp-batch" | "zmtp-together"
+        | "zmtp-apart" => {
             let mut c = Command::new(&t.zmtp);
             c.arg("bench");
             match imp {
+                "zmtp-together" => c.args(["--pin", "together"]),
+                "zmtp-apart" => c.args(["--pin", "apart"]),
                 "zmtp-static" => c.args(["--payload", "static"]),
                 "zmtp-nopoll" => c.args(["--busy-poll-us", "0"]),
                 "zmtp-io2" => c.args(["--io-threads", "2"]),
@@ -505,6 +514,9 @@ fn main() {
             count: a(6).parse().unwrap_or(1000),
             subscribers: a(7).parse().unwrap_or(1),
             io_threads: a(8).parse().unwrap_or(1),
+            pin: args
+                .get(9)
+                .map(|p| pin::Placement::parse(p).unwrap_or_else(|e| panic!("{e}"))),
         };
         let fields = libzmq::run(&w);
         println!(
@@ -738,6 +750,20 @@ fn main() {
         0.6,
         false,
     );
+    let placed = placement(&t, &mut rep, runs, &n);
+    for p in ["together", "apart"] {
+        rep.target(
+            &format!("NULL 16 B CPU per message ≤ 0.6× libzmq's, threads pinned {p}"),
+            ratio(
+                &placed,
+                &format!("zmtp-{p}"),
+                &format!("libzmq-{p}"),
+                "cpu_ns_per_msg",
+            ),
+            0.6,
+            false,
+        );
+    }
     let (batch_pp, batch_dr) = batch_calls(&t, &mut rep, runs, &n);
     rep.target(
         &format!("NULL 16 B CPU per message ≤ 0.6× libzmq's, batch calls of {BATCH}"),
@@ -1149,6 +1175,66 @@ fn busy_polling(t: &Tools, rep: &mut Report, runs: usize, n: &dyn Fn(u64) -> u64
         &imps,
         &[("CPU per message", &r, "cpu_ns_per_msg")],
     );
+    r
+}
+
+/// Where the threads run: PUSH/PULL 16 B over tcp with the four busy
+/// threads pinned to two CPUs, each application thread with its own
+/// side's I/O thread (together) or with the other side's (apart), libzmq
+/// and zmtp placed the same way (see `zmtp-cli/src/pin.rs`).
+fn placement(t: &Tools, rep: &mut Report, runs: usize, n: &dyn Fn(u64) -> u64) -> Results {
+    let imps = [
+        "libzmq-together",
+        "zmtp-together",
+        "libzmq-apart",
+        "zmtp-apart",
+    ];
+    let _ = writeln!(
+        rep.md,
+        "\n### Where the threads run\n\nPUSH/PULL 16 B over tcp, NULL, the four busy threads (the sending and the receiving application thread, each side's I/O thread) pinned to two CPUs: each application thread on the CPU of its own side's I/O thread (together: only the kernel's socket buffer crosses between the CPUs), or on the other side's (apart: every hand-off between an application thread and its I/O thread crosses, as it does when each side has a machine of its own and both are busy). Unpinned, the scheduler picks one or the other run by run, which is most of the spread of the unpinned PUSH/PULL rows. `zmtp bench --pin together|apart`, and the same placement for libzmq (`zmtp-compare --libzmq push-pull null tcp 16 COUNT 1 1 together|apart`). msg/s and the whole process's CPU per message, median (min–max) of the runs, ratio to libzmq's in the same placement and runs.\n"
+    );
+    rep.header(&["placement", "figure", "libzmq", "zmtp"]);
+    let w = Work::tcp16("push-pull", n(3_000_000), 1);
+    let r = run_interleaved(t, &w, &imps, runs);
+    for p in ["together", "apart"] {
+        let (lz, zm) = (format!("libzmq-{p}"), format!("zmtp-{p}"));
+        for (label, key) in [
+            ("msg/s", "msgs_per_sec"),
+            ("CPU ns per message", "cpu_ns_per_msg"),
+        ] {
+            let base = field(&r, &lz, key).map(|s| s.0);
+            let _ = writeln!(
+                rep.md,
+                "| {p} | {label} | {} | {} |",
+                cell_of(&r, &lz, key, None),
+                cell_of(&r, &zm, key, base)
+            );
+        }
+    }
+    let series = ["libzmq", "zmtp"]
+        .iter()
+        .map(|stack| {
+            let v = ["together", "apart"]
+                .iter()
+                .map(|p| field(&r, &format!("{stack}-{p}"), "cpu_ns_per_msg").map(|s| s.0));
+            ((*stack).to_owned(), v.collect())
+        })
+        .collect();
+    let (file, title) = (
+        "placement.svg",
+        "The process's CPU per 16 B message, threads pinned (lower is better)",
+    );
+    let _ = writeln!(rep.md, "\n![{title}](docs/bench/{file})");
+    rep.charts.push((
+        file.to_owned(),
+        svg::Chart {
+            title: title.to_owned(),
+            y_label: "ns".to_owned(),
+            categories: vec!["together".to_owned(), "apart".to_owned()],
+            series,
+        }
+        .render(),
+    ));
     r
 }
 

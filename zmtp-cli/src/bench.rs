@@ -8,7 +8,11 @@ use bytes::Bytes;
 use zmtp_sockets::security::{KeyPair, PlainCredentials};
 use zmtp_sockets::{Context, Message, MonitorEvent, Security, Socket, SocketType};
 
+use crate::pin::{self, Placement};
 use crate::probe::{process_cpu_ns, status_kib, thread_cpu_ns};
+
+/// The start of the names of zmtp's I/O threads (`zmtp-io-N`).
+const IO_THREAD_PREFIX: &str = "zmtp-io-";
 
 /// Options of `zmtp bench`.
 #[derive(clap::Args, Debug, Clone)]
@@ -72,6 +76,12 @@ pub(crate) struct Args {
     /// the single-message calls.
     #[arg(long, default_value_t = 1)]
     batch: usize,
+    /// push-pull over tcp or ipc: pin the four busy threads to the first
+    /// two CPUs, `together` (each application thread on the CPU of its own
+    /// side's I/O thread) or `apart` (on the other side's), instead of
+    /// leaving the placement to the scheduler (see `pin.rs`).
+    #[arg(long, value_parser = ["together", "apart"])]
+    pin: Option<String>,
     /// idle-peers: the endpoint to connect to.
     #[arg(long)]
     connect: Option<String>,
@@ -661,22 +671,79 @@ fn proxy_throughput(a: &Args) -> Report {
     std::thread::spawn(move || {
         let _ = zmtp_sockets::proxy_blocking(&frontend, &backend, None);
     });
-    stream(a, &sender, receiver)
+    stream(a, &sender, receiver, None)
+}
+
+/// A pinned run's threads: the receiving thread's CPU, and each side's
+/// I/O threads.
+struct Pinned {
+    receiver: usize,
+    recv_io: Vec<i32>,
+    send_io: Vec<i32>,
+}
+
+impl Pinned {
+    /// The CPUs the threads last ran on, for the report: what the pinning
+    /// did, which `zmtp bench`'s test checks.
+    fn report(&self, receiver: usize, sender: usize) -> Vec<(&'static str, f64)> {
+        let io = |tids: &[i32]| {
+            tids.first()
+                .and_then(|&t| pin::last_cpu(t))
+                .map_or(-1.0, |c| c as f64)
+        };
+        vec![
+            ("receiver_cpu", receiver as f64),
+            ("sender_cpu", sender as f64),
+            ("recv_io_cpu", io(&self.recv_io)),
+            ("send_io_cpu", io(&self.send_io)),
+        ]
+    }
+}
+
+/// The two contexts of a pinned run, each one's I/O threads on their CPU,
+/// this (the sending) thread pinned too.
+fn pinned_contexts(a: &Args, placement: &str) -> (Context, Context, Option<Pinned>) {
+    let placement = Placement::parse(placement).unwrap_or_else(|e| bad(e));
+    let cpus = pin::two_cpus().unwrap_or_else(|e| crate::die(1, e));
+    let (recv_io, send_io) = placement.io_cpus(cpus);
+    let ctx = |cpu: usize| {
+        let before = pin::threads_named(IO_THREAD_PREFIX);
+        let c = Context::builder()
+            .io_threads(a.io_threads)
+            .busy_poll(Duration::from_micros(a.busy_poll_us))
+            .build();
+        let tids = pin::pin_new(IO_THREAD_PREFIX, &before, a.io_threads, cpu)
+            .unwrap_or_else(|e| crate::die(1, e));
+        (c, tids)
+    };
+    let ((r, recv_io), (s, send_io)) = (ctx(recv_io), ctx(send_io));
+    pin::pin(None, cpus.sender).unwrap_or_else(|e| crate::die(1, e));
+    let pinned = Pinned {
+        receiver: cpus.receiver,
+        recv_io,
+        send_io,
+    };
+    (r, s, Some(pinned))
 }
 
 /// Sends --count messages of --size bytes from `sender` while a thread
 /// receives them on `receiver`: the throughput report, with the sending
 /// thread's CPU per send and the process's CPU per message received.
-fn stream(a: &Args, sender: &Socket, receiver: Socket) -> Report {
+fn stream(a: &Args, sender: &Socket, receiver: Socket, pinned: Option<Pinned>) -> Report {
     let count = a.count;
     let process0 = process_cpu_ns();
     let batch = a.batch;
+    let recv_cpu = pinned.as_ref().map(|p| p.receiver);
     let recv_thread = std::thread::spawn(move || {
-        if batch > 1 {
+        if let Some(cpu) = recv_cpu {
+            pin::pin(None, cpu).unwrap_or_else(|e| crate::die(1, e));
+        }
+        let r = if batch > 1 {
             timed_receive_batched(&receiver, count, batch)
         } else {
             timed_receive(&receiver, count)
-        }
+        };
+        (r, rustix::thread::sched_getcpu())
     });
     let payload = Payload::new(a);
     let cpu = if batch > 1 {
@@ -684,7 +751,8 @@ fn stream(a: &Args, sender: &Socket, receiver: Socket) -> Report {
     } else {
         payload.send_all(sender, count)
     };
-    let (first, last, received) = recv_thread
+    let send_cpu = rustix::thread::sched_getcpu();
+    let ((first, last, received), recv_cpu) = recv_thread
         .join()
         .unwrap_or_else(|_| crate::die(1, "receiver panicked"));
     let process = process_cpu_ns().saturating_sub(process0);
@@ -697,6 +765,9 @@ fn stream(a: &Args, sender: &Socket, receiver: Socket) -> Report {
     ];
     if batch > 1 {
         extra.push(("batch", batch as f64));
+    }
+    if let Some(p) = &pinned {
+        extra.extend(p.report(recv_cpu, send_cpu));
     }
     Report {
         send_cpu_ns_per_msg: cpu as f64 / count as f64,
@@ -979,6 +1050,9 @@ pub(crate) fn measure(a: &Args) -> Report {
     if a.batch > 1 && !matches!(a.pattern.as_str(), "push-pull" | "dealer-router" | "proxy") {
         bad("--batch is for --pattern push-pull, dealer-router and proxy");
     }
+    if a.pin.is_some() && (a.pattern != "push-pull" || a.transport == "inproc") {
+        bad("--pin is for --pattern push-pull over tcp or ipc");
+    }
     if a.pattern != "idle-peers" && (a.connect.is_some() || a.server_key.is_some()) {
         bad("--connect and --server-key are for --pattern idle-peers");
     }
@@ -1007,7 +1081,13 @@ pub(crate) fn measure(a: &Args) -> Report {
     if a.count < 2 {
         bad("--count must be at least 2");
     }
-    let (recv_ctx, send_ctx) = contexts(a);
+    let (recv_ctx, send_ctx, cpus) = match &a.pin {
+        Some(p) => pinned_contexts(a, p),
+        None => {
+            let (r, s) = contexts(a);
+            (r, s, None)
+        }
+    };
     let receiver = recv_ctx
         .socket(recv_type)
         .unwrap_or_else(|e| crate::die(1, e));
@@ -1077,7 +1157,7 @@ pub(crate) fn measure(a: &Args) -> Report {
         };
     }
 
-    stream(a, &sender, receiver)
+    stream(a, &sender, receiver, cpus)
 }
 
 /// Many quiet peers and one that asks: --subscribers PUSH sockets (1,000

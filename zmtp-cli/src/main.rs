@@ -15,6 +15,7 @@
 mod bench;
 mod cat;
 mod keygen;
+mod pin;
 mod probe;
 mod proxy;
 mod security;
