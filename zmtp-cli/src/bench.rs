@@ -1081,7 +1081,7 @@ pub(crate) fn measure(a: &Args) -> Report {
     if a.count < 2 {
         bad("--count must be at least 2");
     }
-    let (recv_ctx, send_ctx, cpus) = match &a.pin {
+    let (recv_ctx, send_ctx, pinned) = match &a.pin {
         Some(p) => pinned_contexts(a, p),
         None => {
             let (r, s) = contexts(a);
@@ -1157,7 +1157,7 @@ pub(crate) fn measure(a: &Args) -> Report {
         };
     }
 
-    stream(a, &sender, receiver, cpus)
+    stream(a, &sender, receiver, pinned)
 }
 
 /// Many quiet peers and one that asks: --subscribers PUSH sockets (1,000

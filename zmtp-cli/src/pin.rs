@@ -1,7 +1,8 @@
 //! Where a PUSH/PULL benchmark's four busy threads run: the two
 //! application threads and each side's I/O thread, pinned to two CPUs.
-//! Shared by `zmtp bench --pin` and `zmtp-compare --libzmq … --pin`
-//! (which includes this file), so that both stacks are placed the same way.
+//! Shared by `zmtp bench --pin together|apart` and by libzmq's driver,
+//! `zmtp-compare --libzmq push-pull … 1 together|apart` (which includes
+//! this file), so that both stacks are placed the same way.
 //!
 //! On a 2-core machine the scheduler puts those four threads in one of
 //! two ways, and each stack's throughput differs by a factor of three to

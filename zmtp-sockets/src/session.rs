@@ -837,10 +837,11 @@ impl<'a> Session<'a> {
 }
 
 /// Adds a decoded message to the batch; without a pipe (not attached yet)
-/// it is dropped. Always inlined: called, it took the message from the
-/// caller's stack in 16-byte loads that straddled the 8-byte stores that
-/// had just built it, and each waited for those stores to reach the
-/// cache (with 64 subscribers, about half of the function's samples).
+/// it is dropped. Always inlined: as a call, it read the message from
+/// the caller's stack in 16-byte loads that straddled the 8-byte stores
+/// that had just built it, a wait for those stores to reach the cache
+/// (about half of its samples with 64 subscribers); inlined, that
+/// workload took 3 % less CPU over 10 interleaved rounds.
 #[inline(always)]
 fn take(batch: &mut VecDeque<Inbound>, recycler: &mut Recycler, pipe: Option<u64>, msg: Message) {
     if let Some(pipe) = pipe {
