@@ -992,7 +992,10 @@ fn send_cpu(rep: &mut Report, n16: &Results, c16: &Results, x16: &Results) {
 /// Our mechanisms at 16 B, interleaved run by run (NULL, CURVE, NOISE-XX,
 /// NULL, …), for the targets that compare them with one another: rows of
 /// the throughput tables are minutes apart, and this machine drifts by up
-/// to 30 % in minutes. At least five runs of each.
+/// to 30 % in minutes. At least five runs of each, every one with the
+/// threads pinned together (see [`placement`]): unpinned, a run's
+/// placement moved its figure by up to three times, more than the
+/// mechanisms differ.
 fn mechanisms_interleaved(t: &Tools, rep: &mut Report, runs: usize, n: &dyn Fn(u64) -> u64) {
     const MECHS: [(&str, &str); 3] = [
         ("null", "NULL"),
@@ -1011,11 +1014,11 @@ fn mechanisms_interleaved(t: &Tools, rep: &mut Report, runs: usize, n: &dyn Fn(u
             count: n(2_000_000),
             subscribers: 1,
         };
-        measure(t, "zmtp", &w)
+        measure(t, "zmtp-together", &w)
     });
     let _ = writeln!(
         rep.md,
-        "\n### zmtp's mechanisms side by side\n\nPUSH/PULL 16 B over tcp, {} messages, our NULL, CURVE and NOISE-XX interleaved run by run, {runs} runs each; median (min–max) and, in bold, the ratio of medians to NULL's.\n",
+        "\n### zmtp's mechanisms side by side\n\nPUSH/PULL 16 B over tcp, {} messages, our NULL, CURVE and NOISE-XX interleaved run by run, {runs} runs each, the threads pinned together (`zmtp bench --pin together`: see \"Where the threads run\"; unpinned, where the scheduler put them moved a run by up to three times); median (min–max) and, in bold, the ratio of medians to NULL's.\n",
         human(n(2_000_000) as f64)
     );
     rep.header(&["mechanism", "msg/s", "send CPU (ns per message)"]);
