@@ -264,11 +264,19 @@ fn throughput(w: &Work) -> String {
         let cpus = pin::two_cpus().expect("two CPUs");
         (cpus, p.io_cpus(cpus))
     });
-    let before = pin::threads_named(IO_THREAD_PREFIX);
-    let sender = socket(&sctx, if pubsub { zmq::PUB } else { zmq::PUSH });
-    if let Some((cpus, (_, send_io))) = pinned {
-        let n = w.io_threads.max(1) as usize;
-        pin::pin_new(IO_THREAD_PREFIX, &before, n, send_io).expect("pin");
+    // A socket, with the I/O threads its context started pinned to `cpu`.
+    let socket_on = |ctx: &zmq::Context, ty, cpu: Option<usize>| {
+        let before = cpu.map(|_| pin::threads_named(IO_THREAD_PREFIX));
+        let s = socket(ctx, ty);
+        if let (Some(cpu), Some(before)) = (cpu, before) {
+            let n = w.io_threads.max(1) as usize;
+            pin::pin_new(IO_THREAD_PREFIX, &before, n, cpu).expect("pin");
+        }
+        s
+    };
+    let sender_type = if pubsub { zmq::PUB } else { zmq::PUSH };
+    let sender = socket_on(&sctx, sender_type, pinned.map(|(_, (_, io))| io));
+    if let Some((cpus, _)) = pinned {
         pin::pin(None, cpus.sender).expect("pin");
     }
     let mut receivers = Vec::new();
@@ -292,12 +300,7 @@ fn throughput(w: &Work) -> String {
             while s.recv_bytes(0).is_ok() {}
         }
     } else {
-        let before = pin::threads_named(IO_THREAD_PREFIX);
-        let r = socket(&rctx, zmq::PULL);
-        if let Some((_, (recv_io, _))) = pinned {
-            let n = w.io_threads.max(1) as usize;
-            pin::pin_new(IO_THREAD_PREFIX, &before, n, recv_io).expect("pin");
-        }
+        let r = socket_on(&rctx, zmq::PULL, pinned.map(|(_, (io, _))| io));
         let keys = secure_server(&rctx, &r, &w.mechanism);
         secure_client(&sender, &w.mechanism, &keys);
         let ep = bind(&r, &w.transport);

@@ -347,6 +347,13 @@ struct Report {
 }
 
 impl Report {
+    /// Embeds the chart `docs/bench/{file}` after the section's table,
+    /// with `alt` as its text, and keeps it for writing.
+    fn chart(&mut self, file: &str, alt: &str, chart: svg::Chart) {
+        let _ = writeln!(self.md, "\n![{alt}](docs/bench/{file})");
+        self.charts.push((file.to_owned(), chart.render()));
+    }
+
     /// A bar chart with one bar per stack in `imps` for each `(category,
     /// results, figure)`, embedded after the section's table as
     /// `docs/bench/{file}`.
@@ -367,17 +374,16 @@ impl Report {
                 ((*imp).to_owned(), v.collect())
             })
             .collect();
-        let _ = writeln!(self.md, "\n![{title}](docs/bench/{file})");
-        self.charts.push((
-            file.to_owned(),
+        self.chart(
+            file,
+            title,
             svg::Chart {
                 title: title.to_owned(),
                 y_label: y_label.to_owned(),
                 categories: cats.iter().map(|(c, _, _)| (*c).to_owned()).collect(),
                 series,
-            }
-            .render(),
-        ));
+            },
+        );
     }
 
     /// One table row per `(label, figure)`: `first` cells (if any), the
@@ -488,17 +494,16 @@ fn throughput_table(
         let _ = writeln!(rep.md, "| {} |", row.join(" | "));
     }
     let name = format!("throughput-{mech}-{transport}.svg");
-    let _ = writeln!(rep.md, "\n![{title}](docs/bench/{name})");
-    rep.charts.push((
-        name,
+    rep.chart(
+        &name,
+        &title,
         svg::Chart {
             title: format!("{title}: throughput relative to libzmq"),
             y_label: "× libzmq (same run)".into(),
             categories: all.iter().map(|(s, _)| size_name(*s)).collect(),
             series,
-        }
-        .render(),
-    ));
+        },
+    );
     all
 }
 
@@ -1099,17 +1104,16 @@ fn pub_sub(
         cats.push(format!("×{subs}"));
         all.push((subs, r));
     }
-    let _ = writeln!(rep.md, "\n![PUB/SUB](docs/bench/pub-sub.svg)");
-    rep.charts.push((
-        "pub-sub.svg".into(),
+    rep.chart(
+        "pub-sub.svg",
+        "PUB/SUB",
         svg::Chart {
             title: "PUB/SUB over tcp, deliveries per second".into(),
             y_label: "msg/s".into(),
             categories: cats,
             series,
-        }
-        .render(),
-    ));
+        },
+    );
     all
 }
 
@@ -1227,17 +1231,16 @@ fn placement(t: &Tools, rep: &mut Report, runs: usize, n: &dyn Fn(u64) -> u64) -
         "placement.svg",
         "The process's CPU per 16 B message, threads pinned (lower is better)",
     );
-    let _ = writeln!(rep.md, "\n![{title}](docs/bench/{file})");
-    rep.charts.push((
-        file.to_owned(),
+    rep.chart(
+        file,
+        title,
         svg::Chart {
             title: title.to_owned(),
             y_label: "ns".to_owned(),
             categories: vec!["together".to_owned(), "apart".to_owned()],
             series,
-        }
-        .render(),
-    ));
+        },
+    );
     r
 }
 
@@ -1328,17 +1331,16 @@ fn io_threads(t: &Tools, rep: &mut Report, runs: usize, n: &dyn Fn(u64) -> u64) 
             .1
             .push(field(&r, two, "msgs_per_sec").map(|s| s.0));
     }
-    let _ = writeln!(rep.md, "\n![I/O threads](docs/bench/io-threads.svg)");
-    rep.charts.push((
-        "io-threads.svg".into(),
+    rep.chart(
+        "io-threads.svg",
+        "I/O threads",
         svg::Chart {
             title: "8 PUSH → 1 PULL over tcp, by I/O threads".into(),
             y_label: "msg/s".into(),
             categories: cats,
             series,
-        }
-        .render(),
-    ));
+        },
+    );
     r
 }
 
@@ -1383,17 +1385,16 @@ fn latency(
         }
         all.push((size, r));
     }
-    let _ = writeln!(rep.md, "\n![REQ/REP round trip](docs/bench/latency.svg)");
-    rep.charts.push((
-        "latency.svg".into(),
+    rep.chart(
+        "latency.svg",
+        "REQ/REP round trip",
         svg::Chart {
             title: "REQ/REP round trip over tcp (lower is better)".into(),
             y_label: "µs".into(),
             categories: cats,
             series,
-        }
-        .render(),
-    ));
+        },
+    );
     all
 }
 
@@ -1528,17 +1529,16 @@ fn inproc(t: &Tools, rep: &mut Report, runs: usize, n: &dyn Fn(u64) -> u64) -> (
         ("REQ/REP 16 B round trip p99 µs", "p99_us"),
     ];
     rep.rows(&rr, &[], &rows, &imps);
-    let _ = writeln!(rep.md, "\n![inproc throughput](docs/bench/inproc.svg)");
-    rep.charts.push((
-        "inproc.svg".into(),
+    rep.chart(
+        "inproc.svg",
+        "inproc throughput",
         svg::Chart {
             title: "PUSH/PULL over inproc".into(),
             y_label: "msg/s".into(),
             categories: cats,
             series,
-        }
-        .render(),
-    ));
+        },
+    );
     let big = out.pop().unwrap_or_default();
     let small = out.pop().unwrap_or_default();
     (small, big)
@@ -1620,20 +1620,16 @@ fn handshakes(
         }
         all.push((mech, r));
     }
-    let _ = writeln!(
-        rep.md,
-        "\n![Handshakes per second](docs/bench/handshakes.svg)"
-    );
-    rep.charts.push((
-        "handshakes.svg".into(),
+    rep.chart(
+        "handshakes.svg",
+        "Handshakes per second",
         svg::Chart {
             title: "Handshakes per second over tcp (higher is better)".into(),
             y_label: "connections/s".into(),
             categories: mechs.iter().map(|m| m.to_uppercase()).collect(),
             series,
-        }
-        .render(),
-    ));
+        },
+    );
     all
 }
 
