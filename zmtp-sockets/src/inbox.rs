@@ -1,11 +1,12 @@
 //! The socket's incoming queue, filled in batches.
 //!
 //! Connection tasks push every message they decoded in one turn under one
-//! lock and wake the application once; the application swaps the whole
-//! shared queue into its own buffer when that runs dry, so most receives
-//! touch no state the I/O threads touch. The bound (the receive high-water
-//! mark) applies to the shared queue; the application's buffer holds at most
-//! one swapped batch more, like libzmq's batched pipes.
+//! lock and wake the application once. A batch joins the shared queue
+//! whole, without its items moving (see [`Run`]), and the application swaps
+//! the oldest batch into its own buffer when that runs dry, so most
+//! receives touch no state the I/O threads touch. The bound (the receive
+//! high-water mark) applies to the shared queue; the application's buffer
+//! holds at most one batch more, like libzmq's batched pipes.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -82,14 +83,113 @@ struct Local {
 
 #[derive(Default)]
 struct Shared {
-    queue: VecDeque<Inbound>,
-    closed: bool,
-    /// How many of `queue`'s items are a peer's properties, which take no
+    /// The queue: the batches pushed, in order, each taken by the
+    /// application as a whole (see [`Run`]).
+    runs: VecDeque<Run>,
+    /// Items in `runs`.
+    len: usize,
+    /// How many of those items are a peer's properties, which take no
     /// room: with a bound of 1, a connection's first message waited behind
     /// its properties for a receive that a poller never made, since
     /// properties alone are nothing to receive. (A conflating inbox has no
     /// bound and never counts them.)
     peers: usize,
+    /// Emptied buffers the application gave back, with their room, for
+    /// the connection tasks whose batches joined `runs` (at most
+    /// [`SPARES`]).
+    spares: Vec<VecDeque<Inbound>>,
+    closed: bool,
+}
+
+/// A batch in the shared queue, and how many of its items are a peer's
+/// properties.
+///
+/// A connection task's whole batch joins the queue as it is, and the
+/// application swaps it in for its emptied buffer, which goes back to the
+/// tasks ([`Shared::spares`]). The queue was one buffer that each batch
+/// was copied onto the end of whenever the application had not taken the
+/// last: with many connections (PUB -> 64 SUB), that copy and the growth
+/// of the buffer it filled (a new allocation, its pages faulted in, the
+/// items copied again) were the receiving I/O thread's largest items
+/// after decoding, and the buffer kept its largest size for good.
+struct Run {
+    items: VecDeque<Inbound>,
+    peers: usize,
+}
+
+/// Batches of fewer items are copied onto the last run (a connection
+/// sending now and then hands over one message at a time: a run each would
+/// be a buffer each).
+const RUN_MIN: usize = 64;
+
+/// Most emptied buffers kept for the connection tasks.
+const SPARES: usize = 4;
+
+impl Shared {
+    /// Moves the first `n` items of `batch` (of which `peers` are a peer's
+    /// properties) to the end of the queue: the whole batch as a run of
+    /// its own when it is all of it and large (or the queue is empty),
+    /// else copied onto the last run that has room for it.
+    fn append(&mut self, batch: &mut VecDeque<Inbound>, n: usize, peers: usize) {
+        self.len += n;
+        self.peers += peers;
+        if n == batch.len() && (n >= RUN_MIN || self.runs.is_empty()) {
+            let spare = self.spares.pop().unwrap_or_default();
+            let items = std::mem::replace(batch, spare);
+            self.runs.push_back(Run { items, peers });
+            return;
+        }
+        if let Some(last) = self.runs.back_mut()
+            && last.items.capacity() - last.items.len() >= n
+        {
+            last.items.extend(batch.drain(..n));
+            last.peers += peers;
+            return;
+        }
+        let mut items = self.spares.pop().unwrap_or_default();
+        items.extend(batch.drain(..n));
+        self.runs.push_back(Run { items, peers });
+    }
+
+    /// Swaps the first run into `buf` (emptied first), whose buffer is
+    /// kept as a spare; false when the queue is empty.
+    fn take_run(&mut self, buf: &mut VecDeque<Inbound>) -> bool {
+        let Some(run) = self.runs.pop_front() else {
+            return false;
+        };
+        self.len -= run.items.len();
+        self.peers -= run.peers;
+        buf.clear();
+        let emptied = std::mem::replace(buf, run.items);
+        if self.spares.len() < SPARES && emptied.capacity() > 0 {
+            self.spares.push(emptied);
+        }
+        true
+    }
+
+    /// A conflating queue's push: `newest` (if any) replaces what is
+    /// queued, in the buffer of the run it replaces. The other runs go to
+    /// the caller, to be dropped out of the lock.
+    fn replace_all(&mut self, newest: Option<Inbound>) -> VecDeque<Run> {
+        let mut replaced = std::mem::take(&mut self.runs);
+        let mut items = match replaced.pop_back() {
+            Some(run) => run.items,
+            None => self.spares.pop().unwrap_or_default(),
+        };
+        items.clear();
+        items.extend(newest);
+        self.len = items.len();
+        self.peers = 0;
+        if !items.is_empty() {
+            self.runs.push_back(Run { items, peers: 0 });
+        }
+        replaced
+    }
+
+    /// Whether no message is queued (a peer's properties are no message).
+    fn holds_no_message(&self) -> bool {
+        self.len == self.peers
+    }
 }
 
 pub(crate) struct Inbox {
@@ -202,27 +302,21 @@ impl Inbox {
                 // what the application's buffer holds.
                 let newest = batch.pop_back();
                 batch.clear();
-                s.queue.clear();
-                s.queue.extend(newest);
+                let replaced = s.replace_all(newest);
                 drop(s);
+                drop(replaced);
                 self.notify_readable();
                 return Ok(true);
             }
             let room = if capacity == 0 {
                 usize::MAX
             } else {
-                capacity.saturating_sub(s.queue.len().saturating_sub(s.peers))
+                capacity.saturating_sub(s.len - s.peers)
             };
             // A peer's properties come first in a session's batch.
             let peers = batch.iter().take_while(|i| i.is_peer()).count();
-            s.peers += peers;
             let n = peers + room.min(batch.len() - peers);
-            if n == batch.len() && s.queue.is_empty() {
-                // Hand the whole batch over without moving items.
-                std::mem::swap(&mut s.queue, batch);
-            } else {
-                s.queue.extend(batch.drain(..n));
-            }
+            s.append(batch, n, peers);
             n
         };
         if moved > 0 {
@@ -254,13 +348,7 @@ impl Inbox {
             }
             // Conflating: only the newest is kept (what is replaced is
             // dropped once the lock is released).
-            let replaced = if self.conflate {
-                std::mem::take(&mut s.queue)
-            } else {
-                VecDeque::new()
-            };
-            s.queue.push_back(item);
-            replaced
+            s.replace_all(Some(item))
         };
         drop(replaced);
         self.notify_readable();
@@ -425,10 +513,7 @@ impl Inbox {
     fn next(&self, local: &mut Local) -> Result<Option<Inbound>, Closed> {
         if self.conflate {
             let mut s = lock(&self.shared);
-            if !s.queue.is_empty() {
-                local.buf.clear();
-                std::mem::swap(&mut local.buf, &mut s.queue);
-            }
+            s.take_run(&mut local.buf);
         }
         if let Some(item) = local.buf.pop_front() {
             return Ok(Some(item));
@@ -441,12 +526,10 @@ impl Inbox {
         }
         let closed = {
             let mut s = lock(&self.shared);
-            if s.queue.is_empty() {
-                Some(s.closed)
-            } else {
-                std::mem::swap(&mut local.buf, &mut s.queue);
-                s.peers = 0;
+            if s.take_run(&mut local.buf) {
                 None
+            } else {
+                Some(s.closed)
             }
         };
         match closed {
@@ -542,7 +625,7 @@ impl Inbox {
         local.buf.iter().all(Inbound::is_peer)
             && local.lanes.iter().all(LaneRx::is_empty)
             && self.inproc.get().is_none_or(|q| q.is_empty())
-            && lock(&self.shared).queue.iter().all(Inbound::is_peer)
+            && lock(&self.shared).holds_no_message()
     }
 
     /// How many peers have a record here (label and properties).
@@ -596,6 +679,128 @@ mod tests {
         inbox.close();
         assert_eq!(inbox.try_pop().unwrap_err(), Closed);
         assert_eq!(inbox.push(&mut VecDeque::from([item(9)])), Err(Closed));
+    }
+
+    /// The items `inbox` holds, in the order a receive takes them.
+    fn drain_bytes(inbox: &Inbox) -> Vec<u8> {
+        std::iter::from_fn(|| inbox.try_pop().unwrap())
+            .map(|i| i.msg.frames()[0][0])
+            .collect()
+    }
+
+    #[test]
+    fn a_large_batch_joins_the_queue_whole_and_its_buffer_comes_back() {
+        let inbox = Inbox::new(0, false, false);
+        let big = |from: u8| (from..from + 100).map(item).collect::<VecDeque<_>>();
+        let mut batch = big(0);
+        assert_eq!(inbox.push(&mut batch), Ok(true));
+        // Moved, not copied: the pusher has no buffer to give yet, so it
+        // gets an empty one.
+        assert_eq!(batch.capacity(), 0);
+        batch = big(100);
+        let second = batch.as_slices().0.as_ptr();
+        assert_eq!(inbox.push(&mut batch), Ok(true));
+        assert_eq!(lock(&inbox.shared).runs.len(), 2);
+        assert_eq!(lock(&inbox.shared).len, 200);
+        // The receiver swaps in the first run; once it has emptied it and
+        // swaps in the second, the first's buffer is a spare, which the
+        // next whole batch pushed gets in exchange.
+        let first_100: Vec<u8> = (0..100)
+            .map(|_| inbox.try_pop().unwrap().unwrap().msg.frames()[0][0])
+            .collect();
+        assert_eq!(first_100, (0..100).collect::<Vec<u8>>());
+        assert_eq!(inbox.try_pop().unwrap().unwrap().msg.frames()[0][0], 100);
+        assert_eq!(lock(&inbox.shared).spares.len(), 1);
+        batch = big(0);
+        assert_eq!(inbox.push(&mut batch), Ok(true));
+        assert!(batch.capacity() >= 100, "the spare came back with its room");
+        assert!(lock(&inbox.shared).spares.is_empty());
+        // The second batch's items were never moved: the receiver reads
+        // them where the pusher wrote them.
+        assert_eq!(
+            lock(&inbox.local).buf.as_slices().0.as_ptr(),
+            second.wrapping_add(1)
+        );
+        let rest = drain_bytes(&inbox);
+        assert_eq!(rest.len(), 199);
+        assert_eq!(rest[..99], (101..200).map(|i| i as u8).collect::<Vec<_>>());
+        assert_eq!(rest[99..], (0..100).collect::<Vec<u8>>());
+    }
+
+    #[test]
+    fn small_batches_are_copied_onto_the_last_run_and_order_holds() {
+        let inbox = Inbox::new(0, false, false);
+        let mut batch: VecDeque<_> = (0..100).map(item).collect();
+        batch.reserve(100);
+        assert_eq!(inbox.push(&mut batch), Ok(true));
+        for i in 100..110 {
+            let mut one = VecDeque::from([item(i)]);
+            assert_eq!(inbox.push(&mut one), Ok(true));
+            // Copied: the pusher keeps its buffer.
+            assert!(one.capacity() >= 1);
+        }
+        assert_eq!(lock(&inbox.shared).runs.len(), 1);
+        assert_eq!(drain_bytes(&inbox), (0..110).collect::<Vec<u8>>());
+    }
+
+    #[test]
+    fn the_bound_and_the_properties_count_across_runs() {
+        let inbox = Inbox::new(150, false, false);
+        inbox.attach(1, None);
+        let props = Arc::new(Metadata::new());
+        let mut batch: VecDeque<_> = std::iter::once(Inbound::peer(1, props.clone()))
+            .chain((0..100).map(item))
+            .collect();
+        assert_eq!(inbox.push(&mut batch), Ok(true));
+        batch = std::iter::once(Inbound::peer(1, props))
+            .chain((100..200).map(item))
+            .collect();
+        // Room for 50 more messages; the properties take none.
+        assert_eq!(inbox.push(&mut batch), Ok(false));
+        assert_eq!(batch.len(), 50);
+        assert_eq!(lock(&inbox.shared).peers, 2);
+        assert_eq!(lock(&inbox.shared).len, 152);
+        // Taking the first run makes room for the rest.
+        assert_eq!(inbox.try_pop().unwrap().unwrap().msg.frames()[0][0], 0);
+        assert_eq!(lock(&inbox.shared).peers, 1);
+        assert_eq!(inbox.push(&mut batch), Ok(true));
+        let got = drain_bytes(&inbox);
+        assert_eq!(got, (1..200).map(|i| i as u8).collect::<Vec<_>>());
+        assert!(inbox.is_empty());
+    }
+
+    #[test]
+    fn a_burst_leaves_no_large_buffer_behind() {
+        let inbox = Inbox::new(0, false, false);
+        let mut batch = VecDeque::new();
+        for _ in 0..50 {
+            batch.extend((0..100).map(item));
+            assert_eq!(inbox.push(&mut batch), Ok(true));
+        }
+        assert_eq!(lock(&inbox.shared).len, 5000);
+        assert_eq!(drain_bytes(&inbox).len(), 5000);
+        // One run's buffer with the receiver, at most SPARES kept: the
+        // queue did not grow to hold the burst in one buffer, and keeps
+        // nothing of that size.
+        let s = lock(&inbox.shared);
+        assert!(s.runs.is_empty() && s.spares.len() <= SPARES);
+        assert!(s.spares.iter().all(|b| b.capacity() < 1000));
+        assert!(lock(&inbox.local).buf.capacity() < 1000);
+    }
+
+    #[test]
+    fn a_conflating_inbox_keeps_only_the_newest() {
+        let inbox = Inbox::new(0, true, false);
+        let mut batch: VecDeque<_> = (0..100).map(item).collect();
+        assert_eq!(inbox.push(&mut batch), Ok(true));
+        assert!(batch.is_empty());
+        assert!(inbox.push_one(item(200)).is_ok());
+        batch.extend((0..3).map(item));
+        assert_eq!(inbox.push(&mut batch), Ok(true));
+        assert_eq!(lock(&inbox.shared).len, 1);
+        assert_eq!(drain_bytes(&inbox), vec![2]);
+        assert!(inbox.push_one(item(7)).is_ok());
+        assert_eq!(drain_bytes(&inbox), vec![7]);
     }
 
     #[test]
