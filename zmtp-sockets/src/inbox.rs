@@ -98,6 +98,10 @@ struct Shared {
     /// the connection tasks whose batches joined `runs` (at most
     /// [`SPARES`]).
     spares: Vec<VecDeque<Inbound>>,
+    /// A push found no room for all it had: no message is queued (by
+    /// any task) until the queue falls to half the bound, when every task
+    /// waiting for room is woken (see [`Inbox::room`]).
+    full: bool,
     closed: bool,
 }
 
@@ -153,12 +157,10 @@ impl Shared {
 
     /// Swaps the first run into `buf` (emptied first), whose buffer is
     /// kept as a spare. `None` when the queue is empty; else whether the
-    /// messages queued fell to half the bound (`capacity`, 0 for none) or
-    /// below with this run: only then is a connection task waiting for
-    /// room woken (see [`Inbox::room`]).
+    /// queue was full and fell to half the bound (`capacity`) or below
+    /// with this run: then the tasks waiting for room are to be woken.
     fn take_run(&mut self, buf: &mut VecDeque<Inbound>, capacity: usize) -> Option<bool> {
         let run = self.runs.pop_front()?;
-        let before = self.len - self.peers;
         self.len -= run.items.len();
         self.peers -= run.peers;
         buf.clear();
@@ -166,8 +168,11 @@ impl Shared {
         if self.spares.len() < SPARES && emptied.capacity() > 0 {
             self.spares.push(emptied);
         }
-        let low = capacity / 2;
-        Some(capacity != 0 && before > low && self.len - self.peers <= low)
+        let room_made = self.full && self.len - self.peers <= capacity / 2;
+        if room_made {
+            self.full = false;
+        }
+        Some(room_made)
     }
 
     /// A conflating queue's push: `newest` (if any) replaces what is
@@ -229,12 +234,15 @@ pub(crate) struct Inbox {
     /// otherwise).
     readable: Event,
     pollers: AtomicUsize,
-    /// The shared queue fell to half its bound or below (libzmq's low-water
-    /// mark): a connection task that found no room for its whole batch
-    /// waits for this. Woken at every batch the application took, a task
-    /// with busy polling off was woken (an eventfd write and a context
-    /// switch) to push a run's worth and wait again: PUSH/PULL 16 B with
-    /// the threads apart spent 4 % more CPU per message.
+    /// The shared queue, once full, fell to half its bound or below
+    /// (libzmq's low-water mark): a connection task that found no room for
+    /// its whole batch waits for this. Until then no task queues more
+    /// ([`Shared::full`]), so that one whose peer keeps sending cannot take
+    /// each batch's worth of room as it is made while another waits.
+    /// Woken at every batch the application took, a task with busy polling
+    /// off was woken (an eventfd write and a context switch) to push a
+    /// batch's worth and wait again: PUSH/PULL 16 B with the threads apart
+    /// spent 4 % more CPU per message.
     room: Event,
 }
 
@@ -318,12 +326,15 @@ impl Inbox {
             }
             let room = if capacity == 0 {
                 usize::MAX
+            } else if s.full {
+                0
             } else {
                 capacity.saturating_sub(s.len - s.peers)
             };
             // A peer's properties come first in a session's batch.
             let peers = batch.iter().take_while(|i| i.is_peer()).count();
             let n = peers + room.min(batch.len() - peers);
+            s.full |= n < batch.len();
             s.append(batch, n, peers);
             n
         };
@@ -776,7 +787,7 @@ mod tests {
     }
 
     #[test]
-    fn a_task_waiting_for_room_is_woken_once_half_the_bound_is_free() {
+    fn a_full_queue_takes_nothing_more_until_half_the_bound_is_free() {
         let n = RUN_MIN as u8;
         let inbox = Inbox::new(4 * RUN_MIN, false, false);
         // Four runs (batches of RUN_MIN each join whole): the bound.
@@ -790,9 +801,14 @@ mod tests {
         let mut over = VecDeque::from([item(0)]);
         let _room = inbox.listen_room();
         assert_eq!(inbox.push(&mut over), Ok(false));
-        // The first run taken leaves three queued: no wake yet.
+        // The first run taken leaves three queued: no wake yet, and no
+        // other task may take the room it made meanwhile (the waiting one
+        // would never see half the bound free while another kept sending).
         assert_eq!(inbox.try_pop().unwrap().unwrap().msg.frames()[0][0], 0);
         assert!(!inbox.room.is_notified());
+        let mut other: VecDeque<_> = (0..RUN_MIN).map(|k| item(k as u8)).collect();
+        assert_eq!(inbox.push(&mut other), Ok(false));
+        assert_eq!(other.len(), RUN_MIN);
         for _ in 1..n {
             inbox.try_pop().unwrap().unwrap();
         }
@@ -801,7 +817,8 @@ mod tests {
         assert_eq!(inbox.try_pop().unwrap().unwrap().msg.frames()[0][0], n);
         assert!(inbox.room.is_notified());
         assert_eq!(inbox.push(&mut over), Ok(true));
-        assert_eq!(drain_bytes(&inbox).len(), 3 * RUN_MIN);
+        assert_eq!(inbox.push(&mut other), Ok(true));
+        assert_eq!(drain_bytes(&inbox).len(), 4 * RUN_MIN);
     }
 
     #[test]
