@@ -67,10 +67,10 @@ def bare(data):
             per_dso.setdefault(m.group(2), []).append(
                 (float(m.group(1)), int(m.group(3), 16)))
     out = {}
+    paths = run("perf", "report", "-i", data, "--sort", "dso", "-v",
+                "--stdio").split()
     for dso, samples in per_dso.items():
-        path = next((p for p in run("perf", "report", "-i", data, "--sort",
-                                    "dso", "-v", "--stdio").split()
-                     if p.endswith(dso)), None)
+        path = next((p for p in paths if p.endswith(dso)), None)
         if path is None:
             continue
         before, prev = {}, None

@@ -121,6 +121,16 @@ struct Run {
     peers: usize,
 }
 
+/// What [`Shared::take_run`] did besides taking the run.
+struct Taken {
+    /// The queue was full and fell to half the bound or below: the tasks
+    /// waiting for room are to be woken.
+    room_made: bool,
+    /// The emptied buffer when the spares are all kept, to be freed out of
+    /// the lock that the connection tasks push under.
+    surplus: Option<VecDeque<Inbound>>,
+}
+
 /// Batches of fewer items are copied onto the last run (a connection
 /// sending now and then hands over one message at a time: a run each would
 /// be a buffer each).
@@ -156,23 +166,25 @@ impl Shared {
     }
 
     /// Swaps the first run into `buf` (emptied first), whose buffer is
-    /// kept as a spare. `None` when the queue is empty; else whether the
-    /// queue was full and fell to half the bound (`capacity`) or below
-    /// with this run: then the tasks waiting for room are to be woken.
-    fn take_run(&mut self, buf: &mut VecDeque<Inbound>, capacity: usize) -> Option<bool> {
+    /// kept as a spare; `None` when the queue is empty. `capacity` is the
+    /// bound.
+    fn take_run(&mut self, buf: &mut VecDeque<Inbound>, capacity: usize) -> Option<Taken> {
         let run = self.runs.pop_front()?;
         self.len -= run.items.len();
         self.peers -= run.peers;
         buf.clear();
         let emptied = std::mem::replace(buf, run.items);
-        if self.spares.len() < SPARES && emptied.capacity() > 0 {
+        let surplus = if self.spares.len() < SPARES && emptied.capacity() > 0 {
             self.spares.push(emptied);
-        }
+            None
+        } else {
+            Some(emptied)
+        };
         let room_made = self.full && self.len - self.peers <= capacity / 2;
         if room_made {
             self.full = false;
         }
-        Some(room_made)
+        Some(Taken { room_made, surplus })
     }
 
     /// A conflating queue's push: `newest` (if any) replaces what is
@@ -531,8 +543,9 @@ impl Inbox {
     #[inline]
     fn next(&self, local: &mut Local) -> Result<Option<Inbound>, Closed> {
         if self.conflate {
-            let mut s = lock(&self.shared);
-            s.take_run(&mut local.buf, 0);
+            // The guard goes at the end of the statement, before what was
+            // taken is dropped.
+            let _taken = lock(&self.shared).take_run(&mut local.buf, 0);
         }
         if let Some(item) = local.buf.pop_front() {
             return Ok(Some(item));
@@ -548,7 +561,8 @@ impl Inbox {
             s.take_run(&mut local.buf, self.capacity).ok_or(s.closed)
         };
         match taken {
-            Ok(room_made) => {
+            Ok(Taken { room_made, surplus }) => {
+                drop(surplus);
                 if room_made {
                     self.room.notify(usize::MAX);
                 }
