@@ -10,7 +10,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::task::Poll;
 
 use bytes::Bytes;
@@ -20,6 +20,7 @@ use zmtp_core::Metadata;
 
 use crate::inproc::Credit;
 use crate::lane::{Ended, LaneRx, LaneTx};
+use crate::lock::{Guard, Lock};
 use crate::pipe::{IdMap, Inbound, PipeId};
 use crate::waiters::{Entry, Waiters};
 
@@ -222,10 +223,10 @@ pub(crate) struct Inbox {
     /// until its handshake completes).
     labelled: bool,
     /// Filled by the connection tasks and inproc senders.
-    shared: Padded<Mutex<Shared>>,
+    shared: Padded<Lock<Shared>>,
     /// Emptied by the application: on a cache line of its own, or every
     /// push would move the line the application's lock lives on.
-    local: Padded<Mutex<Local>>,
+    local: Padded<Lock<Local>>,
     /// The socket's own notices for inproc pipes (XPUB's cancels for one
     /// that left), and the messages of inproc pipes without a lane (when
     /// the inbox conflates, or beyond [`MAX_LANES`]): a lock-free queue.
@@ -282,8 +283,8 @@ impl Drop for PollerGuard<'_> {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
+fn lock<T>(m: &Lock<T>) -> Guard<'_, T> {
+    m.lock()
 }
 
 impl Inbox {

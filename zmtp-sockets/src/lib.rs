@@ -75,6 +75,7 @@ mod inbox;
 mod inproc;
 mod lane;
 mod listener;
+mod lock;
 mod monitor;
 mod options;
 mod pattern;

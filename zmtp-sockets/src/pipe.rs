@@ -9,14 +9,15 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Poll, Waker};
 
 use bytes::Bytes;
 use zmtp_core::{Message, Metadata};
 
 use crate::inproc::Link;
+use crate::lock::{Guard, Lock};
 use crate::ring::{RingRx, RingTx};
 use crate::routing::PeerSubscriptions;
 
@@ -266,7 +267,7 @@ pub(crate) const TAKE_WHOLE: usize = 1024;
 /// A pipe's queue, shared by the socket and the connection task.
 #[derive(Default)]
 struct Shared {
-    q: Mutex<Queue>,
+    q: Lock<Queue>,
     /// The queue refused a message for being full, and the task has not
     /// taken from it since: set and cleared under the lock, read without
     /// it. Round-robin skips such a pipe without taking its lock or
@@ -288,8 +289,8 @@ impl Shared {
     }
 }
 
-fn lock(q: &Shared) -> MutexGuard<'_, Queue> {
-    q.q.lock().unwrap_or_else(|e| e.into_inner())
+fn lock(q: &Shared) -> Guard<'_, Queue> {
+    q.q.lock()
 }
 
 /// Where a pipe's messages go.

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use async_channel::Sender;
@@ -15,6 +15,7 @@ use zmtp_core::{Message, Metadata, SocketType};
 use crate::context::Spawner;
 use crate::inbox::Inbox;
 use crate::inproc::Link;
+use crate::lock::{Guard, Lock};
 use crate::monitor::{MonitorEvent, Reason, Refusal};
 use crate::options::Options;
 use crate::pattern::{AnyPattern, Pattern, Subscription, SubscriptionLimits};
@@ -119,7 +120,7 @@ pub(crate) struct SocketShared {
     pub(crate) options: Mutex<Options>,
     pub(crate) spawner: Spawner,
     pub(crate) inbox: OnceLock<Inbox>,
-    pub(crate) state: Mutex<State>,
+    pub(crate) state: Lock<State>,
     /// Whether the pattern hands every received message over unchanged
     /// (then a receive takes no lock but the inbox's).
     pub(crate) passes_received: bool,
@@ -154,8 +155,8 @@ pub(crate) struct SocketShared {
 }
 
 impl SocketShared {
-    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    pub(crate) fn lock(&self) -> Guard<'_, State> {
+        self.state.lock()
     }
 
     pub(crate) fn options(&self) -> Options {

@@ -136,7 +136,7 @@ impl Socket {
             options: Mutex::new(options),
             spawner: ctx.inner.spawner.clone(),
             inbox: OnceLock::new(),
-            state: Mutex::new(State {
+            state: crate::lock::Lock::new(State {
                 routed: 0,
                 pipes: Pipes::default(),
                 pattern,
