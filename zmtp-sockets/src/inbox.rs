@@ -5,8 +5,9 @@
 //! whole, without its items moving (see [`Run`]), and the application swaps
 //! the oldest batch into its own buffer when that runs dry, so most
 //! receives touch no state the I/O threads touch. The bound (the receive
-//! high-water mark) applies to the shared queue; the application's buffer
-//! holds at most one batch more, like libzmq's batched pipes.
+//! high-water mark) applies to each peer's messages in the shared queue,
+//! as libzmq's applies to each peer's pipe; the application's buffer holds
+//! at most one batch more, like libzmq's batched pipes.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -99,11 +100,60 @@ struct Shared {
     /// the connection tasks whose batches joined `runs` (at most
     /// [`SPARES`]).
     spares: Vec<VecDeque<Inbound>>,
-    /// A push found no room for all it had: no message is queued (by
-    /// any task) until the queue falls to half the bound, when every task
-    /// waiting for room is woken (see [`Inbox::room`]).
-    full: bool,
+    /// Each pipe's messages in `runs`, when the inbox is bounded (pipes
+    /// with none queued and none waiting have no entry).
+    shares: IdMap<Share>,
     closed: bool,
+}
+
+/// One pipe's part of a bounded queue.
+#[derive(Default)]
+struct Share {
+    /// Its messages in the queue.
+    queued: usize,
+    /// A push found no room for all it had: none of its messages is
+    /// queued until its share falls to half the bound, when every task
+    /// waiting for room is woken (see [`Inbox::room`]). With room made a
+    /// run at a time, a task waiting for half would otherwise wait behind
+    /// its own later pushes.
+    full: bool,
+}
+
+/// Whose messages a run holds, for the shares they take (only pushes
+/// within the bound count).
+#[derive(Default)]
+enum Counted {
+    #[default]
+    None,
+    /// The usual case: a whole batch, from one pipe.
+    One(PipeId, usize),
+    /// Small batches of several pipes copied onto one run.
+    Many(Vec<(PipeId, usize)>),
+}
+
+impl Counted {
+    fn add(&mut self, pipe: PipeId, n: usize) {
+        if n == 0 {
+            return;
+        }
+        match self {
+            Counted::None => *self = Counted::One(pipe, n),
+            Counted::One(p, k) if *p == pipe => *k += n,
+            Counted::One(p, k) => *self = Counted::Many(vec![(*p, *k), (pipe, n)]),
+            Counted::Many(v) => match v.last_mut() {
+                Some((p, k)) if *p == pipe => *k += n,
+                _ => v.push((pipe, n)),
+            },
+        }
+    }
+
+    fn each(&self, mut f: impl FnMut(PipeId, usize)) {
+        match self {
+            Counted::None => {}
+            Counted::One(p, k) => f(*p, *k),
+            Counted::Many(v) => v.iter().for_each(|(p, k)| f(*p, *k)),
+        }
+    }
 }
 
 /// A batch in the shared queue, and how many of its items are a peer's
@@ -120,11 +170,12 @@ struct Shared {
 struct Run {
     items: VecDeque<Inbound>,
     peers: usize,
+    counted: Counted,
 }
 
 /// What [`Shared::take_run`] did besides taking the run.
 struct Taken {
-    /// The queue was full and fell to half the bound or below: the tasks
+    /// A pipe's full share fell to half the bound or below: the tasks
     /// waiting for room are to be woken.
     room_made: bool,
     /// The emptied buffer when the spares are all kept, to be freed out of
@@ -144,14 +195,32 @@ impl Shared {
     /// Moves the first `n` items of `batch` (of which `peers` are a peer's
     /// properties) to the end of the queue: the whole batch as a run of
     /// its own when it is all of it and large (or the queue is empty),
-    /// else copied onto the last run that has room for it.
-    fn append(&mut self, batch: &mut VecDeque<Inbound>, n: usize, peers: usize) {
+    /// else copied onto the last run that has room for it. `counted`: the
+    /// pipe whose share the messages among them take, and how many.
+    fn append(
+        &mut self,
+        batch: &mut VecDeque<Inbound>,
+        n: usize,
+        peers: usize,
+        counted: Option<(PipeId, usize)>,
+    ) {
         self.len += n;
         self.peers += peers;
+        let count = |c: &mut Counted| {
+            if let Some((pipe, m)) = counted {
+                c.add(pipe, m);
+            }
+        };
         if n == batch.len() && (n >= RUN_MIN || self.runs.is_empty()) {
             let spare = self.spares.pop().unwrap_or_default();
             let items = std::mem::replace(batch, spare);
-            self.runs.push_back(Run { items, peers });
+            let mut run = Run {
+                items,
+                peers,
+                counted: Counted::None,
+            };
+            count(&mut run.counted);
+            self.runs.push_back(run);
             return;
         }
         if let Some(last) = self.runs.back_mut()
@@ -159,11 +228,18 @@ impl Shared {
         {
             last.items.extend(batch.drain(..n));
             last.peers += peers;
+            count(&mut last.counted);
             return;
         }
         let mut items = self.spares.pop().unwrap_or_default();
         items.extend(batch.drain(..n));
-        self.runs.push_back(Run { items, peers });
+        let mut run = Run {
+            items,
+            peers,
+            counted: Counted::None,
+        };
+        count(&mut run.counted);
+        self.runs.push_back(run);
     }
 
     /// Swaps the first run into `buf` (emptied first), whose buffer is
@@ -181,10 +257,20 @@ impl Shared {
         } else {
             Some(emptied)
         };
-        let room_made = self.full && self.len - self.peers <= capacity / 2;
-        if room_made {
-            self.full = false;
-        }
+        let mut room_made = false;
+        run.counted.each(|pipe, n| {
+            let Some(share) = self.shares.get_mut(&pipe) else {
+                return;
+            };
+            share.queued = share.queued.saturating_sub(n);
+            if share.full && share.queued <= capacity / 2 {
+                share.full = false;
+                room_made = true;
+            }
+            if share.queued == 0 && !share.full {
+                self.shares.remove(&pipe);
+            }
+        });
         Some(Taken { room_made, surplus })
     }
 
@@ -202,7 +288,11 @@ impl Shared {
         self.len = items.len();
         self.peers = 0;
         if !items.is_empty() {
-            self.runs.push_back(Run { items, peers: 0 });
+            self.runs.push_back(Run {
+                items,
+                peers: 0,
+                counted: Counted::None,
+            });
         }
         replaced
     }
@@ -214,7 +304,7 @@ impl Shared {
 }
 
 pub(crate) struct Inbox {
-    /// Most messages in the shared queue; 0 for no bound.
+    /// Most messages of each pipe in the shared queue; 0 for no bound.
     capacity: usize,
     /// Keep only the newest message (`conflate`).
     conflate: bool,
@@ -247,11 +337,10 @@ pub(crate) struct Inbox {
     /// otherwise).
     readable: Event,
     pollers: AtomicUsize,
-    /// The shared queue, once full, fell to half its bound or below
-    /// (libzmq's low-water mark): a connection task that found no room for
-    /// its whole batch waits for this. Until then no task queues more
-    /// ([`Shared::full`]), so that one whose peer keeps sending cannot take
-    /// each batch's worth of room as it is made while another waits.
+    /// A pipe's share of the shared queue, once full, fell to half the
+    /// bound or below (libzmq's low-water mark): a connection task that
+    /// found no room for its whole batch waits for this. Until then it
+    /// queues no more ([`Share::full`]).
     /// Woken at every batch the application took, a task with busy polling
     /// off was woken (an eventfd write and a context switch) to push a
     /// batch's worth and wait again: PUSH/PULL 16 B with the threads apart
@@ -337,19 +426,29 @@ impl Inbox {
                 self.notify_readable();
                 return Ok(true);
             }
-            let room = if capacity == 0 {
-                usize::MAX
-            } else if s.full {
-                0
-            } else {
-                capacity.saturating_sub(s.len - s.peers)
-            };
-            // A peer's properties come first in a session's batch.
+            // A peer's properties come first in a session's batch, then
+            // its messages, all of one pipe.
             let peers = batch.iter().take_while(|i| i.is_peer()).count();
-            let n = peers + room.min(batch.len() - peers);
-            s.full |= n < batch.len();
-            s.append(batch, n, peers);
-            n
+            let messages = batch.len() - peers;
+            let pipe = batch.get(peers).map(Inbound::pipe);
+            let (m, counted) = match pipe {
+                Some(pipe) if capacity != 0 => {
+                    debug_assert!(batch.iter().all(|i| i.pipe() == pipe));
+                    let share = s.shares.entry(pipe).or_default();
+                    let room = if share.full {
+                        0
+                    } else {
+                        capacity.saturating_sub(share.queued)
+                    };
+                    let m = room.min(messages);
+                    share.queued += m;
+                    share.full |= m < messages;
+                    (m, Some((pipe, m)))
+                }
+                _ => (messages, None),
+            };
+            s.append(batch, peers + m, peers, counted);
+            peers + m
         };
         if moved > 0 {
             self.notify_readable();
@@ -802,28 +901,33 @@ mod tests {
     }
 
     #[test]
-    fn a_full_queue_takes_nothing_more_until_half_the_bound_is_free() {
+    fn the_bound_holds_for_each_peer_and_a_full_one_waits_for_half() {
         let n = RUN_MIN as u8;
+        let from = |pipe: PipeId, k: usize| Inbound::new(pipe, Message::from(vec![k as u8]));
         let inbox = Inbox::new(4 * RUN_MIN, false, false);
-        // Four runs (batches of RUN_MIN each join whole): the bound.
+        // Pipe 1's four runs (batches of RUN_MIN each join whole): its
+        // whole share.
         for i in 0..4 {
             let mut batch: VecDeque<_> = (i * RUN_MIN..(i + 1) * RUN_MIN)
-                .map(|k| item(k as u8))
+                .map(|k| from(1, k))
                 .collect();
             assert_eq!(inbox.push(&mut batch), Ok(true));
         }
-        assert_eq!(lock(&inbox.shared).runs.len(), 4);
-        let mut over = VecDeque::from([item(0)]);
         let _room = inbox.listen_room();
+        let mut over = VecDeque::from([from(1, 0)]);
         assert_eq!(inbox.push(&mut over), Ok(false));
-        // The first run taken leaves three queued: no wake yet, and no
-        // other task may take the room it made meanwhile (the waiting one
-        // would never see half the bound free while another kept sending).
+        // Another peer's messages take a share of their own, as libzmq's
+        // pipes each have their own bound.
+        let mut other: VecDeque<_> = (0..4 * RUN_MIN).map(|k| from(2, k)).collect();
+        assert_eq!(inbox.push(&mut other), Ok(true));
+        assert_eq!(lock(&inbox.shared).len, 8 * RUN_MIN);
+        // Pipe 1's first run taken leaves three of its runs queued: no
+        // wake yet, and its task may not take the room one run made
+        // (woken at each run, a task with busy polling off paid a wake-up
+        // per run).
         assert_eq!(inbox.try_pop().unwrap().unwrap().msg.frames()[0][0], 0);
         assert!(!inbox.room.is_notified());
-        let mut other: VecDeque<_> = (0..RUN_MIN).map(|k| item(k as u8)).collect();
-        assert_eq!(inbox.push(&mut other), Ok(false));
-        assert_eq!(other.len(), RUN_MIN);
+        assert_eq!(inbox.push(&mut over), Ok(false));
         for _ in 1..n {
             inbox.try_pop().unwrap().unwrap();
         }
@@ -832,8 +936,9 @@ mod tests {
         assert_eq!(inbox.try_pop().unwrap().unwrap().msg.frames()[0][0], n);
         assert!(inbox.room.is_notified());
         assert_eq!(inbox.push(&mut over), Ok(true));
-        assert_eq!(inbox.push(&mut other), Ok(true));
-        assert_eq!(drain_bytes(&inbox).len(), 4 * RUN_MIN);
+        assert_eq!(drain_bytes(&inbox).len(), 7 * RUN_MIN);
+        // Every share taken, none is left behind.
+        assert!(lock(&inbox.shared).shares.is_empty());
     }
 
     #[test]

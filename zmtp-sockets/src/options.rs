@@ -194,12 +194,15 @@ pub struct Options {
     /// direction holds the sender's `sndhwm` plus the receiver's `rcvhwm`
     /// messages (unlimited when either is 0 or either side conflates).
     pub sndhwm: usize,
-    /// Incoming queue bound, in messages (`ZMQ_RCVHWM`, 1000). 0 means
-    /// unlimited. A receiving socket may hold up to twice this many: the
-    /// connections fill a queue of this bound while the application
-    /// receives from the batch it last took, which may be as large (libzmq
-    /// holds about this many; the second half keeps a stream to a slower
-    /// receiver from stalling, a tenth or more of the CPU per small message).
+    /// Incoming queue bound per peer, in messages (`ZMQ_RCVHWM`, 1000), as
+    /// libzmq bounds each peer's pipe: with 32 peers, a socket queues up
+    /// to 32 times this many. 0 means unlimited. A receiving socket may
+    /// hold up to this many more: each peer's messages fill their share
+    /// of the queue while the application receives from the batch it last
+    /// took, which may be as large (libzmq holds about this many; the
+    /// second part keeps a stream to a slower receiver from stalling, a
+    /// tenth or more of the CPU per small message). Once a peer fills its
+    /// share, its connection reads again when half of it is free.
     pub rcvhwm: usize,
     /// How long a closed socket keeps trying to send queued messages
     /// (`ZMQ_LINGER`; `None` waits for ever). Default [`DEFAULT_LINGER`],
