@@ -12,7 +12,7 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::task::Poll;
+use std::task::{Poll, Waker};
 
 use bytes::Bytes;
 use concurrent_queue::ConcurrentQueue;
@@ -112,11 +112,16 @@ struct Share {
     /// Its messages in the queue.
     queued: usize,
     /// A push found no room for all it had: none of its messages is
-    /// queued until its share falls to half the bound, when every task
-    /// waiting for room is woken (see [`Inbox::room`]). With room made a
-    /// run at a time, a task waiting for half would otherwise wait behind
-    /// its own later pushes.
+    /// queued until its share falls to half the bound (libzmq's low-water
+    /// mark), when its task is woken. Woken at every run the application
+    /// took, a task with busy polling off was woken (an eventfd write and
+    /// a context switch) to push a run's worth and wait again: PUSH/PULL
+    /// 16 B with the threads apart spent 4 % more CPU per message.
     full: bool,
+    /// The connection task waiting for room (see [`Inbox::poll_room`]):
+    /// only its own, so that room made for one of a thousand full peers
+    /// wakes one task, not a thousand.
+    waker: Option<Waker>,
 }
 
 /// Whose messages a run holds, for the shares they take (only pushes
@@ -175,9 +180,9 @@ struct Run {
 
 /// What [`Shared::take_run`] did besides taking the run.
 struct Taken {
-    /// A pipe's full share fell to half the bound or below: the tasks
-    /// waiting for room are to be woken.
-    room_made: bool,
+    /// The tasks whose full share fell to half the bound or below, to be
+    /// woken out of the lock.
+    woken: Vec<Waker>,
     /// The emptied buffer when the spares are all kept, to be freed out of
     /// the lock that the connection tasks push under.
     surplus: Option<VecDeque<Inbound>>,
@@ -257,7 +262,7 @@ impl Shared {
         } else {
             Some(emptied)
         };
-        let mut room_made = false;
+        let mut woken = Vec::new();
         run.counted.each(|pipe, n| {
             let Some(share) = self.shares.get_mut(&pipe) else {
                 return;
@@ -265,13 +270,13 @@ impl Shared {
             share.queued = share.queued.saturating_sub(n);
             if share.full && share.queued <= capacity / 2 {
                 share.full = false;
-                room_made = true;
+                woken.extend(share.waker.take());
             }
             if share.queued == 0 && !share.full {
                 self.shares.remove(&pipe);
             }
         });
-        Some(Taken { room_made, surplus })
+        Some(Taken { woken, surplus })
     }
 
     /// A conflating queue's push: `newest` (if any) replaces what is
@@ -337,15 +342,6 @@ pub(crate) struct Inbox {
     /// otherwise).
     readable: Event,
     pollers: AtomicUsize,
-    /// A pipe's share of the shared queue, once full, fell to half the
-    /// bound or below (libzmq's low-water mark): a connection task that
-    /// found no room for its whole batch waits for this. Until then it
-    /// queues no more ([`Share::full`]).
-    /// Woken at every batch the application took, a task with busy polling
-    /// off was woken (an eventfd write and a context switch) to push a
-    /// batch's worth and wait again: PUSH/PULL 16 B with the threads apart
-    /// spent 4 % more CPU per message.
-    room: Event,
 }
 
 /// A value on a cache line of its own (64 bytes: 128, a pair of lines for
@@ -389,7 +385,6 @@ impl Inbox {
             waiters: Waiters::default(),
             readable: Event::new(),
             pollers: AtomicUsize::new(0),
-            room: Event::new(),
         }
     }
 
@@ -503,9 +498,24 @@ impl Inbox {
         (PollerGuard(self), self.readable.listen())
     }
 
-    /// A listener for room, to create before a `push` that may not fit.
-    pub(crate) fn listen_room(&self) -> EventListener {
-        self.room.listen()
+    /// Ready once `pipe` may push again after a push that did not fit
+    /// all its batch (its share fell to half the bound), or the inbox is
+    /// closed; until then the task's waker is kept, to be woken then.
+    pub(crate) fn poll_room(&self, pipe: PipeId, cx: &mut std::task::Context<'_>) -> Poll<()> {
+        let mut s = lock(&self.shared);
+        if s.closed {
+            return Poll::Ready(());
+        }
+        match s.shares.get_mut(&pipe) {
+            Some(share) if share.full => {
+                match &mut share.waker {
+                    Some(w) if w.will_wake(cx.waker()) => {}
+                    w => *w = Some(cx.waker().clone()),
+                }
+                Poll::Pending
+            }
+            _ => Poll::Ready(()),
+        }
     }
 
     /// Registers the credit of an inproc pipe's incoming direction, before
@@ -661,11 +671,9 @@ impl Inbox {
             s.take_run(&mut local.buf, self.capacity).ok_or(s.closed)
         };
         match taken {
-            Ok(Taken { room_made, surplus }) => {
+            Ok(Taken { woken, surplus }) => {
                 drop(surplus);
-                if room_made {
-                    self.room.notify(usize::MAX);
-                }
+                woken.into_iter().for_each(Waker::wake);
                 Ok(local.buf.pop_front())
             }
             Err(closed) => match self.inproc_next(local) {
@@ -771,16 +779,20 @@ impl Inbox {
     }
 
     pub(crate) fn close(&self) {
-        {
+        let woken: Vec<Waker> = {
             let mut s = lock(&self.shared);
             s.closed = true;
             self.closed.store(true, Ordering::Release);
-        }
+            s.shares
+                .values_mut()
+                .filter_map(|sh| sh.waker.take())
+                .collect()
+        };
         if let Some(q) = self.inproc.get() {
             q.close();
         }
         self.notify_readable();
-        self.room.notify(usize::MAX);
+        woken.into_iter().for_each(Waker::wake);
     }
 }
 
@@ -789,6 +801,40 @@ mod tests {
     use super::*;
     use std::task::Waker;
     use zmtp_core::Message;
+
+    /// A waker that records that it was woken.
+    #[derive(Default)]
+    struct Flag(std::sync::atomic::AtomicBool);
+
+    impl std::task::Wake for Flag {
+        fn wake(self: Arc<Self>) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn only_the_task_whose_share_has_room_again_is_woken_and_close_wakes_the_rest() {
+        let from = |pipe: PipeId, k: usize| Inbound::new(pipe, Message::from(vec![k as u8]));
+        let inbox = Inbox::new(RUN_MIN, false, false);
+        let flags: Vec<Arc<Flag>> = (0..3).map(|_| Arc::new(Flag::default())).collect();
+        // Three pipes, each over its share: each waits.
+        for (pipe, flag) in (1..=3).zip(&flags) {
+            let mut batch: VecDeque<_> = (0..RUN_MIN + 1).map(|k| from(pipe, k)).collect();
+            assert_eq!(inbox.push(&mut batch), Ok(false));
+            let waker = Waker::from(flag.clone());
+            let mut cx = std::task::Context::from_waker(&waker);
+            assert!(inbox.poll_room(pipe, &mut cx).is_pending());
+        }
+        // Pipe 1's run taken: its task alone is woken.
+        inbox.try_pop().unwrap().unwrap();
+        let woken = |f: &Arc<Flag>| f.0.load(Ordering::SeqCst);
+        assert_eq!(
+            flags.iter().map(woken).collect::<Vec<_>>(),
+            [true, false, false]
+        );
+        inbox.close();
+        assert!(flags.iter().all(woken));
+    }
 
     fn item(i: u8) -> Inbound {
         Inbound::new(1, Message::from(vec![i]))
@@ -913,9 +959,12 @@ mod tests {
                 .collect();
             assert_eq!(inbox.push(&mut batch), Ok(true));
         }
-        let _room = inbox.listen_room();
         let mut over = VecDeque::from([from(1, 0)]);
         assert_eq!(inbox.push(&mut over), Ok(false));
+        let woken = Arc::new(Flag::default());
+        let waker = Waker::from(woken.clone());
+        let mut cx = std::task::Context::from_waker(&waker);
+        assert!(inbox.poll_room(1, &mut cx).is_pending());
         // Another peer's messages take a share of their own, as libzmq's
         // pipes each have their own bound.
         let mut other: VecDeque<_> = (0..4 * RUN_MIN).map(|k| from(2, k)).collect();
@@ -926,15 +975,19 @@ mod tests {
         // (woken at each run, a task with busy polling off paid a wake-up
         // per run).
         assert_eq!(inbox.try_pop().unwrap().unwrap().msg.frames()[0][0], 0);
-        assert!(!inbox.room.is_notified());
+        assert!(!woken.0.load(Ordering::SeqCst));
         assert_eq!(inbox.push(&mut over), Ok(false));
+        assert!(inbox.poll_room(1, &mut cx).is_pending());
+        // Pipe 2's task never waited: it has nothing to be woken for.
+        assert!(inbox.poll_room(2, &mut cx).is_ready());
         for _ in 1..n {
             inbox.try_pop().unwrap().unwrap();
         }
-        assert!(!inbox.room.is_notified());
+        assert!(!woken.0.load(Ordering::SeqCst));
         // The second leaves two, half the bound: the waiting task is woken.
         assert_eq!(inbox.try_pop().unwrap().unwrap().msg.frames()[0][0], n);
-        assert!(inbox.room.is_notified());
+        assert!(woken.0.load(Ordering::SeqCst));
+        assert!(inbox.poll_room(1, &mut cx).is_ready());
         assert_eq!(inbox.push(&mut over), Ok(true));
         assert_eq!(drain_bytes(&inbox).len(), 7 * RUN_MIN);
         // Every share taken, none is left behind.

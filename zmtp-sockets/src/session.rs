@@ -255,8 +255,9 @@ pub(crate) struct Session<'a> {
     /// Messages taken from the pipe and not yet in the connection's output
     /// (at most a chunk, see [`crate::pipe::TAKE_CHUNK`]).
     outq: VecDeque<Out>,
-    /// Set when the inbox had no room for the whole batch.
-    room: Option<EventListener>,
+    /// Set when the inbox had no room for the whole batch: the task waits
+    /// for its pipe's share to fall to half (see [`Inbox::poll_room`]).
+    room: bool,
     /// The peer's properties are still to go ahead of its first message
     /// (see [`Inbound::peer`]).
     announce: bool,
@@ -326,7 +327,7 @@ impl<'a> Session<'a> {
             stop,
             batch: VecDeque::new(),
             outq: VecDeque::new(),
-            room: None,
+            room: false,
             announce: false,
             eof: false,
             closing: false,
@@ -390,7 +391,7 @@ impl<'a> Session<'a> {
         self.write()?;
         // Wait, unless decoded events are still buffered and there is room
         // for them.
-        if matches!(decoded, Decoded::Pending) && self.room.is_none() {
+        if matches!(decoded, Decoded::Pending) && !self.room {
             return Ok(Some(decoded));
         }
         Ok(None)
@@ -428,10 +429,9 @@ impl<'a> Session<'a> {
             // peer leave.)
             self.batch.push_front(Inbound::peer(pipe, props.clone()));
         }
-        let l = self.inbox.listen_room();
         // A closed inbox (the socket is gone) drops the batch.
         if let Ok(false) = self.inbox.push(&mut self.batch) {
-            self.room = Some(l);
+            self.room = true;
         }
     }
 
@@ -444,9 +444,9 @@ impl<'a> Session<'a> {
         let mut decoded = Decoded::Pending;
         let buffered = self.conn.recv_buffer().len();
         let mut messages = 0;
-        while self.batch.is_empty() || (self.batch.len() < BATCH && self.room.is_none()) {
+        while self.batch.is_empty() || (self.batch.len() < BATCH && !self.room) {
             // Messages go straight into the batch; other events come back.
-            let limit = if self.room.is_none() {
+            let limit = if !self.room {
                 BATCH - self.batch.len()
             } else {
                 1
@@ -470,7 +470,7 @@ impl<'a> Session<'a> {
             };
             match ev {
                 Event::Authenticate(req) => {
-                    if !self.batch.is_empty() && self.room.is_none() {
+                    if !self.batch.is_empty() && !self.room {
                         self.push_batch();
                     }
                     return Ok(Decoded::Authenticate(req));
@@ -488,7 +488,7 @@ impl<'a> Session<'a> {
                 _ => {}
             }
         }
-        if !self.batch.is_empty() && self.room.is_none() {
+        if !self.batch.is_empty() && !self.room {
             self.push_batch();
         }
         self.size_reads(buffered, messages);
@@ -742,7 +742,11 @@ impl<'a> Session<'a> {
         // fast as this task writes them: wait for more before taking them
         // (see `Cork`).
         let cork = self.cork.filter(|_| !want_write);
-        let mut room = self.room.take();
+        // The pipe whose room to wait for.
+        let room = std::mem::take(&mut self.room)
+            .then(|| self.slot.get().map(|(pipe, _)| pipe))
+            .flatten();
+        let inbox = self.inbox;
         let stream = self.stream;
         let stop = (!self.stop_seen).then_some(self.stop);
         let wake = if want_read && self.read_more {
@@ -776,8 +780,8 @@ impl<'a> Session<'a> {
                         return Poll::Ready(Wake::Out);
                     }
                 }
-                if let Some(l) = &mut room
-                    && Pin::new(l).poll(cx).is_ready()
+                if let Some(pipe) = room
+                    && inbox.poll_room(pipe, cx).is_ready()
                 {
                     return Poll::Ready(Wake::Room);
                 }
