@@ -211,21 +211,18 @@ impl Shared {
     ) {
         self.len += n;
         self.peers += peers;
-        let count = |c: &mut Counted| {
-            if let Some((pipe, m)) = counted {
-                c.add(pipe, m);
-            }
-        };
+        let mut counted_here = Counted::None;
+        if let Some((pipe, m)) = counted {
+            counted_here.add(pipe, m);
+        }
         if n == batch.len() && (n >= RUN_MIN || self.runs.is_empty()) {
             let spare = self.spares.pop().unwrap_or_default();
             let items = std::mem::replace(batch, spare);
-            let mut run = Run {
+            self.runs.push_back(Run {
                 items,
                 peers,
-                counted: Counted::None,
-            };
-            count(&mut run.counted);
-            self.runs.push_back(run);
+                counted: counted_here,
+            });
             return;
         }
         if let Some(last) = self.runs.back_mut()
@@ -233,18 +230,18 @@ impl Shared {
         {
             last.items.extend(batch.drain(..n));
             last.peers += peers;
-            count(&mut last.counted);
+            if let Some((pipe, m)) = counted {
+                last.counted.add(pipe, m);
+            }
             return;
         }
         let mut items = self.spares.pop().unwrap_or_default();
         items.extend(batch.drain(..n));
-        let mut run = Run {
+        self.runs.push_back(Run {
             items,
             peers,
-            counted: Counted::None,
-        };
-        count(&mut run.counted);
-        self.runs.push_back(run);
+            counted: counted_here,
+        });
     }
 
     /// Swaps the first run into `buf` (emptied first), whose buffer is
