@@ -971,7 +971,7 @@ fn send_cpu(rep: &mut Report, n16: &Results, c16: &Results, x16: &Results) {
     }
     let _ = writeln!(
         rep.md,
-        "\nThe whole process's CPU per message (every thread of both ends, user and system, from `/proc/self/stat`, divided by the messages received), the same runs: the work each stack does per message, which on this shared machine is steadier than msg/s.\n"
+        "\nThe whole process's CPU per message (every thread of both ends, user and system, from the process's CPU clock, `CLOCK_PROCESS_CPUTIME_ID`, divided by the messages received), the same runs: the work each stack does per message, which on this shared machine is steadier than msg/s.\n"
     );
     rep.impl_header("mechanism");
     for (name, r) in [

@@ -11,24 +11,13 @@ pub(crate) fn thread_cpu_ns() -> u64 {
 }
 
 /// CPU time of the whole process, every thread (ended ones included),
-/// user and system, in ns, from /proc/self/stat (in clock ticks of 10 ms,
-/// Linux's USER_HZ; 0 elsewhere). Coarse: measure runs of a second or more.
+/// user and system, in ns: the process's CPU clock, exact to the
+/// scheduler's accounting. (It was /proc/self/stat, in clock ticks of 10
+/// ms: a run using less than a tick read as none, and each figure of a
+/// 3,000,000-message run moved in steps of 3.3 ns per message.)
 pub(crate) fn process_cpu_ns() -> u64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
-        return 0;
-    };
-    // The fields after the command name (which may hold spaces): state is
-    // the first, utime the 12th and stime the 13th.
-    let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
-        return 0;
-    };
-    let f: Vec<u64> = rest
-        .split_whitespace()
-        .skip(11)
-        .take(2)
-        .filter_map(|v| v.parse().ok())
-        .collect();
-    f.iter().sum::<u64>() * 10_000_000
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+    u64::try_from(t.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(t.tv_nsec).unwrap_or(0)
 }
 
 /// A field of /proc/self/status in KiB (VmRSS, VmHWM).
