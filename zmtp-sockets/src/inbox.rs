@@ -21,7 +21,7 @@ use zmtp_core::Metadata;
 
 use crate::inproc::Credit;
 use crate::lane::{Ended, LaneRx, LaneTx};
-use crate::lock::{Guard, Lock};
+use crate::lock::Lock;
 use crate::pipe::{IdMap, Inbound, PipeId};
 use crate::waiters::{Entry, Waiters};
 
@@ -365,10 +365,6 @@ impl Drop for PollerGuard<'_> {
     }
 }
 
-fn lock<T>(m: &Lock<T>) -> Guard<'_, T> {
-    m.lock()
-}
-
 impl Inbox {
     pub(crate) fn new(capacity: usize, conflate: bool, labelled: bool) -> Inbox {
         Inbox {
@@ -402,7 +398,7 @@ impl Inbox {
             return Ok(true);
         }
         let moved = {
-            let mut s = lock(&self.shared);
+            let mut s = self.shared.lock();
             if s.closed {
                 batch.clear();
                 return Err(Closed);
@@ -455,7 +451,7 @@ impl Inbox {
         if !self.conflate {
             let queue = self.inproc.get_or_init(|| {
                 let q = Box::new(ConcurrentQueue::unbounded());
-                if lock(&self.shared).closed {
+                if self.shared.lock().closed {
                     q.close();
                 }
                 q
@@ -465,7 +461,7 @@ impl Inbox {
             return Ok(());
         }
         let replaced = {
-            let mut s = lock(&self.shared);
+            let mut s = self.shared.lock();
             if s.closed {
                 return Err(item);
             }
@@ -499,7 +495,7 @@ impl Inbox {
     /// all its batch (its share fell to half the bound), or the inbox is
     /// closed; until then the task's waker is kept, to be woken then.
     pub(crate) fn poll_room(&self, pipe: PipeId, cx: &mut std::task::Context<'_>) -> Poll<()> {
-        let mut s = lock(&self.shared);
+        let mut s = self.shared.lock();
         if s.closed {
             return Poll::Ready(());
         }
@@ -520,7 +516,7 @@ impl Inbox {
     /// holds [`MAX_LANES`] lanes: then its messages go through
     /// [`Inbox::push_one`]).
     pub(crate) fn add_credit(&self, pipe: PipeId, credit: Arc<Credit>) -> Option<LaneTx> {
-        let local = &mut *lock(&self.local);
+        let local = &mut *self.local.lock();
         local.credits.insert(pipe, credit);
         if self.conflate || local.lanes.len() >= MAX_LANES {
             return None;
@@ -547,7 +543,7 @@ impl Inbox {
     /// on, with `label` in front of each when the inbox labels messages (a
     /// ROUTER's peer's routing id, when its handshake completes).
     pub(crate) fn attach(&self, pipe: PipeId, label: Option<Bytes>) {
-        let local = &mut *lock(&self.local);
+        let local = &mut *self.local.lock();
         // A connect's pipe that left and came back keeps its entry.
         local.departed.retain(|p| *p != pipe);
         local.peers.entry(pipe).or_default().label = label;
@@ -557,7 +553,7 @@ impl Inbox {
     /// `pipe` is gone: its label and properties stay for what it sent
     /// until [`DEPARTED_PEERS`] more pipes have gone.
     pub(crate) fn departed(&self, pipe: PipeId) {
-        let local = &mut *lock(&self.local);
+        let local = &mut *self.local.lock();
         if !local.peers.contains_key(&pipe) || local.departed.contains(&pipe) {
             return;
         }
@@ -572,7 +568,7 @@ impl Inbox {
 
     /// Forgets a pipe's credit (the pipe is gone).
     pub(crate) fn remove_credit(&self, pipe: PipeId) {
-        let mut local = lock(&self.local);
+        let mut local = self.local.lock();
         if !local.credits.is_empty() {
             local.credits.remove(&pipe);
         }
@@ -583,7 +579,7 @@ impl Inbox {
     /// conflating sender follows).
     #[inline(always)]
     pub(crate) fn try_pop(&self) -> Result<Option<Inbound>, Closed> {
-        self.pop_locked(&mut lock(&self.local))
+        self.pop_locked(&mut self.local.lock())
     }
 
     /// Takes up to `max` messages without waiting, under one lock, handing
@@ -594,7 +590,7 @@ impl Inbox {
         max: usize,
         mut f: impl FnMut(Inbound),
     ) -> Result<usize, Closed> {
-        let local = &mut *lock(&self.local);
+        let local = &mut *self.local.lock();
         let mut n = 0;
         while n < max {
             match self.pop_locked(local) {
@@ -652,7 +648,7 @@ impl Inbox {
         if self.conflate {
             // The guard goes at the end of the statement, before what was
             // taken is dropped.
-            let _taken = lock(&self.shared).take_run(&mut local.buf, 0);
+            let _taken = self.shared.lock().take_run(&mut local.buf, 0);
         }
         if let Some(item) = local.buf.pop_front() {
             return Ok(Some(item));
@@ -664,7 +660,7 @@ impl Inbox {
             return Ok(Some(item));
         }
         let taken = {
-            let mut s = lock(&self.shared);
+            let mut s = self.shared.lock();
             s.take_run(&mut local.buf, self.capacity).ok_or(s.closed)
         };
         match taken {
@@ -757,17 +753,17 @@ impl Inbox {
 
     /// Whether no message is queued (a peer's properties are no message).
     pub(crate) fn is_empty(&self) -> bool {
-        let local = lock(&self.local);
+        let local = self.local.lock();
         local.buf.iter().all(Inbound::is_peer)
             && local.lanes.iter().all(LaneRx::is_empty)
             && self.inproc.get().is_none_or(|q| q.is_empty())
-            && lock(&self.shared).holds_no_message()
+            && self.shared.lock().holds_no_message()
     }
 
     /// How many peers have a record here (label and properties).
     #[cfg(test)]
     pub(crate) fn peer_records(&self) -> usize {
-        lock(&self.local).peers.len()
+        self.local.lock().peers.len()
     }
 
     /// Whether it keeps only the newest message (`conflate`).
@@ -777,7 +773,7 @@ impl Inbox {
 
     pub(crate) fn close(&self) {
         let woken: Vec<Waker> = {
-            let mut s = lock(&self.shared);
+            let mut s = self.shared.lock();
             s.closed = true;
             self.closed.store(true, Ordering::Release);
             s.shares
@@ -796,24 +792,14 @@ impl Inbox {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::task::Waker;
+    use crate::pipe::tests::Counter;
     use zmtp_core::Message;
-
-    /// A waker that records that it was woken.
-    #[derive(Default)]
-    struct Flag(std::sync::atomic::AtomicBool);
-
-    impl std::task::Wake for Flag {
-        fn wake(self: Arc<Self>) {
-            self.0.store(true, Ordering::SeqCst);
-        }
-    }
 
     #[test]
     fn only_the_task_whose_share_has_room_again_is_woken_and_close_wakes_the_rest() {
         let from = |pipe: PipeId, k: usize| Inbound::new(pipe, Message::from(vec![k as u8]));
         let inbox = Inbox::new(RUN_MIN, false, false);
-        let flags: Vec<Arc<Flag>> = (0..3).map(|_| Arc::new(Flag::default())).collect();
+        let flags: Vec<Arc<Counter>> = (0..3).map(|_| Arc::new(Counter(0.into()))).collect();
         // Three pipes, each over its share: each waits.
         for (pipe, flag) in (1..=3).zip(&flags) {
             let mut batch: VecDeque<_> = (0..RUN_MIN + 1).map(|k| from(pipe, k)).collect();
@@ -824,7 +810,7 @@ mod tests {
         }
         // Pipe 1's run taken: its task alone is woken.
         inbox.try_pop().unwrap().unwrap();
-        let woken = |f: &Arc<Flag>| f.0.load(Ordering::SeqCst);
+        let woken = |f: &Arc<Counter>| f.0.load(Ordering::SeqCst) > 0;
         assert_eq!(
             flags.iter().map(woken).collect::<Vec<_>>(),
             [true, false, false]
@@ -874,8 +860,8 @@ mod tests {
         batch = big(100);
         let second = batch.as_slices().0.as_ptr();
         assert_eq!(inbox.push(&mut batch), Ok(true));
-        assert_eq!(lock(&inbox.shared).runs.len(), 2);
-        assert_eq!(lock(&inbox.shared).len, 200);
+        assert_eq!(inbox.shared.lock().runs.len(), 2);
+        assert_eq!(inbox.shared.lock().len, 200);
         // The receiver swaps in the first run; once it has emptied it and
         // swaps in the second, the first's buffer is a spare, which the
         // next whole batch pushed gets in exchange.
@@ -884,15 +870,15 @@ mod tests {
             .collect();
         assert_eq!(first_100, (0..100).collect::<Vec<u8>>());
         assert_eq!(inbox.try_pop().unwrap().unwrap().msg.frames()[0][0], 100);
-        assert_eq!(lock(&inbox.shared).spares.len(), 1);
+        assert_eq!(inbox.shared.lock().spares.len(), 1);
         batch = big(0);
         assert_eq!(inbox.push(&mut batch), Ok(true));
         assert!(batch.capacity() >= 100, "the spare came back with its room");
-        assert!(lock(&inbox.shared).spares.is_empty());
+        assert!(inbox.shared.lock().spares.is_empty());
         // The second batch's items were never moved: the receiver reads
         // them where the pusher wrote them.
         assert_eq!(
-            lock(&inbox.local).buf.as_slices().0.as_ptr(),
+            inbox.local.lock().buf.as_slices().0.as_ptr(),
             second.wrapping_add(1)
         );
         let rest = drain_bytes(&inbox);
@@ -913,7 +899,7 @@ mod tests {
             // Copied: the pusher keeps its buffer.
             assert!(one.capacity() >= 1);
         }
-        assert_eq!(lock(&inbox.shared).runs.len(), 1);
+        assert_eq!(inbox.shared.lock().runs.len(), 1);
         assert_eq!(drain_bytes(&inbox), (0..110).collect::<Vec<u8>>());
     }
 
@@ -932,11 +918,11 @@ mod tests {
         // Room for 50 more messages; the properties take none.
         assert_eq!(inbox.push(&mut batch), Ok(false));
         assert_eq!(batch.len(), 50);
-        assert_eq!(lock(&inbox.shared).peers, 2);
-        assert_eq!(lock(&inbox.shared).len, 152);
+        assert_eq!(inbox.shared.lock().peers, 2);
+        assert_eq!(inbox.shared.lock().len, 152);
         // Taking the first run makes room for the rest.
         assert_eq!(inbox.try_pop().unwrap().unwrap().msg.frames()[0][0], 0);
-        assert_eq!(lock(&inbox.shared).peers, 1);
+        assert_eq!(inbox.shared.lock().peers, 1);
         assert_eq!(inbox.push(&mut batch), Ok(true));
         let got = drain_bytes(&inbox);
         assert_eq!(got, (1..200).map(|i| i as u8).collect::<Vec<_>>());
@@ -958,7 +944,7 @@ mod tests {
         }
         let mut over = VecDeque::from([from(1, 0)]);
         assert_eq!(inbox.push(&mut over), Ok(false));
-        let woken = Arc::new(Flag::default());
+        let woken = Arc::new(Counter(0.into()));
         let waker = Waker::from(woken.clone());
         let mut cx = std::task::Context::from_waker(&waker);
         assert!(inbox.poll_room(1, &mut cx).is_pending());
@@ -966,13 +952,13 @@ mod tests {
         // pipes each have their own bound.
         let mut other: VecDeque<_> = (0..4 * RUN_MIN).map(|k| from(2, k)).collect();
         assert_eq!(inbox.push(&mut other), Ok(true));
-        assert_eq!(lock(&inbox.shared).len, 8 * RUN_MIN);
+        assert_eq!(inbox.shared.lock().len, 8 * RUN_MIN);
         // Pipe 1's first run taken leaves three of its runs queued: no
         // wake yet, and its task may not take the room one run made
         // (woken at each run, a task with busy polling off paid a wake-up
         // per run).
         assert_eq!(inbox.try_pop().unwrap().unwrap().msg.frames()[0][0], 0);
-        assert!(!woken.0.load(Ordering::SeqCst));
+        assert_eq!(woken.0.load(Ordering::SeqCst), 0);
         assert_eq!(inbox.push(&mut over), Ok(false));
         assert!(inbox.poll_room(1, &mut cx).is_pending());
         // Pipe 2's task never waited: it has nothing to be woken for.
@@ -980,15 +966,15 @@ mod tests {
         for _ in 1..n {
             inbox.try_pop().unwrap().unwrap();
         }
-        assert!(!woken.0.load(Ordering::SeqCst));
+        assert_eq!(woken.0.load(Ordering::SeqCst), 0);
         // The second leaves two, half the bound: the waiting task is woken.
         assert_eq!(inbox.try_pop().unwrap().unwrap().msg.frames()[0][0], n);
-        assert!(woken.0.load(Ordering::SeqCst));
+        assert_eq!(woken.0.load(Ordering::SeqCst), 1);
         assert!(inbox.poll_room(1, &mut cx).is_ready());
         assert_eq!(inbox.push(&mut over), Ok(true));
         assert_eq!(drain_bytes(&inbox).len(), 7 * RUN_MIN);
         // Every share taken, none is left behind.
-        assert!(lock(&inbox.shared).shares.is_empty());
+        assert!(inbox.shared.lock().shares.is_empty());
     }
 
     #[test]
@@ -999,15 +985,15 @@ mod tests {
             batch.extend((0..100).map(item));
             assert_eq!(inbox.push(&mut batch), Ok(true));
         }
-        assert_eq!(lock(&inbox.shared).len, 5000);
+        assert_eq!(inbox.shared.lock().len, 5000);
         assert_eq!(drain_bytes(&inbox).len(), 5000);
         // One run's buffer with the receiver, at most SPARES kept: the
         // queue did not grow to hold the burst in one buffer, and keeps
         // nothing of that size.
-        let s = lock(&inbox.shared);
+        let s = inbox.shared.lock();
         assert!(s.runs.is_empty() && s.spares.len() <= SPARES);
         assert!(s.spares.iter().all(|b| b.capacity() < 1000));
-        assert!(lock(&inbox.local).buf.capacity() < 1000);
+        assert!(inbox.local.lock().buf.capacity() < 1000);
     }
 
     #[test]
@@ -1019,7 +1005,7 @@ mod tests {
         assert!(inbox.push_one(item(200)).is_ok());
         batch.extend((0..3).map(item));
         assert_eq!(inbox.push(&mut batch), Ok(true));
-        assert_eq!(lock(&inbox.shared).len, 1);
+        assert_eq!(inbox.shared.lock().len, 1);
         assert_eq!(drain_bytes(&inbox), vec![2]);
         assert!(inbox.push_one(item(7)).is_ok());
         assert_eq!(drain_bytes(&inbox), vec![7]);
