@@ -72,6 +72,12 @@ impl<T> Lock<T> {
         }
     }
 
+    /// Takes the lock if it is free, without waiting.
+    #[inline]
+    pub(crate) fn try_lock(&self) -> Option<Guard<'_, T>> {
+        self.0.try_lock()
+    }
+
     #[cold]
     #[inline(never)]
     fn contended(&self) -> Guard<'_, T> {

@@ -10,7 +10,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Poll, Waker};
 
 use bytes::Bytes;
@@ -265,7 +265,6 @@ pub(crate) const TAKE_CHUNK: usize = 64;
 pub(crate) const TAKE_WHOLE: usize = 1024;
 
 /// A pipe's queue, shared by the socket and the connection task.
-#[derive(Default)]
 struct Shared {
     q: Lock<Queue>,
     /// The queue refused a message for being full, and the task has not
@@ -276,9 +275,47 @@ struct Shared {
     /// sender that outruns its peers otherwise paid at every message for
     /// every full pipe.
     full: AtomicBool,
+    /// How many messages a staging sender (see [`Channel::Staged`]) must
+    /// stage for the waiting connection task, beyond what its queue holds,
+    /// before it hands them over and wakes it ([`NOT_WAITING`]: the task
+    /// does not wait). Set with the task's waker and cleared as it takes,
+    /// under the lock; read without it.
+    waiting: AtomicUsize,
+    /// The task's end is gone (set with `closed`, under the lock): a
+    /// staging sender refuses without taking the lock.
+    rx_gone: AtomicBool,
+    /// Whether a staging pipe holds staged messages (see
+    /// [`Channel::Staged`]), set and cleared under the socket's state lock:
+    /// a hint, read without it, that spares a busy task that lock after it
+    /// emptied the queue (a waiting task takes it regardless).
+    staged: AtomicBool,
+}
+
+/// [`Shared::waiting`] when the task does not wait.
+const NOT_WAITING: usize = usize::MAX;
+
+impl Default for Shared {
+    fn default() -> Shared {
+        Shared {
+            q: Lock::default(),
+            full: AtomicBool::new(false),
+            waiting: AtomicUsize::new(NOT_WAITING),
+            rx_gone: AtomicBool::new(false),
+            staged: AtomicBool::new(false),
+        }
+    }
 }
 
 impl Shared {
+    /// Takes the task's waker, if it waits (under the lock).
+    fn take_waker(&self, g: &mut Queue) -> Option<Waker> {
+        let w = g.waker.take();
+        if w.is_some() {
+            self.waiting.store(NOT_WAITING, Ordering::Relaxed);
+        }
+        w
+    }
+
     /// The task took from the queue (call it under the lock): round-robin
     /// tries the pipe again. Cleared before the room notice that wakes a
     /// waiting sender, which then reads it.
@@ -315,6 +352,37 @@ enum Channel {
         /// never be written, so they must not stay "unsent").
         conflate: Option<Arc<AtomicU64>>,
     },
+    /// To a connection task, through the same queue, with the messages
+    /// sent while the task is busy staged on the socket's side first (the
+    /// pipes of every socket but PUB, XPUB and a conflating one).
+    ///
+    /// A send holds the socket's state lock already; the queue's own lock
+    /// on top was a second compare-and-swap per message. A staged send
+    /// takes no lock of its own: it appends to `staged`, which the state
+    /// lock guards, and marks the first one since the task last took
+    /// ([`Shared::staged`]). A send to a task that waits (its waker stored,
+    /// [`Shared::waiting`]) goes into the queue under its lock, with what
+    /// was staged before it, and wakes the task as an unstaged send does.
+    ///
+    /// A busy task that finds the queue empty and the mark set takes what
+    /// is staged in one piece ([`Pipe::take_staged`], through
+    /// `SocketShared::take_staged`, under the state lock if it is free); a
+    /// task that stores its waker looks at the mark again across a full
+    /// barrier and moves what is staged into the queue
+    /// ([`Pipe::flush_staged`]), so that each staged message is either
+    /// seen by the task or handed over by a send that sees it wait.
+    /// Dropping the pipe moves what is staged into the queue, which the
+    /// task drains as before.
+    Staged {
+        q: Arc<Shared>,
+        cap: usize,
+        staged: RefCell<VecDeque<Out>>,
+        /// At least what the queue holds (its length at the last move or
+        /// check; only the task takes from it meanwhile): with what is
+        /// staged, what the high-water mark counts without the lock. When
+        /// the two reach `cap`, a send takes the lock and counts exactly.
+        in_queue: Cell<usize>,
+    },
     /// To a connection task, through a queue without a lock on this side
     /// (publishing pipes, see [`crate::ring`]); at most `cap` messages (0:
     /// no limit).
@@ -346,6 +414,79 @@ impl Pipe {
         let q = Arc::new(Shared::default());
         let rx = PipeRx(Reading::Queue(q.clone()));
         (Pipe::with(id, Channel::Queue { q, cap, conflate }), rx)
+    }
+
+    /// A new pipe whose sends are staged on the socket's side while its
+    /// task is busy (see [`Channel::Staged`]); its task takes them with
+    /// [`Pipe::take_staged`] or [`Pipe::flush_staged`] (under the socket's
+    /// state lock) when it finds the queue empty, and must look for them
+    /// ([`PipeRx::may_have_staged_now`]) each time it stores its waker.
+    pub(crate) fn staging(id: PipeId, cap: usize) -> (Pipe, PipeRx) {
+        let q = Arc::new(Shared::default());
+        let rx = PipeRx(Reading::Queue(q.clone()));
+        let channel = Channel::Staged {
+            q,
+            cap,
+            staged: RefCell::new(VecDeque::new()),
+            in_queue: Cell::new(0),
+        };
+        (Pipe::with(id, channel), rx)
+    }
+
+    /// Moves what is staged into the queue (under the socket's state
+    /// lock); returns whether there was any. For the connection task, which
+    /// found the queue empty or is about to wait.
+    pub(crate) fn flush_staged(&self) -> bool {
+        let Channel::Staged {
+            q,
+            staged,
+            in_queue,
+            ..
+        } = &self.channel
+        else {
+            return false;
+        };
+        let staged = &mut *staged.borrow_mut();
+        if staged.is_empty() {
+            return false;
+        }
+        let mut g = lock(q);
+        move_staged(staged, &mut g.items);
+        q.staged.store(false, Ordering::Relaxed);
+        in_queue.set(g.items.len());
+        true
+    }
+
+    /// What is staged, for the connection task that found the queue and
+    /// its hands (`into`) empty: handed over whole when it is at most
+    /// [`TAKE_WHOLE`] messages (no item moves, as
+    /// [`PipeRx::take_chunk`]'s whole queue), else moved into the queue
+    /// to be taken in chunks; returns whether there was any. Under the
+    /// socket's state lock.
+    pub(crate) fn take_staged(&self, into: &mut VecDeque<Out>) -> bool {
+        let Channel::Staged {
+            q,
+            staged,
+            in_queue,
+            ..
+        } = &self.channel
+        else {
+            return false;
+        };
+        let staged = &mut *staged.borrow_mut();
+        if staged.is_empty() {
+            return false;
+        }
+        let mut g = lock(q);
+        q.staged.store(false, Ordering::Relaxed);
+        if g.items.is_empty() && into.is_empty() && staged.len() <= TAKE_WHOLE {
+            std::mem::swap(staged, into);
+            q.made_room();
+        } else {
+            move_staged(staged, &mut g.items);
+        }
+        in_queue.set(g.items.len());
+        true
     }
 
     /// A new pipe whose queue takes sends without a lock (see
@@ -394,7 +535,7 @@ impl Pipe {
     #[inline]
     pub(crate) fn refused_full(&self) -> bool {
         match &self.channel {
-            Channel::Queue { q, .. } => q.full.load(Ordering::SeqCst),
+            Channel::Queue { q, .. } | Channel::Staged { q, .. } => q.full.load(Ordering::SeqCst),
             Channel::Ring { tx, .. } => tx.refused_full(),
             Channel::Inproc(_) => false,
         }
@@ -406,6 +547,9 @@ impl Pipe {
             Channel::Queue {
                 q, cap, conflate, ..
             } => conflate.is_none() && *cap != 0 && lock(q).items.len() >= *cap,
+            Channel::Staged { q, cap, staged, .. } => {
+                *cap != 0 && lock(q).items.len() + staged.borrow().len() >= *cap
+            }
             Channel::Ring { tx, cap } => tx.is_full(*cap),
             Channel::Inproc(link) => link.is_full(),
         }
@@ -428,6 +572,12 @@ impl Pipe {
             Channel::Queue { q, cap, conflate } => {
                 Self::enqueue(q, make(), *cap, conflate.as_deref(), wake)
             }
+            Channel::Staged {
+                q,
+                cap,
+                staged,
+                in_queue,
+            } => Self::stage(q, make, *cap, staged, in_queue, wake),
             Channel::Ring { tx, cap } => tx.push_with(make, *cap, wake),
             Channel::Inproc(link) => link.try_send(make()),
         }
@@ -457,13 +607,125 @@ impl Pipe {
             }
             g.items.push_back(out);
             let due = wake && g.items.len() >= g.wake_at;
-            if due { g.waker.take() } else { None }
+            if due { q.take_waker(&mut g) } else { None }
         };
         // Outside the lock.
         if let Some(w) = waker {
             w.wake();
         }
         Ok(())
+    }
+
+    /// Adds to a staging pipe (see [`Channel::Staged`]) within `cap` (0:
+    /// no limit); hands the staged messages over and wakes the task when it
+    /// waits for as many (and `wake`).
+    ///
+    /// The item is made where it goes (see [`RingTx::push_with`]): made
+    /// first and passed in, it was written a word at a time and read back
+    /// in 16-byte pieces, a wait for each store to reach the cache (half of
+    /// this function's samples).
+    #[inline(always)]
+    fn stage(
+        q: &Shared,
+        make: impl FnOnce() -> Out,
+        cap: usize,
+        staged: &RefCell<VecDeque<Out>>,
+        in_queue: &Cell<usize>,
+        wake: bool,
+    ) -> Result<(), Refused> {
+        if q.rx_gone.load(Ordering::Relaxed) {
+            return Err(Refused::Closed(make()));
+        }
+        let staged = &mut *staged.borrow_mut();
+        if wake && q.waiting.load(Ordering::Relaxed) != NOT_WAITING {
+            // The task waits: straight into its queue, as an unstaged send.
+            return Self::stage_through(q, make, cap, staged, in_queue);
+        }
+        if cap != 0 && in_queue.get() + staged.len() >= cap {
+            // Counted exactly, under the lock.
+            let g = lock(q);
+            in_queue.set(g.items.len());
+            if g.closed {
+                return Err(Refused::Closed(make()));
+            }
+            if g.items.len() + staged.len() >= cap {
+                q.full.store(true, Ordering::Relaxed);
+                return Err(Refused::Full(make()));
+            }
+        }
+        // With room known, the item is made straight into its slot: a
+        // plain `push_back`, which may grow the queue first, made it on
+        // the stack in 8-byte stores and copied it in 16-byte loads that
+        // straddled them, a wait for those stores to reach the cache (no
+        // store forwarding; 40 % of this function's samples).
+        push_made(staged, make);
+        if staged.len() == 1 {
+            // The first since the task took: marked with a full barrier,
+            // then the task's wait read again. A task that stored its
+            // waker in between sees the mark after its own barrier
+            // (`PipeRx::may_have_staged_now`) and takes what is staged
+            // itself; otherwise this read sees it wait.
+            q.staged.swap(true, Ordering::SeqCst);
+        }
+        if wake && staged.len() >= q.waiting.load(Ordering::SeqCst) {
+            Self::hand_over(q, staged, in_queue);
+        }
+        Ok(())
+    }
+
+    /// [`Pipe::stage`] to a waiting task: what is staged and the new item
+    /// go into the queue under its lock, within `cap`, and the task wakes
+    /// once the queue holds what it waits for.
+    #[inline]
+    fn stage_through(
+        q: &Shared,
+        make: impl FnOnce() -> Out,
+        cap: usize,
+        staged: &mut VecDeque<Out>,
+        in_queue: &Cell<usize>,
+    ) -> Result<(), Refused> {
+        let waker = {
+            let mut g = lock(q);
+            if g.closed {
+                return Err(Refused::Closed(make()));
+            }
+            if cap != 0 && g.items.len() + staged.len() >= cap {
+                q.full.store(true, Ordering::Relaxed);
+                return Err(Refused::Full(make()));
+            }
+            if !staged.is_empty() {
+                move_staged(staged, &mut g.items);
+                q.staged.store(false, Ordering::Relaxed);
+            }
+            push_made(&mut g.items, make);
+            in_queue.set(g.items.len());
+            if g.items.len() >= g.wake_at {
+                q.take_waker(&mut g)
+            } else {
+                None
+            }
+        };
+        // Outside the lock.
+        if let Some(w) = waker {
+            w.wake();
+        }
+        Ok(())
+    }
+
+    /// Moves what is staged into the queue and wakes the waiting task.
+    #[cold]
+    fn hand_over(q: &Shared, staged: &mut VecDeque<Out>, in_queue: &Cell<usize>) {
+        let waker = {
+            let mut g = lock(q);
+            move_staged(staged, &mut g.items);
+            q.staged.store(false, Ordering::Relaxed);
+            in_queue.set(g.items.len());
+            q.take_waker(&mut g)
+        };
+        // Outside the lock.
+        if let Some(w) = waker {
+            w.wake();
+        }
     }
 
     /// [`Pipe::enqueue`] on a conflating queue: `out` replaces what is
@@ -483,7 +745,7 @@ impl Pipe {
             let replaced = std::mem::take(&mut g.items);
             g.items.push_back(out);
             let due = wake && g.items.len() >= g.wake_at;
-            (if due { g.waker.take() } else { None }, replaced)
+            (if due { q.take_waker(&mut g) } else { None }, replaced)
         };
         // Outside the lock: what was given up, and the wake.
         drop(replaced);
@@ -498,9 +760,19 @@ impl Pipe {
     fn wake(&self) {
         match &self.channel {
             Channel::Queue { q, .. } => {
-                let waker = lock(q).waker.take();
+                let waker = q.take_waker(&mut lock(q));
                 if let Some(w) = waker {
                     w.wake();
+                }
+            }
+            Channel::Staged {
+                q,
+                staged,
+                in_queue,
+                ..
+            } => {
+                if q.waiting.load(Ordering::Relaxed) != NOT_WAITING {
+                    Self::hand_over(q, &mut staged.borrow_mut(), in_queue);
                 }
             }
             Channel::Ring { tx, .. } => tx.wake_if_due(),
@@ -513,6 +785,12 @@ impl Pipe {
     pub(crate) fn try_send_unbounded(&self, out: Out) -> Result<(), Refused> {
         match &self.channel {
             Channel::Queue { q, .. } => Self::enqueue(q, out, 0, None, true),
+            Channel::Staged {
+                q,
+                staged,
+                in_queue,
+                ..
+            } => Self::stage(q, || out, 0, staged, in_queue, true),
             Channel::Ring { tx, .. } => tx.push(out, 0, true),
             Channel::Inproc(link) => link.send(out),
         }
@@ -525,15 +803,52 @@ impl Pipe {
     }
 }
 
+/// Adds the item `make` makes to the back of `items`, made in its slot
+/// when there is room (see [`Pipe::stage`]).
+#[inline(always)]
+fn push_made(items: &mut VecDeque<Out>, make: impl FnOnce() -> Out) {
+    if items.len() < items.capacity() {
+        items.push_back(make());
+    } else {
+        grow_and_push(items, make());
+    }
+}
+
+/// Adds to a full queue (it grows first).
+#[cold]
+#[inline(never)]
+fn grow_and_push(items: &mut VecDeque<Out>, out: Out) {
+    items.push_back(out);
+}
+
+/// Appends what is staged to a queue (handing the staged buffer over
+/// when the queue is empty: no item moves, and the queue's empty buffer
+/// comes back for the next stage).
+fn move_staged(staged: &mut VecDeque<Out>, items: &mut VecDeque<Out>) {
+    if items.is_empty() {
+        std::mem::swap(staged, items);
+    } else {
+        items.append(staged);
+    }
+}
+
 impl Drop for Channel {
     fn drop(&mut self) {
         // The task drains what is queued, then sees the queue closed. (An
         // inproc link's own drop takes its peer's pipe away.)
-        if let Channel::Queue { q, .. } = self {
+        let (q, staged) = match self {
+            Channel::Queue { q, .. } => (q, None),
+            Channel::Staged { q, staged, .. } => (q, Some(staged.get_mut())),
+            _ => return,
+        };
+        {
             let waker = {
                 let mut g = lock(q);
+                if let Some(staged) = staged {
+                    move_staged(staged, &mut g.items);
+                }
                 g.closed = true;
-                g.waker.take()
+                q.take_waker(&mut g)
             };
             if let Some(w) = waker {
                 w.wake();
@@ -571,12 +886,33 @@ impl Drop for PipeRx {
         // Senders see the pipe closed (a routed message goes elsewhere);
         // a ring's reading end says so itself.
         if let Reading::Queue(q) = &self.0 {
-            lock(q).closed = true;
+            let mut g = lock(q);
+            g.closed = true;
+            q.rx_gone.store(true, Ordering::Relaxed);
         }
     }
 }
 
 impl PipeRx {
+    /// [`PipeRx::may_have_staged`] for a task that has just stored its
+    /// waker (in [`PipeRx::poll_ready_when`]), after a full barrier: either
+    /// this sees a send's mark, or that send sees the task wait (see
+    /// [`Pipe::stage`]); no staged message is left without a wake.
+    pub(crate) fn may_have_staged_now(&self) -> bool {
+        std::sync::atomic::fence(Ordering::SeqCst);
+        self.may_have_staged()
+    }
+
+    /// Whether the socket's end may hold staged messages (a hint, read
+    /// without the socket's state lock; [`Pipe::flush_staged`] knows).
+    #[inline]
+    pub(crate) fn may_have_staged(&self) -> bool {
+        match &self.0 {
+            Reading::Queue(q) => q.staged.load(Ordering::Relaxed),
+            Reading::Ring(_) => false,
+        }
+    }
+
     /// Takes one message (the inproc hand-over of what a connect queued).
     pub(crate) fn try_recv(&self) -> Option<Out> {
         let q = match &self.0 {
@@ -607,6 +943,9 @@ impl PipeRx {
             Reading::Ring(r) => return r.take_chunk(into, whole),
         };
         let mut g = lock(q);
+        // Taking, not waiting: a staging send need not hand over and wake
+        // (the waker stays, for the next wait to reuse).
+        q.waiting.store(NOT_WAITING, Ordering::Relaxed);
         let n = g.items.len();
         if n == 0 {
             return if g.closed {
@@ -700,6 +1039,9 @@ impl PipeRx {
             Some(w) if w.will_wake(cx.waker()) => {}
             w => *w = Some(cx.waker().clone()),
         }
+        // What a staging sender must stage before it hands over: the
+        // queue holds the rest, and the task does not take meanwhile.
+        q.waiting.store(n.max(1) - g.items.len(), Ordering::Relaxed);
         Poll::Pending
     }
 }
@@ -791,7 +1133,9 @@ impl Pipes {
     /// [`Pipes::send_msg`], saying why the pipe refused (full or closed).
     #[inline(always)]
     pub(crate) fn try_send(&self, pipe: &Pipe, msg: Message) -> Result<(), Refused> {
-        self.try_send_out(pipe, Out::Msg(msg))
+        // The item is made where it is queued, from the message (see
+        // `Pipe::stage`).
+        self.try_send_made(pipe, || Out::Msg(msg))
     }
 
     #[inline(always)]
@@ -809,7 +1153,7 @@ impl Pipes {
         let quiet = self.batching.get()
             && match pipe.channel {
                 Channel::Ring { .. } => true,
-                Channel::Queue { .. } => !self.sweep.get(),
+                Channel::Queue { .. } | Channel::Staged { .. } => !self.sweep.get(),
                 Channel::Inproc(_) => false,
             };
         let r = pipe.try_send_made(make, !quiet);
@@ -1191,7 +1535,7 @@ pub(crate) mod tests {
 
     #[test]
     fn a_pipe_whose_task_is_gone_refuses_sends() {
-        for make in KINDS {
+        for make in KINDS.into_iter().chain([Pipe::staging as MakePipe]) {
             let (p, rx) = make(1, 0);
             drop(rx);
             assert!(matches!(
@@ -1203,11 +1547,244 @@ pub(crate) mod tests {
 
     #[test]
     fn a_closed_pipe_gives_the_message_back() {
-        for make in KINDS {
+        for make in KINDS.into_iter().chain([Pipe::staging as MakePipe]) {
             let (p, rx) = make(1, 0);
             drop(rx);
             let back = p.try_send_msg(Message::from("x")).expect_err("closed");
             assert_eq!(back.frames()[0], "x");
         }
+    }
+
+    fn msg(i: u32) -> Message {
+        Message::from(i.to_be_bytes().to_vec())
+    }
+
+    #[test]
+    fn sends_to_a_busy_task_are_staged_until_it_takes_them_in_one_piece() {
+        let (p, rx) = Pipe::staging(1, 0);
+        assert!(!rx.may_have_staged());
+        for i in 0..3 {
+            p.try_send_msg(msg(i)).expect("room");
+        }
+        // Not in the queue: the task finds it empty, and the mark says
+        // where they are.
+        let mut hand = VecDeque::new();
+        assert_eq!(rx.take_chunk(&mut hand, true), Taken::Empty);
+        assert!(rx.may_have_staged());
+        assert!(p.take_staged(&mut hand));
+        assert_eq!(numbers(&hand), [0, 1, 2]);
+        assert!(!rx.may_have_staged());
+        assert!(!p.take_staged(&mut hand));
+        // With the task's hands full, what is staged goes to the queue.
+        p.try_send_msg(msg(3)).expect("room");
+        assert!(p.take_staged(&mut hand));
+        assert_eq!(hand.len(), 3);
+        hand.clear();
+        assert_eq!(rx.take_chunk(&mut hand, true), Taken::Some(0));
+        assert_eq!(numbers(&hand), [3]);
+    }
+
+    #[test]
+    fn a_waiting_task_gets_the_send_in_its_queue_and_a_wake() {
+        let (p, rx) = Pipe::staging(1, 0);
+        let count = Arc::new(Counter(std::sync::atomic::AtomicUsize::new(0)));
+        let waker = Waker::from(count.clone());
+        let mut cx = std::task::Context::from_waker(&waker);
+        // Staged before the task waits: after its waker is stored, the
+        // task sees the mark and moves them itself.
+        p.try_send_msg(msg(0)).expect("room");
+        assert!(rx.poll_ready(&mut cx).is_pending());
+        assert!(rx.may_have_staged_now());
+        assert!(p.flush_staged());
+        assert!(rx.poll_ready(&mut cx).is_ready());
+        // Sent while it waits: straight into the queue, with what was
+        // staged before it, and woken.
+        let mut hand = VecDeque::new();
+        assert_eq!(rx.take_chunk(&mut hand, true), Taken::Some(0));
+        p.try_send_msg(msg(1)).expect("room");
+        assert!(rx.poll_ready(&mut cx).is_pending());
+        assert_eq!(count.0.load(Ordering::SeqCst), 0);
+        p.try_send_msg(msg(2)).expect("room");
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        assert!(!rx.may_have_staged());
+        hand.clear();
+        assert_eq!(rx.take_chunk(&mut hand, true), Taken::Some(0));
+        assert_eq!(numbers(&hand), [1, 2]);
+        // A task that waits for three is woken by the third.
+        assert!(rx.poll_ready_when(&mut cx, 3).is_pending());
+        for i in 3..5 {
+            p.try_send_msg(msg(i)).expect("room");
+        }
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        p.try_send_msg(msg(5)).expect("room");
+        assert_eq!(count.0.load(Ordering::SeqCst), 2);
+        // Taking ends the wait: the next send is staged, with no wake.
+        hand.clear();
+        assert_eq!(rx.take_chunk(&mut hand, true), Taken::Some(0));
+        assert_eq!(numbers(&hand), [3, 4, 5]);
+        p.try_send_msg(msg(6)).expect("room");
+        assert_eq!(count.0.load(Ordering::SeqCst), 2);
+        assert!(rx.may_have_staged());
+        // A batch's end hands over to a task that waits.
+        let mut pipes = Pipes::default();
+        pipes.push(p);
+        assert!(rx.poll_ready(&mut cx).is_pending());
+        pipes.begin_batch();
+        pipes.send_msg(pipes.at(0), msg(7)).expect("room");
+        assert_eq!(count.0.load(Ordering::SeqCst), 2);
+        pipes.end_batch();
+        assert_eq!(count.0.load(Ordering::SeqCst), 3);
+        hand.clear();
+        assert_eq!(rx.take_chunk(&mut hand, true), Taken::Some(0));
+        assert_eq!(numbers(&hand), [6, 7]);
+    }
+
+    #[test]
+    fn the_mark_counts_what_is_staged_and_what_is_queued() {
+        let (p, rx) = Pipe::staging(1, 3);
+        let count = Arc::new(Counter(std::sync::atomic::AtomicUsize::new(0)));
+        let waker = Waker::from(count.clone());
+        let mut cx = std::task::Context::from_waker(&waker);
+        assert!(rx.poll_ready(&mut cx).is_pending());
+        p.try_send_msg(msg(0)).expect("room"); // queued, woken
+        p.try_send_msg(msg(1)).expect("room"); // staged
+        p.try_send_msg(msg(2)).expect("room"); // staged
+        assert!(p.is_full());
+        assert!(matches!(
+            p.try_send(Out::Msg(msg(3))),
+            Err(Refused::Full(_))
+        ));
+        assert!(p.refused_full());
+        // Subscriptions pass the mark, in order.
+        p.try_send_unbounded(Out::Cancel(Bytes::new()))
+            .expect("unbounded");
+        let mut hand = VecDeque::new();
+        assert_eq!(rx.take_chunk(&mut hand, true), Taken::Some(0));
+        assert_eq!(numbers(&hand), [0]);
+        assert!(!p.refused_full());
+        // Still full: what is staged counts (the subscription too, as in a
+        // queue under a lock).
+        assert!(matches!(
+            p.try_send(Out::Msg(msg(3))),
+            Err(Refused::Full(_))
+        ));
+        hand.clear();
+        assert!(p.take_staged(&mut hand));
+        assert_eq!(numbers(hand.iter().take(2)), [1, 2]);
+        assert!(matches!(hand[2], Out::Cancel(_)));
+        // Room again, counted exactly once the estimate says full.
+        for i in 3..6 {
+            p.try_send_msg(msg(i)).expect("room");
+        }
+        assert!(matches!(
+            p.try_send(Out::Msg(msg(6))),
+            Err(Refused::Full(_))
+        ));
+    }
+
+    #[test]
+    fn a_dropped_staging_pipe_leaves_what_it_staged_to_its_task() {
+        let (p, rx) = Pipe::staging(1, 0);
+        p.try_send_msg(msg(0)).expect("room");
+        p.try_send_msg(msg(1)).expect("room");
+        drop(p);
+        let mut hand = VecDeque::new();
+        assert_eq!(rx.take_chunk(&mut hand, true), Taken::Some(0));
+        assert_eq!(numbers(&hand), [0, 1]);
+        assert_eq!(rx.take_chunk(&mut hand, true), Taken::Closed);
+    }
+
+    /// A sender under a lock (as the socket's state lock) and a task on
+    /// another thread that takes as a connection task does: staged sends
+    /// fetched under the lock when the queue is empty, and after the
+    /// waker is stored. Every message arrives, in order, and no wake is
+    /// lost (the reader would wait for ever).
+    #[test]
+    fn a_task_on_another_thread_gets_every_staged_message_in_order() {
+        const N: u32 = 200_000;
+        const CAP: usize = 64;
+        let (p, rx) = Pipe::staging(1, CAP);
+        let state = Arc::new(Lock::new(Some(p)));
+        let reader = {
+            let state = state.clone();
+            std::thread::spawn(move || {
+                let with = |f: &mut dyn FnMut(&Pipe) -> bool| {
+                    let g = state.lock();
+                    g.as_ref().is_some_and(f)
+                };
+                let missed = async {
+                    async_io::Timer::after(std::time::Duration::from_secs(120)).await;
+                    panic!("the reader waits for a wake that never came")
+                };
+                futures_lite::future::block_on(futures_lite::future::or(
+                    async {
+                        let mut next = 0u32;
+                        let mut hand = VecDeque::new();
+                        let mut turn = 0usize;
+                        loop {
+                            turn += 1;
+                            let whole = turn.is_multiple_of(2);
+                            match rx.take_chunk(&mut hand, whole) {
+                                Taken::Some(_) => {}
+                                // Every third turn the task goes straight to its
+                                // wait, so that waits begin with sends staged.
+                                Taken::Empty
+                                    if !turn.is_multiple_of(3)
+                                        && rx.may_have_staged()
+                                        && with(&mut |p| p.take_staged(&mut hand)) => {}
+                                Taken::Empty => {
+                                    let n = 1 + turn % 3;
+                                    std::future::poll_fn(|cx| {
+                                        if rx.poll_ready_when(cx, n).is_ready()
+                                            || (rx.may_have_staged_now()
+                                                && with(&mut |p| p.flush_staged())
+                                                && rx.poll_ready_when(cx, n).is_ready())
+                                        {
+                                            Poll::Ready(())
+                                        } else if n > 1 {
+                                            // A corked task wakes itself in
+                                            // time.
+                                            cx.waker().wake_by_ref();
+                                            Poll::Pending
+                                        } else {
+                                            Poll::Pending
+                                        }
+                                    })
+                                    .await;
+                                }
+                                Taken::Closed => break,
+                            }
+                            while let Some(o) = hand.pop_front() {
+                                assert_eq!(numbers([&o]), [next]);
+                                next += 1;
+                            }
+                        }
+                        next
+                    },
+                    missed,
+                ))
+            })
+        };
+        let mut i = 0u32;
+        let since = std::time::Instant::now();
+        while i < N {
+            let sent = {
+                let g = state.lock();
+                let p = g.as_ref().expect("the pipe");
+                p.try_send_msg(msg(i)).is_ok()
+            };
+            if sent {
+                i += 1;
+            } else {
+                assert!(
+                    since.elapsed() < std::time::Duration::from_secs(120),
+                    "the sender found the pipe full for good"
+                );
+                std::thread::yield_now();
+            }
+        }
+        // The socket's end goes: what is staged moves to the queue.
+        drop(state.lock().take());
+        assert_eq!(reader.join().expect("reader"), N);
     }
 }

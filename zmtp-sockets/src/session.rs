@@ -594,7 +594,7 @@ impl<'a> Session<'a> {
         if !self.conn.is_ready() || self.closing {
             return Ok(());
         }
-        let Some((_, rx)) = self.slot.get() else {
+        let Some((pipe, rx)) = self.slot.get() else {
             return Ok(());
         };
         let mut left = None;
@@ -637,6 +637,18 @@ impl<'a> Session<'a> {
                 match r {
                     Taken::Some(n) => {
                         left = Some(n);
+                        continue;
+                    }
+                    // What the application staged while this task was
+                    // busy (see `Pipe::staging`).
+                    Taken::Empty
+                        if rx.may_have_staged()
+                            && self.shared.take_staged(pipe, &mut self.outq) == Some(true) =>
+                    {
+                        // Handed over whole, or moved to the queue (then
+                        // the next take says what is left).
+                        taken += self.outq.len();
+                        left = Some(0);
                         continue;
                     }
                     Taken::Empty => break,
@@ -737,7 +749,8 @@ impl<'a> Session<'a> {
             .min();
         // The queue is borrowed for the wait, not cloned (a clone per wait
         // cost two atomic updates of the channel's receiver count).
-        let rx = self.slot.get().filter(|_| want_out).map(|(_, rx)| rx);
+        let rx = self.slot.get().filter(|_| want_out);
+        let shared = self.shared;
         // A stream of small messages that the application queues about as
         // fast as this task writes them: wait for more before taking them
         // (see `Cork`).
@@ -766,8 +779,8 @@ impl<'a> Session<'a> {
                 if want_write && stream.poll_ready(cx, true).is_ready() {
                     return Poll::Ready(Wake::Writable);
                 }
-                if let Some(rx) = rx {
-                    let ready = match cork {
+                if let Some((pipe, rx)) = rx {
+                    let poll = |cx: &mut std::task::Context<'_>| match cork {
                         Some((t, _)) if Instant::now() >= t => true,
                         // Only an I/O thread wakes the task in time;
                         // elsewhere the first send wakes it as usual.
@@ -776,6 +789,24 @@ impl<'a> Session<'a> {
                         }
                         _ => rx.poll_ready(cx).is_ready(),
                     };
+                    // With the waker stored, what the application staged
+                    // meanwhile (a send from now on sees the task wait;
+                    // see `Pipe::stage`).
+                    let ready = poll(cx)
+                        || (rx.may_have_staged_now()
+                            && match shared.flush_staged(pipe) {
+                                Some(moved) => moved && poll(cx),
+                                // A send holds the lock; it or the next sees
+                                // the task wait, unless it ended before the
+                                // waker was stored: look again after a
+                                // yield (to the sending thread, when it
+                                // was preempted on this CPU holding it).
+                                None => {
+                                    std::thread::yield_now();
+                                    cx.waker().wake_by_ref();
+                                    false
+                                }
+                            });
                     if ready {
                         return Poll::Ready(Wake::Out);
                     }

@@ -2,7 +2,7 @@
 //! pattern and the pipes), the inbox, and the wake-ups and counters between
 //! the application and the I/O threads.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -19,7 +19,7 @@ use crate::lock::{Guard, Lock};
 use crate::monitor::{MonitorEvent, Reason, Refusal};
 use crate::options::Options;
 use crate::pattern::{AnyPattern, Pattern, Subscription, SubscriptionLimits};
-use crate::pipe::{Inbound, Pipe, PipeId, PipeRx, Pipes};
+use crate::pipe::{Inbound, Out, Pipe, PipeId, PipeRx, Pipes};
 use crate::routing::OverLimit;
 use crate::stop::StopOnDrop;
 use crate::waiters::Waiters;
@@ -227,6 +227,31 @@ impl SocketShared {
         (id, rx)
     }
 
+    /// Moves what the application staged on pipe `id` into its queue
+    /// (see `Pipe::flush_staged`), for its connection task: whether there
+    /// was any, or `None` while a send holds the state lock.
+    ///
+    /// The task never waits for the lock: the application takes it for
+    /// every send and takes it back at once, and a task that spun for it
+    /// lost to it again and again (with the two threads on two CPUs, 1.13x
+    /// the CPU per message of the queue under its own lock, against 0.89x
+    /// without the wait, 10 interleaved pairs each). A task that finds it
+    /// held stores its waker first, so that the send that holds it, or the
+    /// next one, hands its messages over (see `Pipe::stage`).
+    pub(crate) fn flush_staged(&self, id: PipeId) -> Option<bool> {
+        let st = self.state.try_lock()?;
+        Some(st.pipes.get(id).is_some_and(Pipe::flush_staged))
+    }
+
+    /// Hands what the application staged on pipe `id` to its connection
+    /// task (see `Pipe::take_staged`): whether there was any, or `None`
+    /// while a send holds the state lock (see
+    /// [`SocketShared::flush_staged`]).
+    pub(crate) fn take_staged(&self, id: PipeId, into: &mut VecDeque<Out>) -> Option<bool> {
+        let st = self.state.try_lock()?;
+        Some(st.pipes.get(id).is_some_and(|p| p.take_staged(into)))
+    }
+
     pub(crate) fn next_pipe_id(&self) -> PipeId {
         self.next_pipe.fetch_add(1, Ordering::Relaxed)
     }
@@ -242,6 +267,7 @@ impl SocketShared {
             // What is published goes to every subscriber's queue at once:
             // queues without a lock on this side (see `crate::ring`).
             SocketType::Pub | SocketType::XPub if given_up.is_none() => Pipe::publishing(id, cap),
+            _ if given_up.is_none() => Pipe::staging(id, cap),
             _ => Pipe::new(id, cap, given_up),
         }
     }
