@@ -376,7 +376,7 @@ enum Channel {
     Staged {
         q: Arc<Shared>,
         cap: usize,
-        staged: RefCell<VecDeque<Out>>,
+        staged: RefCell<Vec<Out>>,
         /// At least what the queue holds (its length at the last move or
         /// check; only the task takes from it meanwhile): with what is
         /// staged, what the high-water mark counts without the lock. When
@@ -427,7 +427,7 @@ impl Pipe {
         let channel = Channel::Staged {
             q,
             cap,
-            staged: RefCell::new(VecDeque::new()),
+            staged: RefCell::new(Vec::new()),
             in_queue: Cell::new(0),
         };
         (Pipe::with(id, channel), rx)
@@ -480,7 +480,7 @@ impl Pipe {
         let mut g = lock(q);
         q.staged.store(false, Ordering::Relaxed);
         if g.items.is_empty() && into.is_empty() && staged.len() <= TAKE_WHOLE {
-            std::mem::swap(staged, into);
+            swap_staged(staged, into);
             q.made_room();
         } else {
             move_staged(staged, &mut g.items);
@@ -620,16 +620,17 @@ impl Pipe {
     /// no limit); hands the staged messages over and wakes the task when it
     /// waits for as many (and `wake`).
     ///
-    /// The item is made where it goes (see [`RingTx::push_with`]): made
-    /// first and passed in, it was written a word at a time and read back
-    /// in 16-byte pieces, a wait for each store to reach the cache (half of
-    /// this function's samples).
-    #[inline(always)]
+    /// The item is made where it goes (see [`push_made`]). Not inlined:
+    /// each socket type's send path in the patterns' `send` would hold a
+    /// copy, and with as many pushes there the push was left out of line
+    /// and read the item back from the stack. Called, it receives the
+    /// message inside `make` as the caller built it.
+    #[inline(never)]
     fn stage(
         q: &Shared,
         make: impl FnOnce() -> Out,
         cap: usize,
-        staged: &RefCell<VecDeque<Out>>,
+        staged: &RefCell<Vec<Out>>,
         in_queue: &Cell<usize>,
         wake: bool,
     ) -> Result<(), Refused> {
@@ -637,28 +638,43 @@ impl Pipe {
             return Err(Refused::Closed(make()));
         }
         let staged = &mut *staged.borrow_mut();
-        if wake && q.waiting.load(Ordering::Relaxed) != NOT_WAITING {
-            // The task waits: straight into its queue, as an unstaged send.
-            return Self::stage_through(q, make, cap, staged, in_queue);
-        }
-        if cap != 0 && in_queue.get() + staged.len() >= cap {
+        // A task that waits gets the message in its queue, under its lock,
+        // as from an unstaged send.
+        let through = wake && q.waiting.load(Ordering::Relaxed) != NOT_WAITING;
+        let mut held = None;
+        if through || (cap != 0 && in_queue.get() + staged.len() >= cap) {
             // Counted exactly, under the lock.
             let g = lock(q);
             in_queue.set(g.items.len());
             if g.closed {
                 return Err(Refused::Closed(make()));
             }
-            if g.items.len() + staged.len() >= cap {
+            if cap != 0 && g.items.len() + staged.len() >= cap {
                 q.full.store(true, Ordering::Relaxed);
                 return Err(Refused::Full(make()));
             }
+            held = through.then_some(g);
         }
-        // With room known, the item is made straight into its slot: a
-        // plain `push_back`, which may grow the queue first, made it on
-        // the stack in 8-byte stores and copied it in 16-byte loads that
-        // straddled them, a wait for those stores to reach the cache (no
-        // store forwarding; 40 % of this function's samples).
+        // With room known, the item is made straight into its slot (see
+        // `push_made`), at this one place: with a second, the push was
+        // left out of line again.
         push_made(staged, make);
+        if let Some(mut g) = held {
+            move_staged(staged, &mut g.items);
+            q.staged.store(false, Ordering::Relaxed);
+            in_queue.set(g.items.len());
+            let waker = if g.items.len() >= g.wake_at {
+                q.take_waker(&mut g)
+            } else {
+                None
+            };
+            // Outside the lock.
+            drop(g);
+            if let Some(w) = waker {
+                w.wake();
+            }
+            return Ok(());
+        }
         if staged.len() == 1 {
             // The first since the task took: marked with a full barrier,
             // then the task's wait read again. A task that stored its
@@ -673,48 +689,9 @@ impl Pipe {
         Ok(())
     }
 
-    /// [`Pipe::stage`] to a waiting task: what is staged and the new item
-    /// go into the queue under its lock, within `cap`, and the task wakes
-    /// once the queue holds what it waits for.
-    #[inline]
-    fn stage_through(
-        q: &Shared,
-        make: impl FnOnce() -> Out,
-        cap: usize,
-        staged: &mut VecDeque<Out>,
-        in_queue: &Cell<usize>,
-    ) -> Result<(), Refused> {
-        let waker = {
-            let mut g = lock(q);
-            if g.closed {
-                return Err(Refused::Closed(make()));
-            }
-            if cap != 0 && g.items.len() + staged.len() >= cap {
-                q.full.store(true, Ordering::Relaxed);
-                return Err(Refused::Full(make()));
-            }
-            if !staged.is_empty() {
-                move_staged(staged, &mut g.items);
-                q.staged.store(false, Ordering::Relaxed);
-            }
-            push_made(&mut g.items, make);
-            in_queue.set(g.items.len());
-            if g.items.len() >= g.wake_at {
-                q.take_waker(&mut g)
-            } else {
-                None
-            }
-        };
-        // Outside the lock.
-        if let Some(w) = waker {
-            w.wake();
-        }
-        Ok(())
-    }
-
     /// Moves what is staged into the queue and wakes the waiting task.
     #[cold]
-    fn hand_over(q: &Shared, staged: &mut VecDeque<Out>, in_queue: &Cell<usize>) {
+    fn hand_over(q: &Shared, staged: &mut Vec<Out>, in_queue: &Cell<usize>) {
         let waker = {
             let mut g = lock(q);
             move_staged(staged, &mut g.items);
@@ -803,33 +780,47 @@ impl Pipe {
     }
 }
 
-/// Adds the item `make` makes to the back of `items`, made in its slot
-/// when there is room (see [`Pipe::stage`]).
+/// Adds the item `make` makes to the end of `items`, made in its slot
+/// when there is room. Made first and moved in, the item was written on
+/// the stack in 8-byte stores and read back in 16-byte loads that straddled
+/// them, a wait for those stores to reach the cache at every send (no
+/// store forwarding; 40 % of the send's samples in the pipe). A vector,
+/// not a `VecDeque`: the latter's push stayed out of line, and read the
+/// item from the caller's stack.
 #[inline(always)]
-fn push_made(items: &mut VecDeque<Out>, make: impl FnOnce() -> Out) {
+fn push_made(items: &mut Vec<Out>, make: impl FnOnce() -> Out) {
     if items.len() < items.capacity() {
-        items.push_back(make());
+        items.push(make());
     } else {
         grow_and_push(items, make());
     }
 }
 
-/// Adds to a full queue (it grows first).
+/// Adds to a full vector (it grows first).
 #[cold]
 #[inline(never)]
-fn grow_and_push(items: &mut VecDeque<Out>, out: Out) {
-    items.push_back(out);
+fn grow_and_push(items: &mut Vec<Out>, out: Out) {
+    items.push(out);
 }
 
 /// Appends what is staged to a queue (handing the staged buffer over
 /// when the queue is empty: no item moves, and the queue's empty buffer
 /// comes back for the next stage).
-fn move_staged(staged: &mut VecDeque<Out>, items: &mut VecDeque<Out>) {
+fn move_staged(staged: &mut Vec<Out>, items: &mut VecDeque<Out>) {
     if items.is_empty() {
-        std::mem::swap(staged, items);
+        swap_staged(staged, items);
     } else {
-        items.append(staged);
+        items.extend(staged.drain(..));
     }
+}
+
+/// Exchanges the staged buffer for an empty queue's: both conversions
+/// keep their allocation and move no item (the queue is empty, and a
+/// vector becomes a queue as it is).
+fn swap_staged(staged: &mut Vec<Out>, empty: &mut VecDeque<Out>) {
+    debug_assert!(empty.is_empty());
+    let full = VecDeque::from(std::mem::take(staged));
+    *staged = Vec::from(std::mem::replace(empty, full));
 }
 
 impl Drop for Channel {
