@@ -6,9 +6,11 @@
 //! compare-and-swap that takes it and the swap that releases it (the swap
 //! tells the holder whether a thread sleeps on it). On x86 each is a full
 //! barrier, which waits for the stores before it to reach the cache. A
-//! message passes three such locks between `send` and `recv` (the socket's
-//! state and the pipe's queue as it is sent, the inbox as it is received),
-//! and each batch two more (the connection tasks' sides). When
+//! message passed three such locks between `send` and `recv` (the socket's
+//! state and the pipe's queue as it is sent, the inbox as it is received;
+//! a send to a busy connection task now skips the queue's, see
+//! `pipe::Channel::Staged`), and each batch two more (the connection
+//! tasks' sides). When
 //! two threads meet on one, the standard lock spins briefly, then sleeps in
 //! the kernel, and the holder's release must enter the kernel to wake it:
 //! with the sending thread and its I/O thread on two CPUs, they met on the

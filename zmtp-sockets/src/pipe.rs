@@ -638,9 +638,15 @@ impl Pipe {
             return Err(Refused::Closed(make()));
         }
         let staged = &mut *staged.borrow_mut();
-        // A task that waits gets the message in its queue, under its lock,
-        // as from an unstaged send.
-        let through = wake && q.waiting.load(Ordering::Relaxed) != NOT_WAITING;
+        // A task that waits for this message gets it in its queue, with
+        // what was staged before it, under the queue's lock, as from an
+        // unstaged send. One that waits for more (corked: its I/O thread
+        // sleeps at once) has them staged until the last of them, not
+        // pushed one at a time under the lock (with busy polling off, 3.2
+        // times the staging's samples, and the queue extended from the
+        // staged vector at each).
+        let waits_for = q.waiting.load(Ordering::Relaxed);
+        let through = wake && waits_for != NOT_WAITING && staged.len() + 1 >= waits_for;
         let mut held = None;
         if through || (cap != 0 && in_queue.get() + staged.len() >= cap) {
             // Counted exactly, under the lock.
@@ -1601,14 +1607,19 @@ pub(crate) mod tests {
         hand.clear();
         assert_eq!(rx.take_chunk(&mut hand, true), Taken::Some(0));
         assert_eq!(numbers(&hand), [1, 2]);
-        // A task that waits for three is woken by the third.
+        // A task that waits for three: the first two are staged, without
+        // the lock, and the third takes them all to the queue and wakes it.
         assert!(rx.poll_ready_when(&mut cx, 3).is_pending());
         for i in 3..5 {
             p.try_send_msg(msg(i)).expect("room");
         }
         assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        assert!(rx.may_have_staged());
+        assert!(rx.is_empty());
         p.try_send_msg(msg(5)).expect("room");
         assert_eq!(count.0.load(Ordering::SeqCst), 2);
+        assert!(!rx.may_have_staged());
+        assert_eq!(rx.len(), 3);
         // Taking ends the wait: the next send is staged, with no wake.
         hand.clear();
         assert_eq!(rx.take_chunk(&mut hand, true), Taken::Some(0));
