@@ -435,26 +435,9 @@ impl Pipe {
 
     /// Moves what is staged into the queue (under the socket's state
     /// lock); returns whether there was any. For the connection task, which
-    /// found the queue empty or is about to wait.
+    /// is about to wait.
     pub(crate) fn flush_staged(&self) -> bool {
-        let Channel::Staged {
-            q,
-            staged,
-            in_queue,
-            ..
-        } = &self.channel
-        else {
-            return false;
-        };
-        let staged = &mut *staged.borrow_mut();
-        if staged.is_empty() {
-            return false;
-        }
-        let mut g = lock(q);
-        move_staged(staged, &mut g.items);
-        q.staged.store(false, Ordering::Relaxed);
-        in_queue.set(g.items.len());
-        true
+        self.unstage(None)
     }
 
     /// What is staged, for the connection task that found the queue and
@@ -464,6 +447,12 @@ impl Pipe {
     /// to be taken in chunks; returns whether there was any. Under the
     /// socket's state lock.
     pub(crate) fn take_staged(&self, into: &mut VecDeque<Out>) -> bool {
+        self.unstage(Some(into))
+    }
+
+    /// [`Pipe::take_staged`] into `into`, or [`Pipe::flush_staged`]
+    /// without it.
+    fn unstage(&self, into: Option<&mut VecDeque<Out>>) -> bool {
         let Channel::Staged {
             q,
             staged,
@@ -479,11 +468,12 @@ impl Pipe {
         }
         let mut g = lock(q);
         q.staged.store(false, Ordering::Relaxed);
-        if g.items.is_empty() && into.is_empty() && staged.len() <= TAKE_WHOLE {
-            swap_staged(staged, into);
-            q.made_room();
-        } else {
-            move_staged(staged, &mut g.items);
+        match into {
+            Some(into) if g.items.is_empty() && into.is_empty() && staged.len() <= TAKE_WHOLE => {
+                swap_staged(staged, into);
+                q.made_room();
+            }
+            _ => move_staged(staged, &mut g.items),
         }
         in_queue.set(g.items.len());
         true
@@ -1552,6 +1542,22 @@ pub(crate) mod tests {
         }
     }
 
+    /// A waker that counts its wakes, and the count.
+    fn counting_waker() -> (Arc<Counter>, Waker) {
+        let count = Arc::new(Counter(std::sync::atomic::AtomicUsize::new(0)));
+        (count.clone(), Waker::from(count))
+    }
+
+    /// Runs a reader's loop on this thread; a reader still waiting after
+    /// two minutes waits for a wake that never came, and fails.
+    pub(crate) fn woken_in_time<T>(reader: impl std::future::Future<Output = T>) -> T {
+        let missed = async {
+            async_io::Timer::after(std::time::Duration::from_secs(120)).await;
+            panic!("the reader waits for a wake that never came")
+        };
+        futures_lite::future::block_on(futures_lite::future::or(reader, missed))
+    }
+
     fn msg(i: u32) -> Message {
         Message::from(i.to_be_bytes().to_vec())
     }
@@ -1584,8 +1590,7 @@ pub(crate) mod tests {
     #[test]
     fn a_waiting_task_gets_the_send_in_its_queue_and_a_wake() {
         let (p, rx) = Pipe::staging(1, 0);
-        let count = Arc::new(Counter(std::sync::atomic::AtomicUsize::new(0)));
-        let waker = Waker::from(count.clone());
+        let (count, waker) = counting_waker();
         let mut cx = std::task::Context::from_waker(&waker);
         // Staged before the task waits: after its waker is stored, the
         // task sees the mark and moves them itself.
@@ -1644,11 +1649,11 @@ pub(crate) mod tests {
     #[test]
     fn the_mark_counts_what_is_staged_and_what_is_queued() {
         let (p, rx) = Pipe::staging(1, 3);
-        let count = Arc::new(Counter(std::sync::atomic::AtomicUsize::new(0)));
-        let waker = Waker::from(count.clone());
+        let (count, waker) = counting_waker();
         let mut cx = std::task::Context::from_waker(&waker);
         assert!(rx.poll_ready(&mut cx).is_pending());
         p.try_send_msg(msg(0)).expect("room"); // queued, woken
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
         p.try_send_msg(msg(1)).expect("room"); // staged
         p.try_send_msg(msg(2)).expect("room"); // staged
         assert!(p.is_full());
@@ -1714,57 +1719,50 @@ pub(crate) mod tests {
                     let g = state.lock();
                     g.as_ref().is_some_and(f)
                 };
-                let missed = async {
-                    async_io::Timer::after(std::time::Duration::from_secs(120)).await;
-                    panic!("the reader waits for a wake that never came")
-                };
-                futures_lite::future::block_on(futures_lite::future::or(
-                    async {
-                        let mut next = 0u32;
-                        let mut hand = VecDeque::new();
-                        let mut turn = 0usize;
-                        loop {
-                            turn += 1;
-                            let whole = turn.is_multiple_of(2);
-                            match rx.take_chunk(&mut hand, whole) {
-                                Taken::Some(_) => {}
-                                // Every third turn the task goes straight to its
-                                // wait, so that waits begin with sends staged.
-                                Taken::Empty
-                                    if !turn.is_multiple_of(3)
-                                        && rx.may_have_staged()
-                                        && with(&mut |p| p.take_staged(&mut hand)) => {}
-                                Taken::Empty => {
-                                    let n = 1 + turn % 3;
-                                    std::future::poll_fn(|cx| {
-                                        if rx.poll_ready_when(cx, n).is_ready()
-                                            || (rx.may_have_staged_now()
-                                                && with(&mut |p| p.flush_staged())
-                                                && rx.poll_ready_when(cx, n).is_ready())
-                                        {
-                                            Poll::Ready(())
-                                        } else if n > 1 {
-                                            // A corked task wakes itself in
-                                            // time.
-                                            cx.waker().wake_by_ref();
-                                            Poll::Pending
-                                        } else {
-                                            Poll::Pending
-                                        }
-                                    })
-                                    .await;
-                                }
-                                Taken::Closed => break,
+                woken_in_time(async {
+                    let mut next = 0u32;
+                    let mut hand = VecDeque::new();
+                    let mut turn = 0usize;
+                    loop {
+                        turn += 1;
+                        let whole = turn.is_multiple_of(2);
+                        match rx.take_chunk(&mut hand, whole) {
+                            Taken::Some(_) => {}
+                            // Every third turn the task goes straight to its
+                            // wait, so that waits begin with sends staged.
+                            Taken::Empty
+                                if !turn.is_multiple_of(3)
+                                    && rx.may_have_staged()
+                                    && with(&mut |p| p.take_staged(&mut hand)) => {}
+                            Taken::Empty => {
+                                let n = 1 + turn % 3;
+                                std::future::poll_fn(|cx| {
+                                    if rx.poll_ready_when(cx, n).is_ready()
+                                        || (rx.may_have_staged_now()
+                                            && with(&mut |p| p.flush_staged())
+                                            && rx.poll_ready_when(cx, n).is_ready())
+                                    {
+                                        Poll::Ready(())
+                                    } else if n > 1 {
+                                        // A corked task wakes itself in
+                                        // time.
+                                        cx.waker().wake_by_ref();
+                                        Poll::Pending
+                                    } else {
+                                        Poll::Pending
+                                    }
+                                })
+                                .await;
                             }
-                            while let Some(o) = hand.pop_front() {
-                                assert_eq!(numbers([&o]), [next]);
-                                next += 1;
-                            }
+                            Taken::Closed => break,
                         }
-                        next
-                    },
-                    missed,
-                ))
+                        while let Some(o) = hand.pop_front() {
+                            assert_eq!(numbers([&o]), [next]);
+                            next += 1;
+                        }
+                    }
+                    next
+                })
             })
         };
         let mut i = 0u32;

@@ -437,7 +437,7 @@ mod tests {
     use zmtp_core::Message;
 
     use super::*;
-    use crate::pipe::tests::{Counter, numbers};
+    use crate::pipe::tests::{Counter, numbers, woken_in_time};
     use crate::pipe::{Pipe, Pipes, Small, TAKE_CHUNK};
 
     fn item(i: u32) -> Out {
@@ -631,39 +631,32 @@ mod tests {
         const CAP: usize = 4;
         let (tx, rx) = ring();
         let reader = std::thread::spawn(move || {
-            let missed = async {
-                async_io::Timer::after(std::time::Duration::from_secs(120)).await;
-                panic!("the reader waits for a wake that never came")
-            };
-            futures_lite::future::block_on(futures_lite::future::or(
-                async {
-                    let mut next = 0u32;
-                    let mut hand = VecDeque::new();
-                    let mut turn = 0u32;
-                    loop {
-                        std::future::poll_fn(|cx| rx.poll_ready_when(cx, 1 + (turn % 3) as usize))
-                            .await;
-                        match rx.take_chunk(&mut hand, turn.is_multiple_of(2)) {
-                            Taken::Some(_) => {}
-                            Taken::Empty => {}
-                            Taken::Closed => break,
-                        }
-                        // Keep some, give the rest back now and then, as a task
-                        // whose output filled does.
-                        if turn.is_multiple_of(5) {
-                            let keep = hand.len() / 2;
-                            rx.unget_beyond(&mut hand, keep);
-                        }
-                        while let Some(o) = hand.pop_front() {
-                            assert_eq!(numbers([&o]), [next]);
-                            next += 1;
-                        }
-                        turn += 1;
+            woken_in_time(async {
+                let mut next = 0u32;
+                let mut hand = VecDeque::new();
+                let mut turn = 0u32;
+                loop {
+                    std::future::poll_fn(|cx| rx.poll_ready_when(cx, 1 + (turn % 3) as usize))
+                        .await;
+                    match rx.take_chunk(&mut hand, turn.is_multiple_of(2)) {
+                        Taken::Some(_) => {}
+                        Taken::Empty => {}
+                        Taken::Closed => break,
                     }
-                    next
-                },
-                missed,
-            ))
+                    // Keep some, give the rest back now and then, as a task
+                    // whose output filled does.
+                    if turn.is_multiple_of(5) {
+                        let keep = hand.len() / 2;
+                        rx.unget_beyond(&mut hand, keep);
+                    }
+                    while let Some(o) = hand.pop_front() {
+                        assert_eq!(numbers([&o]), [next]);
+                        next += 1;
+                    }
+                    turn += 1;
+                }
+                next
+            })
         });
         let mut i = 0u32;
         while i < N {
