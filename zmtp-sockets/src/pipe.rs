@@ -365,11 +365,11 @@ enum Channel {
     /// was staged before it, and wakes the task as an unstaged send does.
     ///
     /// A busy task that finds the queue empty and the mark set takes what
-    /// is staged in one piece ([`Pipe::take_staged`], through
-    /// `SocketShared::take_staged`, under the state lock if it is free); a
+    /// is staged in one piece ([`Pipe::unstage`], through
+    /// `SocketShared::unstage`, under the state lock if it is free); a
     /// task that stores its waker looks at the mark again across a full
     /// barrier and moves what is staged into the queue
-    /// ([`Pipe::flush_staged`]), so that each staged message is either
+    /// (the same call), so that each staged message is either
     /// seen by the task or handed over by a send that sees it wait.
     /// Dropping the pipe moves what is staged into the queue, which the
     /// task drains as before.
@@ -418,7 +418,7 @@ impl Pipe {
 
     /// A new pipe whose sends are staged on the socket's side while its
     /// task is busy (see [`Channel::Staged`]); its task takes them with
-    /// [`Pipe::take_staged`] or [`Pipe::flush_staged`] (under the socket's
+    /// [`Pipe::unstage`] (under the socket's
     /// state lock) when it finds the queue empty, and must look for them
     /// ([`PipeRx::may_have_staged_now`]) each time it stores its waker.
     pub(crate) fn staging(id: PipeId, cap: usize) -> (Pipe, PipeRx) {
@@ -433,26 +433,13 @@ impl Pipe {
         (Pipe::with(id, channel), rx)
     }
 
-    /// Moves what is staged into the queue (under the socket's state
-    /// lock); returns whether there was any. For the connection task, which
-    /// is about to wait.
-    pub(crate) fn flush_staged(&self) -> bool {
-        self.unstage(None)
-    }
-
-    /// What is staged, for the connection task that found the queue and
-    /// its hands (`into`) empty: handed over whole when it is at most
-    /// [`TAKE_WHOLE`] messages (no item moves, as
-    /// [`PipeRx::take_chunk`]'s whole queue), else moved into the queue
-    /// to be taken in chunks; returns whether there was any. Under the
-    /// socket's state lock.
-    pub(crate) fn take_staged(&self, into: &mut VecDeque<Out>) -> bool {
-        self.unstage(Some(into))
-    }
-
-    /// [`Pipe::take_staged`] into `into`, or [`Pipe::flush_staged`]
-    /// without it.
-    fn unstage(&self, into: Option<&mut VecDeque<Out>>) -> bool {
+    /// What is staged, for the connection task (under the socket's state
+    /// lock); returns whether there was any. A task that found the queue
+    /// and its hands (`into`) empty gets it whole when it is at most
+    /// [`TAKE_WHOLE`] messages (no item moves, as [`PipeRx::take_chunk`]'s
+    /// whole queue); otherwise, and for a task about to wait (no `into`),
+    /// it is moved into the queue, to be taken from there.
+    pub(crate) fn unstage(&self, into: Option<&mut VecDeque<Out>>) -> bool {
         let Channel::Staged {
             q,
             staged,
@@ -655,20 +642,8 @@ impl Pipe {
         // `push_made`), at this one place: with a second, the push was
         // left out of line again.
         push_made(staged, make);
-        if let Some(mut g) = held {
-            move_staged(staged, &mut g.items);
-            q.staged.store(false, Ordering::Relaxed);
-            in_queue.set(g.items.len());
-            let waker = if g.items.len() >= g.wake_at {
-                q.take_waker(&mut g)
-            } else {
-                None
-            };
-            // Outside the lock.
-            drop(g);
-            if let Some(w) = waker {
-                w.wake();
-            }
+        if let Some(g) = held {
+            Self::hand_over(q, g, staged, in_queue, false);
             return Ok(());
         }
         if staged.len() == 1 {
@@ -680,22 +655,31 @@ impl Pipe {
             q.staged.swap(true, Ordering::SeqCst);
         }
         if wake && staged.len() >= q.waiting.load(Ordering::SeqCst) {
-            Self::hand_over(q, staged, in_queue);
+            Self::hand_over(q, lock(q), staged, in_queue, true);
         }
         Ok(())
     }
 
-    /// Moves what is staged into the queue and wakes the waiting task.
-    #[cold]
-    fn hand_over(q: &Shared, staged: &mut Vec<Out>, in_queue: &Cell<usize>) {
-        let waker = {
-            let mut g = lock(q);
-            move_staged(staged, &mut g.items);
-            q.staged.store(false, Ordering::Relaxed);
-            in_queue.set(g.items.len());
+    /// Moves what is staged into the queue, under its lock `g`, and wakes
+    /// the waiting task: `always`, or once the queue holds what it waits
+    /// for.
+    fn hand_over(
+        q: &Shared,
+        mut g: Guard<'_, Queue>,
+        staged: &mut Vec<Out>,
+        in_queue: &Cell<usize>,
+        always: bool,
+    ) {
+        move_staged(staged, &mut g.items);
+        q.staged.store(false, Ordering::Relaxed);
+        in_queue.set(g.items.len());
+        let waker = if always || g.items.len() >= g.wake_at {
             q.take_waker(&mut g)
+        } else {
+            None
         };
         // Outside the lock.
+        drop(g);
         if let Some(w) = waker {
             w.wake();
         }
@@ -745,7 +729,7 @@ impl Pipe {
                 ..
             } => {
                 if q.waiting.load(Ordering::Relaxed) != NOT_WAITING {
-                    Self::hand_over(q, &mut staged.borrow_mut(), in_queue);
+                    Self::hand_over(q, lock(q), &mut staged.borrow_mut(), in_queue, true);
                 }
             }
             Channel::Ring { tx, .. } => tx.wake_if_due(),
@@ -886,12 +870,17 @@ impl PipeRx {
     /// this sees a send's mark, or that send sees the task wait (see
     /// [`Pipe::stage`]); no staged message is left without a wake.
     pub(crate) fn may_have_staged_now(&self) -> bool {
-        std::sync::atomic::fence(Ordering::SeqCst);
-        self.may_have_staged()
+        match &self.0 {
+            Reading::Queue(q) => {
+                std::sync::atomic::fence(Ordering::SeqCst);
+                q.staged.load(Ordering::Relaxed)
+            }
+            Reading::Ring(_) => false,
+        }
     }
 
     /// Whether the socket's end may hold staged messages (a hint, read
-    /// without the socket's state lock; [`Pipe::flush_staged`] knows).
+    /// without the socket's state lock; [`Pipe::unstage`] knows).
     #[inline]
     pub(crate) fn may_have_staged(&self) -> bool {
         match &self.0 {
@@ -1574,13 +1563,13 @@ pub(crate) mod tests {
         let mut hand = VecDeque::new();
         assert_eq!(rx.take_chunk(&mut hand, true), Taken::Empty);
         assert!(rx.may_have_staged());
-        assert!(p.take_staged(&mut hand));
+        assert!(p.unstage(Some(&mut hand)));
         assert_eq!(numbers(&hand), [0, 1, 2]);
         assert!(!rx.may_have_staged());
-        assert!(!p.take_staged(&mut hand));
+        assert!(!p.unstage(Some(&mut hand)));
         // With the task's hands full, what is staged goes to the queue.
         p.try_send_msg(msg(3)).expect("room");
-        assert!(p.take_staged(&mut hand));
+        assert!(p.unstage(Some(&mut hand)));
         assert_eq!(hand.len(), 3);
         hand.clear();
         assert_eq!(rx.take_chunk(&mut hand, true), Taken::Some(0));
@@ -1597,7 +1586,7 @@ pub(crate) mod tests {
         p.try_send_msg(msg(0)).expect("room");
         assert!(rx.poll_ready(&mut cx).is_pending());
         assert!(rx.may_have_staged_now());
-        assert!(p.flush_staged());
+        assert!(p.unstage(None));
         assert!(rx.poll_ready(&mut cx).is_ready());
         // Sent while it waits: straight into the queue, with what was
         // staged before it, and woken.
@@ -1676,7 +1665,7 @@ pub(crate) mod tests {
             Err(Refused::Full(_))
         ));
         hand.clear();
-        assert!(p.take_staged(&mut hand));
+        assert!(p.unstage(Some(&mut hand)));
         assert_eq!(numbers(hand.iter().take(2)), [1, 2]);
         assert!(matches!(hand[2], Out::Cancel(_)));
         // Room again, counted exactly once the estimate says full.
@@ -1733,13 +1722,13 @@ pub(crate) mod tests {
                             Taken::Empty
                                 if !turn.is_multiple_of(3)
                                     && rx.may_have_staged()
-                                    && with(&mut |p| p.take_staged(&mut hand)) => {}
+                                    && with(&mut |p| p.unstage(Some(&mut hand))) => {}
                             Taken::Empty => {
                                 let n = 1 + turn % 3;
                                 std::future::poll_fn(|cx| {
                                     if rx.poll_ready_when(cx, n).is_ready()
                                         || (rx.may_have_staged_now()
-                                            && with(&mut |p| p.flush_staged())
+                                            && with(&mut |p| p.unstage(None))
                                             && rx.poll_ready_when(cx, n).is_ready())
                                     {
                                         Poll::Ready(())

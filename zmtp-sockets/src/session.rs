@@ -643,7 +643,7 @@ impl<'a> Session<'a> {
                     // busy (see `Pipe::staging`).
                     Taken::Empty
                         if rx.may_have_staged()
-                            && self.shared.take_staged(pipe, &mut self.outq) == Some(true) =>
+                            && self.shared.unstage(pipe, Some(&mut self.outq)) == Some(true) =>
                     {
                         // Handed over whole, or moved to the queue (then
                         // the next take says what is left).
@@ -794,7 +794,7 @@ impl<'a> Session<'a> {
                     // see `Pipe::stage`).
                     let ready = poll(cx)
                         || (rx.may_have_staged_now()
-                            && match shared.flush_staged(pipe) {
+                            && match shared.unstage(pipe, None) {
                                 Some(moved) => moved && poll(cx),
                                 // A send holds the lock; it or the next sees
                                 // the task wait, unless it ended before the

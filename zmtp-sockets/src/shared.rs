@@ -227,9 +227,10 @@ impl SocketShared {
         (id, rx)
     }
 
-    /// Moves what the application staged on pipe `id` into its queue
-    /// (see `Pipe::flush_staged`), for its connection task: whether there
-    /// was any, or `None` while a send holds the state lock.
+    /// What the application staged on pipe `id`, for its connection task
+    /// (see `Pipe::unstage`): handed to `into` when it may, else moved into
+    /// the pipe's queue. Whether there was any, or `None` while a send
+    /// holds the state lock.
     ///
     /// The task never waits for the lock: the application takes it for
     /// every send and takes it back at once, and a task that spun for it
@@ -238,18 +239,9 @@ impl SocketShared {
     /// without the wait, 10 interleaved pairs each). A task that finds it
     /// held stores its waker first, so that the send that holds it, or the
     /// next one, hands its messages over (see `Pipe::stage`).
-    pub(crate) fn flush_staged(&self, id: PipeId) -> Option<bool> {
+    pub(crate) fn unstage(&self, id: PipeId, into: Option<&mut VecDeque<Out>>) -> Option<bool> {
         let st = self.state.try_lock()?;
-        Some(st.pipes.get(id).is_some_and(Pipe::flush_staged))
-    }
-
-    /// Hands what the application staged on pipe `id` to its connection
-    /// task (see `Pipe::take_staged`): whether there was any, or `None`
-    /// while a send holds the state lock (see
-    /// [`SocketShared::flush_staged`]).
-    pub(crate) fn take_staged(&self, id: PipeId, into: &mut VecDeque<Out>) -> Option<bool> {
-        let st = self.state.try_lock()?;
-        Some(st.pipes.get(id).is_some_and(|p| p.take_staged(into)))
+        Some(st.pipes.get(id).is_some_and(|p| p.unstage(into)))
     }
 
     pub(crate) fn next_pipe_id(&self) -> PipeId {
