@@ -14,14 +14,19 @@ pub(crate) struct LoadBalancer {
 impl LoadBalancer {
     /// Queues the message on the next pipe with room, starting after the
     /// last one used; gives it back when no pipe has room.
+    ///
+    /// The first pipe tried takes the message as the caller made it: a
+    /// loop that took back a refused message kept it in a variable of its
+    /// own, and the copy into it read in 16-byte pieces what the caller
+    /// had just written a field at a time (no store forwarding, a wait
+    /// at every send). Pipes after a refusal are [`Self::send_rest`]'s.
     #[inline(always)]
     pub(crate) fn send(&mut self, pipes: &Pipes, msg: Message) -> Result<PipeId, Message> {
         let n = pipes.len();
-        let mut msg = msg;
         // Wrapped by comparison, not `%`: a division is a quarter of this
         // function's time at 16-byte messages.
         let mut idx = if self.next < n { self.next } else { 0 };
-        for _ in 0..n {
+        for left in (0..n).rev() {
             let pipe = pipes.at(idx);
             idx += 1;
             if idx == n {
@@ -29,6 +34,38 @@ impl LoadBalancer {
             }
             // Full at its last send and nothing taken since: skipped
             // without its lock (see `Pipe::refused_full`).
+            if pipe.refused_full() {
+                continue;
+            }
+            return match pipes.send_msg(pipe, msg) {
+                Ok(()) => {
+                    self.next = idx;
+                    Ok(pipe.id)
+                }
+                Err(back) => self.send_rest(pipes, back, idx, left),
+            };
+        }
+        Err(msg)
+    }
+
+    /// [`LoadBalancer::send`] after a pipe refused: the `left` pipes from
+    /// `idx` on.
+    #[cold]
+    #[inline(never)]
+    fn send_rest(
+        &mut self,
+        pipes: &Pipes,
+        mut msg: Message,
+        mut idx: usize,
+        left: usize,
+    ) -> Result<PipeId, Message> {
+        let n = pipes.len();
+        for _ in 0..left {
+            let pipe = pipes.at(idx);
+            idx += 1;
+            if idx == n {
+                idx = 0;
+            }
             if pipe.refused_full() {
                 continue;
             }

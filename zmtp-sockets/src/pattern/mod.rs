@@ -50,6 +50,8 @@ pub(crate) enum SendError {
     /// ROUTER with `router_mandatory`: no peer has this routing id
     /// (`EHOSTUNREACH`).
     Unroutable,
+    /// A message with no frame, which every ZeroMQ binding refuses.
+    Empty,
 }
 
 impl SendError {
@@ -60,6 +62,7 @@ impl SendError {
             SendError::NotSupported => Error::NotSupported("send"),
             SendError::State(s) => Error::State(s),
             SendError::Unroutable => Error::HostUnreachable,
+            SendError::Empty => Error::EmptyMessage,
         }
     }
 }
@@ -232,7 +235,7 @@ impl Pattern for AnyPattern {
         each!(self, p => p.configure(options))
     }
 
-    #[inline]
+    #[inline(always)]
     fn send(&mut self, msg: Message, pipes: &mut Pipes) -> Result<u64, SendError> {
         each!(self, p => p.send(msg, pipes))
     }
