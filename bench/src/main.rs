@@ -1161,7 +1161,8 @@ fn trickle(t: &Tools, rep: &mut Report, runs: usize, n: &dyn Fn(u64) -> u64) -> 
     r
 }
 
-/// Messages per run of the unpinned CPU-per-message rows. A run of 2M
+/// Messages per run of the unpinned CPU-per-message rows (busy polling
+/// and batch calls). A run of 2M
 /// messages lasts about 0.15 s, and where the scheduler first puts the
 /// four threads weighs on it: zmtp's unpinned runs of 2M took 101-148 ns
 /// per message, of 15M 100-107 in 5 of 6 (interleaved with libzmq, whose
@@ -1269,7 +1270,8 @@ fn placement(t: &Tools, rep: &mut Report, runs: usize, n: &dyn Fn(u64) -> u64) -
 const BATCH: usize = 64;
 
 /// Batch calls: PUSH/PULL and DEALER→ROUTER 16 B over tcp, libzmq beside
-/// zmtp with single calls and with `send_many`/`recv_many` of [`BATCH`].
+/// zmtp with single calls and with `send_many`/`recv_many` of [`BATCH`],
+/// over runs of [`CPU_RUN`] messages (their CPU per message is a target).
 fn batch_calls(
     t: &Tools,
     rep: &mut Report,
@@ -1279,7 +1281,8 @@ fn batch_calls(
     let imps = ["libzmq", "zmtp", "zmtp-batch"];
     let _ = writeln!(
         rep.md,
-        "\n### Batch calls\n\nPUSH/PULL and DEALER→ROUTER 16 B over tcp, NULL: zmtp's single-message calls and its batch calls (`send_many_blocking` and `recv_many_blocking`, up to {BATCH} messages per call, which libzmq has no equivalent of). msg/s and the whole process's CPU per message, median (min–max) of the runs, ratio to libzmq's in the same runs.\n"
+        "\n### Batch calls\n\nPUSH/PULL and DEALER→ROUTER 16 B over tcp, NULL, runs of {} messages: zmtp's single-message calls and its batch calls (`send_many_blocking` and `recv_many_blocking`, up to {BATCH} messages per call, which libzmq has no equivalent of). msg/s and the whole process's CPU per message, median (min–max) of the runs, ratio to libzmq's in the same runs.\n",
+        count_label(n(CPU_RUN))
     );
     rep.header(&[
         "workload",
@@ -1288,7 +1291,7 @@ fn batch_calls(
         "zmtp",
         &format!("zmtp, batches of {BATCH}"),
     ]);
-    let work = |pattern| Work::tcp16(pattern, n(2_000_000), 1);
+    let work = |pattern| Work::tcp16(pattern, n(CPU_RUN), 1);
     let rows = [
         ("msg/s", "msgs_per_sec"),
         ("CPU ns per message", "cpu_ns_per_msg"),
