@@ -1162,11 +1162,11 @@ fn trickle(t: &Tools, rep: &mut Report, runs: usize, n: &dyn Fn(u64) -> u64) -> 
 }
 
 /// Messages per run of the unpinned CPU-per-message rows (busy polling
-/// and batch calls). A run of 2M
-/// messages lasts about 0.15 s, and where the scheduler first puts the
-/// four threads weighs on it: zmtp's unpinned runs of 2M took 101-148 ns
-/// per message, of 15M 100-107 in 5 of 6 (interleaved with libzmq, whose
-/// runs moved less; see BENCHMARKS.md).
+/// and batch calls). A run of 2M messages lasts about 0.15 s, and where
+/// the scheduler first puts the four threads weighs on it: zmtp's
+/// unpinned runs of 2M took 101-148 ns per message, of 15M 100-107 in 5
+/// of 6 (interleaved with libzmq, whose runs moved less; see
+/// BENCHMARKS.md).
 const CPU_RUN: u64 = 15_000_000;
 
 /// A count of messages as the tables write it: `15M`, `750k`.
