@@ -3,7 +3,7 @@
 use zmtp_core::Message;
 
 use super::SendError;
-use crate::pipe::{PipeId, Pipes};
+use crate::pipe::{Pipe, PipeId, Pipes};
 
 /// Where the next message goes.
 #[derive(Debug, Default)]
@@ -23,55 +23,34 @@ impl LoadBalancer {
     #[inline(always)]
     pub(crate) fn send(&mut self, pipes: &Pipes, msg: Message) -> Result<PipeId, Message> {
         let n = pipes.len();
-        // Wrapped by comparison, not `%`: a division is a quarter of this
-        // function's time at 16-byte messages.
-        let mut idx = if self.next < n { self.next } else { 0 };
-        for left in (0..n).rev() {
-            let pipe = pipes.at(idx);
-            idx += 1;
-            if idx == n {
-                idx = 0;
-            }
-            // Full at its last send and nothing taken since: skipped
-            // without its lock (see `Pipe::refused_full`).
-            if pipe.refused_full() {
-                continue;
-            }
-            return match pipes.send_msg(pipe, msg) {
+        let from = if self.next < n { self.next } else { 0 };
+        match turns(pipes, from, n).next() {
+            Some((pipe, next, left)) => match pipes.send_msg(pipe, msg) {
                 Ok(()) => {
-                    self.next = idx;
+                    self.next = next;
                     Ok(pipe.id)
                 }
-                Err(back) => self.send_rest(pipes, back, idx, left),
-            };
+                Err(back) => self.send_rest(pipes, back, next, left),
+            },
+            None => Err(msg),
         }
-        Err(msg)
     }
 
-    /// [`LoadBalancer::send`] after a pipe refused: the `left` pipes from
-    /// `idx` on.
+    /// [`LoadBalancer::send`] after a pipe refused: the `count` pipes from
+    /// `from` on.
     #[cold]
     #[inline(never)]
     fn send_rest(
         &mut self,
         pipes: &Pipes,
         mut msg: Message,
-        mut idx: usize,
-        left: usize,
+        from: usize,
+        count: usize,
     ) -> Result<PipeId, Message> {
-        let n = pipes.len();
-        for _ in 0..left {
-            let pipe = pipes.at(idx);
-            idx += 1;
-            if idx == n {
-                idx = 0;
-            }
-            if pipe.refused_full() {
-                continue;
-            }
+        for (pipe, next, _) in turns(pipes, from, count) {
             match pipes.send_msg(pipe, msg) {
                 Ok(()) => {
-                    self.next = idx;
+                    self.next = next;
                     return Ok(pipe.id);
                 }
                 Err(back) => msg = back,
@@ -91,6 +70,29 @@ impl LoadBalancer {
     pub(crate) fn has_room(pipes: &Pipes) -> bool {
         pipes.iter().any(|p| !p.is_full())
     }
+}
+
+/// The pipes to try in turn: `count` of them from index `from` on
+/// (`from` below the number of pipes, `count` at most that number),
+/// wrapping, without those that were full at their last send and took
+/// nothing since (skipped without their lock, see `Pipe::refused_full`).
+/// Each comes with the index after it and how many of the `count` follow
+/// it.
+#[inline(always)]
+fn turns(pipes: &Pipes, from: usize, count: usize) -> impl Iterator<Item = (&Pipe, usize, usize)> {
+    let n = pipes.len();
+    (0..count).filter_map(move |k| {
+        // Wrapped by comparison, not `%`: a division was a quarter of the
+        // send's time at 16-byte messages.
+        let i = if from + k >= n {
+            from + k - n
+        } else {
+            from + k
+        };
+        let pipe = pipes.at(i);
+        let next = if i + 1 == n { 0 } else { i + 1 };
+        (!pipe.refused_full()).then_some((pipe, next, count - 1 - k))
+    })
 }
 
 #[cfg(test)]
