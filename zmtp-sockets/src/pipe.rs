@@ -766,9 +766,10 @@ impl Pipe {
 /// them, a wait for those stores to reach the cache at every send (no
 /// store forwarding; 40 % of the send's samples in the pipe). A vector,
 /// not a `VecDeque`: the latter's push stayed out of line, and read the
-/// item from the caller's stack.
+/// item from the caller's stack. (A session's decoded batch is pushed
+/// here too.)
 #[inline(always)]
-fn push_made(items: &mut Vec<Out>, make: impl FnOnce() -> Out) {
+pub(crate) fn push_made<T>(items: &mut Vec<T>, make: impl FnOnce() -> T) {
     if items.len() < items.capacity() {
         items.push(make());
     } else {
@@ -776,11 +777,12 @@ fn push_made(items: &mut Vec<Out>, make: impl FnOnce() -> Out) {
     }
 }
 
-/// Adds to a full vector (it grows first).
+/// Adds to a full vector (it grows first; rarely: the vectors keep their
+/// room from use to use).
 #[cold]
 #[inline(never)]
-fn grow_and_push(items: &mut Vec<Out>, out: Out) {
-    items.push(out);
+fn grow_and_push<T>(items: &mut Vec<T>, item: T) {
+    items.push(item);
 }
 
 /// Appends what is staged to a queue (handing the staged buffer over
@@ -812,18 +814,16 @@ impl Drop for Channel {
             Channel::Staged { q, staged, .. } => (q, Some(staged.get_mut())),
             _ => return,
         };
-        {
-            let waker = {
-                let mut g = lock(q);
-                if let Some(staged) = staged {
-                    move_staged(staged, &mut g.items);
-                }
-                g.closed = true;
-                q.take_waker(&mut g)
-            };
-            if let Some(w) = waker {
-                w.wake();
+        let waker = {
+            let mut g = lock(q);
+            if let Some(staged) = staged {
+                move_staged(staged, &mut g.items);
             }
+            g.closed = true;
+            q.take_waker(&mut g)
+        };
+        if let Some(w) = waker {
+            w.wake();
         }
     }
 }

@@ -34,7 +34,7 @@ use zmtp_security::AuthRequest;
 use crate::inbox::Inbox;
 use crate::monitor::{HandshakeFailure, MonitorEvent, Reason, Refusal, StopReason};
 use crate::pattern::Subscription;
-use crate::pipe::{Inbound, Out, PipeId, PipeRx, TAKE_CHUNK, TAKE_WHOLE, Taken};
+use crate::pipe::{Inbound, Out, PipeId, PipeRx, TAKE_CHUNK, TAKE_WHOLE, Taken, push_made};
 use crate::shared::SocketShared;
 use crate::stop::Stop;
 use crate::stream_io::{ReadOutcome, Recycler, read_some, write_some};
@@ -891,7 +891,8 @@ impl<'a> Session<'a> {
 fn take(batch: &mut Vec<Inbound>, recycler: &mut Recycler, pipe: Option<u64>, msg: Message) {
     if let Some(pipe) = pipe {
         recycler.watch(&msg);
-        // With room known, the item is written straight into its slot.
+        // With room known, the item is written straight into its slot
+        // (`push_made`, as a staged send is).
         // A plain `push_back` built it on the stack first (it must outlive
         // the call that may grow the queue) in 8-byte stores and copied it
         // in 16-byte loads that straddled them: no store forwarding, a
@@ -902,20 +903,8 @@ fn take(batch: &mut Vec<Inbound>, recycler: &mut Recycler, pipe: Option<u64>, ms
         // 16-byte loads (about 3 % of a pinned PUSH/PULL pair's samples).
         // Building it by value in the decoder, or watching it after the
         // push, left that copy as it was.
-        if batch.len() < batch.capacity() {
-            batch.push(Inbound::new(pipe, msg));
-        } else {
-            grow_and_push(batch, Inbound::new(pipe, msg));
-        }
+        push_made(batch, || Inbound::new(pipe, msg));
     }
-}
-
-/// [`take`]'s push when the batch must grow (rarely: the batch keeps its
-/// room from turn to turn).
-#[cold]
-#[inline(never)]
-fn grow_and_push(batch: &mut Vec<Inbound>, item: Inbound) {
-    batch.push(item);
 }
 
 /// Encodes a taken item into the connection's output, counting messages
